@@ -1,0 +1,108 @@
+#include "app/cli_options.h"
+
+#include <ATen/Parallel.h>
+#include <dlfcn.h>
+
+#include <iostream>
+
+#include "common/error.h"
+
+namespace difffit {
+
+void add_model_options(po::options_description& options) {
+  options.add_options()
+      ("model", po::value<std::string>()->default_value("DiT-XL/2"), "preset (DiT-S/2 ... DiT-XL/8) or 'custom'")
+      ("depth", po::value<int64_t>(), "number of blocks (custom, or override)")
+      ("hidden-size", po::value<int64_t>(), "hidden size D")
+      ("num-heads", po::value<int64_t>(), "attention heads")
+      ("patch-size", po::value<int64_t>(), "patch size p")
+      ("input-size", po::value<int64_t>()->default_value(32), "model-space side (latent: image/8)")
+      ("in-channels", po::value<int64_t>()->default_value(4), "input channels (4 = SD VAE latents)")
+      ("num-classes", po::value<int64_t>()->default_value(1000), "classes (the table adds a null row)")
+      ("learn-sigma", po::value<std::string>()->default_value("true"), "true|false: predict the variance")
+      ("class-dropout-prob", po::value<double>()->default_value(0.1), "label dropout for CFG (0 = no null row)")
+      ("pos-embed-scale", po::value<double>()->default_value(1.0),
+       "sin-cos coordinate scale (G_old/G_new for the 256->512 transfer trick)");
+}
+
+DiTConfig model_config_from(const po::variables_map& vm) {
+  const std::string name = vm["model"].as<std::string>();
+  DiTConfig config;
+  if (name == "custom") {
+    for (const char* flag : {"depth", "hidden-size", "num-heads", "patch-size"}) {
+      if (!vm.count(flag)) throw_usage(std::string("--model custom needs --") + flag);
+    }
+  } else {
+    config = dit_preset(name);
+  }
+  if (vm.count("depth")) config.depth = vm["depth"].as<int64_t>();
+  if (vm.count("hidden-size")) config.hidden_size = vm["hidden-size"].as<int64_t>();
+  if (vm.count("num-heads")) config.num_heads = vm["num-heads"].as<int64_t>();
+  if (vm.count("patch-size")) config.patch_size = vm["patch-size"].as<int64_t>();
+  config.input_size = vm["input-size"].as<int64_t>();
+  config.in_channels = vm["in-channels"].as<int64_t>();
+  config.num_classes = vm["num-classes"].as<int64_t>();
+  const std::string sigma = vm["learn-sigma"].as<std::string>();
+  if (sigma != "true" && sigma != "false") throw_usage("--learn-sigma: expected true or false, got '" + sigma + "'");
+  config.learn_sigma = sigma == "true";
+  config.class_dropout_prob = vm["class-dropout-prob"].as<double>();
+  config.pos_embed_scale = vm["pos-embed-scale"].as<double>();
+  config.validate();
+  return config;
+}
+
+void add_method_options(po::options_description& options, const std::string& default_method) {
+  auto method = po::value<std::string>();
+  if (!default_method.empty()) method->default_value(default_method);
+  options.add_options()
+      ("method", method, "full | bitfit | difffit | lora | vpt-deep | adaptformer")
+      ("option", po::value<std::vector<std::string>>()->composing(),
+       "method option key=value, repeatable (e.g. rank=16, blocks=first:14, sites=branches,qkv, "
+       "mode=sequential, bottleneck=64, prompts=10, lr_mult=10)");
+}
+
+MethodConfig method_config_from(const po::variables_map& vm) {
+  std::vector<std::pair<std::string, std::string>> options;
+  if (vm.count("option")) {
+    for (const auto& text : vm["option"].as<std::vector<std::string>>()) options.push_back(split_option(text));
+  }
+  return make_method_config(vm["method"].as<std::string>(), options);
+}
+
+void add_thread_option(po::options_description& options) {
+  options.add_options()("threads", po::value<int>()->default_value(1),
+                        "intra-op threads (one rank per core with 1 thread is fastest on CPU)");
+}
+
+void apply_thread_option(const po::variables_map& vm) {
+  int threads = vm["threads"].as<int>();
+  if (threads < 1) throw_usage("--threads must be at least 1");
+  at::set_num_threads(threads);
+  // Debian's OpenBLAS ignores torch's setting; set it directly when it is the BLAS in use.
+  using SetThreads = void (*)(int);
+  if (auto set_blas = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
+    set_blas(threads);
+  }
+}
+
+bool parse_command_line(const std::string& command, const std::string& summary, int argc, char** argv,
+                        po::options_description& options, po::variables_map& vm,
+                        const po::positional_options_description* positional) {
+  options.add_options()("help,h", "show this help");
+  try {
+    po::command_line_parser parser(argc, argv);
+    parser.options(options);
+    if (positional) parser.positional(*positional);
+    po::store(parser.run(), vm);
+    if (vm.count("help")) {
+      std::cout << "usage: difffit " << command << " [options]\n" << summary << "\n\n" << options << "\n";
+      return false;
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw_usage(command + ": " + e.what() + " (see difffit " + command + " --help)");
+  }
+  return true;
+}
+
+}  // namespace difffit

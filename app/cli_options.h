@@ -1,0 +1,36 @@
+// Command-line pieces shared by the subcommands: model shape flags, method flags,
+// threads. Every command that builds a model takes the same shape flags.
+#pragma once
+
+#include <boost/program_options.hpp>
+
+#include <string>
+#include <vector>
+
+#include "worker/model/dit_config.h"
+#include "worker/model/method_config.h"
+
+namespace difffit {
+
+namespace po = boost::program_options;
+
+// --model --depth --hidden-size --num-heads --patch-size --input-size --in-channels
+// --num-classes --learn-sigma --class-dropout-prob --pos-embed-scale
+void add_model_options(po::options_description& options);
+// Flags override a preset; `custom` needs --depth --hidden-size --num-heads --patch-size.
+DiTConfig model_config_from(const po::variables_map& vm);
+
+// --method --option k=v (repeatable)
+void add_method_options(po::options_description& options, const std::string& default_method);
+MethodConfig method_config_from(const po::variables_map& vm);
+
+// --threads (intra-op threads for LibTorch and OpenBLAS)
+void add_thread_option(po::options_description& options);
+void apply_thread_option(const po::variables_map& vm);
+
+// Parses argv for one subcommand; prints help and returns false on --help.
+bool parse_command_line(const std::string& command, const std::string& summary, int argc, char** argv,
+                        po::options_description& options, po::variables_map& vm,
+                        const po::positional_options_description* positional = nullptr);
+
+}  // namespace difffit

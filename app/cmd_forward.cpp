@@ -1,0 +1,102 @@
+// difffit forward: the model on given inputs, for checking against the reference.
+#include <ATen/ATen.h>
+#include <torch/types.h>
+
+#include "app/cli_options.h"
+#include "app/commands.h"
+#include "common/error.h"
+#include "common/hdf5_tensors.h"
+#include "common/logging.h"
+#include "worker/model/build_model.h"
+
+namespace difffit {
+namespace {
+
+void check_inputs(const Hdf5Reader& in, const at::Tensor& x, const at::Tensor& t, const at::Tensor& y,
+                  const DiTConfig& config) {
+  const int64_t n = x.size(0);
+  if (x.size(1) != config.in_channels || x.size(2) != config.input_size || x.size(3) != config.input_size) {
+    throw_data(in.path() + ": dataset 'x' has shape " + c10::str(x.sizes()) + ", the model expects (N, " +
+               std::to_string(config.in_channels) + ", " + std::to_string(config.input_size) + ", " +
+               std::to_string(config.input_size) + ")");
+  }
+  if (t.size(0) != n || y.size(0) != n) {
+    throw_data(in.path() + ": datasets 't' and 'y' must have N = " + std::to_string(n) + " entries");
+  }
+  if (t.numel() && (t.min().item<int64_t>() < 0)) throw_data(in.path() + ": dataset 't' has negative timesteps");
+  const int64_t rows = config.class_table_rows();
+  if (y.numel() && (y.min().item<int64_t>() < 0 || y.max().item<int64_t>() >= rows)) {
+    throw_data(in.path() + ": dataset 'y' has labels outside 0.." + std::to_string(rows - 1) +
+               " (check --num-classes)");
+  }
+}
+
+// Runs `fn` over row batches of size `batch` (0 = all at once) and concatenates.
+template <typename Fn>
+at::Tensor batched(int64_t n, int64_t batch, Fn fn) {
+  if (batch <= 0 || batch >= n) return fn(0, n);
+  std::vector<at::Tensor> parts;
+  for (int64_t start = 0; start < n; start += batch) parts.push_back(fn(start, std::min(batch, n - start)));
+  return at::cat(parts, 0);
+}
+
+}  // namespace
+
+int run_forward_command(int argc, char** argv) {
+  po::options_description options("forward options");
+  options.add_options()
+      ("checkpoint", po::value<std::string>()->required(), "DiT weights (.pt from torch.save, or safetensors)")
+      ("delta", po::value<std::string>()->default_value(""), "fine-tuned delta to apply on top")
+      ("inputs", po::value<std::string>()->required(), "HDF5 with x (float32 N,C,H,W), t (int64 N), y (int64 N)")
+      ("output", po::value<std::string>()->required(), "HDF5 to write: out, and out_cfg with --cfg-scale")
+      ("cfg-scale", po::value<double>(), "also write out_cfg: first half of forward_with_cfg([x;x],[t;t],[y;null])")
+      ("cfg-channels", po::value<std::string>()->default_value("reference"),
+       "channels CFG guides: reference (first 3) | eps | all")
+      ("batch-size", po::value<int64_t>()->default_value(0), "rows per forward pass (0 = all)");
+  add_model_options(options);
+  add_thread_option(options);
+  po::variables_map vm;
+  if (!parse_command_line("forward", "Runs the DiT in eval mode on inputs from HDF5.", argc, argv, options, vm)) {
+    return 0;
+  }
+  apply_thread_option(vm);
+  DiTConfig config = model_config_from(vm);
+  CfgChannels cfg_channels = parse_cfg_channels(vm["cfg-channels"].as<std::string>());
+
+  Hdf5Reader in(vm["inputs"].as<std::string>());
+  at::Tensor x = in.read("x", at::kFloat, 4);
+  at::Tensor t = in.read("t", at::kLong, 1);
+  at::Tensor y = in.read("y", at::kLong, 1);
+  check_inputs(in, x, t, y, config);
+
+  ModelSource source;
+  source.checkpoint = vm["checkpoint"].as<std::string>();
+  source.delta = vm["delta"].as<std::string>();
+  DiT model = build_model(config, source);
+  model->eval();
+  torch::NoGradGuard no_grad;
+
+  const int64_t n = x.size(0), batch = vm["batch-size"].as<int64_t>();
+  Hdf5Writer out(vm["output"].as<std::string>());
+  out.write("out", batched(n, batch, [&](int64_t s, int64_t k) {
+              return model->forward(x.narrow(0, s, k), t.narrow(0, s, k), y.narrow(0, s, k));
+            }));
+  if (vm.count("cfg-scale")) {
+    const double scale = vm["cfg-scale"].as<double>();
+    out.write("out_cfg", batched(n, batch, [&](int64_t s, int64_t k) {
+                at::Tensor xs = x.narrow(0, s, k), ts = t.narrow(0, s, k), ys = y.narrow(0, s, k);
+                at::Tensor null = at::full_like(ys, model->null_class());
+                at::Tensor guided = model->forward_with_cfg(at::cat({xs, xs}), at::cat({ts, ts}),
+                                                            at::cat({ys, null}), scale, cfg_channels);
+                return guided.narrow(0, 0, k);
+              }));
+    out.write_string_attribute("cfg_scale", std::to_string(scale));
+  }
+  out.write_string_attribute("model", config.to_key_values());
+  out.write_string_attribute("checkpoint", source.checkpoint);
+  out.commit();
+  log()->info("[forward] wrote {} rows to {}", n, vm["output"].as<std::string>());
+  return 0;
+}
+
+}  // namespace difffit

@@ -1,0 +1,12 @@
+// The difffit subcommands. Each parses its own options (argv[0] is the command name)
+// and returns the process exit code.
+#pragma once
+
+namespace difffit {
+
+int run_forward_command(int argc, char** argv);
+int run_params_command(int argc, char** argv);
+int run_merge_command(int argc, char** argv);
+int run_demo_command(int argc, char** argv);
+
+}  // namespace difffit

@@ -1,0 +1,63 @@
+// difffit: git-style subcommands; errors become a clear message and an exit code
+// (0 done, 2 bad usage/config, 3 bad data/IO, 1 internal).
+#include <c10/util/Exception.h>
+
+#include <cstring>
+#include <functional>
+#include <iostream>
+#include <map>
+
+#include "app/commands.h"
+#include "common/error.h"
+#include "common/logging.h"
+
+namespace {
+
+struct Command {
+  std::function<int(int, char**)> run;
+  const char* summary;
+};
+
+const std::map<std::string, Command>& commands() {
+  static const std::map<std::string, Command> table = {
+      {"forward", {difffit::run_forward_command, "run the DiT on inputs from HDF5 (x, t, y) and write its output"}},
+      {"params", {difffit::run_params_command, "count total and trainable parameters per fine-tuning method"}},
+      {"merge", {difffit::run_merge_command, "fold a linear delta (DiffFit, LoRA, BitFit) into a plain DiT checkpoint"}},
+      {"demo", {difffit::run_demo_command, "a short end-to-end demonstration of what works"}},
+  };
+  return table;
+}
+
+void print_usage() {
+  std::cout << "usage: difffit <command> [options]   (difffit <command> --help for its options)\n\ncommands:\n";
+  for (const auto& [name, command] : commands()) {
+    std::cout << "  " << name << std::string(10 - std::min<size_t>(name.size(), 9), ' ') << command.summary << "\n";
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
+    print_usage();
+    return argc < 2 ? 2 : 0;
+  }
+  auto it = commands().find(argv[1]);
+  if (it == commands().end()) {
+    std::cerr << "difffit: unknown command '" << argv[1] << "'\n";
+    print_usage();
+    return 2;
+  }
+  try {
+    return it->second.run(argc - 1, argv + 1);
+  } catch (const difffit::Error& e) {
+    difffit::log()->error("{}", e.what());
+    return e.exit_code();
+  } catch (const c10::Error& e) {
+    difffit::log()->error("LibTorch: {}", e.what_without_backtrace());
+    return 1;
+  } catch (const std::exception& e) {
+    difffit::log()->error("{}", e.what());
+    return 1;
+  }
+}

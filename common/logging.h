@@ -1,0 +1,25 @@
+// One rank-aware logger for the whole program. Messages carry the MPI rank and
+// a [module] prefix chosen at the call site: log()->info("[model] ...").
+#pragma once
+
+#include <spdlog/spdlog.h>
+
+#include <memory>
+#include <string>
+
+namespace difffit {
+
+struct LoggingOptions {
+  int rank = 0;                // MPI rank shown in every line
+  std::string level = "info";  // trace|debug|info|warn|error|off
+  std::string log_file;        // also write to this file when not empty (one per rank)
+  bool quiet_non_zero_ranks = true;  // ranks > 0 print warnings and worse to the terminal
+};
+
+// Replaces the default logger; safe to call more than once.
+void init_logging(const LoggingOptions& options);
+
+// The process-wide logger (a terminal logger until init_logging is called).
+std::shared_ptr<spdlog::logger> log();
+
+}  // namespace difffit

@@ -1,0 +1,20 @@
+#include "common/state_dict_file.h"
+
+#include <fstream>
+
+#include "common/error.h"
+#include "common/safetensors.h"
+#include "common/torch_checkpoint.h"
+
+namespace difffit {
+
+StateDict load_state_dict_file(const std::string& path, const std::string& select,
+                               TensorFileMetadata* metadata) {
+  if (!std::ifstream(path).good()) throw_io(path + ": checkpoint file not found or unreadable");
+  if (is_zip_file(path)) return load_torch_checkpoint(path, select);
+  if (is_safetensors_file(path)) return load_safetensors(path, metadata);
+  throw_data(path + ": not a PyTorch zip checkpoint nor a safetensors file "
+                    "(legacy pre-1.6 .pt files: re-save with torch.save(sd, f) in PyTorch >= 1.6)");
+}
+
+}  // namespace difffit

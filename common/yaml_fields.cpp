@@ -1,0 +1,71 @@
+#include "common/yaml_fields.h"
+
+#include "common/error.h"
+
+namespace difffit {
+
+YamlSection::YamlSection(YAML::Node node, std::string source, std::string path)
+    : node_(std::move(node)), source_(std::move(source)), path_(std::move(path)) {}
+
+YamlSection YamlSection::load_file(const std::string& file) {
+  try {
+    YAML::Node root = YAML::LoadFile(file);
+    if (!root.IsMap()) throw_config(file + ": the top level must be a mapping");
+    return YamlSection(root, file);
+  } catch (const YAML::BadFile&) {
+    throw_io(file + ": cannot open config file");
+  } catch (const YAML::ParserException& e) {
+    throw_config(file + ": YAML syntax error: " + e.what());
+  }
+}
+
+std::string YamlSection::where(const std::string& key) const {
+  return source_ + ": " + (path_.empty() ? key : path_ + "." + key);
+}
+
+bool YamlSection::has(const std::string& key) const { return node_.IsMap() && node_[key]; }
+
+YamlSection YamlSection::child(const std::string& key) const {
+  if (!has(key)) throw_config(where(key) + ": missing section");
+  YAML::Node sub = node_[key];
+  if (!sub.IsMap()) throw_config(where(key) + ": expected a mapping");
+  return YamlSection(sub, source_, path_.empty() ? key : path_ + "." + key);
+}
+
+namespace {
+template <typename T>
+void read_scalar(const YamlSection& section, const std::string& key, T& out, const char* what) {
+  if (!section.has(key)) return;
+  const YAML::Node value = section.node()[key];
+  if (!value.IsScalar()) throw_config(section.where(key) + ": expected " + what);
+  try {
+    out = value.as<T>();
+  } catch (const YAML::Exception&) {
+    throw_config(section.where(key) + ": expected " + what + ", got '" + value.Scalar() + "'");
+  }
+}
+}  // namespace
+
+void YamlSection::read(const std::string& key, int64_t& out) const { read_scalar(*this, key, out, "an integer"); }
+void YamlSection::read(const std::string& key, int& out) const { read_scalar(*this, key, out, "an integer"); }
+void YamlSection::read(const std::string& key, double& out) const { read_scalar(*this, key, out, "a number"); }
+void YamlSection::read(const std::string& key, bool& out) const { read_scalar(*this, key, out, "true or false"); }
+void YamlSection::read(const std::string& key, std::string& out) const { read_scalar(*this, key, out, "a string"); }
+
+std::vector<std::string> YamlSection::keys() const {
+  std::vector<std::string> result;
+  if (!node_.IsMap()) return result;
+  for (const auto& item : node_) result.push_back(item.first.as<std::string>());
+  return result;
+}
+
+void YamlSection::require_known_keys(const std::set<std::string>& known) const {
+  for (const auto& key : keys()) {
+    if (known.count(key)) continue;
+    std::string list;
+    for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+    throw_config(where(key) + ": unknown field (known: " + list + ")");
+  }
+}
+
+}  // namespace difffit

@@ -1,0 +1,76 @@
+// Read-only ZIP reader over a memory-mapped file. PyTorch's zip checkpoints
+// store tensor data uncompressed, so stored entries are handed out as pointers
+// into the mapping (no copy); deflated entries are inflated with zlib.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace difffit {
+
+// A read-only mapping of a whole file. Throws difffit::Error (IO) if the file
+// cannot be opened or mapped.
+class MappedFile {
+ public:
+  explicit MappedFile(const std::string& path);
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  const std::uint8_t* data() const { return data_; }
+  std::size_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  const std::uint8_t* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+struct ZipEntry {
+  std::string name;
+  std::uint16_t method = 0;  // 0 = stored, 8 = deflate
+  std::uint32_t crc32 = 0;
+  std::uint64_t compressed_size = 0;
+  std::uint64_t uncompressed_size = 0;
+  std::uint64_t local_header_offset = 0;  // relative to the start of the zip data
+  std::uint64_t data_offset = 0;          // absolute offset of the entry's bytes in the file
+};
+
+// The bytes of one entry. `data` points either into the archive's mapping
+// (stored entries; valid while the ZipArchive lives) or into `owned`.
+struct ZipEntryData {
+  const std::uint8_t* data = nullptr;
+  std::size_t size = 0;
+  std::shared_ptr<std::vector<std::uint8_t>> owned;
+};
+
+class ZipArchive {
+ public:
+  // Maps the file and parses the central directory (ZIP64 aware). Throws
+  // difffit::Error (Data) naming the file if it is not a well-formed archive.
+  explicit ZipArchive(const std::string& path);
+
+  const std::string& path() const { return file_.path(); }
+  const std::vector<ZipEntry>& entries() const { return entries_; }
+  // nullptr if there is no entry of that exact name.
+  const ZipEntry* find(const std::string& name) const;
+
+  // Returns the entry's bytes: zero-copy for stored entries, inflated for
+  // deflated ones. With verify_crc the CRC-32 is checked (always for deflate).
+  ZipEntryData read(const ZipEntry& entry, bool verify_crc = true) const;
+
+ private:
+  MappedFile file_;
+  std::vector<ZipEntry> entries_;
+  std::unordered_map<std::string, std::size_t> index_;
+};
+
+// CRC-32 (zlib) of a buffer of any size.
+std::uint32_t zip_crc32(const std::uint8_t* data, std::size_t size, std::uint32_t crc = 0);
+
+}  // namespace difffit

@@ -1,0 +1,91 @@
+// The difffit binary as a user meets it: outputs, exit codes and messages.
+#include <ATen/ATen.h>
+
+#include <regex>
+
+#include "common/hdf5_tensors.h"
+#include "test_support.h"
+
+namespace difffit {
+namespace {
+
+using testing::run_difffit;
+using testing::TempDir;
+
+const char* kSmallModel =
+    " --model custom --depth 2 --hidden-size 64 --num-heads 4 --patch-size 2 --input-size 8 --num-classes 7";
+
+class CliForward : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    testing::run_python("make_dit_fixture.py", dir_->path().string() + " 2 64 4 2 8 4 7 true 1.5");
+  }
+  static void TearDownTestSuite() { delete dir_; }
+  static TempDir* dir_;
+};
+TempDir* CliForward::dir_ = nullptr;
+
+TEST_F(CliForward, MatchesTheReferenceOutputsWithAndWithoutCfg) {
+  const std::string out = dir_->file("out.h5");
+  auto r = run_difffit("forward --checkpoint " + dir_->file("model.pt") + kSmallModel + " --inputs " +
+                       dir_->file("inputs.h5") + " --output " + out + " --cfg-scale 1.5");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  Hdf5Reader got(out), want(dir_->file("expected.h5"));
+  EXPECT_TRUE(at::allclose(got.read("out", at::kFloat), want.read("out", at::kFloat), 1e-4, 1e-5));
+  EXPECT_TRUE(at::allclose(got.read("out_cfg", at::kFloat), want.read("out_cfg", at::kFloat), 1e-4, 1e-5));
+}
+
+TEST_F(CliForward, BadInputsGiveAClearMessageAndExitCode) {
+  auto missing = run_difffit("forward --checkpoint " + dir_->file("model.pt") + kSmallModel +
+                             " --inputs /nonexistent/in.h5 --output " + dir_->file("o.h5"));
+  EXPECT_EQ(missing.exit_code, 3) << missing.output;
+  EXPECT_NE(missing.output.find("/nonexistent/in.h5"), std::string::npos) << missing.output;
+
+  auto wrong_classes = run_difffit("forward --checkpoint " + dir_->file("model.pt") +
+                                   " --model custom --depth 2 --hidden-size 64 --num-heads 4 --patch-size 2"
+                                   " --input-size 8 --num-classes 9 --inputs " + dir_->file("inputs.h5") +
+                                   " --output " + dir_->file("o.h5"));
+  EXPECT_EQ(wrong_classes.exit_code, 3) << wrong_classes.output;
+  EXPECT_NE(wrong_classes.output.find("y_embedder.embedding_table.weight"), std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists(dir_->file("o.h5")));  // nothing half-written
+
+  auto wrong_size = run_difffit("forward --checkpoint " + dir_->file("model.pt") +
+                                " --model custom --depth 2 --hidden-size 64 --num-heads 4 --patch-size 2"
+                                " --input-size 16 --num-classes 7 --inputs " + dir_->file("inputs.h5") +
+                                " --output " + dir_->file("o.h5"));
+  EXPECT_EQ(wrong_size.exit_code, 3) << wrong_size.output;
+  EXPECT_NE(wrong_size.output.find("dataset 'x'"), std::string::npos) << wrong_size.output;
+}
+
+TEST(CliParams, ReportsThePapersCountsAsJson) {
+  auto r = run_difffit("params --model DiT-XL/2 --num-classes 101 --method lora --option rank=16 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("\"trainable\": 2181888"), std::string::npos) << r.output;
+  auto a = run_difffit("params --model DiT-XL/2 --num-classes 101 --method adaptformer --option bottleneck=64 "
+                       "--option mode=sequential --json");
+  EXPECT_NE(a.output.find("\"trainable\": 4280320"), std::string::npos) << a.output;
+  auto all = run_difffit("params --model DiT-XL/2 --num-classes 101");
+  ASSERT_EQ(all.exit_code, 0) << all.output;
+  EXPECT_TRUE(std::regex_search(all.output, std::regex("bitfit +607,136")));
+  EXPECT_TRUE(std::regex_search(all.output, std::regex("lora +1,149,696")));
+}
+
+TEST(CliUsage, UnknownThingsAreUsageErrors) {
+  EXPECT_EQ(run_difffit("frobnicate").exit_code, 2);
+  auto m = run_difffit("params --method nope");
+  EXPECT_EQ(m.exit_code, 2);
+  EXPECT_NE(m.output.find("unknown method 'nope'"), std::string::npos) << m.output;
+  auto o = run_difffit("params --method difffit --option rank=3");
+  EXPECT_EQ(o.exit_code, 2);
+  EXPECT_NE(o.output.find("no option 'rank'"), std::string::npos) << o.output;
+  EXPECT_EQ(run_difffit("params --model custom --depth 2").exit_code, 2);
+  for (const char* command : {"forward", "params", "merge", "demo"}) {
+    auto h = run_difffit(std::string(command) + " --help");
+    EXPECT_EQ(h.exit_code, 0) << command;
+    EXPECT_NE(h.output.find("usage: difffit " + std::string(command)), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace difffit

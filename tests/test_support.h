@@ -1,0 +1,62 @@
+// Helpers shared by the tests: temporary folders, running the Python reference
+// scripts and the difffit binary.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <sys/wait.h>
+
+namespace difffit::testing {
+
+// A fresh folder under the system temp dir, removed at the end of the scope.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "difffit-test-XXXXXX").string();
+    path_ = ::mkdtemp(pattern.data());
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr together
+};
+
+inline CommandResult run_command(const std::string& command) {
+  CommandResult result;
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  if (!pipe) return result;
+  std::array<char, 4096> buffer{};
+  size_t n;
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) result.output.append(buffer.data(), n);
+  int status = ::pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+// Runs tests/python/SCRIPT with the test Python (the one with PyTorch); fails the test on error.
+inline std::string run_python(const std::string& script, const std::string& args) {
+  CommandResult r = run_command(std::string(DIFFFIT_PYTHON) + " " + DIFFFIT_TEST_SCRIPTS + "/" + script + " " + args);
+  EXPECT_EQ(r.exit_code, 0) << script << " failed:\n" << r.output;
+  return r.output;
+}
+
+inline CommandResult run_difffit(const std::string& args) {
+  return run_command(std::string(DIFFFIT_BINARY) + " " + args);
+}
+
+}  // namespace difffit::testing
