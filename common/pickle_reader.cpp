@@ -12,6 +12,32 @@ namespace difffit {
 
 using Kind = PickleValue::Kind;
 
+namespace {
+// Moves a value's children to `out`, leaving it childless.
+void detach_children(PickleValue& v, std::vector<PickleValuePtr>& out) {
+  for (auto& it : v.items) out.push_back(std::move(it));
+  for (auto& kv : v.entries) {
+    out.push_back(std::move(kv.first));
+    out.push_back(std::move(kv.second));
+  }
+  v.items.clear();
+  v.entries.clear();
+  for (PickleValuePtr* p : {&v.callable, &v.args, &v.state, &v.pid})
+    if (*p) out.push_back(std::move(*p));
+}
+}  // namespace
+
+PickleValue::~PickleValue() {
+  std::vector<PickleValuePtr> pending;
+  detach_children(*this, pending);
+  while (!pending.empty()) {
+    PickleValuePtr v = std::move(pending.back());
+    pending.pop_back();
+    // Sole owner: empty it first so its destruction below does not recurse.
+    if (v && v.use_count() == 1) detach_children(*v, pending);
+  }
+}
+
 PickleValuePtr PickleValue::make(Kind k) {
   auto v = std::make_shared<PickleValue>();
   v->kind = k;
@@ -275,7 +301,7 @@ class Unpickler {
         case LONG_BINPUT: memo_[u32()] = top(); break;
         case PUT: memo_[static_cast<std::uint64_t>(parse_int(line()))] = top(); break;
         case MEMOIZE: {
-          const std::uint64_t idx = memo_.size() + 1;
+          const std::uint64_t idx = memo_.size();
           memo_[idx] = top();
           break;
         }

@@ -47,6 +47,11 @@ struct PickleValue {
   std::vector<std::pair<PickleValuePtr, PickleValuePtr>> entries;
   PickleValuePtr callable, args, state, pid;
 
+  PickleValue() = default;
+  PickleValue(const PickleValue&) = default;
+  PickleValue& operator=(const PickleValue&) = default;
+  ~PickleValue();  // iterative, so deeply nested (hostile) pickles cannot overflow the stack
+
   bool is(Kind k) const { return kind == k; }
   bool is_string() const { return kind == Kind::String; }
   // "module.name" for a Global, or the callable's name for an Object; else "".

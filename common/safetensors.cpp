@@ -229,7 +229,7 @@ class JsonParser {
             pos_ += 2;
             const unsigned lo = hex4();
             if (lo < 0xDC00 || lo > 0xDFFF) fail("bad low surrogate");
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00) + 1;
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
           } else if (cp >= 0xDC00 && cp < 0xE000) {
             fail("unpaired surrogate");
           }
@@ -525,7 +525,7 @@ void save_safetensors(const std::string& path, const StateDict& tensors, const T
     data.push_back(std::move(t));
   }
   json += "}";
-    // 8 + header length stays 8-byte aligned
+  json.append((8 - json.size() % 8) % 8, ' ');  // 8 + header length stays 8-byte aligned
 
   const std::string tmp = path + ".tmp";
   Fd fd(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);

@@ -169,12 +169,13 @@ class CheckpointReader {
   at::Tensor tensor(const PickleValuePtr& v, const std::string& where) {
     const auto it = cache_.find(v.get());
     if (it != cache_.end()) return it->second;
-    at::Tensor t = rebuild(v->qualified_name(), v->args, where);
+    at::Tensor t = rebuild(v->qualified_name(), v->args, where, 0);
     cache_.emplace(v.get(), t);
     return t;
   }
 
-  at::Tensor rebuild(const std::string& fn, const PickleValuePtr& args_ptr, const std::string& where) {
+  at::Tensor rebuild(const std::string& fn, const PickleValuePtr& args_ptr, const std::string& where, int depth) {
+    if (depth > 8) fail(where, "tensor rebuild calls nested too deeply");
     if (!args_ptr || !args_ptr->is(Kind::Tuple)) fail(where, fn + " called without an argument tuple");
     const PickleValue& args = *args_ptr;
     const std::size_t n = args.items.size();
@@ -192,12 +193,12 @@ class CheckpointReader {
     if (fn == "torch._utils._rebuild_parameter" || fn == "torch._utils._rebuild_parameter_with_state") {
       need(1);  // (tensor, requires_grad, backward_hooks[, state]): the data is all we keep
       if (!is_tensor(args.items[0])) fail(where, "parameter data is " + args.items[0]->describe());
-      return tensor(args.items[0], where);
+      return rebuild(args.items[0]->qualified_name(), args.items[0]->args, where, depth + 1);
     }
     if (fn == "torch._tensor._rebuild_from_type_v2") {  // (func, subclass, func_args, state)
       need(3);
       if (!args.items[0]->is(Kind::Global)) fail(where, "bad _rebuild_from_type_v2 call");
-      return rebuild(args.items[0]->qualified_name(), args.items[2], where);
+      return rebuild(args.items[0]->qualified_name(), args.items[2], where, depth + 1);
     }
     fail(where, "unsupported tensor kind (rebuilt by " + fn + ")");
   }
@@ -361,8 +362,7 @@ class ZipWriter {
     const std::size_t zip64_len = 4 + 16;
     std::size_t unpadded = offset_ + 30 + name.size() + zip64_len;
     std::size_t pad = (64 - unpadded % 64) % 64;
-    if (pad > 0 && pad < 4) pad += 64;
-    pad = 0;  // the padding field needs its own 4-byte header
+    if (pad > 0 && pad < 4) pad += 64;  // the padding field needs its own 4-byte header
     h.u16(static_cast<std::uint16_t>(name.size()));
     h.u16(static_cast<std::uint16_t>(zip64_len + pad));
     h.raw(name);
@@ -463,7 +463,7 @@ StateDict load_torch_checkpoint(const std::string& path, const std::string& sele
       return reader.tensors_of(*d, "'" + select + "'/");
     }
     // A training dict: the first of these that holds tensors wins.
-    for (const char* key : {"model", "ema", "state_dict"}) {
+    for (const char* key : {"ema", "model", "state_dict"}) {
       const PickleValue* d = CheckpointReader::as_dict(top->get(key));
       if (d != nullptr && CheckpointReader::count_tensors(*d) > 0) return reader.tensors_of(*d, std::string("'") + key + "'/");
     }

@@ -19,6 +19,8 @@ StateDict load_torch_checkpoint(const std::string& path, const std::string& sele
 
 // Writes a zip-format file that Python's torch.load() reads back as an OrderedDict of tensors (protocol 2 pickle,
 // 64-byte-aligned stored entries, `archive/version` = 3, data.pkl, data/<i>). Atomic: writes path + ".tmp" then renames.
+// Also writes `archive/byteorder` = "little" (read by torch 2.x). Throws difffit::Error (Data) for an undefined,
+// non-dense or unsupported-dtype tensor, (IO) when the file cannot be written.
 void save_torch_state_dict(const std::string& path, const StateDict& tensors);
 
 bool is_zip_file(const std::string& path);  // magic check

@@ -137,7 +137,7 @@ ZipArchive::ZipArchive(const std::string& path) : file_(path) {
   if (eocd >= kZip64LocatorSize && rd32(base + eocd - kZip64LocatorSize) == kZip64LocatorSig) {
     const std::uint8_t* loc = base + eocd - kZip64LocatorSize;
     std::uint64_t rec = rd64(loc + 8);
-    if (rec > size - kZip64EndSize || rd32(base + rec) != kZip64EndSig) {
+    if (size < kZip64EndSize || rec > size - kZip64EndSize || rd32(base + rec) != kZip64EndSig) {
       // The offset is relative to the zip start; with prepended data, use the
       // record that normally sits directly before the locator.
       if (eocd < kZip64LocatorSize + kZip64EndSize) corrupt(path, "bad ZIP64 end-of-central-directory locator");

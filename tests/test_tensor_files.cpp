@@ -31,8 +31,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// The project build passes the script folder; a standalone build finds it next to this file.
 std::string fixture_script() {
-#ifdef DIFFFIT_TORCH_FIXTURE_SCRIPT
+#if defined(DIFFFIT_TEST_SCRIPTS)
+  return std::string(DIFFFIT_TEST_SCRIPTS) + "/make_torch_fixtures.py";
+#elif defined(DIFFFIT_TORCH_FIXTURE_SCRIPT)
   return DIFFFIT_TORCH_FIXTURE_SCRIPT;
 #else
   return (fs::path(__FILE__).parent_path() / "python" / "make_torch_fixtures.py").string();
@@ -461,6 +464,20 @@ TEST_F(TensorFiles, PickleReaderErrorsNameOpcodeAndOffset) {
   EXPECT_DATA_ERROR(read_pickle(underflow, sizeof underflow, "ctx.pkl"), "stack underflow", "offset 2");
   const std::uint8_t no_stop[] = {0x80, 0x02, 'N'};
   EXPECT_DATA_ERROR(read_pickle(no_stop, sizeof no_stop, "ctx.pkl"), "truncated", "offset 3");
+}
+
+TEST_F(TensorFiles, PickleReaderSurvivesDeepNesting) {
+  // [[[[...]]]] a million levels deep: building and freeing must not recurse per level.
+  const std::size_t depth = 1000000;
+  std::vector<std::uint8_t> p = {0x80, 0x02};
+  p.insert(p.end(), depth, ']');
+  p.insert(p.end(), depth - 1, 'a');
+  p.push_back('.');
+  PickleValuePtr v = read_pickle(p.data(), p.size(), "deep.pkl");
+  std::size_t levels = 1;
+  for (const PickleValue* x = v.get(); !x->items.empty(); x = x->items[0].get()) ++levels;
+  EXPECT_EQ(levels, depth);
+  v.reset();
 }
 
 // ---- safetensors ----
