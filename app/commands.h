@@ -8,5 +8,11 @@ int run_forward_command(int argc, char** argv);
 int run_params_command(int argc, char** argv);
 int run_merge_command(int argc, char** argv);
 int run_demo_command(int argc, char** argv);
+int run_prepare_command(int argc, char** argv);
+int run_fid_command(int argc, char** argv);
+int run_sample_command(int argc, char** argv);
+int run_loss_command(int argc, char** argv);
+int run_run_command(int argc, char** argv);
+int run_bench_command(int argc, char** argv);
 
 }  // namespace difffit

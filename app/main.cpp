@@ -24,6 +24,12 @@ const std::map<std::string, Command>& commands() {
       {"params", {difffit::run_params_command, "count total and trainable parameters per fine-tuning method"}},
       {"merge", {difffit::run_merge_command, "fold a linear delta (DiffFit, LoRA, BitFit) into a plain DiT checkpoint"}},
       {"demo", {difffit::run_demo_command, "a short end-to-end demonstration of what works"}},
+      {"prepare", {difffit::run_prepare_command, "prepare a dataset (or the mini benchmark) into HDF5 files"}},
+      {"fid", {difffit::run_fid_command, "score samples against a reference: FID (Inception or mini-CNN), KID"}},
+      {"bench", {difffit::run_bench_command, "benchmarks that print JSON (train-step, sample)"}},
+      {"run", {difffit::run_run_command, "run one experiment (train, sample, record) from a YAML file"}},
+      {"sample", {difffit::run_sample_command, "draw samples with DDPM or DDIM (optional CFG)"}},
+      {"loss", {difffit::run_loss_command, "compute the hybrid diffusion loss terms on given inputs and noise"}},
   };
   return table;
 }

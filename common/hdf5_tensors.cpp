@@ -4,7 +4,9 @@
 #include <H5Cpp.h>
 
 #include <cstdio>
+#include <cstring>
 #include <fcntl.h>
+#include <map>
 #include <unistd.h>
 
 #include "common/error.h"
@@ -24,6 +26,7 @@ const H5::PredType& memory_type(at::ScalarType dtype) {
 }
 
 bool is_float(at::ScalarType dtype) { return dtype == at::kFloat || dtype == at::kDouble; }
+
 
 std::string h5_message(const H5::Exception& e) { return e.getDetailMsg(); }
 
@@ -90,6 +93,45 @@ at::Tensor Hdf5Reader::read(const std::string& dataset, at::ScalarType dtype, in
   }
 }
 
+at::Tensor Hdf5Reader::read_rows(const std::string& dataset, at::ScalarType dtype, int64_t start,
+                                 int64_t count) const {
+  std::vector<int64_t> dims = shape(dataset);
+  if (dims.empty() || start < 0 || count < 0 || start + count > dims[0]) {
+    throw_data(path_ + ": dataset '" + dataset + "': rows " + std::to_string(start) + ".." +
+               std::to_string(start + count) + " out of range (" + std::to_string(dims.empty() ? 0 : dims[0]) +
+               " rows)");
+  }
+  try {
+    H5::DataSet ds = impl_->file.openDataSet(dataset);
+    H5T_class_t stored = ds.getTypeClass();
+    bool want_float = is_float(dtype);
+    if ((want_float && stored != H5T_FLOAT) || (!want_float && stored != H5T_INTEGER)) {
+      throw_data(path_ + ": dataset '" + dataset + "' must be " +
+                 (want_float ? "floating point" : "integer") + " (" + at::toString(dtype) + ")");
+    }
+    dims[0] = count;
+    at::Tensor out = at::empty(dims, at::TensorOptions().dtype(dtype));
+    if (out.numel() == 0) return out;
+    H5::DataSpace file_space = ds.getSpace();
+    std::vector<hsize_t> offset(dims.size(), 0), extent(dims.begin(), dims.end());
+    offset[0] = static_cast<hsize_t>(start);
+    file_space.selectHyperslab(H5S_SELECT_SET, extent.data(), offset.data());
+    H5::DataSpace memory_space(static_cast<int>(extent.size()), extent.data());
+    ds.read(out.data_ptr(), memory_type(dtype), memory_space, file_space);
+    return out;
+  } catch (const H5::Exception& e) {
+    throw_io(path_ + ": reading dataset '" + dataset + "': " + h5_message(e));
+  }
+}
+
+bool Hdf5Reader::has_attribute(const std::string& name) const {
+  try {
+    return impl_->file.attrExists(name);
+  } catch (const H5::Exception&) {
+    return false;
+  }
+}
+
 std::string Hdf5Reader::read_string_attribute(const std::string& name) const {
   try {
     if (!impl_->file.attrExists(name)) throw_data(path_ + ": missing attribute '" + name + "'");
@@ -102,8 +144,87 @@ std::string Hdf5Reader::read_string_attribute(const std::string& name) const {
   }
 }
 
+
+int64_t Hdf5Reader::read_int_attribute(const std::string& name) const {
+  try {
+    if (!impl_->file.attrExists(name)) throw_data(path_ + ": missing attribute '" + name + "'");
+    H5::Attribute attr = impl_->file.openAttribute(name);
+    if (attr.getTypeClass() != H5T_INTEGER) throw_data(path_ + ": attribute '" + name + "' is not an integer");
+    int64_t value = 0;
+    attr.read(H5::PredType::NATIVE_INT64, &value);
+    return value;
+  } catch (const H5::Exception& e) {
+    throw_io(path_ + ": attribute '" + name + "': " + h5_message(e));
+  }
+}
+
+void Hdf5Reader::read_rows_into(const std::string& dataset, at::ScalarType dtype, int64_t start, int64_t count,
+                                void* out) const {
+  try {
+    H5::DataSet ds = impl_->file.openDataSet(dataset);
+    H5::DataSpace space = ds.getSpace();
+    std::vector<hsize_t> dims(space.getSimpleExtentNdims());
+    if (dims.empty()) throw_data(path_ + ": dataset '" + dataset + "' is a scalar");
+    space.getSimpleExtentDims(dims.data());
+    if (start < 0 || count < 0 || static_cast<hsize_t>(start + count) > dims[0]) {
+      throw_data(path_ + ": dataset '" + dataset + "': rows " + std::to_string(start) + "+" + std::to_string(count) +
+                 " outside 0.." + std::to_string(dims[0]));
+    }
+    if (count == 0) return;
+    H5T_class_t stored = ds.getTypeClass();
+    if (is_float(dtype) != (stored == H5T_FLOAT)) {
+      throw_data(path_ + ": dataset '" + dataset + "' has the wrong type class for " + at::toString(dtype));
+    }
+    std::vector<hsize_t> offset(dims.size(), 0), extent = dims;
+    offset[0] = static_cast<hsize_t>(start);
+    extent[0] = static_cast<hsize_t>(count);
+    space.selectHyperslab(H5S_SELECT_SET, extent.data(), offset.data());
+    H5::DataSpace memory(static_cast<int>(extent.size()), extent.data());
+    ds.read(out, memory_type(dtype), memory, space);
+  } catch (const H5::Exception& e) {
+    throw_io(path_ + ": reading rows of '" + dataset + "': " + h5_message(e));
+  }
+}
+
+std::vector<std::string> Hdf5Reader::read_strings(const std::string& dataset) const {
+  std::vector<int64_t> dims = shape(dataset);
+  if (dims.size() != 1) throw_data(path_ + ": dataset '" + dataset + "' must be 1-D strings");
+  try {
+    H5::DataSet ds = impl_->file.openDataSet(dataset);
+    if (ds.getTypeClass() != H5T_STRING) throw_data(path_ + ": dataset '" + dataset + "' is not a string dataset");
+    H5::StrType stored = ds.getStrType();
+    std::vector<std::string> out(static_cast<size_t>(dims[0]));
+    if (dims[0] == 0) return out;
+    if (stored.isVariableStr()) {
+      std::vector<char*> pointers(out.size(), nullptr);
+      H5::StrType memory(H5::PredType::C_S1, H5T_VARIABLE);
+      ds.read(pointers.data(), memory);
+      for (size_t i = 0; i < out.size(); ++i) out[i] = pointers[i] ? pointers[i] : "";
+      H5Dvlen_reclaim(memory.getId(), ds.getSpace().getId(), H5P_DEFAULT, pointers.data());
+    } else {
+      const size_t width = stored.getSize();
+      std::vector<char> buffer(width * out.size());
+      ds.read(buffer.data(), stored);
+      for (size_t i = 0; i < out.size(); ++i) {
+        const char* p = buffer.data() + i * width;
+        out[i].assign(p, strnlen(p, width));
+      }
+    }
+    return out;
+  } catch (const H5::Exception& e) {
+    throw_io(path_ + ": reading strings '" + dataset + "': " + h5_message(e));
+  }
+}
+
 struct Hdf5Writer::Impl {
   H5::H5File file;
+  struct Appendable {
+    H5::DataSet dataset;
+    at::ScalarType dtype;
+    std::vector<hsize_t> dims;  // current extent
+    int64_t row_elements;
+  };
+  std::map<std::string, Appendable> appendables;
 };
 
 Hdf5Writer::Hdf5Writer(const std::string& path)
@@ -119,6 +240,7 @@ Hdf5Writer::Hdf5Writer(const std::string& path)
 Hdf5Writer::~Hdf5Writer() {
   if (committed_) return;
   try {
+    impl_->appendables.clear();
     impl_->file.close();
   } catch (...) {
   }
@@ -155,7 +277,106 @@ void Hdf5Writer::write_string_attribute(const std::string& name, const std::stri
   }
 }
 
+void Hdf5Writer::write_int_attribute(const std::string& name, int64_t value) {
+  try {
+    H5::Attribute attr = impl_->file.createAttribute(name, H5::PredType::STD_I64LE, H5::DataSpace(H5S_SCALAR));
+    attr.write(H5::PredType::NATIVE_INT64, &value);
+  } catch (const H5::Exception& e) {
+    throw_io(path_ + ": writing attribute '" + name + "': " + h5_message(e));
+  }
+}
+
+void Hdf5Writer::write_strings(const std::string& dataset, const std::vector<std::string>& values) {
+  size_t width = 1;
+  for (const auto& v : values) width = std::max(width, v.size());
+  std::vector<char> buffer(width * values.size(), 0);
+  for (size_t i = 0; i < values.size(); ++i) std::memcpy(buffer.data() + i * width, values[i].data(), values[i].size());
+  try {
+    H5::StrType type(H5::PredType::C_S1, width);
+    type.setStrpad(H5T_STR_NULLPAD);
+    hsize_t dims[1] = {values.size()};
+    H5::DataSpace space(1, dims);
+    H5::DSetCreatPropList props;
+    H5Pset_obj_track_times(props.getId(), 0);
+    if (!values.empty()) {
+      hsize_t chunk[1] = {std::min<hsize_t>(values.size(), std::max<hsize_t>(1, 65536 / width))};
+      props.setChunk(1, chunk);
+      props.setDeflate(4);
+    }
+    H5::DataSet ds = impl_->file.createDataSet(dataset, type, space, props);
+    if (!values.empty()) ds.write(buffer.data(), type);
+  } catch (const H5::Exception& e) {
+    throw_io(path_ + ": writing strings '" + dataset + "': " + h5_message(e));
+  }
+}
+
+void Hdf5Writer::create_appendable(const std::string& dataset, at::ScalarType dtype,
+                                   const std::vector<int64_t>& row_shape, int64_t chunk_rows, int deflate_level) {
+  if (impl_->appendables.count(dataset)) throw_io(path_ + ": dataset '" + dataset + "' created twice");
+  Impl::Appendable entry;
+  entry.dtype = dtype;
+  entry.dims.push_back(0);
+  entry.row_elements = 1;
+  for (int64_t d : row_shape) {
+    entry.dims.push_back(static_cast<hsize_t>(d));
+    entry.row_elements *= d;
+  }
+  std::vector<hsize_t> max_dims = entry.dims, chunk = entry.dims;
+  max_dims[0] = H5S_UNLIMITED;
+  chunk[0] = static_cast<hsize_t>(std::max<int64_t>(1, chunk_rows));
+  try {
+    H5::DataSpace space(static_cast<int>(entry.dims.size()), entry.dims.data(), max_dims.data());
+    H5::DSetCreatPropList props;
+    H5Pset_obj_track_times(props.getId(), 0);
+    props.setChunk(static_cast<int>(chunk.size()), chunk.data());
+    if (deflate_level > 0) props.setDeflate(deflate_level);
+    const H5::PredType& type = memory_type(dtype);
+    entry.dataset = impl_->file.createDataSet(dataset, type, space, props);
+  } catch (const H5::Exception& e) {
+    throw_io(path_ + ": creating dataset '" + dataset + "': " + h5_message(e));
+  }
+  impl_->appendables.emplace(dataset, std::move(entry));
+}
+
+void Hdf5Writer::append(const std::string& dataset, const void* data, int64_t rows) {
+  auto it = impl_->appendables.find(dataset);
+  if (it == impl_->appendables.end()) throw_io(path_ + ": append to '" + dataset + "' before create_appendable");
+  if (rows <= 0) return;
+  Impl::Appendable& entry = it->second;
+  try {
+    std::vector<hsize_t> offset(entry.dims.size(), 0), extent = entry.dims;
+    offset[0] = entry.dims[0];
+    extent[0] = static_cast<hsize_t>(rows);
+    entry.dims[0] += static_cast<hsize_t>(rows);
+    entry.dataset.extend(entry.dims.data());
+    H5::DataSpace file_space = entry.dataset.getSpace();
+    file_space.selectHyperslab(H5S_SELECT_SET, extent.data(), offset.data());
+    H5::DataSpace memory(static_cast<int>(extent.size()), extent.data());
+    entry.dataset.write(data, memory_type(entry.dtype), memory, file_space);
+  } catch (const H5::Exception& e) {
+    throw_io(path_ + ": appending to '" + dataset + "': " + h5_message(e));
+  }
+}
+
+void Hdf5Writer::append(const std::string& dataset, const at::Tensor& rows) {
+  auto it = impl_->appendables.find(dataset);
+  if (it == impl_->appendables.end()) throw_io(path_ + ": append to '" + dataset + "' before create_appendable");
+  at::Tensor data = rows.detach().to(at::kCPU).contiguous();
+  if (data.scalar_type() != it->second.dtype || data.dim() != static_cast<int64_t>(it->second.dims.size()) ||
+      (data.dim() > 0 && data.numel() != data.size(0) * it->second.row_elements)) {
+    throw_io(path_ + ": append to '" + dataset + "': tensor of shape " + c10::str(data.sizes()) + " and type " +
+             at::toString(data.scalar_type()) + " does not match the dataset's rows");
+  }
+  append(dataset, data.data_ptr(), data.size(0));
+}
+
+int64_t Hdf5Writer::appended_rows(const std::string& dataset) const {
+  auto it = impl_->appendables.find(dataset);
+  return it == impl_->appendables.end() ? 0 : static_cast<int64_t>(it->second.dims[0]);
+}
+
 void Hdf5Writer::commit() {
+  impl_->appendables.clear();  // datasets must be closed before the file
   try {
     impl_->file.close();
   } catch (const H5::Exception& e) {

@@ -118,6 +118,8 @@ class Unpickler {
   Unpickler(const std::uint8_t* data, std::size_t size, const std::string& context)
       : p_(data), size_(size), context_(context) {}
 
+  std::size_t position() const { return pos_; }
+
   PickleValuePtr run() {
     for (;;) {
       op_pos_ = pos_;
@@ -577,8 +579,12 @@ class Unpickler {
 
 }  // namespace
 
-PickleValuePtr read_pickle(const std::uint8_t* data, std::size_t size, const std::string& context) {
-  return Unpickler(data, size, context).run();
+PickleValuePtr read_pickle(const std::uint8_t* data, std::size_t size, const std::string& context,
+                           std::size_t* consumed) {
+  Unpickler unpickler(data, size, context);
+  PickleValuePtr value = unpickler.run();
+  if (consumed) *consumed = unpickler.position();
+  return value;
 }
 
 }  // namespace difffit

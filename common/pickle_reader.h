@@ -66,7 +66,10 @@ struct PickleValue {
 
 // Parses one pickle. `context` (e.g. "model.pt: archive/data.pkl") starts
 // every error message. Throws difffit::Error (Data) on malformed input or an
-// unsupported opcode, naming the opcode byte and its offset.
-PickleValuePtr read_pickle(const std::uint8_t* data, std::size_t size, const std::string& context);
+// unsupported opcode, naming the opcode byte and its offset. With `consumed`, the
+// number of bytes up to and including STOP is stored there (files that hold a
+// sequence of pickles, e.g. torch's legacy format, continue after it).
+PickleValuePtr read_pickle(const std::uint8_t* data, std::size_t size, const std::string& context,
+                           std::size_t* consumed = nullptr);
 
 }  // namespace difffit

@@ -11,10 +11,9 @@ namespace difffit {
 StateDict load_state_dict_file(const std::string& path, const std::string& select,
                                TensorFileMetadata* metadata) {
   if (!std::ifstream(path).good()) throw_io(path + ": checkpoint file not found or unreadable");
-  if (is_zip_file(path)) return load_torch_checkpoint(path, select);
+  if (is_zip_file(path) || is_legacy_torch_file(path)) return load_torch_checkpoint(path, select);
   if (is_safetensors_file(path)) return load_safetensors(path, metadata);
-  throw_data(path + ": not a PyTorch zip checkpoint nor a safetensors file "
-                    "(legacy pre-1.6 .pt files: re-save with torch.save(sd, f) in PyTorch >= 1.6)");
+  throw_data(path + ": not a PyTorch checkpoint (zip or legacy format) nor a safetensors file");
 }
 
 }  // namespace difffit

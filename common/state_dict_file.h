@@ -1,5 +1,5 @@
 // Loads a state dict from any supported file, chosen by content (not by suffix):
-// official PyTorch `.pt` (zip format) or safetensors.
+// official PyTorch `.pt` (zip format or the legacy pre-1.6 format) or safetensors.
 #pragma once
 
 #include <string>

@@ -83,10 +83,15 @@ struct Storage {
   std::shared_ptr<void> owner;
 };
 
+// The legacy (pre-1.6) format's first pickle: torch.serialization's MAGIC_NUMBER
+// 0x1950a86a20f9469cfc6c as a little-endian LONG1 payload.
+const std::string kLegacyMagic("\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19", 10);
+
 class CheckpointReader {
  public:
-  explicit CheckpointReader(const std::string& path) : path_(path), zip_(path) {
-    for (const auto& e : zip_.entries()) {
+  // Zip format (torch >= 1.6).
+  explicit CheckpointReader(const std::string& path) : path_(path), zip_(std::make_unique<ZipArchive>(path)) {
+    for (const auto& e : zip_->entries()) {
       const std::size_t slash = e.name.find('/');
       if (slash != std::string::npos && e.name.compare(slash, std::string::npos, "/data.pkl") == 0) {
         prefix_ = e.name.substr(0, slash + 1);
@@ -95,20 +100,65 @@ class CheckpointReader {
     }
     if (prefix_.empty()) {
       std::string names;
-      for (std::size_t k = 0; k < zip_.entries().size() && k < 8; ++k) names += " '" + zip_.entries()[k].name + "'";
+      for (std::size_t k = 0; k < zip_->entries().size() && k < 8; ++k) names += " '" + zip_->entries()[k].name + "'";
       throw_data(path_ + ": not a torch.save checkpoint: no <archive>/data.pkl entry (entries:" +
                  (names.empty() ? std::string(" none") : names) + ")");
     }
-    if (const ZipEntry* bo = zip_.find(prefix_ + "byteorder")) {
-      const ZipEntryData d = zip_.read(*bo);
+    if (const ZipEntry* bo = zip_->find(prefix_ + "byteorder")) {
+      const ZipEntryData d = zip_->read(*bo);
       if (std::string(reinterpret_cast<const char*>(d.data), d.size) != "little")
         throw_data(path_ + ": big-endian checkpoints are not supported");
     }
   }
 
+  // Legacy format (torch < 1.6): a sequence of pickles (magic number, protocol
+  // version, system info, the object, the storage keys) followed by each storage
+  // as an int64 element count and its raw bytes, in the order of the key list.
+  struct Legacy {};
+  CheckpointReader(const std::string& path, Legacy) : path_(path), file_(std::make_unique<MappedFile>(path)) {
+    const std::uint8_t* p = file_->data();
+    const std::size_t size = file_->size();
+    std::size_t pos = 0;
+    auto next = [&](const char* what) {
+      std::size_t used = 0;
+      PickleValuePtr v = read_pickle(p + pos, size - pos, path_ + ": legacy " + what, &used);
+      pos += used;
+      return v;
+    };
+    const PickleValuePtr magic = next("magic number");
+    if (!magic->is(Kind::BigInt) || magic->str != kLegacyMagic)
+      throw_data(path_ + ": not a torch.save file (legacy magic number missing)");
+    const PickleValuePtr protocol = next("protocol version");
+    if (!protocol->is(Kind::Int) || protocol->i != 1001)
+      throw_data(path_ + ": unsupported legacy protocol version " + protocol->describe());
+    const PickleValuePtr sys_info = next("system info");
+    if (PickleValuePtr le = sys_info->get("little_endian"); le && le->is(Kind::Bool) && !le->b)
+      throw_data(path_ + ": big-endian checkpoints are not supported");
+    legacy_root_ = next("object");
+    const PickleValuePtr keys = next("storage keys");
+    if (!keys->is(Kind::List)) throw_data(path_ + ": legacy storage key list is " + keys->describe());
+    for (const auto& k : keys->items) {
+      if (!k->is_string()) throw_data(path_ + ": legacy storage key is " + k->describe());
+      std::int64_t numel = 0;
+      if (size - pos < 8) throw_data(path_ + ": truncated before storage '" + k->str + "'");
+      std::memcpy(&numel, p + pos, 8);
+      pos += 8;
+      if (numel < 0) throw_data(path_ + ": storage '" + k->str + "' has a negative size");
+      // The element size comes from the persistent id; keep the start and count for now.
+      legacy_records_[k->str] = {pos, static_cast<std::uint64_t>(numel)};
+      const std::uint64_t esize = legacy_element_size(k->str);
+      if (esize == 0) throw_data(path_ + ": storage '" + k->str + "' is listed but never used");
+      if (static_cast<std::uint64_t>(numel) > (size - pos) / esize)
+        throw_data(path_ + ": truncated storage '" + k->str + "' (" + std::to_string(numel) + " elements of " +
+                   std::to_string(esize) + " bytes)");
+      pos += static_cast<std::size_t>(numel) * esize;
+    }
+  }
+
   PickleValuePtr root() {
+    if (!zip_) return legacy_root_;
     const std::string name = prefix_ + "data.pkl";
-    const ZipEntryData d = zip_.read(*zip_.find(name));
+    const ZipEntryData d = zip_->read(*zip_->find(name));
     return read_pickle(d.data, d.size, path_ + ": " + name);
   }
 
@@ -269,12 +319,34 @@ class CheckpointReader {
     if (!dtype) fail(where, "unsupported storage type " + type.qualified_name());
     const std::int64_t numel = int_arg(*pid.items[4], where, "storage size");
     if (numel < 0) fail(where, "negative storage size");
+    std::int64_t numel_override = -1;
 
-    const std::string rec = prefix_ + "data/" + key;
-    const ZipEntry* e = zip_.find(rec);
-    if (e == nullptr) fail(where, "missing storage record '" + rec + "'");
-    ZipEntryData d = zip_.read(*e);
-    const std::uint64_t need = static_cast<std::uint64_t>(numel) * c10::elementSize(*dtype);
+    ZipEntryData d;
+    std::string rec = prefix_ + "data/" + key;
+    if (zip_) {
+      const ZipEntry* e = zip_->find(rec);
+      if (e == nullptr) fail(where, "missing storage record '" + rec + "'");
+      d = zip_->read(*e);
+    } else {
+      rec = "storage " + key;
+      const auto r = legacy_records_.find(key);
+      if (r == legacy_records_.end()) fail(where, "missing " + rec);
+      const std::uint64_t esize = c10::elementSize(*dtype);
+      d.data = file_->data() + r->second.offset;
+      d.size = static_cast<std::size_t>(r->second.numel * esize);
+      // A storage view: ('storage', type, root key, location, numel, (view key, offset, size)).
+      if (pid.items.size() >= 6 && pid.items[5]->is(Kind::Tuple) && pid.items[5]->items.size() >= 3) {
+        const std::int64_t off = int_arg(*pid.items[5]->items[1], where, "storage view offset");
+        const std::int64_t len = int_arg(*pid.items[5]->items[2], where, "storage view size");
+        if (off < 0 || len < 0 || static_cast<std::uint64_t>(off + len) > r->second.numel)
+          fail(where, "storage view outside " + rec);
+        d.data += off * esize;
+        d.size = static_cast<std::size_t>(len * esize);
+        numel_override = len;
+      }
+    }
+    const std::int64_t want = numel_override >= 0 ? numel_override : numel;
+    const std::uint64_t need = static_cast<std::uint64_t>(want) * c10::elementSize(*dtype);
     if (d.size < need)
       fail(where, "storage record '" + rec + "' has " + std::to_string(d.size) + " bytes, expected " + std::to_string(need));
     Storage s;
@@ -285,8 +357,39 @@ class CheckpointReader {
     return storages_.emplace(key, std::move(s)).first->second;
   }
 
+  // Element size of a legacy storage, from the first persistent id naming it (0 if none).
+  std::uint64_t legacy_element_size(const std::string& key) {
+    if (legacy_sizes_.empty()) collect_storage_types(*legacy_root_, 0);
+    const auto it = legacy_sizes_.find(key);
+    return it == legacy_sizes_.end() ? 0 : it->second;
+  }
+  void collect_storage_types(const PickleValue& v, int depth) {
+    if (depth > 64) return;
+    if (v.is(Kind::PersistentId) && v.pid && v.pid->is(Kind::Tuple) && v.pid->items.size() >= 3 &&
+        v.pid->items[1]->is(Kind::Global) && v.pid->items[2]->is_string()) {
+      for (const auto& s : kStorageNames)
+        if (v.pid->items[1]->name == s.name) legacy_sizes_.emplace(v.pid->items[2]->str, c10::elementSize(s.dtype));
+    }
+    for (const auto& c : v.items) if (c) collect_storage_types(*c, depth + 1);
+    for (const auto& kv : v.entries) {
+      if (kv.first) collect_storage_types(*kv.first, depth + 1);
+      if (kv.second) collect_storage_types(*kv.second, depth + 1);
+    }
+    for (const auto* c : {&v.args, &v.state, &v.callable})
+      if (*c) collect_storage_types(**c, depth + 1);
+  }
+
+  struct LegacyRecord {
+    std::size_t offset = 0;    // first byte of the storage in the file
+    std::uint64_t numel = 0;   // elements
+  };
+
   std::string path_;
-  ZipArchive zip_;
+  std::unique_ptr<ZipArchive> zip_;      // zip format
+  std::unique_ptr<MappedFile> file_;     // legacy format
+  PickleValuePtr legacy_root_;
+  std::unordered_map<std::string, LegacyRecord> legacy_records_;
+  std::unordered_map<std::string, std::uint64_t> legacy_sizes_;
   std::string prefix_;  // "archive/"
   std::unordered_map<std::string, Storage> storages_;
   std::unordered_map<const PickleValue*, at::Tensor> cache_;
@@ -344,86 +447,6 @@ class PickleWriter {
   Bytes b_;
 };
 
-// Writes stored (uncompressed) entries with data aligned to 64 bytes, as
-// PyTorch does (it allows mmap-ing records). Sizes and offsets always go in
-// ZIP64 extra fields so files over 4 GiB need no special path.
-class ZipWriter {
- public:
-  ZipWriter(std::FILE* f, const std::string& path) : f_(f), path_(path) {}
-
-  void add(const std::string& name, const void* data, std::size_t size) {
-    Entry e{name, zip_crc32(static_cast<const std::uint8_t*>(data), size), size, offset_};
-    Bytes h;
-    h.u32(0x04034b50);
-    h.u16(45), h.u16(0), h.u16(0);  // version needed (ZIP64), flags, method stored
-    h.u16(0), h.u16(0x21);          // time, date (1980-01-01)
-    h.u32(e.crc);
-    h.u32(0xFFFFFFFFu), h.u32(0xFFFFFFFFu);  // sizes in the ZIP64 extra
-    const std::size_t zip64_len = 4 + 16;
-    std::size_t unpadded = offset_ + 30 + name.size() + zip64_len;
-    std::size_t pad = (64 - unpadded % 64) % 64;
-    if (pad > 0 && pad < 4) pad += 64;  // the padding field needs its own 4-byte header
-    h.u16(static_cast<std::uint16_t>(name.size()));
-    h.u16(static_cast<std::uint16_t>(zip64_len + pad));
-    h.raw(name);
-    h.u16(0x0001), h.u16(16), h.u64(size), h.u64(size);
-    if (pad > 0) {
-      h.u16(0x4246), h.u16(static_cast<std::uint16_t>(pad - 4));  // "FB" padding field, like PyTorch
-      h.raw(std::string(pad - 4, 'Z'));
-    }
-    write(h.s.data(), h.s.size());
-    write(data, size);
-    entries_.push_back(std::move(e));
-  }
-
-  void finish() {
-    const std::uint64_t cd_offset = offset_;
-    Bytes cd;
-    for (const Entry& e : entries_) {
-      cd.u32(0x02014b50);
-      cd.u16(45), cd.u16(45), cd.u16(0), cd.u16(0);  // made by, needed, flags, method
-      cd.u16(0), cd.u16(0x21);
-      cd.u32(e.crc);
-      cd.u32(0xFFFFFFFFu), cd.u32(0xFFFFFFFFu);
-      cd.u16(static_cast<std::uint16_t>(e.name.size()));
-      cd.u16(4 + 24), cd.u16(0);      // extra length, comment length
-      cd.u16(0), cd.u16(0), cd.u32(0);  // disk, internal and external attributes
-      cd.u32(0xFFFFFFFFu);             // local header offset in the ZIP64 extra
-      cd.raw(e.name);
-      cd.u16(0x0001), cd.u16(24), cd.u64(e.size), cd.u64(e.size), cd.u64(e.offset);
-    }
-    const std::uint64_t cd_size = cd.s.size();
-    const std::uint64_t n = entries_.size();
-    const std::uint64_t zip64_end = cd_offset + cd_size;
-    Bytes t;
-    t.u32(0x06064b50), t.u64(44), t.u16(45), t.u16(45), t.u32(0), t.u32(0);
-    t.u64(n), t.u64(n), t.u64(cd_size), t.u64(cd_offset);
-    t.u32(0x07064b50), t.u32(0), t.u64(zip64_end), t.u32(1);
-    auto sat16 = [](std::uint64_t v) { return static_cast<std::uint16_t>(v < 0xFFFF ? v : 0xFFFF); };
-    auto sat32 = [](std::uint64_t v) { return static_cast<std::uint32_t>(v < 0xFFFFFFFFu ? v : 0xFFFFFFFFu); };
-    t.u32(0x06054b50), t.u16(0), t.u16(0), t.u16(sat16(n)), t.u16(sat16(n));
-    t.u32(sat32(cd_size)), t.u32(sat32(cd_offset)), t.u16(0);
-    write(cd.s.data(), cd.s.size());
-    write(t.s.data(), t.s.size());
-  }
-
- private:
-  struct Entry {
-    std::string name;
-    std::uint32_t crc;
-    std::uint64_t size;
-    std::uint64_t offset;
-  };
-  void write(const void* p, std::size_t n) {
-    if (n > 0 && std::fwrite(p, 1, n, f_) != n) throw_io(path_ + ": write failed: " + std::strerror(errno));
-    offset_ += n;
-  }
-  std::FILE* f_;
-  std::string path_;
-  std::uint64_t offset_ = 0;
-  std::vector<Entry> entries_;
-};
-
 // Directory part of a path, for fsync after rename.
 std::string parent_dir(const std::string& path) {
   const std::size_t slash = path.find_last_of('/');
@@ -440,14 +463,24 @@ bool is_zip_file(const std::string& path) {
   return std::memcmp(magic, "PK\x03\x04", 4) == 0 || std::memcmp(magic, "PK\x05\x06", 4) == 0;
 }
 
+bool is_legacy_torch_file(const std::string& path) {
+  // Protocol-2 pickle of the magic number: PROTO 2, LONG1 10, then the 10 bytes.
+  std::ifstream in(path, std::ios::binary);
+  char head[14] = {};
+  if (!in.read(head, sizeof head)) return false;
+  return static_cast<unsigned char>(head[0]) == 0x80 && static_cast<unsigned char>(head[2]) == 0x8a &&
+         head[3] == 10 && std::memcmp(head + 4, kLegacyMagic.data(), 10) == 0;
+}
+
 StateDict load_torch_checkpoint(const std::string& path, const std::string& select) {
-  if (!is_zip_file(path)) {
+  const bool legacy = !is_zip_file(path) && is_legacy_torch_file(path);
+  if (!legacy && !is_zip_file(path)) {
     std::ifstream probe(path, std::ios::binary);
     if (!probe) throw_io(path + ": cannot open: " + std::strerror(errno));
-    throw_data(path + ": not a zip file (only torch.save files written by torch >= 1.6 are supported)");
+    throw_data(path + ": neither a zip-format nor a legacy torch.save file");
   }
   try {
-    CheckpointReader reader(path);
+    CheckpointReader reader = legacy ? CheckpointReader(path, CheckpointReader::Legacy{}) : CheckpointReader(path);
     const PickleValuePtr root = reader.root();
     const PickleValue* top = CheckpointReader::as_dict(root);
     if (top == nullptr)

@@ -1,6 +1,7 @@
 // Reading and writing Python torch.save() zip-format checkpoints (torch >= 1.6)
 // without Python: the zip is parsed by ZipArchive, data.pkl by the generic
-// unpickler, and tensors are rebuilt from the raw storages.
+// unpickler, and tensors are rebuilt from the raw storages. The legacy format
+// (torch < 1.6, e.g. pytorch-fid's Inception weights) is read too.
 #pragma once
 
 #include "common/state_dict.h"
@@ -24,5 +25,6 @@ StateDict load_torch_checkpoint(const std::string& path, const std::string& sele
 void save_torch_state_dict(const std::string& path, const StateDict& tensors);
 
 bool is_zip_file(const std::string& path);  // magic check
+bool is_legacy_torch_file(const std::string& path);  // pre-1.6 torch.save magic check
 
 }  // namespace difffit

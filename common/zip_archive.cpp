@@ -251,4 +251,77 @@ ZipEntryData ZipArchive::read(const ZipEntry& entry, bool verify_crc) const {
   return out;
 }
 
+namespace {
+// Appends little-endian integers / bytes to a buffer.
+struct ZipBytes {
+  std::string s;
+  void u8(std::uint8_t v) { s += static_cast<char>(v); }
+  void u16(std::uint16_t v) { u8(v & 0xFF), u8(v >> 8); }
+  void u32(std::uint32_t v) { u16(v & 0xFFFF), u16(v >> 16); }
+  void u64(std::uint64_t v) { u32(v & 0xFFFFFFFFu), u32(static_cast<std::uint32_t>(v >> 32)); }
+  void raw(const std::string& b) { s += b; }
+};
+}  // namespace
+
+void ZipWriter::add(const std::string& name, const void* data, std::size_t size) {
+  Entry e{name, zip_crc32(static_cast<const std::uint8_t*>(data), size), size, offset_};
+  ZipBytes h;
+  h.u32(0x04034b50);
+  h.u16(45), h.u16(0), h.u16(0);  // version needed (ZIP64), flags, method stored
+  h.u16(0), h.u16(0x21);          // time, date (1980-01-01)
+  h.u32(e.crc);
+  h.u32(0xFFFFFFFFu), h.u32(0xFFFFFFFFu);  // sizes in the ZIP64 extra
+  const std::size_t zip64_len = 4 + 16;
+  std::size_t unpadded = offset_ + 30 + name.size() + zip64_len;
+  std::size_t pad = (64 - unpadded % 64) % 64;
+  if (pad > 0 && pad < 4) pad += 64;  // the padding field needs its own 4-byte header
+  h.u16(static_cast<std::uint16_t>(name.size()));
+  h.u16(static_cast<std::uint16_t>(zip64_len + pad));
+  h.raw(name);
+  h.u16(0x0001), h.u16(16), h.u64(size), h.u64(size);
+  if (pad > 0) {
+    h.u16(0x4246), h.u16(static_cast<std::uint16_t>(pad - 4));  // "FB" padding field, like PyTorch
+    h.raw(std::string(pad - 4, 'Z'));
+  }
+  write(h.s.data(), h.s.size());
+  write(data, size);
+  entries_.push_back(std::move(e));
+}
+
+void ZipWriter::finish() {
+  const std::uint64_t cd_offset = offset_;
+  ZipBytes cd;
+  for (const Entry& e : entries_) {
+    cd.u32(0x02014b50);
+    cd.u16(45), cd.u16(45), cd.u16(0), cd.u16(0);  // made by, needed, flags, method
+    cd.u16(0), cd.u16(0x21);
+    cd.u32(e.crc);
+    cd.u32(0xFFFFFFFFu), cd.u32(0xFFFFFFFFu);
+    cd.u16(static_cast<std::uint16_t>(e.name.size()));
+    cd.u16(4 + 24), cd.u16(0);      // extra length, comment length
+    cd.u16(0), cd.u16(0), cd.u32(0);  // disk, internal and external attributes
+    cd.u32(0xFFFFFFFFu);             // local header offset in the ZIP64 extra
+    cd.raw(e.name);
+    cd.u16(0x0001), cd.u16(24), cd.u64(e.size), cd.u64(e.size), cd.u64(e.offset);
+  }
+  const std::uint64_t cd_size = cd.s.size();
+  const std::uint64_t n = entries_.size();
+  const std::uint64_t zip64_end = cd_offset + cd_size;
+  ZipBytes t;
+  t.u32(0x06064b50), t.u64(44), t.u16(45), t.u16(45), t.u32(0), t.u32(0);
+  t.u64(n), t.u64(n), t.u64(cd_size), t.u64(cd_offset);
+  t.u32(0x07064b50), t.u32(0), t.u64(zip64_end), t.u32(1);
+  auto sat16 = [](std::uint64_t v) { return static_cast<std::uint16_t>(v < 0xFFFF ? v : 0xFFFF); };
+  auto sat32 = [](std::uint64_t v) { return static_cast<std::uint32_t>(v < 0xFFFFFFFFu ? v : 0xFFFFFFFFu); };
+  t.u32(0x06054b50), t.u16(0), t.u16(0), t.u16(sat16(n)), t.u16(sat16(n));
+  t.u32(sat32(cd_size)), t.u32(sat32(cd_offset)), t.u16(0);
+  write(cd.s.data(), cd.s.size());
+  write(t.s.data(), t.s.size());
+}
+
+void ZipWriter::write(const void* p, std::size_t n) {
+  if (n > 0 && std::fwrite(p, 1, n, f_) != n) throw_io(path_ + ": write failed: " + std::strerror(errno));
+  offset_ += n;
+}
+
 }  // namespace difffit

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -68,6 +69,31 @@ class ZipArchive {
   MappedFile file_;
   std::vector<ZipEntry> entries_;
   std::unordered_map<std::string, std::size_t> index_;
+};
+
+// Writes a zip of stored (uncompressed) entries to an open file, data aligned to
+// 64 bytes as PyTorch does (records can be mmap-ed). Sizes and offsets always go
+// in ZIP64 extra fields, so files over 4 GiB need no special path. Python's
+// zipfile (torch.load, numpy.load) reads the result. Throws difffit::Error (IO)
+// naming `path` when a write fails; the caller owns and closes the file.
+class ZipWriter {
+ public:
+  ZipWriter(std::FILE* f, const std::string& path) : f_(f), path_(path) {}
+  void add(const std::string& name, const void* data, std::size_t size);
+  void finish();  // writes the central directory
+
+ private:
+  struct Entry {
+    std::string name;
+    std::uint32_t crc;
+    std::uint64_t size;
+    std::uint64_t offset;
+  };
+  void write(const void* p, std::size_t n);
+  std::FILE* f_;
+  std::string path_;
+  std::uint64_t offset_ = 0;
+  std::vector<Entry> entries_;
 };
 
 // CRC-32 (zlib) of a buffer of any size.

@@ -17,6 +17,7 @@ PACKAGES=(
   dataset-fashion-mnist         # the built-in mini benchmark's data
   # Test-only: independent reference values (PyTorch eager, Pillow, SciPy, h5py).
   python3 python3-torch python3-numpy python3-scipy python3-h5py python3-pil
+  python3-torchvision           # test-only: torchvision's Inception3 key names for the FID network
 )
 
 SUDO=""

@@ -58,6 +58,51 @@ TEST_F(CliForward, BadInputsGiveAClearMessageAndExitCode) {
   EXPECT_NE(wrong_size.output.find("dataset 'x'"), std::string::npos) << wrong_size.output;
 }
 
+class CliDiffusion : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    testing::run_python("make_diffusion_fixture.py", dir_->path().string());
+  }
+  static void TearDownTestSuite() { delete dir_; }
+  static std::string model_flags() {
+    return " --checkpoint " + dir_->file("model.pt") +
+           " --model custom --depth 2 --hidden-size 32 --num-heads 2 --patch-size 2 --input-size 8"
+           " --in-channels 1 --num-classes 3";
+  }
+  static TempDir* dir_;
+};
+TempDir* CliDiffusion::dir_ = nullptr;
+
+TEST_F(CliDiffusion, LossTermsMatchTheReference) {
+  auto r = run_difffit("loss" + model_flags() + " --inputs " + dir_->file("loss_in.h5") + " --output " +
+                       dir_->file("loss_out.h5"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  Hdf5Reader got(dir_->file("loss_out.h5")), want(dir_->file("expected.h5"));
+  for (const char* term : {"mse", "vb", "loss"}) {
+    at::Tensor a = got.read(term, at::kFloat), b = want.read(term, at::kFloat);
+    EXPECT_TRUE(at::allclose(a, b, 1e-4, 1e-6)) << term << "\n" << a << "\n" << b;
+  }
+}
+
+TEST_F(CliDiffusion, SamplersReproduceTheReferenceFromTheSameNoiseAndSeed) {
+  for (const std::string sampler : {"ddpm", "ddim"}) {
+    for (const std::string cfg : {"1.0", "4.0"}) {
+      const std::string out = dir_->file(sampler + cfg + ".h5");
+      auto r = run_difffit("sample" + model_flags() + " --sampler " + sampler + " --steps 10 --seed 77 --cfg-scale " +
+                           cfg + " --init-noise " + dir_->file("noise.h5") + " --output " + out);
+      ASSERT_EQ(r.exit_code, 0) << r.output;
+      Hdf5Reader got(out), want(dir_->file("expected.h5"));
+      at::Tensor a = got.read("latents", at::kFloat);
+      at::Tensor b = want.read(sampler + (cfg == "4.0" ? "_cfg" : ""), at::kFloat);
+      EXPECT_TRUE(at::allclose(a, b, 1e-3, 1e-4)) << sampler << " cfg " << cfg << " max diff "
+                                                  << (a - b).abs().max().item<float>();
+      EXPECT_EQ(got.read("images", at::kByte).sizes(), (at::IntArrayRef{3, 8, 8, 1}));
+      EXPECT_TRUE(at::equal(got.read("y", at::kLong), at::tensor({2, 0, 1}, at::kLong)));
+    }
+  }
+}
+
 TEST(CliParams, ReportsThePapersCountsAsJson) {
   auto r = run_difffit("params --model DiT-XL/2 --num-classes 101 --method lora --option rank=16 --json");
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -80,7 +125,7 @@ TEST(CliUsage, UnknownThingsAreUsageErrors) {
   EXPECT_EQ(o.exit_code, 2);
   EXPECT_NE(o.output.find("no option 'rank'"), std::string::npos) << o.output;
   EXPECT_EQ(run_difffit("params --model custom --depth 2").exit_code, 2);
-  for (const char* command : {"forward", "params", "merge", "demo"}) {
+  for (const char* command : {"forward", "params", "merge", "demo", "sample", "loss", "run"}) {
     auto h = run_difffit(std::string(command) + " --help");
     EXPECT_EQ(h.exit_code, 0) << command;
     EXPECT_NE(h.output.find("usage: difffit " + std::string(command)), std::string::npos);

@@ -1,0 +1,248 @@
+// difffit bench: timings that print JSON. `train-step` times a full training step
+// (forward, hybrid loss, backward, AdamW, EMA) per method, side by side in one
+// process; `sample` times the sampler.
+#include <ATen/ATen.h>
+#include <torch/types.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <unistd.h>
+
+#include "app/cli_options.h"
+#include "app/commands.h"
+#include "common/error.h"
+#include "common/logging.h"
+#include "worker/diffusion/gaussian_diffusion.h"
+#include "worker/model/delta.h"
+#include "worker/model/peft_method.h"
+#include "worker/sample/sample_generator.h"
+#include "worker/train/adamw.h"
+#include "worker/train/autocast_guard.h"
+#include "worker/train/ema.h"
+
+namespace difffit {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Peak resident memory (VmHWM) in bytes; reset_peak_memory() restarts it (Linux >= 4.0).
+int64_t peak_memory_bytes() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
+  }
+  return -1;
+}
+void reset_peak_memory() { std::ofstream("/proc/self/clear_refs") << "5"; }
+
+struct Timing {
+  double median_ms = 0, p10_ms = 0, p90_ms = 0, min_ms = 0;
+};
+
+Timing summarize(std::vector<double> ms) {
+  std::sort(ms.begin(), ms.end());
+  auto at = [&](double q) { return ms[std::min(ms.size() - 1, static_cast<size_t>(q * (ms.size() - 1) + 0.5))]; };
+  return {at(0.5), at(0.1), at(0.9), ms.front()};
+}
+
+std::string json_number(double v) {
+  char text[48];
+  std::snprintf(text, sizeof text, "%.6g", v);
+  return text;
+}
+
+struct StepReport {
+  std::string method, options;
+  Timing timing;
+  int64_t peak_bytes = 0, trainable = 0, total = 0, optimizer_bytes = 0, delta_bytes = 0;
+};
+
+StepReport bench_train_step(const DiTConfig& config, const MethodConfig& method, int64_t batch, int64_t steps,
+                            int64_t warmup, bool bf16) {
+  reset_peak_memory();
+  torch::manual_seed(0);
+  DiT model(config);
+  {
+    torch::NoGradGuard no_grad;  // a "pre-trained" start: the reference init zeroes the output layers
+    for (auto& p : model->parameters()) p.add_(at::randn_like(p) * 0.02);
+  }
+  MethodSetup setup = apply_method(*model, method);
+  std::vector<AdamWGroup> groups;
+  std::vector<std::string> names;
+  std::vector<at::Tensor> params;
+  for (const auto& g : setup.groups) {
+    groups.push_back({g.name, 1e-4 * g.lr_mult, g.names, g.params});
+    names.insert(names.end(), g.names.begin(), g.names.end());
+    params.insert(params.end(), g.params.begin(), g.params.end());
+  }
+  AdamW optimizer(groups, AdamWOptions{});
+  Ema ema(names, params, 0.9999);
+  GaussianDiffusion diffusion({1000, "", config.learn_sigma});
+  at::Tensor x = at::rand({batch, config.in_channels, config.input_size, config.input_size}) * 2 - 1;
+  at::Tensor y = at::randint(0, config.num_classes, {batch}, at::kLong);
+  model->train();
+  std::vector<double> times;
+  for (int64_t i = 0; i < warmup + steps; ++i) {
+    auto begin = Clock::now();
+    optimizer.zero_grad();
+    at::Tensor t = at::randint(0, 1000, {batch}, at::kLong);
+    at::Tensor noise = at::randn_like(x);
+    at::Tensor x_t = diffusion.q_sample(x, t, noise);
+    at::Tensor out;
+    {
+      AutocastGuard autocast(bf16, c10::DeviceType::CPU);
+      out = model->forward(x_t, t, y);
+    }
+    diffusion.training_losses(out.to(at::kFloat), x, x_t, t, noise).loss.mean().backward();
+    optimizer.step();
+    ema.update();
+    if (i >= warmup) times.push_back(std::chrono::duration<double, std::milli>(Clock::now() - begin).count());
+  }
+  StepReport report;
+  report.method = method.name();
+  report.options = method.to_options_string();
+  report.timing = summarize(times);
+  report.peak_bytes = peak_memory_bytes();
+  report.trainable = setup.trainable_params;
+  report.total = setup.total_params;
+  report.optimizer_bytes = optimizer.state_bytes();
+  const std::string delta = (std::filesystem::temp_directory_path() /
+                             ("difffit-bench-delta-" + std::to_string(::getpid()) + ".safetensors"))
+                                .string();
+  save_delta(delta, *model, method);
+  report.delta_bytes = static_cast<int64_t>(std::filesystem::file_size(delta));
+  std::filesystem::remove(delta);
+  return report;
+}
+
+int bench_train_step_command(int argc, char** argv) {
+  po::options_description options("bench train-step options");
+  options.add_options()
+      ("batch", po::value<int64_t>()->default_value(32), "images per step")
+      ("steps", po::value<int64_t>()->default_value(10), "timed steps")
+      ("warmup", po::value<int64_t>()->default_value(2), "untimed steps first")
+      ("precision", po::value<std::string>()->default_value("fp32"), "fp32 | bf16 (CPU autocast)")
+      ("json", "print JSON only");
+  add_model_options(options);
+  add_method_options(options, "all");
+  add_thread_option(options);
+  po::variables_map vm;
+  if (!parse_command_line("bench train-step",
+                          "Times training steps per method (\"all\": every method side by side, ratios vs full).",
+                          argc, argv, options, vm)) {
+    return 0;
+  }
+  apply_thread_option(vm);
+  DiTConfig config = model_config_from(vm);
+  const std::string precision = vm["precision"].as<std::string>();
+  if (precision != "fp32" && precision != "bf16") throw_usage("--precision must be fp32 or bf16");
+  std::vector<MethodConfig> methods;
+  if (vm["method"].as<std::string>() == "all") {
+    for (const auto& name : method_names()) methods.push_back(make_method_config(name));
+  } else {
+    methods.push_back(method_config_from(vm));
+  }
+  std::vector<StepReport> reports;
+  for (const auto& m : methods) {
+    reports.push_back(bench_train_step(config, m, vm["batch"].as<int64_t>(), vm["steps"].as<int64_t>(),
+                                       vm["warmup"].as<int64_t>(), precision == "bf16"));
+    if (!vm.count("json")) {
+      std::fprintf(stderr, "%-12s %9.1f ms/step (p10 %.1f, p90 %.1f)  peak %.1f MiB  trainable %lld\n",
+                   reports.back().method.c_str(), reports.back().timing.median_ms, reports.back().timing.p10_ms,
+                   reports.back().timing.p90_ms, reports.back().peak_bytes / 1048576.0,
+                   static_cast<long long>(reports.back().trainable));
+    }
+  }
+  double full_ms = 0;
+  int64_t full_peak = 0;
+  for (const auto& r : reports) {
+    if (r.method == "full") {
+      full_ms = r.timing.median_ms;
+      full_peak = r.peak_bytes;
+    }
+  }
+  std::ostringstream out;
+  out << "{\"benchmark\": \"train-step\", \"model\": \"" << config.to_key_values() << "\", \"batch\": "
+      << vm["batch"].as<int64_t>() << ", \"steps\": " << vm["steps"].as<int64_t>() << ", \"threads\": "
+      << vm["threads"].as<int>() << ", \"precision\": \"" << precision << "\", \"methods\": [";
+  for (size_t i = 0; i < reports.size(); ++i) {
+    const auto& r = reports[i];
+    out << (i ? ", " : "") << "{\"method\": \"" << r.method << "\", \"options\": \"" << r.options
+        << "\", \"median_ms\": " << json_number(r.timing.median_ms) << ", \"p10_ms\": " << json_number(r.timing.p10_ms)
+        << ", \"p90_ms\": " << json_number(r.timing.p90_ms) << ", \"min_ms\": " << json_number(r.timing.min_ms)
+        << ", \"peak_rss_bytes\": " << r.peak_bytes << ", \"trainable_params\": " << r.trainable
+        << ", \"total_params\": " << r.total << ", \"optimizer_state_bytes\": " << r.optimizer_bytes
+        << ", \"delta_bytes\": " << r.delta_bytes;
+    if (full_ms > 0) {
+      out << ", \"speedup_vs_full\": " << json_number(full_ms / r.timing.median_ms)
+          << ", \"peak_rss_vs_full\": " << json_number(static_cast<double>(r.peak_bytes) / full_peak);
+    }
+    out << "}";
+  }
+  out << "]}";
+  std::cout << out.str() << std::endl;
+  return 0;
+}
+
+int bench_sample_command(int argc, char** argv) {
+  po::options_description options("bench sample options");
+  options.add_options()
+      ("num", po::value<int64_t>()->default_value(64), "samples")
+      ("sampler", po::value<std::string>()->default_value("ddim"), "ddpm | ddim")
+      ("steps", po::value<int64_t>()->default_value(25), "sampling steps")
+      ("cfg-scale", po::value<double>()->default_value(1.0), "guidance (> 1 doubles the batch)")
+      ("batch-size", po::value<int64_t>()->default_value(64), "samples per batch")
+      ("json", "print JSON only");
+  add_model_options(options);
+  add_thread_option(options);
+  po::variables_map vm;
+  if (!parse_command_line("bench sample", "Times sampling (images/s).", argc, argv, options, vm)) return 0;
+  apply_thread_option(vm);
+  DiTConfig config = model_config_from(vm);
+  torch::manual_seed(0);
+  DiT model(config);
+  SampleRequest request;
+  request.num = vm["num"].as<int64_t>();
+  request.sampler = parse_sampler(vm["sampler"].as<std::string>());
+  request.steps = vm["steps"].as<int64_t>();
+  request.cfg_scale = vm["cfg-scale"].as<double>();
+  request.batch_size = vm["batch-size"].as<int64_t>();
+  reset_peak_memory();
+  auto begin = Clock::now();
+  generate_samples(*model, request);
+  const double seconds = std::chrono::duration<double>(Clock::now() - begin).count();
+  std::ostringstream out;
+  out << "{\"benchmark\": \"sample\", \"model\": \"" << config.to_key_values() << "\", \"sampler\": \""
+      << vm["sampler"].as<std::string>() << "\", \"steps\": " << request.steps << ", \"cfg_scale\": "
+      << json_number(request.cfg_scale) << ", \"num\": " << request.num << ", \"seconds\": " << json_number(seconds)
+      << ", \"images_per_second\": " << json_number(request.num / seconds)
+      << ", \"peak_rss_bytes\": " << peak_memory_bytes() << ", \"threads\": " << vm["threads"].as<int>() << "}";
+  std::cout << out.str() << std::endl;
+  return 0;
+}
+
+}  // namespace
+
+int run_bench_command(int argc, char** argv) {
+  const std::string usage =
+      "usage: difffit bench <train-step|sample> [options]  (difffit bench <name> --help)\n"
+      "  train-step  ms/step, peak memory, trainable params, optimizer and delta bytes per method\n"
+      "  sample      sampler throughput (images/s)\n"
+      "The loader benchmark is the separate program build/bench/bench_loader.\n";
+  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
+    std::cout << usage;
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string which = argv[1];
+  if (which == "train-step") return bench_train_step_command(argc - 1, argv + 1);
+  if (which == "sample") return bench_sample_command(argc - 1, argv + 1);
+  throw_usage("unknown benchmark '" + which + "'\n" + usage);
+}
+
+}  // namespace difffit

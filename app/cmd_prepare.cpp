@@ -1,0 +1,71 @@
+// difffit prepare: a dataset from its native layout, or the built-in mini benchmark,
+// into prepared HDF5 files (see the README, "Datasets").
+#include <iostream>
+
+#include "app/cli_options.h"
+#include "app/commands.h"
+#include "common/error.h"
+#include "common/logging.h"
+#include "datasets/idx_reader.h"
+#include "datasets/mini_benchmark.h"
+#include "datasets/prepare.h"
+#include "datasets/source_listing.h"
+
+namespace difffit {
+
+int run_prepare_command(int argc, char** argv) {
+  std::string kinds;
+  for (const auto& k : dataset_kinds()) kinds += (kinds.empty() ? "" : " | ") + k;
+  po::options_description options("prepare options");
+  options.add_options()
+      ("benchmark", po::value<std::string>(), "build a whole benchmark instead: mini (writes DIR/benchmark.yaml)")
+      ("source", po::value<std::string>(), ("dataset kind: " + kinds).c_str())
+      ("input", po::value<std::string>()->default_value(""),
+       "dataset root folder (fashion-mnist, --benchmark mini: the IDX folder, default /usr/share/datasets/fashion-mnist)")
+      ("output", po::value<std::string>()->required(), "the .h5 file to write (--benchmark: a folder)")
+      ("resolution", po::value<int64_t>()->default_value(256), "output side in pixels (--benchmark mini: 32)")
+      ("split", po::value<std::string>()->default_value("train"), "split to prepare (kinds differ; see the README)")
+      ("channels", po::value<int64_t>()->default_value(0), "1 (gray) or 3 (RGB); 0 = natural (fashion-mnist 1, else 3)")
+      ("fit", po::value<std::string>()->default_value("adm-center"),
+       "adm-center (DiT's center crop, Pillow BOX + BICUBIC) | pad-center (pad/crop, no resampling)")
+      ("limit", po::value<int64_t>()->default_value(0), "keep only the first N listed images (0 = all)")
+      ("threads", po::value<int>()->default_value(1), "decode/resize threads (output is identical for any count)");
+  po::variables_map vm;
+  if (!parse_command_line("prepare", "Prepares datasets into HDF5 files (uint8 images, labels, names, hashes).", argc,
+                          argv, options, vm)) {
+    return 0;
+  }
+  const std::string output = vm["output"].as<std::string>();
+  if (vm.count("benchmark")) {
+    if (vm["benchmark"].as<std::string>() != "mini") throw_usage("prepare: --benchmark must be 'mini'");
+    if (vm.count("source")) throw_usage("prepare: give either --benchmark or --source");
+    MiniBenchmarkOptions mini;
+    mini.output_dir = output;
+    if (!vm["input"].as<std::string>().empty()) mini.fashion_mnist_dir = vm["input"].as<std::string>();
+    if (!vm["resolution"].defaulted()) mini.resolution = vm["resolution"].as<int64_t>();
+    auto tasks = build_mini_benchmark(mini);
+    std::cout << output << "/benchmark.yaml: source + " << tasks.size() - 1 << " downstream datasets\n";
+    return 0;
+  }
+  if (!vm.count("source")) throw_usage("prepare: --source KIND (or --benchmark mini) is required");
+  PrepareOptions prepare;
+  prepare.source = vm["source"].as<std::string>();
+  bool known = false;
+  for (const auto& k : dataset_kinds()) known = known || k == prepare.source;
+  if (!known) throw_usage("prepare: unknown --source '" + prepare.source + "' (" + kinds + ")");
+  prepare.input = vm["input"].as<std::string>();
+  if (prepare.input.empty() && prepare.source != "fashion-mnist") throw_usage("prepare: --input is required");
+  prepare.output = output;
+  prepare.split = vm["split"].as<std::string>();
+  prepare.resolution = vm["resolution"].as<int64_t>();
+  prepare.channels = vm["channels"].as<int64_t>();
+  prepare.fit = parse_fit_mode(vm["fit"].as<std::string>());
+  prepare.limit = vm["limit"].as<int64_t>();
+  prepare.threads = vm["threads"].as<int>();
+  PrepareSummary summary = prepare_dataset(prepare);
+  std::cout << summary.path << ": " << summary.images << " images, " << summary.skipped << " skipped (" << summary.report_path
+            << "), content_hash " << summary.content_hash << "\n";
+  return 0;
+}
+
+}  // namespace difffit

@@ -1,0 +1,45 @@
+// difffit run: one experiment from a YAML file, end to end.
+#include <csignal>
+#include <iostream>
+
+#include "app/cli_options.h"
+#include "app/commands.h"
+#include "common/stop_signals.h"
+#include "worker/run/run_experiment.h"
+
+namespace difffit {
+
+int run_run_command(int argc, char** argv) {
+  po::options_description options("run options");
+  options.add_options()
+      ("experiment", po::value<std::string>()->required(), "experiment YAML file")
+      ("set", po::value<std::vector<std::string>>()->composing(), "override a field: --set train.steps=100 (repeatable)")
+      ("force", "run again even if the run folder is marked DONE")
+      ("dump-config", "print the resolved config and run id, and exit");
+  po::positional_options_description positional;
+  positional.add("experiment", 1);
+  po::variables_map vm;
+  if (!parse_command_line("run", "Trains, samples and records one experiment (resumes an interrupted run).", argc,
+                          argv, options, vm, &positional)) {
+    return 0;
+  }
+  std::vector<std::string> overrides;
+  if (vm.count("set")) overrides = vm["set"].as<std::vector<std::string>>();
+  ExperimentConfig config = load_experiment(vm["experiment"].as<std::string>(), overrides);
+  if (vm.count("dump-config")) {
+    std::cout << config.resolved_yaml();
+    return 0;
+  }
+  po::variables_map threads;
+  threads.insert({"threads", po::variable_value(config.threads, false)});
+  apply_thread_option(threads);
+  install_stop_handlers();
+  try {
+    run_experiment(config, vm.count("force") > 0);
+  } catch (const StoppedBySignal& stopped) {
+    return 128 + stopped.signal;
+  }
+  return 0;
+}
+
+}  // namespace difffit

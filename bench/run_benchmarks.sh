@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs the standard benchmark set and writes one JSON file (default bench/results.json).
+# Every ratio in PERFORMANCE.md comes from one run of this script on one machine.
+#   bench/run_benchmarks.sh [OUT.json]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT="${1:-bench/results.json}"
+BIN=build/difffit
+[ -x "$BIN" ] || bash scripts/build.sh
+MINI="--model custom --depth 4 --hidden-size 96 --num-heads 4 --patch-size 4 --input-size 32 --in-channels 1 --num-classes 5"
+PY=/usr/bin/python3
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+echo "[bench] train-step, mini model, fp32 and bf16, every method" >&2
+$BIN bench train-step $MINI --batch 64 --steps 10 --precision fp32 --json > "$tmp/train_fp32.json"
+$BIN bench train-step $MINI --batch 64 --steps 10 --precision bf16 --json > "$tmp/train_bf16.json"
+echo "[bench] train-step, DiT-S/2 at 32x32x4 (256 px latents), batch 8" >&2
+$BIN bench train-step --model DiT-S/2 --num-classes 101 --batch 8 --steps 5 --json > "$tmp/train_s2.json"
+echo "[bench] PyTorch eager, same mini model" >&2
+$PY bench/pytorch_train_step.py 4 96 4 4 32 1 5 64 10 fp32 > "$tmp/eager_fp32.json"
+$PY bench/pytorch_train_step.py 4 96 4 4 32 1 5 64 10 bf16 > "$tmp/eager_bf16.json"
+echo "[bench] sampling" >&2
+$BIN bench sample $MINI --num 128 --sampler ddim --steps 25 --json > "$tmp/sample.json"
+echo "[bench] loader" >&2
+if [ -x build/bench/bench_loader ]; then build/bench/bench_loader > "$tmp/loader.json"; else echo '{}' > "$tmp/loader.json"; fi
+
+{
+  echo "{"
+  echo "\"machine\": \"$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)\","
+  echo "\"date\": \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\","
+  for k in train_fp32 train_bf16 train_s2 eager_fp32 eager_bf16 sample; do
+    echo "\"$k\": $(cat "$tmp/$k.json"),"
+  done
+  echo "\"loader\": $(cat "$tmp/loader.json")"
+  echo "}"
+} > "$OUT"
+echo "[bench] wrote $OUT" >&2

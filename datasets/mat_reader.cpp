@@ -1,0 +1,233 @@
+#include "datasets/mat_reader.h"
+
+#include <zlib.h>
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "common/error.h"
+
+namespace difffit {
+namespace {
+
+enum MatType : uint32_t {
+  miINT8 = 1, miUINT8 = 2, miINT16 = 3, miUINT16 = 4, miINT32 = 5, miUINT32 = 6, miSINGLE = 7,
+  miDOUBLE = 9, miINT64 = 12, miUINT64 = 13, miMATRIX = 14, miCOMPRESSED = 15, miUTF8 = 16,
+  miUTF16 = 17, miUTF32 = 18,
+};
+enum MatClass : uint32_t { mxCELL = 1, mxSTRUCT = 2, mxCHAR = 4 };
+
+struct Element {
+  uint32_t type = 0;
+  const uint8_t* data = nullptr;
+  size_t size = 0;
+};
+
+// A cursor over little-endian bytes; `where` names the file in errors.
+class Cursor {
+ public:
+  Cursor(const uint8_t* data, size_t size, const std::string& where) : p_(data), end_(data + size), where_(where) {}
+  bool done() const { return p_ >= end_; }
+
+  Element next(bool pad = true) {
+    need(8);
+    uint32_t type = u32(p_), size = u32(p_ + 4);
+    Element e;
+    if (type >> 16) {  // small data element: size and type share the first word
+      e.type = type & 0xffff;
+      e.size = type >> 16;
+      if (e.size > 4) fail("bad small element");
+      e.data = p_ + 4;
+      p_ += 8;
+      return e;
+    }
+    p_ += 8;
+    need(size);
+    e.type = type;
+    e.size = size;
+    e.data = p_;
+    size_t advance = size;
+    if (pad && type != miCOMPRESSED) advance = (size + 7) / 8 * 8;
+    p_ += std::min<size_t>(advance, static_cast<size_t>(end_ - p_));
+    return e;
+  }
+
+  [[noreturn]] void fail(const std::string& what) const { throw_data(where_ + ": malformed .mat file (" + what + ")"); }
+  static uint32_t u32(const uint8_t* p) { uint32_t v; std::memcpy(&v, p, 4); return v; }
+
+ private:
+  void need(size_t n) const {
+    if (static_cast<size_t>(end_ - p_) < n) fail("truncated");
+  }
+  const uint8_t* p_;
+  const uint8_t* end_;
+  std::string where_;
+};
+
+template <typename T>
+void append_as_double(const uint8_t* data, size_t size, std::vector<double>& out) {
+  const size_t n = size / sizeof(T);
+  for (size_t i = 0; i < n; ++i) {
+    T v;
+    std::memcpy(&v, data + i * sizeof(T), sizeof(T));
+    out.push_back(static_cast<double>(v));
+  }
+}
+
+std::vector<double> numbers_of(const Element& e, const Cursor& cursor) {
+  std::vector<double> out;
+  switch (e.type) {
+    case miINT8: append_as_double<int8_t>(e.data, e.size, out); break;
+    case miUINT8: case miUTF8: append_as_double<uint8_t>(e.data, e.size, out); break;
+    case miINT16: append_as_double<int16_t>(e.data, e.size, out); break;
+    case miUINT16: case miUTF16: append_as_double<uint16_t>(e.data, e.size, out); break;
+    case miINT32: append_as_double<int32_t>(e.data, e.size, out); break;
+    case miUINT32: case miUTF32: append_as_double<uint32_t>(e.data, e.size, out); break;
+    case miSINGLE: append_as_double<float>(e.data, e.size, out); break;
+    case miDOUBLE: append_as_double<double>(e.data, e.size, out); break;
+    case miINT64: append_as_double<int64_t>(e.data, e.size, out); break;
+    case miUINT64: append_as_double<uint64_t>(e.data, e.size, out); break;
+    default: cursor.fail("unexpected data type " + std::to_string(e.type));
+  }
+  return out;
+}
+
+std::string inflate_all(const Element& e, const std::string& where) {
+  z_stream zs{};
+  if (inflateInit(&zs) != Z_OK) throw_data(where + ": zlib init failed");
+  zs.next_in = const_cast<Bytef*>(e.data);
+  zs.avail_in = static_cast<uInt>(e.size);
+  std::string out;
+  char buffer[1 << 16];
+  int rc = Z_OK;
+  while (rc != Z_STREAM_END) {
+    zs.next_out = reinterpret_cast<Bytef*>(buffer);
+    zs.avail_out = sizeof(buffer);
+    rc = inflate(&zs, Z_NO_FLUSH);
+    if (rc != Z_OK && rc != Z_STREAM_END) {
+      inflateEnd(&zs);
+      throw_data(where + ": corrupt compressed .mat element");
+    }
+    out.append(buffer, sizeof(buffer) - zs.avail_out);
+    if (rc == Z_OK && zs.avail_in == 0 && zs.avail_out != 0) break;  // input ended early
+  }
+  inflateEnd(&zs);
+  if (rc != Z_STREAM_END) throw_data(where + ": truncated compressed .mat element");
+  return out;
+}
+
+MatValue parse_matrix(const Element& matrix, std::string* name, const std::string& where, int depth);
+
+MatValue parse_matrix_element(Cursor& cursor, const std::string& where, int depth) {
+  Element e = cursor.next();
+  if (e.type != miMATRIX) cursor.fail("expected a matrix element");
+  return parse_matrix(e, nullptr, where, depth + 1);
+}
+
+MatValue parse_matrix(const Element& matrix, std::string* name, const std::string& where, int depth) {
+  if (depth > 32) throw_data(where + ": .mat nesting too deep");
+  MatValue value;
+  if (matrix.size == 0) return value;  // empty placeholder in cells and structs
+  Cursor c(matrix.data, matrix.size, where);
+  Element flags = c.next();
+  if (flags.size < 8) c.fail("array flags");
+  const uint32_t mx_class = Cursor::u32(flags.data) & 0xff;
+  Element dims = c.next();
+  for (double d : numbers_of(dims, c)) value.dims.push_back(static_cast<int64_t>(d));
+  Element name_element = c.next();
+  if (name) name->assign(reinterpret_cast<const char*>(name_element.data), name_element.size);
+  const int64_t n = value.numel();
+  if (mx_class == mxCELL) {
+    value.kind = MatValue::Kind::Cell;
+    for (int64_t i = 0; i < n; ++i) value.elements.push_back(parse_matrix_element(c, where, depth));
+  } else if (mx_class == mxSTRUCT) {
+    value.kind = MatValue::Kind::Struct;
+    Element length_element = c.next();
+    std::vector<double> length = numbers_of(length_element, c);
+    if (length.size() != 1 || length[0] <= 0) c.fail("struct field name length");
+    const size_t width = static_cast<size_t>(length[0]);
+    Element names = c.next();
+    for (size_t off = 0; off + width <= names.size; off += width) {
+      const char* p = reinterpret_cast<const char*>(names.data + off);
+      value.field_names.emplace_back(p, strnlen(p, width));
+    }
+    for (int64_t i = 0; i < n * static_cast<int64_t>(value.field_names.size()); ++i) {
+      value.elements.push_back(parse_matrix_element(c, where, depth));
+    }
+  } else if (mx_class == mxCHAR) {
+    value.kind = MatValue::Kind::Char;
+    if (!c.done()) {
+      for (double code : numbers_of(c.next(), c)) value.text += code < 256 ? static_cast<char>(code) : '?';
+    }
+  } else if (mx_class >= 6 && mx_class <= 15) {
+    value.kind = MatValue::Kind::Numeric;
+    if (!c.done()) value.numbers = numbers_of(c.next(), c);  // the real part
+  } else {
+    value.kind = MatValue::Kind::Unsupported;
+  }
+  return value;
+}
+
+}  // namespace
+
+int64_t MatValue::numel() const {
+  if (dims.empty()) return 0;
+  int64_t n = 1;
+  for (int64_t d : dims) n *= d;
+  return n;
+}
+
+const MatValue& MatValue::field(int64_t i, const std::string& name) const {
+  if (kind != Kind::Struct) throw_data(".mat: value is not a struct array (looking for '" + name + "')");
+  for (size_t f = 0; f < field_names.size(); ++f) {
+    if (field_names[f] == name) {
+      if (i < 0 || i >= numel()) throw_data(".mat: struct index out of range");
+      return elements[static_cast<size_t>(i) * field_names.size() + f];
+    }
+  }
+  throw_data(".mat: struct has no field '" + name + "'");
+}
+
+std::string MatValue::as_string() const {
+  if (kind != Kind::Char || dims.size() != 2 || (dims[0] > 1 && dims[1] > 1)) {
+    throw_data(".mat: expected a 1xN char array");
+  }
+  return text;
+}
+
+double MatValue::as_scalar() const {
+  if (kind != Kind::Numeric || numbers.size() != 1) throw_data(".mat: expected a numeric scalar");
+  return numbers[0];
+}
+
+std::map<std::string, MatValue> read_mat_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw_io(path + ": cannot open");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  const std::string bytes = ss.str();
+  if (bytes.size() < 128 || bytes.compare(0, 6, "MATLAB") != 0) throw_data(path + ": not a MATLAB 5 .mat file");
+  if (bytes.compare(126, 2, "IM") != 0) throw_data(path + ": big-endian .mat files are not supported");
+  if (bytes.compare(0, 19, "MATLAB 7.3 MAT-file") == 0) {
+    throw_data(path + ": MATLAB v7.3 (HDF5) files are not supported; re-save with -v7");
+  }
+  std::map<std::string, MatValue> out;
+  Cursor top(reinterpret_cast<const uint8_t*>(bytes.data()) + 128, bytes.size() - 128, path);
+  while (!top.done()) {
+    Element e = top.next();
+    std::string inflated;
+    if (e.type == miCOMPRESSED) {
+      inflated = inflate_all(e, path);
+      Cursor inner(reinterpret_cast<const uint8_t*>(inflated.data()), inflated.size(), path);
+      e = inner.next();
+    }
+    if (e.type != miMATRIX) continue;  // e.g. subsystem data
+    std::string name;
+    MatValue value = parse_matrix(e, &name, path, 0);
+    out.emplace(name, std::move(value));
+  }
+  return out;
+}
+
+}  // namespace difffit

@@ -1,0 +1,48 @@
+// Streaming float64 statistics of feature vectors (count, mean, sum of centred
+// outer products) that merge exactly across batches and ranks, and their files.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+namespace difffit {
+
+// Batches are folded in with the pairwise (Chan et al.) update, which stays
+// accurate for large N where sum(x x^T) - N mu mu^T would cancel.
+class FeatureStats {
+ public:
+  FeatureStats() = default;
+
+  void add(const at::Tensor& features);     // (B, D), any floating dtype
+  void merge(const FeatureStats& other);    // as if other's rows had been added here
+
+  int64_t count() const { return n_; }
+  int64_t dim() const;
+  at::Tensor mean() const;        // (D) float64
+  at::Tensor covariance() const;  // (D, D) float64, unbiased (N - 1); needs N >= 2
+
+  // Rebuilds statistics from (N, mean, unbiased covariance), e.g. a stats file.
+  static FeatureStats from_moments(int64_t n, const at::Tensor& mean, const at::Tensor& covariance);
+  // One flat float64 buffer [N, mean, M2] for sending over MPI, and back.
+  at::Tensor pack() const;
+  static FeatureStats unpack(const at::Tensor& packed);
+
+ private:
+  int64_t n_ = 0;
+  at::Tensor mean_;  // (D) float64
+  at::Tensor m2_;    // (D, D) float64: sum of (x - mean)(x - mean)^T
+};
+
+// A stats file (HDF5): `mu` (D) and `sigma` (D, D) float64 (pytorch-fid's names),
+// `n` int64 (1), optional raw `features` (N, D) float32 (KID needs them), and string
+// attributes describing what produced it (feature_net, resize, dataset_hash, ...).
+using StatsAttributes = std::map<std::string, std::string>;
+void save_feature_stats(const std::string& path, const FeatureStats& stats, const StatsAttributes& attributes,
+                        const at::Tensor& features = at::Tensor());
+FeatureStats load_feature_stats(const std::string& path, StatsAttributes* attributes = nullptr,
+                                at::Tensor* features = nullptr);
+
+}  // namespace difffit

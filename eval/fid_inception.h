@@ -1,0 +1,78 @@
+// The FID InceptionV3 exactly as pytorch-fid builds it (TF 2015-12-05 port):
+// torchvision module names so `pt_inception-2015-12-05-6726825d.pth` loads by key,
+// BN eps 1e-3, count_include_pad=False average pools in the A/C/E blocks, a max pool
+// in Mixed_7c's pool branch, fc 2048 -> 1008 (unused), no aux logits.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/state_dict.h"
+#include "eval/feature_network.h"
+
+namespace difffit {
+
+// How images reach 299x299: pytorch-fid (bilinear, align_corners=False, on [0,1]
+// floats) or clean (PIL's float bicubic on 0..255, clipped, as clean-fid resizes).
+enum class ResizeMode { PytorchFid, Clean };
+ResizeMode parse_resize_mode(const std::string& name);  // "pytorch-fid" | "clean"; throws Usage
+std::string resize_mode_name(ResizeMode mode);
+
+// The environment variable consulted when --inception-weights is not given.
+constexpr const char* kInceptionWeightsEnv = "DIFFFIT_INCEPTION_WEIGHTS";
+// `option` if set, else $DIFFFIT_INCEPTION_WEIGHTS. Throws difffit::Error (Data,
+// exit 3) naming both when neither is set or the file does not exist.
+std::string resolve_inception_weights(const std::string& option);
+
+struct WeightLoadReport {
+  std::vector<std::string> missing;     // expected keys the file lacks
+  std::vector<std::string> unexpected;  // file keys the network does not have
+};
+
+class FidInceptionV3 {
+ public:
+  FidInceptionV3();  // weights uninitialised until load_weights
+  ~FidInceptionV3();
+  FidInceptionV3(const FidInceptionV3&) = delete;
+  FidInceptionV3& operator=(const FidInceptionV3&) = delete;
+
+  // Parameter and buffer names in torchvision's style, num_batches_tracked left out.
+  std::vector<std::string> state_dict_keys() const;
+  // Copies weights by key (num_batches_tracked ignored, present or not). Shape
+  // mismatches always throw Data; with `strict`, so do missing or unexpected keys.
+  WeightLoadReport load_weights(const StateDict& weights, bool strict = true);
+  // "cpu" or "cuda[:k]"; on CUDA, TF32 is switched off (it changes FID features).
+  void to_device(const std::string& device);
+
+  // x: float (N, 3, H, W) in [0, 1]. Resized to 299x299 (bilinear, align_corners=False),
+  // scaled to [-1, 1], run to the final average pool: (N, 2048) float32 on the CPU.
+  at::Tensor pool3(const at::Tensor& x);
+  // Same, but x is already (N, 3, 299, 299) in [-1, 1] (no resize).
+  at::Tensor pool3_normalized(const at::Tensor& x);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The FID feature network: loads the weights file (any format load_state_dict_file
+// reads), strictly; uint8 images -> pool3 features with the chosen resize.
+class InceptionFeatureNet : public FeatureNetwork {
+ public:
+  InceptionFeatureNet(const std::string& weights_path, ResizeMode resize, const std::string& device = "cpu");
+  ~InceptionFeatureNet() override;
+  std::string id() const override { return id_; }
+  std::string metric_name() const override { return "FID"; }
+  int64_t dim() const override { return 2048; }
+  at::Tensor features(const at::Tensor& images) override;
+
+ private:
+  FidInceptionV3 net_;
+  ResizeMode resize_;
+  std::string id_;
+};
+
+}  // namespace difffit

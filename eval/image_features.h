@@ -1,0 +1,43 @@
+// Feature extraction over image sets, streamed in batches, and reference
+// statistics cached by (dataset content hash, feature network, N).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <string>
+
+#include "eval/feature_stats.h"
+
+namespace difffit {
+
+class FeatureNetwork;
+class ImageSet;
+
+struct ExtractOptions {
+  int64_t max_images = 0;   // use the first N images (0 = all)
+  int64_t batch_size = 50;  // images per forward pass
+  bool keep_features = false;  // also return the raw (N, D) features (KID needs them)
+};
+
+struct ExtractResult {
+  FeatureStats stats;
+  at::Tensor features;  // float32 (N, D) when keep_features
+  int64_t images = 0;
+  double images_per_second = 0.0;
+  bool from_cache = false;
+  std::string cache_file;  // where the stats were read or written ("" without a cache)
+};
+
+ExtractResult extract_features(const ImageSet& images, FeatureNetwork& net, const ExtractOptions& options);
+
+// The reference set's statistics: read from cache_dir when a file for the same
+// (content hash, net id, N) exists (and holds features if they are wanted), else
+// computed and written there. An empty cache_dir disables the cache.
+ExtractResult reference_statistics(const std::string& path, FeatureNetwork& net, const ExtractOptions& options,
+                                   const std::string& cache_dir);
+
+// $DIFFFIT_CACHE_DIR, else $XDG_CACHE_HOME/difffit, else ~/.cache/difffit.
+std::string default_cache_dir();
+
+}  // namespace difffit

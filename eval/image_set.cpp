@@ -1,0 +1,63 @@
+#include "eval/image_set.h"
+
+#include <ATen/ATen.h>
+
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include "common/error.h"
+#include "common/hdf5_tensors.h"
+#include "common/sha256.h"
+#include "eval/content_hash.h"
+
+namespace difffit {
+std::string hash_file(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) throw_io(path + ": cannot open for hashing");
+  ContentHash hash;
+  std::vector<char> buffer(size_t{8} << 20);
+  size_t n;
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), f)) > 0) hash.bytes(buffer.data(), n);
+  std::fclose(f);
+  return hash.hex();
+}
+
+ImageSet::ImageSet(const std::string& path) : path_(path), reader_(std::make_unique<Hdf5Reader>(path)) {
+  if (!reader_->has("images")) throw_data(path + ": missing dataset 'images' (uint8 N,H,W,C)");
+  const std::vector<int64_t> shape = reader_->shape("images");
+  if (shape.size() != 4 || (shape[3] != 1 && shape[3] != 3))
+    throw_data(path + ": dataset 'images' must be (N, H, W, C) with C = 1 or 3, got rank " +
+               std::to_string(shape.size()) + (shape.size() == 4 ? " and C = " + std::to_string(shape[3]) : ""));
+  n_ = shape[0], h_ = shape[1], w_ = shape[2], c_ = shape[3];
+  if (has_labels() && (reader_->shape("labels").size() != 1 || reader_->shape("labels")[0] != n_))
+    throw_data(path + ": dataset 'labels' must be (N) with N = " + std::to_string(n_));
+}
+
+ImageSet::~ImageSet() = default;
+
+bool ImageSet::has_labels() const { return reader_->has("labels"); }
+
+at::Tensor ImageSet::images(int64_t start, int64_t count) const {
+  return reader_->read_rows("images", at::kByte, start, count);
+}
+
+at::Tensor ImageSet::labels() const { return reader_->read("labels", at::kLong, 1); }
+
+std::string ImageSet::content_hash() const {
+  if (reader_->has_attribute("content_hash")) return reader_->read_string_attribute("content_hash");
+  // The same digest `difffit prepare` stores: SHA-256 over the image bytes, then the labels (int64 LE).
+  Sha256 sha;
+  const int64_t batch = std::max<int64_t>(1, (int64_t{64} << 20) / std::max<int64_t>(1, h_ * w_ * c_));
+  for (int64_t s = 0; s < n_; s += batch) {
+    const at::Tensor chunk = images(s, std::min(batch, n_ - s)).contiguous();
+    sha.update(chunk.data_ptr<uint8_t>(), static_cast<size_t>(chunk.numel()));
+  }
+  if (has_labels()) {
+    const at::Tensor l = labels().contiguous();
+    sha.update(l.data_ptr<int64_t>(), static_cast<size_t>(l.numel()) * sizeof(int64_t));
+  }
+  return sha.hex_digest();
+}
+
+}  // namespace difffit

@@ -1,0 +1,39 @@
+// Image sets on disk (prepared datasets, generated samples): HDF5 with `images`
+// uint8 (N, H, W, C), C = 1 or 3, and optional `labels` int64 (N). Read in row
+// batches so large sets never sit in memory whole.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace difffit {
+
+class Hdf5Reader;
+
+class ImageSet {
+ public:
+  explicit ImageSet(const std::string& path);  // checks the layout; throws Data naming the file
+  ~ImageSet();
+
+  int64_t size() const { return n_; }
+  int64_t height() const { return h_; }
+  int64_t width() const { return w_; }
+  int64_t channels() const { return c_; }
+  bool has_labels() const;
+  const std::string& path() const { return path_; }
+
+  at::Tensor images(int64_t start, int64_t count) const;  // uint8 (count, H, W, C)
+  at::Tensor labels() const;                              // int64 (N); throws if absent
+  // The root attribute `content_hash` if present, else a hash of shape and pixels (hex).
+  std::string content_hash() const;
+
+ private:
+  std::string path_;
+  std::unique_ptr<Hdf5Reader> reader_;
+  int64_t n_ = 0, h_ = 0, w_ = 0, c_ = 0;
+};
+
+}  // namespace difffit

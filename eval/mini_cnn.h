@@ -1,0 +1,84 @@
+// The mini benchmark's feature network: a 3-conv CNN classifier trained once on
+// the benchmark's training images and cached by content hash; its 128-d
+// penultimate layer (pre-activation) is the feature space of "FID (mini-CNN)".
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "eval/feature_network.h"
+
+namespace difffit {
+
+struct MiniCnnConfig {
+  int64_t in_channels = 1;   // image channels the net was trained on (others are converted)
+  int64_t image_size = 32;   // square input side; other sizes are resized bilinearly (multiple of 8)
+  int64_t num_classes = 10;  // classifier outputs
+  int64_t feature_dim = 128; // penultimate width = feature dimension
+};
+
+struct MiniCnnTrainOptions {
+  int64_t epochs = 4;        // passes over the training images
+  int64_t batch_size = 128;  // images per step
+  double lr = 1e-3;          // Adam learning rate
+  uint64_t seed = 0;         // initialisation and shuffling
+  int64_t max_images = 0;    // train on the first N images only (0 = all)
+};
+
+struct MiniCnnTrainReport {
+  int64_t steps = 0;
+  double seconds = 0.0;
+  double final_loss = 0.0;      // mean loss of the last epoch
+  double train_accuracy = 0.0;  // during the last epoch
+};
+
+class MiniCnn {
+ public:
+  explicit MiniCnn(const MiniCnnConfig& config);  // random weights from the current torch seed
+  ~MiniCnn();
+  MiniCnn(MiniCnn&&) noexcept;
+  MiniCnn& operator=(MiniCnn&&) noexcept;
+
+  const MiniCnnConfig& config() const;
+  // images uint8 (N, H, W, C), labels int64 (N) in [0, num_classes).
+  MiniCnnTrainReport train(const at::Tensor& images, const at::Tensor& labels, const MiniCnnTrainOptions& options);
+  at::Tensor features(const at::Tensor& images);  // float32 (N, feature_dim), eval mode
+  at::Tensor logits(const at::Tensor& images);    // float32 (N, num_classes)
+  double accuracy(const at::Tensor& images, const at::Tensor& labels, int64_t batch_size = 512);
+
+  // safetensors with the config in its metadata (atomic write).
+  void save(const std::string& path) const;
+  static MiniCnn load(const std::string& path);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+class MiniCnnFeatureNet : public FeatureNetwork {
+ public:
+  MiniCnnFeatureNet(MiniCnn net, std::string id) : net_(std::move(net)), id_(std::move(id)) {}
+  std::string id() const override { return id_; }
+  std::string metric_name() const override { return "FID (mini-CNN)"; }
+  int64_t dim() const override;
+  at::Tensor features(const at::Tensor& images) override { return net_.features(images); }
+  MiniCnn& net() { return net_; }
+
+ private:
+  MiniCnn net_;
+  std::string id_;
+};
+
+// The cached net for `train_set` (HDF5 images + labels): loaded from
+// cache_dir/mini_cnn-<key>.safetensors if present, else trained and saved there.
+// The key hashes the data's content hash, the training options and the architecture.
+std::unique_ptr<MiniCnnFeatureNet> load_or_train_mini_cnn(const std::string& train_set,
+                                                          const std::string& cache_dir,
+                                                          const MiniCnnTrainOptions& options = {});
+// A net saved by MiniCnn::save (e.g. by another run), used as is.
+std::unique_ptr<MiniCnnFeatureNet> load_mini_cnn_feature_net(const std::string& path);
+
+}  // namespace difffit

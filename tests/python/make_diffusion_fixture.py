@@ -1,0 +1,58 @@
+"""Loss and sampler fixtures from the independent reference (reference_dit.py +
+reference_diffusion.py): a random-weight DiT saved with torch.save, loss inputs and
+expected terms, initial noise and expected DDPM / DDIM samples (with CFG).
+
+usage: make_diffusion_fixture.py OUTDIR
+"""
+import os
+import sys
+
+import h5py
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from reference_dit import DiT  # noqa: E402
+from reference_diffusion import Diffusion  # noqa: E402
+
+out_dir = sys.argv[1]
+torch.manual_seed(4321)
+model = DiT(input_size=8, patch_size=2, in_channels=1, hidden_size=32, depth=2, num_heads=2, num_classes=3)
+with torch.no_grad():
+    for name, p in model.named_parameters():
+        if name != "pos_embed":
+            p.copy_(torch.randn_like(p) * 0.1)
+model.eval()
+torch.save(model.state_dict(), os.path.join(out_dir, "model.pt"))
+
+n = 4
+x0 = torch.rand(n, 1, 8, 8) * 2 - 1
+t = torch.tensor([0, 1, 420, 999])
+noise = torch.randn(n, 1, 8, 8)
+y = torch.tensor([0, 1, 2, 3])  # 3 = the null class
+d = Diffusion(1000)
+with torch.no_grad():
+    xt = d.q_sample(x0, t, noise)
+    mse, vb, loss = d.losses(model(xt, t, y), x0, xt, t, noise)
+with h5py.File(os.path.join(out_dir, "loss_in.h5"), "w") as f:
+    f["x_start"], f["t"], f["noise"], f["y"] = x0.numpy(), t.numpy(), noise.numpy(), y.numpy()
+
+z = torch.randn(3, 1, 8, 8)
+labels = torch.tensor([2, 0, 1])
+with h5py.File(os.path.join(out_dir, "noise.h5"), "w") as f:
+    f["z"], f["y"] = z.numpy(), labels.numpy()
+expected = {}
+with torch.no_grad():
+    for kind, steps in (("ddpm", "10"), ("ddim", "10")):
+        sd = Diffusion(1000, steps)
+        torch.manual_seed(77)
+        expected[kind] = sd.sample(lambda x, tt: model(x, tt, labels), z.clone(), ddim=kind == "ddim")
+        # CFG 4.0 on the doubled batch, first half kept.
+        torch.manual_seed(77)
+        y2 = torch.cat([labels, torch.full_like(labels, 3)])
+        cfg = sd.sample(lambda x, tt: model.forward_with_cfg(x, tt, y2, 4.0), torch.cat([z, z]), ddim=kind == "ddim")
+        expected[kind + "_cfg"] = cfg[:3]
+with h5py.File(os.path.join(out_dir, "expected.h5"), "w") as f:
+    f["mse"], f["vb"], f["loss"] = mse.numpy(), vb.numpy(), loss.numpy()
+    for k, v in expected.items():
+        f[k] = v.numpy()
+print("ok")

@@ -1,0 +1,194 @@
+// One experiment end to end: run folder, skip when done, exact resume after a stop
+// signal, clear errors for bad configs and data.
+#include <ATen/ATen.h>
+
+#include <csignal>
+#include <fstream>
+#include <sstream>
+
+#include "common/error.h"
+#include "common/hdf5_tensors.h"
+#include "common/safetensors.h"
+#include "common/stop_signals.h"
+#include "test_support.h"
+#include "worker/run/run_experiment.h"
+
+namespace difffit {
+namespace {
+
+using testing::run_difffit;
+using testing::TempDir;
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+class RunTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    auto r = run_difffit("prepare --source fashion-mnist --split test --limit 96 --resolution 16 --output " +
+                         dir_->file("data.h5"));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+  static void TearDownTestSuite() { delete dir_; }
+
+  static ExperimentConfig config(const std::string& output_dir, const std::string& method = "full") {
+    ExperimentConfig c;
+    c.name = "tiny";
+    c.output_dir = output_dir;
+    c.model.depth = 2;
+    c.model.hidden_size = 32;
+    c.model.num_heads = 2;
+    c.model.patch_size = 4;
+    c.model.input_size = 16;
+    c.model.in_channels = 1;
+    c.model.num_classes = 10;
+    c.method = make_method_config(method);
+    c.data.train = dir_->file("data.h5");
+    c.train.steps = 9;
+    c.train.batch_size = 16;
+    c.train.lr = 1e-3;
+    c.train.ema_decay = 0.9;
+    c.train.checkpoint_every = 4;
+    c.sample.num = 4;
+    c.sample.steps = 5;
+    c.sample.batch_size = 4;
+    return c;
+  }
+  static TempDir* dir_;
+};
+TempDir* RunTest::dir_ = nullptr;
+
+TEST_F(RunTest, WritesASelfDescribingRunFolderAndSkipsWhenDone) {
+  TempDir out;
+  ExperimentConfig c = config(out.path().string());
+  RunOutcome first = run_experiment(c);
+  const std::string d = first.run_dir;
+  EXPECT_EQ(d, (out.path() / ("tiny-" + c.run_id())).string());
+  for (const char* f : {"config.yaml", "run.log", "loss.csv", "checkpoint.safetensors", "delta.safetensors",
+                        "model.safetensors", "samples.h5", "metrics.json", "DONE"}) {
+    EXPECT_TRUE(std::filesystem::exists(d + "/" + f)) << f;
+  }
+  EXPECT_NE(read_file(d + "/config.yaml").find(c.run_id()), std::string::npos);
+  EXPECT_NE(read_file(d + "/metrics.json").find("\"steps\": 9"), std::string::npos);
+  Hdf5Reader samples(d + "/samples.h5");
+  EXPECT_EQ(samples.read("images", at::kByte).sizes(), (at::IntArrayRef{4, 16, 16, 1}));
+  // 1 header + 9 steps
+  std::string csv = read_file(d + "/loss.csv");
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 10);
+  EXPECT_TRUE(run_experiment(c).skipped);
+  // A different setting is a different run.
+  c.train.lr = 2e-3;
+  EXPECT_NE(c.run_id(), first.run_id);
+}
+
+TEST_F(RunTest, ARunStoppedBySignalResumesBitIdentically) {
+  TempDir a, b;
+  RunOutcome straight = run_experiment(config(a.path().string(), "difffit"));
+  ExperimentConfig c = config(b.path().string(), "difffit");
+  RunHooks stop_at_6;
+  stop_at_6.on_step = [](int64_t step) {
+    if (step == 6) request_stop(SIGUSR2);
+  };
+  EXPECT_THROW(run_experiment(c, false, stop_at_6), StoppedBySignal);
+  clear_stop_signal();
+  EXPECT_FALSE(std::filesystem::exists(b.path() / ("tiny-" + c.run_id()) / "DONE"));
+  RunOutcome resumed = run_experiment(c);
+  EXPECT_TRUE(resumed.train.resumed);
+  EXPECT_EQ(resumed.train.steps_this_session, 3);  // from the signal's checkpoint at step 6
+  StateDict x = load_safetensors(straight.run_dir + "/delta.safetensors");
+  StateDict y = load_safetensors(resumed.run_dir + "/delta.safetensors");
+  ASSERT_EQ(x.size(), y.size());
+  for (const auto& [name, tensor] : x) EXPECT_TRUE(at::equal(tensor, y.at(name))) << name;
+  EXPECT_EQ(read_file(straight.run_dir + "/loss.csv"), read_file(resumed.run_dir + "/loss.csv"));
+  Hdf5Reader sa(straight.run_dir + "/samples.h5"), sb(resumed.run_dir + "/samples.h5");
+  EXPECT_TRUE(at::equal(sa.read("latents", at::kFloat), sb.read("latents", at::kFloat)));
+}
+
+TEST_F(RunTest, DataThatDoesNotFitTheModelIsRefusedBeforeTraining) {
+  TempDir out;
+  ExperimentConfig c = config(out.path().string());
+  c.model.input_size = 32;
+  try {
+    run_experiment(c);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.exit_code(), 3);
+    EXPECT_NE(std::string(e.what()).find("data.h5"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(std::filesystem::exists(c.run_dir() + "/checkpoint.safetensors"));
+}
+
+TEST_F(RunTest, ADivergingLossStopsWithStepAndMethod) {
+  TempDir out;
+  ExperimentConfig c = config(out.path().string(), "bitfit");
+  c.train.lr = 1e30;
+  try {
+    run_experiment(c);
+    FAIL();
+  } catch (const Error& e) {
+    std::string what = e.what();
+    EXPECT_NE(what.find("at step"), std::string::npos) << what;
+    EXPECT_NE(what.find("bitfit"), std::string::npos) << what;
+  }
+}
+
+TEST_F(RunTest, CommandLineRunFineTunesFromAPretrainedModel) {
+  TempDir out;
+  const std::string yaml = out.file("exp.yaml");
+  std::ofstream(yaml) << "name: cli\noutput_dir: " << out.path().string()
+                      << "\nmodel: {name: custom, depth: 2, hidden_size: 32, num_heads: 2, patch_size: 4, "
+                         "input_size: 16, in_channels: 1, num_classes: 10}\n"
+                         "method: {name: full}\ndata: {train: "
+                      << dir_->file("data.h5") << "}\ntrain: {steps: 3, batch_size: 8}\n";
+  auto pre = run_difffit("run " + yaml);
+  ASSERT_EQ(pre.exit_code, 0) << pre.output;
+  ExperimentConfig loaded = load_experiment(yaml);
+  const std::string base = loaded.run_dir() + "/model.safetensors";
+  ASSERT_TRUE(std::filesystem::exists(base));
+  auto tuned = run_difffit("run " + yaml + " --set method.name=difffit --set base_checkpoint=" + base +
+                           " --set model.num_classes=12 --set name=tuned");
+  ASSERT_EQ(tuned.exit_code, 0) << tuned.output;
+  ExperimentConfig t = load_experiment(yaml, {"method.name=difffit", "base_checkpoint=" + base,
+                                              "model.num_classes=12", "name=tuned"});
+  TensorFileMetadata meta;
+  StateDict delta = load_safetensors(t.run_dir() + "/delta.safetensors", &meta);
+  EXPECT_EQ(meta["method"], "difffit");
+  EXPECT_TRUE(delta.count("blocks.0.gamma1"));
+  EXPECT_FALSE(delta.count("blocks.1.gamma1"));  // first half of 2 blocks
+  EXPECT_EQ(delta.at("y_embedder.embedding_table.weight").size(0), 13);
+  // The delta samples on top of its base from the command line.
+  auto s = run_difffit("sample --checkpoint " + base + " --delta " + t.run_dir() + "/delta.safetensors" +
+                       " --model custom --depth 2 --hidden-size 32 --num-heads 2 --patch-size 4 --input-size 16"
+                       " --in-channels 1 --num-classes 12 --num 2 --steps 3 --output " + out.file("s.h5"));
+  EXPECT_EQ(s.exit_code, 0) << s.output;
+}
+
+TEST_F(RunTest, BadConfigsNameTheFileAndField) {
+  TempDir out;
+  const std::string yaml = out.file("bad.yaml");
+  std::ofstream(yaml) << "name: x\nmodel: {name: DiT-S/2}\nmethod: {name: lora, rank: two}\ndata: {train: a.h5}\n";
+  auto r = run_difffit("run " + yaml);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("bad.yaml"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("'rank'"), std::string::npos) << r.output;
+  std::ofstream(yaml) << "name: x\nmodel: {name: DiT-S/2}\nmethod: {name: full}\ndata: {train: a.h5}\n"
+                         "train: {stepz: 3}\n";
+  auto typo = run_difffit("run " + yaml);
+  EXPECT_EQ(typo.exit_code, 2);
+  EXPECT_NE(typo.output.find("bad.yaml: train.stepz: unknown field"), std::string::npos) << typo.output;
+  std::ofstream(yaml) << "name: x\noutput_dir: " << out.path().string()
+                      << "\nmodel: {name: custom, depth: 1, hidden_size: 8, num_heads: 1, patch_size: 4, "
+                         "input_size: 16, in_channels: 1, num_classes: 10}\nmethod: {name: full}\n"
+                         "data: {train: /nope/data.h5}\n";
+  auto missing = run_difffit("run " + yaml);
+  EXPECT_EQ(missing.exit_code, 3);
+  EXPECT_NE(missing.output.find("/nope/data.h5"), std::string::npos) << missing.output;
+}
+
+}  // namespace
+}  // namespace difffit

@@ -1,0 +1,165 @@
+#include "worker/run/experiment_config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <filesystem>
+#include <sstream>
+
+#include "common/error.h"
+#include "common/sha256.h"
+#include "common/yaml_fields.h"
+
+namespace difffit {
+namespace {
+
+// Sets "a.b.c" in `root` to the scalar `value`, creating mappings on the way.
+void apply_override(YAML::Node root, const std::string& text, const std::string& source) {
+  auto eq = text.find('=');
+  if (eq == std::string::npos || eq == 0) throw_usage("--set '" + text + "': expected key=value");
+  std::string path = text.substr(0, eq), value = text.substr(eq + 1);
+  std::vector<std::string> keys;
+  std::stringstream stream(path);
+  std::string key;
+  while (std::getline(stream, key, '.')) keys.push_back(key);
+  YAML::Node node = root;
+  for (size_t i = 0; i + 1 < keys.size(); ++i) {
+    YAML::Node next = node[keys[i]];
+    if (!next.IsDefined() || next.IsNull()) {
+      node[keys[i]] = YAML::Node(YAML::NodeType::Map);
+      next = node[keys[i]];
+    }
+    if (!next.IsMap()) throw_usage("--set '" + text + "': " + source + ": '" + keys[i] + "' is not a section");
+    node.reset(next);
+  }
+  node[keys.back()] = value;
+}
+
+void parse_data(const YamlSection& s, DataConfig& d) {
+  s.require_known_keys({"train", "reference", "random_flip"});
+  s.read("train", d.train);
+  s.read("reference", d.reference);
+  s.read("random_flip", d.random_flip);
+}
+
+void parse_train(const YamlSection& s, TrainConfig& t) {
+  s.require_known_keys({"steps", "batch_size", "grad_accum", "lr", "weight_decay", "ema_decay", "grad_clip",
+                        "precision", "device", "checkpoint_every", "log_every", "timesteps"});
+  s.read("steps", t.steps);
+  s.read("batch_size", t.batch_size);
+  s.read("grad_accum", t.grad_accum);
+  s.read("lr", t.lr);
+  s.read("weight_decay", t.weight_decay);
+  s.read("ema_decay", t.ema_decay);
+  s.read("grad_clip", t.grad_clip);
+  s.read("precision", t.precision);
+  s.read("device", t.device);
+  s.read("checkpoint_every", t.checkpoint_every);
+  s.read("log_every", t.log_every);
+  s.read("timesteps", t.timesteps);
+  auto bad = [&](const std::string& key, const std::string& why) { throw_config(s.where(key) + ": " + why); };
+  if (t.steps < 1) bad("steps", "must be at least 1");
+  if (t.batch_size < 1) bad("batch_size", "must be at least 1");
+  if (t.grad_accum < 1) bad("grad_accum", "must be at least 1");
+  if (!(t.lr > 0)) bad("lr", "must be positive");
+  if (t.ema_decay < 0 || t.ema_decay > 1) bad("ema_decay", "must be in [0, 1]");
+  if (t.precision != "fp32" && t.precision != "bf16") bad("precision", "must be fp32 or bf16");
+  if (t.timesteps < 2) bad("timesteps", "must be at least 2");
+  if (t.device != "cpu" && t.device != "cuda") bad("device", "must be cpu or cuda");
+}
+
+void parse_sample(const YamlSection& s, SampleConfig& c) {
+  s.require_known_keys({"num", "sampler", "steps", "cfg_scale", "eta", "batch_size"});
+  s.read("num", c.num);
+  s.read("sampler", c.sampler);
+  s.read("steps", c.steps);
+  s.read("cfg_scale", c.cfg_scale);
+  s.read("eta", c.eta);
+  s.read("batch_size", c.batch_size);
+  if (c.sampler != "ddpm" && c.sampler != "ddim") throw_config(s.where("sampler") + ": must be ddpm or ddim");
+  if (c.num < 0) throw_config(s.where("num") + ": must be >= 0");
+  if (c.steps < 1) throw_config(s.where("steps") + ": must be at least 1");
+}
+
+std::string short_hash(const std::string& text) {
+  Sha256 sha;
+  sha.update(text);
+  return sha.hex_digest().substr(0, 16);
+}
+
+}  // namespace
+
+ExperimentConfig load_experiment(const std::string& path, const std::vector<std::string>& overrides) {
+  YamlSection root = YamlSection::load_file(path);
+  for (const auto& o : overrides) apply_override(root.node(), o, path);
+  root.require_known_keys({"name", "seed", "output_dir", "base_checkpoint", "threads", "model", "method", "data",
+                           "train", "sample"});
+  ExperimentConfig config;
+  root.read("name", config.name);
+  int64_t seed = 0;
+  root.read("seed", seed);
+  config.seed = static_cast<uint64_t>(seed);
+  root.read("output_dir", config.output_dir);
+  root.read("base_checkpoint", config.base_checkpoint);
+  root.read("threads", config.threads);
+  config.model = parse_dit_config(root.child("model"));
+  config.method = parse_method_config(root.child("method"));
+  parse_data(root.child("data"), config.data);
+  if (config.data.train.empty()) throw_config(root.where("data.train") + ": missing (a prepared HDF5 file)");
+  if (root.has("train")) parse_train(root.child("train"), config.train);
+  if (root.has("sample")) parse_sample(root.child("sample"), config.sample);
+  if (config.threads < 1) throw_config(root.where("threads") + ": must be at least 1");
+  // Relative paths in the file are relative to the working directory, as on the command line.
+  return config;
+}
+
+std::string ExperimentConfig::canonical_yaml() const {
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  out << YAML::Key << "seed" << YAML::Value << seed;
+  out << YAML::Key << "base_checkpoint" << YAML::Value << base_checkpoint;
+  out << YAML::Key << "model" << YAML::Value << model.to_key_values();
+  out << YAML::Key << "method" << YAML::Value << method.name() + ":" + method.to_options_string();
+  out << YAML::Key << "data" << YAML::Value << YAML::BeginMap << YAML::Key << "train" << YAML::Value << data.train
+      << YAML::Key << "reference" << YAML::Value << data.reference << YAML::Key << "random_flip" << YAML::Value
+      << data.random_flip << YAML::EndMap;
+  out << YAML::Key << "train" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "steps" << YAML::Value << train.steps << YAML::Key << "batch_size" << YAML::Value
+      << train.batch_size << YAML::Key << "grad_accum" << YAML::Value << train.grad_accum << YAML::Key << "lr"
+      << YAML::Value << train.lr << YAML::Key << "weight_decay" << YAML::Value << train.weight_decay << YAML::Key
+      << "ema_decay" << YAML::Value << train.ema_decay << YAML::Key << "grad_clip" << YAML::Value << train.grad_clip
+      << YAML::Key << "precision" << YAML::Value << train.precision << YAML::Key << "timesteps" << YAML::Value
+      << train.timesteps << YAML::EndMap;
+  out << YAML::Key << "sample" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "num" << YAML::Value << sample.num << YAML::Key << "sampler" << YAML::Value << sample.sampler
+      << YAML::Key << "steps" << YAML::Value << sample.steps << YAML::Key << "cfg_scale" << YAML::Value
+      << sample.cfg_scale << YAML::Key << "eta" << YAML::Value << sample.eta << YAML::Key << "batch_size"
+      << YAML::Value << sample.batch_size << YAML::EndMap;
+  out << YAML::EndMap;
+  return out.c_str();
+}
+
+std::string ExperimentConfig::resolved_yaml() const {
+  std::ostringstream out;
+  out << "# resolved by difffit; run id " << run_id() << "\n"
+      << "name: " << name << "\noutput_dir: " << output_dir << "\nthreads: " << threads
+      << "\ncheckpoint_every: " << train.checkpoint_every << "\nlog_every: " << train.log_every << "\n"
+      << canonical_yaml() << "\n";
+  return out.str();
+}
+
+std::string ExperimentConfig::run_id() const { return short_hash(canonical_yaml()); }
+
+std::string ExperimentConfig::run_dir() const {
+  return (std::filesystem::path(output_dir) / (name + "-" + run_id())).string();
+}
+
+uint64_t derive_seed(const ExperimentConfig& config, const std::string& purpose) {
+  Sha256 sha;
+  sha.update(std::to_string(config.seed) + "/" + config.run_id() + "/" + purpose);
+  auto digest = sha.digest();
+  uint64_t seed = 0;
+  for (int i = 0; i < 8; ++i) seed = (seed << 8) | digest[i];
+  return seed >> 1;  // keep it positive for APIs that take int64
+}
+
+}  // namespace difffit

@@ -1,0 +1,73 @@
+// One experiment: model, method, data, training, sampling and scoring settings,
+// parsed and validated once from YAML (+ --set overrides). Its canonical form
+// hashes to the run id, so a rerun finds its previous results.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "worker/model/dit_config.h"
+#include "worker/model/method_config.h"
+
+namespace difffit {
+
+struct DataConfig {
+  std::string train;           // prepared HDF5 (difffit prepare) to train on
+  std::string reference;       // held-out HDF5 to score samples against (optional)
+  bool random_flip = true;     // horizontal flip p = 0.5, as DiT
+};
+
+struct TrainConfig {
+  int64_t steps = 1000;        // optimizer steps
+  int64_t batch_size = 64;     // images per loader batch
+  int64_t grad_accum = 1;      // loader batches per optimizer step (effective batch = batch_size x grad_accum)
+  double lr = 1e-4;            // base learning rate (methods multiply it, e.g. DiffFit x10)
+  double weight_decay = 0.0;   // AdamW decay (DiT: 0)
+  double ema_decay = 0.9999;   // EMA of the trainable tensors; samples use the EMA
+  double grad_clip = 0.0;      // max global grad norm (0 = off)
+  std::string precision = "fp32";  // fp32 (exact) | bf16 (autocast, faster)
+  std::string device = "cpu";  // cpu | cuda (noise is drawn on the CPU either way, so seeds agree)
+  int64_t checkpoint_every = 500;  // steps between run checkpoints (0 = only at the end/on signals)
+  int64_t log_every = 50;      // steps between log lines
+  int64_t timesteps = 1000;    // T of the diffusion process
+};
+
+struct SampleConfig {
+  int64_t num = 0;             // samples written by the run (0 = none)
+  std::string sampler = "ddim";  // ddpm | ddim
+  int64_t steps = 25;          // respacing "K"
+  double cfg_scale = 1.0;      // guidance when > 1
+  double eta = 0.0;            // DDIM eta
+  int64_t batch_size = 100;    // samples per batch
+};
+
+struct ExperimentConfig {
+  std::string name = "experiment";  // human-readable prefix of the run folder
+  uint64_t seed = 0;                // every random stream of the run derives from (seed, run id)
+  std::string output_dir = "runs";  // runs land in output_dir/<name>-<run id>
+  std::string base_checkpoint;      // pre-trained DiT; empty = train from scratch (pre-training)
+  DiTConfig model;
+  MethodConfig method;
+  DataConfig data;
+  TrainConfig train;
+  SampleConfig sample;
+  int threads = 1;                  // intra-op threads (one rank per core is best on CPU)
+
+  // Canonical YAML of everything that changes results (not output_dir/threads/logging).
+  std::string canonical_yaml() const;
+  // Full resolved YAML, written into the run folder.
+  std::string resolved_yaml() const;
+  std::string run_id() const;       // 16 hex digits of SHA-256(canonical_yaml)
+  std::string run_dir() const;      // output_dir/name-run_id
+};
+
+// Loads a YAML experiment file; each override "a.b=value" replaces that field first.
+ExperimentConfig load_experiment(const std::string& path,
+                                 const std::vector<std::string>& overrides = {});
+
+// A seed for one purpose ("init", "data", "train", "sample") of a run, from its id.
+uint64_t derive_seed(const ExperimentConfig& config, const std::string& purpose);
+
+}  // namespace difffit

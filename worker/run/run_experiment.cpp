@@ -1,0 +1,134 @@
+#include "worker/run/run_experiment.h"
+
+#include <ATen/ATen.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+
+#include "common/error.h"
+#include "common/hdf5_tensors.h"
+#include "common/logging.h"
+#include "common/progress_bar.h"
+#include "common/safetensors.h"
+#include "worker/model/build_model.h"
+#include "worker/model/delta.h"
+#include "worker/model/peft_method.h"
+#include "worker/sample/sample_generator.h"
+
+namespace difffit {
+namespace {
+
+namespace fs = std::filesystem;
+
+void write_text_atomically(const fs::path& path, const std::string& text) {
+  const fs::path tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << text;
+    if (!out) throw_io(tmp.string() + ": cannot write");
+  }
+  fs::rename(tmp, path);
+}
+
+DiT build_run_model(const ExperimentConfig& config) {
+  // Fresh weights (and the class table when the class count changes) come from the run's seed.
+  at::manual_seed(derive_seed(config, "init"));
+  ModelSource source;
+  source.checkpoint = config.base_checkpoint;
+  source.load.reinit_class_table = true;
+  return build_model(config.model, source);
+}
+
+std::string metrics_json(const ExperimentConfig& config, const MethodSetup& setup, const RunOutcome& outcome,
+                         int64_t delta_bytes) {
+  char text[1024];
+  std::snprintf(text, sizeof text,
+                "{\n  \"run_id\": \"%s\",\n  \"name\": \"%s\",\n  \"method\": \"%s\",\n  \"steps\": %lld,\n"
+                "  \"final_loss\": %.6f,\n  \"train_seconds\": %.3f,\n  \"steps_per_second\": %.4f,\n"
+                "  \"trainable_params\": %lld,\n  \"total_params\": %lld,\n  \"delta_bytes\": %lld,\n"
+                "  \"samples\": %lld,\n  \"sample_seconds\": %.3f\n}\n",
+                outcome.run_id.c_str(), config.name.c_str(), setup.config.name().c_str(),
+                static_cast<long long>(outcome.train.steps), outcome.train.last_loss, outcome.train.seconds,
+                outcome.train.steps_per_second, static_cast<long long>(setup.trainable_params),
+                static_cast<long long>(setup.total_params), static_cast<long long>(delta_bytes),
+                static_cast<long long>(config.sample.num), outcome.sample_seconds);
+  return text;
+}
+
+}  // namespace
+
+RunOutcome run_experiment(const ExperimentConfig& config, bool force, const RunHooks& hooks) {
+  RunOutcome outcome;
+  outcome.run_id = config.run_id();
+  outcome.run_dir = config.run_dir();
+  const fs::path dir = outcome.run_dir;
+  fs::create_directories(dir);
+  if (fs::exists(dir / "DONE") && !force) {
+    log()->info("[run] {} is already done ({}); use --force to run it again", outcome.run_id, outcome.run_dir);
+    outcome.skipped = true;
+    return outcome;
+  }
+  fs::remove(dir / "DONE");
+  write_text_atomically(dir / "config.yaml", config.resolved_yaml());
+  LoggingOptions logging;
+  logging.log_file = (dir / "run.log").string();
+  init_logging(logging);
+  log()->info("[run] {} -> {}", outcome.run_id, outcome.run_dir);
+
+  DiT model = build_run_model(config);
+  MethodSetup setup = apply_method(*model, config.method);
+  log()->info("[run] method {} ({}): {} trainable of {} parameters ({:.4f}%)", setup.config.name(),
+              setup.config.to_options_string(), setup.trainable_params, setup.total_params,
+              setup.trainable_percent());
+
+  Trainer trainer(config, model, setup, outcome.run_dir);
+  if (hooks.on_step) trainer.set_step_hook(hooks.on_step);
+  outcome.train = trainer.run();
+
+  // The result is the EMA weights: saved as a delta, and as a full model when pre-training.
+  trainer.use_ema_weights();
+  const fs::path delta = dir / "delta.safetensors";
+  save_delta(delta.string(), *model, setup.config,
+             {{"run_id", outcome.run_id}, {"steps", std::to_string(outcome.train.steps)}});
+  if (config.base_checkpoint.empty()) {
+    save_safetensors((dir / "model.safetensors").string(), merge_to_plain_state_dict(*model),
+                     {{"model", config.model.to_key_values()}, {"run_id", outcome.run_id}});
+  }
+
+  if (config.sample.num > 0) {
+    SampleRequest request;
+    request.num = config.sample.num;
+    request.sampler = parse_sampler(config.sample.sampler);
+    request.steps = config.sample.steps;
+    request.cfg_scale = config.sample.cfg_scale;
+    request.eta = config.sample.eta;
+    request.batch_size = config.sample.batch_size;
+    request.timesteps = config.train.timesteps;
+    request.seed = derive_seed(config, "sample");
+    request.device = config.train.device;
+    auto begin = std::chrono::steady_clock::now();
+    ProgressBar progress("[sample]", request.num);
+    SampleResult samples = generate_samples(*model, request, [&](int64_t done, int64_t) { progress.update(done); });
+    progress.finish();
+    outcome.sample_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+    Hdf5Writer out((dir / "samples.h5").string());
+    out.write("latents", samples.latents);
+    out.write("y", samples.labels);
+    if (config.model.in_channels == 1 || config.model.in_channels == 3) {
+      out.write("images", to_uint8_images(samples.latents), /*compress=*/true);
+    }
+    out.write_string_attribute("run_id", outcome.run_id);
+    out.write_string_attribute("sampler", config.sample.sampler + std::to_string(config.sample.steps));
+    out.commit();
+  }
+
+  write_text_atomically(dir / "metrics.json",
+                        metrics_json(config, setup, outcome, static_cast<int64_t>(fs::file_size(delta))));
+  write_text_atomically(dir / "DONE", outcome.run_id + "\n");
+  log()->info("[run] done: {} steps, final loss {:.4f}, {:.2f} steps/s; results in {}", outcome.train.steps,
+              outcome.train.last_loss, outcome.train.steps_per_second, outcome.run_dir);
+  return outcome;
+}
+
+}  // namespace difffit

@@ -1,0 +1,30 @@
+// One experiment end to end on one process: load or initialise the model, apply the
+// method, train (resuming if interrupted), save the delta, sample, and write a
+// self-describing run folder.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "worker/run/experiment_config.h"
+#include "worker/train/trainer.h"
+
+namespace difffit {
+
+struct RunOutcome {
+  std::string run_dir;
+  std::string run_id;
+  bool skipped = false;  // already DONE: nothing recomputed
+  TrainResult train;
+  double sample_seconds = 0;
+};
+
+struct RunHooks {
+  std::function<void(int64_t)> on_step;  // after every optimizer step (heartbeats, tests)
+};
+
+// Run folder: config.yaml, run.log, loss.csv, checkpoint.safetensors, delta.safetensors,
+// model.safetensors (pre-training only), samples.h5, metrics.json, DONE.
+RunOutcome run_experiment(const ExperimentConfig& config, bool force = false, const RunHooks& hooks = {});
+
+}  // namespace difffit

@@ -1,0 +1,49 @@
+#include "worker/train/ema.h"
+
+#include <ATen/ATen.h>
+
+#include "common/error.h"
+
+namespace difffit {
+
+Ema::Ema(std::vector<std::string> names, std::vector<at::Tensor> params, double decay)
+    : names_(std::move(names)), params_(std::move(params)), decay_(decay) {
+  if (decay < 0 || decay > 1) throw_usage("ema_decay must be in [0, 1]");
+  for (const auto& p : params_) averages_.push_back(p.detach().clone());
+}
+
+void Ema::update() {
+  at::NoGradGuard no_grad;
+  for (size_t i = 0; i < params_.size(); ++i) averages_[i].mul_(decay_).add_(params_[i].detach(), 1 - decay_);
+}
+
+void Ema::copy_to_params() const {
+  at::NoGradGuard no_grad;
+  for (size_t i = 0; i < params_.size(); ++i) params_[i].detach().copy_(averages_[i]);
+}
+
+void Ema::swap_with_params() {
+  at::NoGradGuard no_grad;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    at::Tensor live = params_[i].detach().clone();
+    params_[i].detach().copy_(averages_[i]);
+    averages_[i].copy_(live);
+  }
+}
+
+StateDict Ema::state_dict() const {
+  StateDict state;
+  for (size_t i = 0; i < names_.size(); ++i) state[names_[i]] = averages_[i];
+  return state;
+}
+
+void Ema::load_state_dict(const StateDict& state, const std::string& source) {
+  at::NoGradGuard no_grad;
+  for (size_t i = 0; i < names_.size(); ++i) {
+    auto it = state.find(names_[i]);
+    if (it == state.end()) throw_data(source + ": EMA state for '" + names_[i] + "' missing");
+    averages_[i].copy_(it->second);
+  }
+}
+
+}  // namespace difffit

@@ -1,0 +1,247 @@
+#include "worker/train/trainer.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/types.h>
+
+#include <cctype>
+#include <cmath>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+
+#include "common/error.h"
+#include "common/logging.h"
+#include "common/progress_bar.h"
+#include "common/safetensors.h"
+#include "common/stop_signals.h"
+#include "datasets/image_loader.h"
+#include "worker/diffusion/gaussian_diffusion.h"
+#include "worker/train/adamw.h"
+#include "worker/train/autocast_guard.h"
+#include "worker/train/ema.h"
+
+namespace difffit {
+
+struct Trainer::State {
+  std::unique_ptr<ImageBatchLoader> loader;
+  std::unique_ptr<AdamW> optimizer;
+  std::unique_ptr<Ema> ema;
+  std::vector<std::string> names;
+  std::vector<at::Tensor> params;
+  int64_t step = 0;
+};
+
+namespace {
+
+const char* kCheckpointFormat = "difffit.run-checkpoint.v1";
+
+at::Generator& default_generator() {
+  static at::Generator generator = at::detail::getDefaultCPUGenerator();
+  return generator;
+}
+
+void check_data_fits_model(const ImageBatchLoader& loader, const DiTConfig& model, const std::string& path) {
+  if (loader.channels() != model.in_channels || loader.resolution() != model.input_size) {
+    throw_data(path + ": images are " + std::to_string(loader.resolution()) + "x" +
+               std::to_string(loader.resolution()) + "x" + std::to_string(loader.channels()) + ", the model expects " +
+               std::to_string(model.input_size) + "x" + std::to_string(model.input_size) + "x" +
+               std::to_string(model.in_channels) + " (check model.input_size / model.in_channels)");
+  }
+  if (loader.num_classes() > model.num_classes) {
+    throw_data(path + ": " + std::to_string(loader.num_classes()) + " classes, but the model has only " +
+               std::to_string(model.num_classes) + " (set model.num_classes)");
+  }
+}
+
+}  // namespace
+
+Trainer::Trainer(const ExperimentConfig& config, DiT model, MethodSetup setup, std::string run_dir)
+    : config_(config), model_(std::move(model)), setup_(std::move(setup)), run_dir_(std::move(run_dir)),
+      state_(std::make_shared<State>()), device_(config.train.device) {
+  if (device_.is_cuda() && !at::hasCUDA()) throw_usage("train.device is cuda, but this LibTorch has no CUDA");
+  model_->to(device_);
+  LoaderOptions loader_options;
+  loader_options.path = config_.data.train;
+  loader_options.batch_size = config_.train.batch_size;
+  loader_options.seed = derive_seed(config_, "data");
+  loader_options.random_flip = config_.data.random_flip;
+  state_->loader = std::make_unique<ImageBatchLoader>(loader_options);
+  check_data_fits_model(*state_->loader, model_->config(), config_.data.train);
+
+  std::vector<AdamWGroup> groups;
+  for (const auto& group : setup_.groups) {
+    groups.push_back({group.name, config_.train.lr * group.lr_mult, group.names, group.params});
+    state_->names.insert(state_->names.end(), group.names.begin(), group.names.end());
+    state_->params.insert(state_->params.end(), group.params.begin(), group.params.end());
+  }
+  AdamWOptions options;
+  options.lr = config_.train.lr;
+  options.weight_decay = config_.train.weight_decay;
+  state_->optimizer = std::make_unique<AdamW>(groups, options);
+  state_->ema = std::make_unique<Ema>(state_->names, state_->params, config_.train.ema_decay);
+}
+
+std::string Trainer::checkpoint_path() const { return (std::filesystem::path(run_dir_) / "checkpoint.safetensors").string(); }
+
+namespace {
+
+void save_run_checkpoint(const std::string& path, const std::string& run_id, int64_t step,
+                         const LoaderCursor& cursor, const std::vector<std::string>& names,
+                         const std::vector<at::Tensor>& params, const AdamW& optimizer, const Ema& ema) {
+  StateDict tensors;
+  for (size_t i = 0; i < names.size(); ++i) tensors["param/" + names[i]] = params[i].detach().cpu();
+  for (const auto& [k, v] : optimizer.state_dict()) tensors["opt/" + k] = v.cpu();
+  for (const auto& [k, v] : ema.state_dict()) tensors["ema/" + k] = v.cpu();
+  tensors["rng/cpu"] = default_generator().get_state();
+  save_safetensors(path, tensors,
+                   {{"format", kCheckpointFormat},
+                    {"run_id", run_id},
+                    {"step", std::to_string(step)},
+                    {"loader_epoch", std::to_string(cursor.epoch)},
+                    {"loader_batch", std::to_string(cursor.batch)}});
+}
+
+// Keeps the header and the rows of steps <= `step`: rows written after the last
+// checkpoint by an interrupted session are recomputed, so they must not repeat.
+void truncate_loss_csv(const std::string& path, int64_t step) {
+  std::ifstream in(path);
+  std::string line, kept;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    if (!std::isdigit(static_cast<unsigned char>(line[0])) || std::stoll(line) <= step) kept += line + "\n";
+  }
+  in.close();
+  std::ofstream(path, std::ios::trunc) << kept;
+}
+
+StateDict strip_prefix(const StateDict& all, const std::string& prefix) {
+  StateDict out;
+  for (const auto& [k, v] : all) {
+    if (k.rfind(prefix, 0) == 0) out[k.substr(prefix.size())] = v;
+  }
+  return out;
+}
+
+}  // namespace
+
+TrainResult Trainer::run() {
+  TrainResult result;
+  State& s = *state_;
+  const TrainConfig& tc = config_.train;
+  const std::string checkpoint = checkpoint_path();
+
+  if (std::filesystem::exists(checkpoint)) {
+    TensorFileMetadata meta;
+    StateDict saved = load_safetensors(checkpoint, &meta);
+    if (meta["format"] != kCheckpointFormat || meta["run_id"] != config_.run_id()) {
+      throw_data(checkpoint + ": not a checkpoint of run " + config_.run_id());
+    }
+    torch::NoGradGuard no_grad;
+    StateDict params = strip_prefix(saved, "param/");
+    for (size_t i = 0; i < s.names.size(); ++i) {
+      auto it = params.find(s.names[i]);
+      if (it == params.end()) throw_data(checkpoint + ": parameter '" + s.names[i] + "' missing");
+      s.params[i].detach().copy_(it->second);
+    }
+    s.optimizer->load_state_dict(strip_prefix(saved, "opt/"), checkpoint);
+    s.ema->load_state_dict(strip_prefix(saved, "ema/"), checkpoint);
+    default_generator().set_state(saved.at("rng/cpu"));
+    s.step = std::stoll(meta["step"]);
+    s.loader->seek({std::stoll(meta["loader_epoch"]), std::stoll(meta["loader_batch"])});
+    result.resumed = true;
+    log()->info("[train] resumed run {} at step {}", config_.run_id(), s.step);
+  } else {
+    at::manual_seed(derive_seed(config_, "train"));
+  }
+
+  DiffusionConfig diffusion_config;
+  diffusion_config.timesteps = tc.timesteps;
+  diffusion_config.learned_variance = model_->config().learn_sigma;
+  GaussianDiffusion diffusion(diffusion_config);
+  const bool bf16 = tc.precision == "bf16";
+  model_->to(device_);
+
+  const std::string loss_path = (std::filesystem::path(run_dir_) / "loss.csv").string();
+  if (result.resumed) {
+    truncate_loss_csv(loss_path, s.step);
+  } else {
+    std::ofstream(loss_path, std::ios::trunc) << "step,loss,mse,vb\n";
+  }
+  std::ofstream loss_csv(loss_path, std::ios::app);
+
+  model_->train();
+  const int64_t first_step = s.step;
+  ProgressBar progress("[train " + setup_.config.name() + "]", tc.steps, s.step);
+  double window_loss = 0;
+  int64_t window = 0;
+  auto begin = std::chrono::steady_clock::now();
+  while (s.step < tc.steps) {
+    if (int signal = stop_signal()) {
+      save_run_checkpoint(checkpoint, config_.run_id(), s.step, s.loader->cursor(), s.names, s.params,
+                          *s.optimizer, *s.ema);
+      log()->warn("[train] signal {}: saved checkpoint at step {}", signal, s.step);
+      throw StoppedBySignal{signal};
+    }
+    s.optimizer->zero_grad();
+    double step_loss = 0, step_mse = 0, step_vb = 0;
+    for (int64_t micro = 0; micro < tc.grad_accum; ++micro) {
+      ImageBatch batch = s.loader->next();
+      // The reference's order of random draws: t, then noise, then label dropout. t and
+      // noise come from the CPU generator on every device, so runs agree across devices.
+      const at::Tensor x = batch.images.to(device_);
+      at::Tensor t = at::randint(0, diffusion.num_steps(), {x.size(0)}, at::kLong).to(device_);
+      at::Tensor noise = at::randn(x.sizes(), at::kFloat).to(device_);
+      at::Tensor x_t = diffusion.q_sample(x, t, noise);
+      at::Tensor output;
+      {
+        AutocastGuard autocast(bf16, x.device().type());
+        output = model_->forward(x_t, diffusion.model_timesteps(t), batch.labels.to(device_));
+      }
+      GaussianDiffusion::Losses losses = diffusion.training_losses(output.to(at::kFloat), x, x_t, t, noise);
+      at::Tensor loss = losses.loss.mean() / static_cast<double>(tc.grad_accum);
+      const double value = loss.item<double>();
+      if (!std::isfinite(value)) {
+        throw_data("training diverged: loss is " + std::to_string(value) + " at step " + std::to_string(s.step + 1) +
+                   " (method " + setup_.config.name() + ", lr " + std::to_string(tc.lr) + ")");
+      }
+      loss.backward();
+      step_loss += value;
+      step_mse += losses.mse.mean().item<double>() / tc.grad_accum;
+      step_vb += losses.vb.mean().item<double>() / tc.grad_accum;
+    }
+    if (tc.grad_clip > 0) torch::nn::utils::clip_grad_norm_(s.params, tc.grad_clip);
+    s.optimizer->step();
+    s.ema->update();
+    s.step += 1;
+    window_loss += step_loss;
+    window += 1;
+    loss_csv << s.step << "," << step_loss << "," << step_mse << "," << step_vb << "\n";
+    if (tc.checkpoint_every > 0 && s.step % tc.checkpoint_every == 0 && s.step < tc.steps) {
+      save_run_checkpoint(checkpoint, config_.run_id(), s.step, s.loader->cursor(), s.names, s.params,
+                          *s.optimizer, *s.ema);
+    }
+    if (step_hook_) step_hook_(s.step);
+    char status[64];
+    std::snprintf(status, sizeof status, "loss %.4f", window_loss / window);
+    progress.update(s.step, status);
+    if (s.step % std::max<int64_t>(tc.log_every, 1) == 0 || s.step == tc.steps) {
+      result.last_loss = window_loss / window;
+      window_loss = 0;
+      window = 0;
+    }
+  }
+  progress.finish();
+  save_run_checkpoint(checkpoint, config_.run_id(), s.step, s.loader->cursor(), s.names, s.params, *s.optimizer,
+                      *s.ema);
+  result.steps = s.step;
+  result.steps_this_session = s.step - first_step;
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+  result.steps_per_second = result.seconds > 0 ? result.steps_this_session / result.seconds : 0;
+  return result;
+}
+
+void Trainer::use_ema_weights() { state_->ema->copy_to_params(); }
+
+}  // namespace difffit

@@ -1,0 +1,55 @@
+// The training loop for every method, pre-training included: hybrid diffusion
+// loss, AdamW with per-group learning rates, EMA, optional clipping/accumulation/
+// bf16, and run checkpoints that resume bit-identically.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include <c10/core/Device.h>
+
+#include "worker/model/dit.h"
+#include "worker/model/peft_method.h"
+#include "worker/run/experiment_config.h"
+
+namespace difffit {
+
+struct TrainResult {
+  int64_t steps = 0;            // optimizer steps done in total
+  int64_t steps_this_session = 0;
+  double last_loss = 0;         // mean loss over the last logging window
+  double seconds = 0;           // wall time of this session's steps
+  double steps_per_second = 0;
+  bool resumed = false;
+};
+
+class Trainer {
+ public:
+  // `model` has its method applied; the run folder receives checkpoint/ and loss.csv.
+  Trainer(const ExperimentConfig& config, DiT model, MethodSetup setup, std::string run_dir);
+
+  // Trains to config.train.steps, resuming from the run checkpoint when present.
+  // On a stop signal it saves a checkpoint and throws StoppedBySignal.
+  TrainResult run();
+
+  // Called after every optimizer step with the step count (heartbeats, tests).
+  void set_step_hook(std::function<void(int64_t)> hook) { step_hook_ = std::move(hook); }
+
+  // After run(): writes the EMA averages into the model's trainable tensors.
+  void use_ema_weights();
+
+  std::string checkpoint_path() const;
+
+ private:
+  ExperimentConfig config_;
+  DiT model_;
+  MethodSetup setup_;
+  std::string run_dir_;
+  struct State;
+  std::shared_ptr<State> state_;
+  std::function<void(int64_t)> step_hook_;
+  c10::Device device_;
+};
+
+}  // namespace difffit
