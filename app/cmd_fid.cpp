@@ -6,8 +6,10 @@
 #include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <sstream>
+#include <vector>
 
 #include "app/cli_options.h"
 #include "app/commands.h"
@@ -136,6 +138,38 @@ std::unique_ptr<FeatureNetwork> make_feature_net(const po::variables_map& vm, co
   throw_usage("fid: unknown --feature-net '" + kind + "' (expected inception or mini-cnn)");
 }
 
+struct GridPick {
+  at::Tensor images, labels;
+};
+
+// The images a grid shows: the first `columns` of each class (labelled sets), or
+// columns x columns images; read in batches so a large sample file is never loaded whole.
+GridPick pick_grid_images(const ImageSet& samples, int64_t columns) {
+  GridPick pick;
+  if (!samples.has_labels()) {
+    pick.images = samples.images(0, std::min(samples.size(), columns * columns));
+    return pick;
+  }
+  const at::Tensor labels = samples.labels();
+  const int64_t* l = labels.data_ptr<int64_t>();
+  std::map<int64_t, int64_t> shown;
+  std::vector<int64_t> chosen;
+  for (int64_t i = 0; i < samples.size(); ++i)
+    if (shown[l[i]]++ < columns) chosen.push_back(i);
+  std::vector<at::Tensor> images;
+  constexpr int64_t kBatch = 1024;
+  size_t next = 0;
+  for (int64_t s = 0; s < samples.size() && next < chosen.size(); s += kBatch) {
+    const int64_t k = std::min(kBatch, samples.size() - s);
+    if (chosen[next] >= s + k) continue;  // nothing wanted in this batch
+    const at::Tensor batch = samples.images(s, k);
+    for (; next < chosen.size() && chosen[next] < s + k; ++next) images.push_back(batch[chosen[next] - s]);
+  }
+  pick.images = at::stack(images);
+  pick.labels = labels.index_select(0, at::tensor(chosen, at::TensorOptions().dtype(at::kLong)));
+  return pick;
+}
+
 }  // namespace
 
 int run_fid_command(int argc, char** argv) {
@@ -189,8 +223,12 @@ int run_fid_command(int argc, char** argv) {
     return score_given_features(vm);
   }
   if (!vm.count("samples")) throw_usage("fid: --samples is required (see difffit fid --help)");
-  if (vm.count("reference") == vm.count("reference-stats"))
-    throw_usage("fid: give exactly one of --reference and --reference-stats");
+  if (vm.count("reference") && vm.count("reference-stats"))
+    throw_usage("fid: give only one of --reference and --reference-stats");
+  // Without a reference the command only writes the grid / .npz export, if asked to.
+  const bool score = vm.count("reference") || vm.count("reference-stats");
+  if (!score && !vm.count("grid") && !vm.count("export-samples-npz"))
+    throw_usage("fid: give --reference or --reference-stats (or only --grid / --export-samples-npz)");
   const bool want_kid = vm.count("kid") > 0;
   const std::string samples_path = vm["samples"].as<std::string>();
   const std::string cache_dir = vm.count("no-cache") ? "" : vm["cache-dir"].as<std::string>().empty()
@@ -200,15 +238,16 @@ int run_fid_command(int argc, char** argv) {
   ImageSet samples(samples_path);  // checks the file before a network is loaded or trained
   if (vm.count("grid")) {
     const int64_t columns = vm["grid-columns"].as<int64_t>();
-    const int64_t shown = std::min<int64_t>(samples.size(), samples.has_labels() ? samples.size() : columns * columns);
-    write_sample_grid(vm["grid"].as<std::string>(), samples.images(0, shown),
-                      samples.has_labels() ? samples.labels().narrow(0, 0, shown) : at::Tensor(), columns);
+    const GridPick pick = pick_grid_images(samples, columns);
+    write_sample_grid(vm["grid"].as<std::string>(), pick.images, pick.labels, columns);
     log()->info("[fid] wrote the sample grid {}", vm["grid"].as<std::string>());
   }
   if (vm.count("export-samples-npz")) {
     export_samples_npz(samples_path, vm["export-samples-npz"].as<std::string>(), vm["num-samples"].as<int64_t>());
     log()->info("[fid] wrote {}", vm["export-samples-npz"].as<std::string>());
   }
+
+  if (!score) return 0;
 
   std::unique_ptr<FeatureNetwork> net = make_feature_net(vm, vm.count("no-cache") ? "" : cache_dir);
   ExtractOptions sample_options;

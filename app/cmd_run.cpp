@@ -15,7 +15,8 @@ int run_run_command(int argc, char** argv) {
       ("experiment", po::value<std::string>()->required(), "experiment YAML file")
       ("set", po::value<std::vector<std::string>>()->composing(), "override a field: --set train.steps=100 (repeatable)")
       ("force", "run again even if the run folder is marked DONE")
-      ("dump-config", "print the resolved config and run id, and exit");
+      ("dump-config", "print the resolved config and run id, and exit")
+      ("print-run-dir", "print the run folder, and exit");
   po::positional_options_description positional;
   positional.add("experiment", 1);
   po::variables_map vm;
@@ -26,6 +27,10 @@ int run_run_command(int argc, char** argv) {
   std::vector<std::string> overrides;
   if (vm.count("set")) overrides = vm["set"].as<std::vector<std::string>>();
   ExperimentConfig config = load_experiment(vm["experiment"].as<std::string>(), overrides);
+  if (vm.count("print-run-dir")) {
+    std::cout << config.run_dir() << std::endl;
+    return 0;
+  }
   if (vm.count("dump-config")) {
     std::cout << config.resolved_yaml();
     return 0;

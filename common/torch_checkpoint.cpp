@@ -477,7 +477,7 @@ StateDict load_torch_checkpoint(const std::string& path, const std::string& sele
   if (!legacy && !is_zip_file(path)) {
     std::ifstream probe(path, std::ios::binary);
     if (!probe) throw_io(path + ": cannot open: " + std::strerror(errno));
-    throw_data(path + ": neither a zip-format nor a legacy torch.save file");
+    throw_data(path + ": not a zip file nor a legacy (pre-1.6) torch.save file");
   }
   try {
     CheckpointReader reader = legacy ? CheckpointReader(path, CheckpointReader::Legacy{}) : CheckpointReader(path);

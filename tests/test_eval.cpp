@@ -11,6 +11,7 @@
 
 #include "common/error.h"
 #include "common/hdf5_tensors.h"
+#include "common/safetensors.h"
 #include "common/state_dict_file.h"
 #include "eval/feature_stats.h"
 #include "eval/fid_inception.h"
@@ -240,9 +241,16 @@ TEST_F(FidInception, KeysEqualTheTorchvisionStyleWeightFile) {
   std::sort(ours.begin(), ours.end());
   EXPECT_EQ(ours, expected);
 
-  const WeightLoadReport report = net.load_weights(load_state_dict_file(file("inception.pth")), /*strict=*/false);
+  const StateDict weights = load_state_dict_file(file("inception.pth"));  // the legacy torch format
+  const WeightLoadReport report = net.load_weights(weights, /*strict=*/false);
   EXPECT_TRUE(report.missing.empty());
   EXPECT_TRUE(report.unexpected.empty());
+  EXPECT_EQ(weights.at("fc.weight").sizes(), (std::vector<int64_t>{1008, 2048}));
+
+  // A safetensors copy loads the same way.
+  save_safetensors(dir_->file("inception.safetensors"), weights);
+  const WeightLoadReport copy = net.load_weights(load_state_dict_file(dir_->file("inception.safetensors")), false);
+  EXPECT_TRUE(copy.missing.empty() && copy.unexpected.empty());
 }
 
 TEST_F(FidInception, StrictLoadRejectsMissingAndUnexpectedKeys) {
@@ -358,6 +366,21 @@ TEST(CliFid, GivenFeaturesMatchScipyAndReportKid) {
   EXPECT_NEAR(std::stod(m[1]), scipy, 1e-6 * scipy);
   EXPECT_NE(r.output.find("\"kid_mean\": "), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("\"kid_subset_size\": 100"), std::string::npos) << r.output;
+}
+
+TEST(CliFid, WritesAPerClassGridWithoutScoring) {
+  TempDir dir;
+  {
+    Hdf5Writer out(dir.file("s.h5"));
+    out.write("images", at::full({5, 3, 4, 3}, 200, at::TensorOptions().dtype(at::kByte)));
+    out.write("labels", at::tensor(std::vector<int64_t>{1, 1, 1, 0, 2}));
+    out.commit();
+  }
+  auto r = run_difffit("fid --samples " + dir.file("s.h5") + " --grid " + dir.file("g.png") + " --grid-columns 2");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  // 3 classes -> 3 rows of up to 2 tiles: class 0 one, class 1 its first two, class 2 one: 4 tiles at 200.
+  const std::string png = run_python("fid_reference.py", "check-png " + dir.file("g.png"));
+  EXPECT_NE(png.find("RGB 14 17 " + std::to_string(4 * 3 * 4 * 3 * 200)), std::string::npos) << png;
 }
 
 TEST(CliFid, UsageErrorsExit2) {

@@ -66,15 +66,22 @@ TempDir* RunTest::dir_ = nullptr;
 TEST_F(RunTest, WritesASelfDescribingRunFolderAndSkipsWhenDone) {
   TempDir out;
   ExperimentConfig c = config(out.path().string());
+  c.data.reference = dir_->file("data.h5");
+  ::setenv("DIFFFIT_CACHE_DIR", out.file("cache").c_str(), 1);  // the mini-CNN and reference stats
   RunOutcome first = run_experiment(c);
   const std::string d = first.run_dir;
   EXPECT_EQ(d, (out.path() / ("tiny-" + c.run_id())).string());
   for (const char* f : {"config.yaml", "run.log", "loss.csv", "checkpoint.safetensors", "delta.safetensors",
-                        "model.safetensors", "samples.h5", "metrics.json", "DONE"}) {
+                        "model.safetensors", "samples.h5", "samples.png", "metrics.json", "DONE"}) {
     EXPECT_TRUE(std::filesystem::exists(d + "/" + f)) << f;
   }
   EXPECT_NE(read_file(d + "/config.yaml").find(c.run_id()), std::string::npos);
-  EXPECT_NE(read_file(d + "/metrics.json").find("\"steps\": 9"), std::string::npos);
+  const std::string metrics = read_file(d + "/metrics.json");
+  EXPECT_NE(metrics.find("\"steps\": 9"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("\"metric\": \"FID (mini-CNN)\""), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("\"fid_reference\": 96"), std::string::npos) << metrics;
+  EXPECT_TRUE(first.score.scored);
+  EXPECT_GT(first.score.fid, 0.0);
   Hdf5Reader samples(d + "/samples.h5");
   EXPECT_EQ(samples.read("images", at::kByte).sizes(), (at::IntArrayRef{4, 16, 16, 1}));
   // 1 header + 9 steps

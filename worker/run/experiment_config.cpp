@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <filesystem>
+#include <set>
 #include <sstream>
 
 #include "common/error.h"
@@ -67,6 +68,23 @@ void parse_train(const YamlSection& s, TrainConfig& t) {
   if (t.device != "cpu" && t.device != "cuda") bad("device", "must be cpu or cuda");
 }
 
+void parse_eval(const YamlSection& s, EvalConfig& e) {
+  s.require_known_keys({"feature_net", "feature_train", "num_reference", "inception_weights", "resize", "kid",
+                        "grid_columns"});
+  s.read("feature_net", e.feature_net);
+  s.read("feature_train", e.feature_train);
+  s.read("num_reference", e.num_reference);
+  s.read("inception_weights", e.inception_weights);
+  s.read("resize", e.resize);
+  s.read("kid", e.kid);
+  s.read("grid_columns", e.grid_columns);
+  static const std::set<std::string> nets = {"auto", "mini-cnn", "inception", "none"};
+  if (!nets.count(e.feature_net)) throw_config(s.where("feature_net") + ": auto | mini-cnn | inception | none");
+  if (e.resize != "pytorch-fid" && e.resize != "clean") throw_config(s.where("resize") + ": pytorch-fid | clean");
+  if (e.num_reference < 0) throw_config(s.where("num_reference") + ": must be >= 0");
+  if (e.grid_columns < 1) throw_config(s.where("grid_columns") + ": must be at least 1");
+}
+
 void parse_sample(const YamlSection& s, SampleConfig& c) {
   s.require_known_keys({"num", "sampler", "steps", "cfg_scale", "eta", "batch_size"});
   s.read("num", c.num);
@@ -92,7 +110,7 @@ ExperimentConfig load_experiment(const std::string& path, const std::vector<std:
   YamlSection root = YamlSection::load_file(path);
   for (const auto& o : overrides) apply_override(root.node(), o, path);
   root.require_known_keys({"name", "seed", "output_dir", "base_checkpoint", "threads", "model", "method", "data",
-                           "train", "sample"});
+                           "train", "sample", "eval"});
   ExperimentConfig config;
   root.read("name", config.name);
   int64_t seed = 0;
@@ -100,6 +118,21 @@ ExperimentConfig load_experiment(const std::string& path, const std::vector<std:
   config.seed = static_cast<uint64_t>(seed);
   root.read("output_dir", config.output_dir);
   root.read("base_checkpoint", config.base_checkpoint);
+  // "run:OTHER.yaml" names the pre-training experiment whose model this run starts from;
+  // it resolves to that run's model file, so the run id follows the base's own id.
+  if (config.base_checkpoint.rfind("run:", 0) == 0) {
+    const std::string other = config.base_checkpoint.substr(4);
+    if (std::filesystem::absolute(other) == std::filesystem::absolute(path)) {
+      throw_config(root.where("base_checkpoint") + ": an experiment cannot start from itself");
+    }
+    ExperimentConfig base = load_experiment(other);
+    const std::string model = base.run_dir() + "/model.safetensors";
+    if (!std::filesystem::exists(base.run_dir() + "/DONE") || !std::filesystem::exists(model)) {
+      throw_config(root.where("base_checkpoint") + ": the base experiment has not finished; run `difffit run " +
+                   other + "` first (expected " + model + ")");
+    }
+    config.base_checkpoint = model;
+  }
   root.read("threads", config.threads);
   config.model = parse_dit_config(root.child("model"));
   config.method = parse_method_config(root.child("method"));
@@ -107,6 +140,7 @@ ExperimentConfig load_experiment(const std::string& path, const std::vector<std:
   if (config.data.train.empty()) throw_config(root.where("data.train") + ": missing (a prepared HDF5 file)");
   if (root.has("train")) parse_train(root.child("train"), config.train);
   if (root.has("sample")) parse_sample(root.child("sample"), config.sample);
+  if (root.has("eval")) parse_eval(root.child("eval"), config.eval);
   if (config.threads < 1) throw_config(root.where("threads") + ": must be at least 1");
   // Relative paths in the file are relative to the working directory, as on the command line.
   return config;
@@ -134,6 +168,11 @@ std::string ExperimentConfig::canonical_yaml() const {
       << YAML::Key << "steps" << YAML::Value << sample.steps << YAML::Key << "cfg_scale" << YAML::Value
       << sample.cfg_scale << YAML::Key << "eta" << YAML::Value << sample.eta << YAML::Key << "batch_size"
       << YAML::Value << sample.batch_size << YAML::EndMap;
+  out << YAML::Key << "eval" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "feature_net" << YAML::Value << eval.feature_net << YAML::Key << "feature_train"
+      << YAML::Value << eval.feature_train << YAML::Key << "num_reference" << YAML::Value << eval.num_reference
+      << YAML::Key << "inception_weights" << YAML::Value << eval.inception_weights << YAML::Key << "resize"
+      << YAML::Value << eval.resize << YAML::Key << "kid" << YAML::Value << eval.kid << YAML::EndMap;
   out << YAML::EndMap;
   return out.c_str();
 }

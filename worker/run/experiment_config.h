@@ -43,6 +43,16 @@ struct SampleConfig {
   int64_t batch_size = 100;    // samples per batch
 };
 
+struct EvalConfig {
+  std::string feature_net = "auto";  // auto (mini-cnn for 1-channel data, else inception) | mini-cnn | inception | none
+  std::string feature_train;         // mini-CNN training set (default: data.train, i.e. one net per task)
+  int64_t num_reference = 0;         // reference images used (0 = all); FID depends on it, so it is recorded
+  std::string inception_weights;     // pt_inception-2015-12-05 .pth or safetensors (or $DIFFFIT_INCEPTION_WEIGHTS)
+  std::string resize = "pytorch-fid";  // Inception input resize: pytorch-fid | clean
+  bool kid = false;                  // also KID (needs raw features)
+  int64_t grid_columns = 10;         // samples per row of samples.png (one row per class)
+};
+
 struct ExperimentConfig {
   std::string name = "experiment";  // human-readable prefix of the run folder
   uint64_t seed = 0;                // every random stream of the run derives from (seed, run id)
@@ -53,6 +63,7 @@ struct ExperimentConfig {
   DataConfig data;
   TrainConfig train;
   SampleConfig sample;
+  EvalConfig eval;
   int threads = 1;                  // intra-op threads (one rank per core is best on CPU)
 
   // Canonical YAML of everything that changes results (not output_dir/threads/logging).

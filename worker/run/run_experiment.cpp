@@ -47,13 +47,28 @@ std::string metrics_json(const ExperimentConfig& config, const MethodSetup& setu
                 "{\n  \"run_id\": \"%s\",\n  \"name\": \"%s\",\n  \"method\": \"%s\",\n  \"steps\": %lld,\n"
                 "  \"final_loss\": %.6f,\n  \"train_seconds\": %.3f,\n  \"steps_per_second\": %.4f,\n"
                 "  \"trainable_params\": %lld,\n  \"total_params\": %lld,\n  \"delta_bytes\": %lld,\n"
-                "  \"samples\": %lld,\n  \"sample_seconds\": %.3f\n}\n",
+                "  \"samples\": %lld,\n  \"sample_seconds\": %.3f",
                 outcome.run_id.c_str(), config.name.c_str(), setup.config.name().c_str(),
                 static_cast<long long>(outcome.train.steps), outcome.train.last_loss, outcome.train.seconds,
                 outcome.train.steps_per_second, static_cast<long long>(setup.trainable_params),
                 static_cast<long long>(setup.total_params), static_cast<long long>(delta_bytes),
                 static_cast<long long>(config.sample.num), outcome.sample_seconds);
-  return text;
+  std::string json = text;
+  const ScoreResult& s = outcome.score;
+  if (s.scored) {
+    char score[512];
+    std::snprintf(score, sizeof score,
+                  ",\n  \"metric\": \"%s\",\n  \"fid\": %.6f,\n  \"feature_net\": \"%s\",\n"
+                  "  \"fid_samples\": %lld,\n  \"fid_reference\": %lld",
+                  s.metric.c_str(), s.fid, s.feature_net.c_str(), static_cast<long long>(s.num_samples),
+                  static_cast<long long>(s.num_reference));
+    json += score;
+    if (s.has_kid) {
+      std::snprintf(score, sizeof score, ",\n  \"kid\": %.6g,\n  \"kid_std\": %.6g", s.kid_mean, s.kid_std);
+      json += score;
+    }
+  }
+  return json + "\n}\n";
 }
 
 }  // namespace
@@ -121,6 +136,9 @@ RunOutcome run_experiment(const ExperimentConfig& config, bool force, const RunH
     out.write_string_attribute("run_id", outcome.run_id);
     out.write_string_attribute("sampler", config.sample.sampler + std::to_string(config.sample.steps));
     out.commit();
+    if (config.model.in_channels == 1 || config.model.in_channels == 3) {
+      outcome.score = score_samples(config, (dir / "samples.h5").string(), (dir / "samples.png").string());
+    }
   }
 
   write_text_atomically(dir / "metrics.json",

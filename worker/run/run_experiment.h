@@ -7,6 +7,7 @@
 #include <string>
 
 #include "worker/run/experiment_config.h"
+#include "worker/run/run_scoring.h"
 #include "worker/train/trainer.h"
 
 namespace difffit {
@@ -17,6 +18,7 @@ struct RunOutcome {
   bool skipped = false;  // already DONE: nothing recomputed
   TrainResult train;
   double sample_seconds = 0;
+  ScoreResult score;
 };
 
 struct RunHooks {
