@@ -4,14 +4,19 @@ AdamW and EMA in Python (Debian's python3-torch), full fine-tuning vs bias-only
 
 usage: pytorch_train_step.py DEPTH HIDDEN HEADS PATCH INPUT CHANNELS CLASSES BATCH STEPS PRECISION
 """
-import copy
-import json
 import os
-import statistics
-import sys
-import time
 
-import torch
+# One BLAS thread, as `difffit bench --threads 1` sets: Debian's OpenBLAS ignores
+# torch.set_num_threads and would otherwise use every core for the matmuls.
+os.environ["OPENBLAS_NUM_THREADS"] = "1"
+
+import copy  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import torch  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "python"))

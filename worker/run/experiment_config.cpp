@@ -43,7 +43,7 @@ void parse_data(const YamlSection& s, DataConfig& d) {
 }
 
 void parse_train(const YamlSection& s, TrainConfig& t) {
-  s.require_known_keys({"steps", "batch_size", "grad_accum", "lr", "weight_decay", "ema_decay", "grad_clip",
+  s.require_known_keys({"steps", "batch_size", "grad_accum", "lr", "weight_decay", "ema_decay", "ema_warmup", "grad_clip",
                         "precision", "device", "checkpoint_every", "log_every", "timesteps"});
   s.read("steps", t.steps);
   s.read("batch_size", t.batch_size);
@@ -51,6 +51,7 @@ void parse_train(const YamlSection& s, TrainConfig& t) {
   s.read("lr", t.lr);
   s.read("weight_decay", t.weight_decay);
   s.read("ema_decay", t.ema_decay);
+  s.read("ema_warmup", t.ema_warmup);
   s.read("grad_clip", t.grad_clip);
   s.read("precision", t.precision);
   s.read("device", t.device);
@@ -160,7 +161,8 @@ std::string ExperimentConfig::canonical_yaml() const {
   out << YAML::Key << "steps" << YAML::Value << train.steps << YAML::Key << "batch_size" << YAML::Value
       << train.batch_size << YAML::Key << "grad_accum" << YAML::Value << train.grad_accum << YAML::Key << "lr"
       << YAML::Value << train.lr << YAML::Key << "weight_decay" << YAML::Value << train.weight_decay << YAML::Key
-      << "ema_decay" << YAML::Value << train.ema_decay << YAML::Key << "grad_clip" << YAML::Value << train.grad_clip
+      << "ema_decay" << YAML::Value << train.ema_decay << YAML::Key << "ema_warmup" << YAML::Value
+      << train.ema_warmup << YAML::Key << "grad_clip" << YAML::Value << train.grad_clip
       << YAML::Key << "precision" << YAML::Value << train.precision << YAML::Key << "timesteps" << YAML::Value
       << train.timesteps << YAML::EndMap;
   out << YAML::Key << "sample" << YAML::Value << YAML::BeginMap;

@@ -26,6 +26,7 @@ struct TrainConfig {
   double lr = 1e-4;            // base learning rate (methods multiply it, e.g. DiffFit x10)
   double weight_decay = 0.0;   // AdamW decay (DiT: 0)
   double ema_decay = 0.9999;   // EMA of the trainable tensors; samples use the EMA
+  bool ema_warmup = false;     // decay min(ema_decay, (1+k)/(10+k)) at update k (short runs); off = reference
   double grad_clip = 0.0;      // max global grad norm (0 = off)
   std::string precision = "fp32";  // fp32 (exact) | bf16 (autocast, faster)
   std::string device = "cpu";  // cpu | cuda (noise is drawn on the CPU either way, so seeds agree)

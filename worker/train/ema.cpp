@@ -2,19 +2,23 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+
 #include "common/error.h"
 
 namespace difffit {
 
-Ema::Ema(std::vector<std::string> names, std::vector<at::Tensor> params, double decay)
-    : names_(std::move(names)), params_(std::move(params)), decay_(decay) {
+Ema::Ema(std::vector<std::string> names, std::vector<at::Tensor> params, double decay, bool warmup)
+    : names_(std::move(names)), params_(std::move(params)), decay_(decay), warmup_(warmup) {
   if (decay < 0 || decay > 1) throw_usage("ema_decay must be in [0, 1]");
   for (const auto& p : params_) averages_.push_back(p.detach().clone());
 }
 
-void Ema::update() {
+void Ema::update(int64_t updates_done) {
   at::NoGradGuard no_grad;
-  for (size_t i = 0; i < params_.size(); ++i) averages_[i].mul_(decay_).add_(params_[i].detach(), 1 - decay_);
+  const double k = static_cast<double>(updates_done);
+  const double decay = warmup_ ? std::min(decay_, (1 + k) / (10 + k)) : decay_;
+  for (size_t i = 0; i < params_.size(); ++i) averages_[i].mul_(decay).add_(params_[i].detach(), 1 - decay);
 }
 
 void Ema::copy_to_params() const {

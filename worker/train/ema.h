@@ -13,10 +13,12 @@ namespace difffit {
 
 class Ema {
  public:
-  // Starts as a copy of `params` (named by `names`).
-  Ema(std::vector<std::string> names, std::vector<at::Tensor> params, double decay);
+  // Starts as a copy of `params` (named by `names`). With `warmup`, update k uses
+  // min(decay, (1 + k) / (10 + k)) so short runs are not dominated by the initial weights.
+  Ema(std::vector<std::string> names, std::vector<at::Tensor> params, double decay, bool warmup = false);
 
-  void update();                 // ema = decay * ema + (1 - decay) * param
+  // ema = d * ema + (1 - d) * param; `updates_done` is the number of earlier updates.
+  void update(int64_t updates_done = 0);
   void copy_to_params() const;   // write the averages into the live parameters
   void swap_with_params();       // exchange averages and live values (swap twice to undo)
   StateDict state_dict() const;  // "<param>" -> average
@@ -27,6 +29,7 @@ class Ema {
   std::vector<std::string> names_;
   std::vector<at::Tensor> params_, averages_;
   double decay_;
+  bool warmup_;
 };
 
 }  // namespace difffit

@@ -80,7 +80,8 @@ Trainer::Trainer(const ExperimentConfig& config, DiT model, MethodSetup setup, s
   options.lr = config_.train.lr;
   options.weight_decay = config_.train.weight_decay;
   state_->optimizer = std::make_unique<AdamW>(groups, options);
-  state_->ema = std::make_unique<Ema>(state_->names, state_->params, config_.train.ema_decay);
+  state_->ema =
+      std::make_unique<Ema>(state_->names, state_->params, config_.train.ema_decay, config_.train.ema_warmup);
 }
 
 std::string Trainer::checkpoint_path() const { return (std::filesystem::path(run_dir_) / "checkpoint.safetensors").string(); }
@@ -213,7 +214,7 @@ TrainResult Trainer::run() {
     }
     if (tc.grad_clip > 0) torch::nn::utils::clip_grad_norm_(s.params, tc.grad_clip);
     s.optimizer->step();
-    s.ema->update();
+    s.ema->update(s.step);
     s.step += 1;
     window_loss += step_loss;
     window += 1;
