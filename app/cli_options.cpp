@@ -69,6 +69,19 @@ MethodConfig method_config_from(const po::variables_map& vm) {
   return make_method_config(vm["method"].as<std::string>(), options);
 }
 
+void add_checkpoint_options(po::options_description& options) {
+  options.add_options()
+      ("checkpoint", po::value<std::string>()->required(), "DiT weights (.pt from torch.save, or safetensors)")
+      ("delta", po::value<std::string>()->default_value(""), "fine-tuned delta to apply on top");
+}
+
+ModelSource model_source_from(const po::variables_map& vm) {
+  ModelSource source;
+  source.checkpoint = vm["checkpoint"].as<std::string>();
+  source.delta = vm["delta"].as<std::string>();
+  return source;
+}
+
 void add_thread_option(po::options_description& options) {
   options.add_options()("threads", po::value<int>()->default_value(1),
                         "intra-op threads (one rank per core with 1 thread is fastest on CPU)");

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "worker/model/build_model.h"
 #include "worker/model/dit_config.h"
 #include "worker/model/method_config.h"
 
@@ -23,6 +24,10 @@ DiTConfig model_config_from(const po::variables_map& vm);
 // --method --option k=v (repeatable)
 void add_method_options(po::options_description& options, const std::string& default_method);
 MethodConfig method_config_from(const po::variables_map& vm);
+
+// --checkpoint (required) --delta: the weights of a model to run
+void add_checkpoint_options(po::options_description& options);
+ModelSource model_source_from(const po::variables_map& vm);
 
 // --threads (intra-op threads for LibTorch and OpenBLAS)
 void add_thread_option(po::options_description& options);

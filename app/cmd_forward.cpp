@@ -45,14 +45,13 @@ at::Tensor batched(int64_t n, int64_t batch, Fn fn) {
 int run_forward_command(int argc, char** argv) {
   po::options_description options("forward options");
   options.add_options()
-      ("checkpoint", po::value<std::string>()->required(), "DiT weights (.pt from torch.save, or safetensors)")
-      ("delta", po::value<std::string>()->default_value(""), "fine-tuned delta to apply on top")
       ("inputs", po::value<std::string>()->required(), "HDF5 with x (float32 N,C,H,W), t (int64 N), y (int64 N)")
       ("output", po::value<std::string>()->required(), "HDF5 to write: out, and out_cfg with --cfg-scale")
       ("cfg-scale", po::value<double>(), "also write out_cfg: first half of forward_with_cfg([x;x],[t;t],[y;null])")
       ("cfg-channels", po::value<std::string>()->default_value("reference"),
        "channels CFG guides: reference (first 3) | eps | all")
       ("batch-size", po::value<int64_t>()->default_value(0), "rows per forward pass (0 = all)");
+  add_checkpoint_options(options);
   add_model_options(options);
   add_thread_option(options);
   po::variables_map vm;
@@ -62,6 +61,9 @@ int run_forward_command(int argc, char** argv) {
   apply_thread_option(vm);
   DiTConfig config = model_config_from(vm);
   CfgChannels cfg_channels = parse_cfg_channels(vm["cfg-channels"].as<std::string>());
+  if (vm.count("cfg-scale") && config.class_dropout_prob <= 0) {
+    throw_usage("forward: --cfg-scale needs a null class (--class-dropout-prob > 0)");
+  }
 
   Hdf5Reader in(vm["inputs"].as<std::string>());
   at::Tensor x = in.read("x", at::kFloat, 4);
@@ -69,9 +71,7 @@ int run_forward_command(int argc, char** argv) {
   at::Tensor y = in.read("y", at::kLong, 1);
   check_inputs(in, x, t, y, config);
 
-  ModelSource source;
-  source.checkpoint = vm["checkpoint"].as<std::string>();
-  source.delta = vm["delta"].as<std::string>();
+  ModelSource source = model_source_from(vm);
   DiT model = build_model(config, source);
   model->eval();
   torch::NoGradGuard no_grad;

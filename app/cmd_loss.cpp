@@ -15,12 +15,11 @@ namespace difffit {
 int run_loss_command(int argc, char** argv) {
   po::options_description options("loss options");
   options.add_options()
-      ("checkpoint", po::value<std::string>()->required(), "DiT weights (.pt or safetensors)")
-      ("delta", po::value<std::string>()->default_value(""), "fine-tuned delta to apply on top")
       ("inputs", po::value<std::string>()->required(),
        "HDF5 with x_start (float32 N,C,H,W), t (int64 N), noise (like x_start), y (int64 N)")
       ("output", po::value<std::string>()->required(), "HDF5 to write: mse, vb, loss (float32 N)")
       ("timesteps", po::value<int64_t>()->default_value(1000), "T of the diffusion process");
+  add_checkpoint_options(options);
   add_model_options(options);
   add_thread_option(options);
   po::variables_map vm;
@@ -42,9 +41,7 @@ int run_loss_command(int argc, char** argv) {
     throw_data(in.path() + ": 't' must be in 0.." + std::to_string(T - 1));
   }
 
-  ModelSource source;
-  source.checkpoint = vm["checkpoint"].as<std::string>();
-  source.delta = vm["delta"].as<std::string>();
+  ModelSource source = model_source_from(vm);
   DiT model = build_model(config, source);
   model->eval();
   torch::NoGradGuard no_grad;

@@ -15,8 +15,6 @@ namespace difffit {
 int run_sample_command(int argc, char** argv) {
   po::options_description options("sample options");
   options.add_options()
-      ("checkpoint", po::value<std::string>()->required(), "DiT weights (.pt or safetensors)")
-      ("delta", po::value<std::string>()->default_value(""), "fine-tuned delta to apply on top")
       ("num", po::value<int64_t>()->default_value(16), "number of samples")
       ("sampler", po::value<std::string>()->default_value("ddpm"), "ddpm | ddim")
       ("steps", po::value<int64_t>()->default_value(250), "sampling steps: the reference's respacing \"K\"")
@@ -28,6 +26,7 @@ int run_sample_command(int argc, char** argv) {
       ("device", po::value<std::string>()->default_value("cpu"), "cpu | cuda (noise is drawn on the CPU)")
       ("init-noise", po::value<std::string>()->default_value(""), "HDF5 with z (N,C,H,W float32) and y (int64 N)")
       ("output", po::value<std::string>()->required(), "HDF5 to write: latents, y, images");
+  add_checkpoint_options(options);
   add_model_options(options);
   add_thread_option(options);
   po::variables_map vm;
@@ -55,9 +54,7 @@ int run_sample_command(int argc, char** argv) {
     if (in.has("y")) request.init_labels = in.read("y", at::kLong, 1);
   }
 
-  ModelSource source;
-  source.checkpoint = vm["checkpoint"].as<std::string>();
-  source.delta = vm["delta"].as<std::string>();
+  ModelSource source = model_source_from(vm);
   DiT model = build_model(config, source);
 
   ProgressBar progress("[sample]", request.num);

@@ -27,6 +27,17 @@ const H5::PredType& memory_type(at::ScalarType dtype) {
 
 bool is_float(at::ScalarType dtype) { return dtype == at::kFloat || dtype == at::kDouble; }
 
+// HDF5 converts within a class (float <-> double, int widths) but not across classes.
+void check_type_class(const H5::DataSet& ds, const std::string& path, const std::string& dataset,
+                      at::ScalarType dtype) {
+  const H5T_class_t stored = ds.getTypeClass();
+  const bool want_float = is_float(dtype);
+  if ((want_float && stored != H5T_FLOAT) || (!want_float && stored != H5T_INTEGER)) {
+    throw_data(path + ": dataset '" + dataset + "' must be " + (want_float ? "floating point" : "integer") + " (" +
+               at::toString(dtype) + ")");
+  }
+}
+
 
 std::string h5_message(const H5::Exception& e) { return e.getDetailMsg(); }
 
@@ -79,12 +90,7 @@ at::Tensor Hdf5Reader::read(const std::string& dataset, at::ScalarType dtype, in
   }
   try {
     H5::DataSet ds = impl_->file.openDataSet(dataset);
-    H5T_class_t stored = ds.getTypeClass();
-    bool want_float = is_float(dtype);
-    if ((want_float && stored != H5T_FLOAT) || (!want_float && stored != H5T_INTEGER)) {
-      throw_data(path_ + ": dataset '" + dataset + "' must be " +
-                 (want_float ? "floating point" : "integer") + " (" + at::toString(dtype) + ")");
-    }
+    check_type_class(ds, path_, dataset, dtype);
     at::Tensor out = at::empty(dims, at::TensorOptions().dtype(dtype));
     if (out.numel() > 0) ds.read(out.data_ptr(), memory_type(dtype));
     return out;
@@ -103,12 +109,7 @@ at::Tensor Hdf5Reader::read_rows(const std::string& dataset, at::ScalarType dtyp
   }
   try {
     H5::DataSet ds = impl_->file.openDataSet(dataset);
-    H5T_class_t stored = ds.getTypeClass();
-    bool want_float = is_float(dtype);
-    if ((want_float && stored != H5T_FLOAT) || (!want_float && stored != H5T_INTEGER)) {
-      throw_data(path_ + ": dataset '" + dataset + "' must be " +
-                 (want_float ? "floating point" : "integer") + " (" + at::toString(dtype) + ")");
-    }
+    check_type_class(ds, path_, dataset, dtype);
     dims[0] = count;
     at::Tensor out = at::empty(dims, at::TensorOptions().dtype(dtype));
     if (out.numel() == 0) return out;

@@ -1,5 +1,7 @@
 #include "common/torch_checkpoint.h"
 
+#include "common/byte_encoding.h"
+
 #include "common/error.h"
 #include "common/pickle_reader.h"
 #include "common/zip_archive.h"
@@ -397,15 +399,7 @@ class CheckpointReader {
 
 // ---- writing ----
 
-// Appends little-endian integers / bytes to a buffer.
-struct Bytes {
-  std::string s;
-  void u8(std::uint8_t v) { s += static_cast<char>(v); }
-  void u16(std::uint16_t v) { u8(v & 0xFF), u8(v >> 8); }
-  void u32(std::uint32_t v) { u16(v & 0xFFFF), u16(v >> 16); }
-  void u64(std::uint64_t v) { u32(v & 0xFFFFFFFFu), u32(static_cast<std::uint32_t>(v >> 32)); }
-  void raw(const std::string& b) { s += b; }
-};
+using Bytes = LittleEndianBytes;
 
 // Minimal protocol-2 pickle writer for an OrderedDict of tensors, laid out as torch.save does.
 class PickleWriter {

@@ -1,5 +1,7 @@
 #include "common/zip_archive.h"
 
+#include "common/byte_encoding.h"
+
 #include "common/error.h"
 
 #include <fcntl.h>
@@ -251,17 +253,7 @@ ZipEntryData ZipArchive::read(const ZipEntry& entry, bool verify_crc) const {
   return out;
 }
 
-namespace {
-// Appends little-endian integers / bytes to a buffer.
-struct ZipBytes {
-  std::string s;
-  void u8(std::uint8_t v) { s += static_cast<char>(v); }
-  void u16(std::uint16_t v) { u8(v & 0xFF), u8(v >> 8); }
-  void u32(std::uint32_t v) { u16(v & 0xFFFF), u16(v >> 16); }
-  void u64(std::uint64_t v) { u32(v & 0xFFFFFFFFu), u32(static_cast<std::uint32_t>(v >> 32)); }
-  void raw(const std::string& b) { s += b; }
-};
-}  // namespace
+using ZipBytes = LittleEndianBytes;
 
 void ZipWriter::add(const std::string& name, const void* data, std::size_t size) {
   Entry e{name, zip_crc32(static_cast<const std::uint8_t*>(data), size), size, offset_};

@@ -2,6 +2,9 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+
+#include "common/communicator.h"
 #include "common/error.h"
 #include "common/hdf5_tensors.h"
 
@@ -72,6 +75,18 @@ at::Tensor FeatureStats::pack() const {
     out.narrow(0, 1 + d, d * d).copy_(m2_.reshape({-1}));
   }
   return out;
+}
+
+FeatureStats FeatureStats::merged_across(Communicator& communicator) const {
+  // Buffers must have one size everywhere: a rank without rows sends zeros with N = 0.
+  int64_t d = 0;
+  for (const at::Tensor& dims : communicator.allgather(at::full({1}, dim(), at::kLong))) {
+    d = std::max(d, dims.item<int64_t>());
+  }
+  at::Tensor mine = n_ > 0 ? pack() : at::zeros({1 + d + d * d}, at::TensorOptions().dtype(at::kDouble));
+  FeatureStats total;
+  for (const at::Tensor& packed : communicator.allgather(mine)) total.merge(unpack(packed));
+  return total;
 }
 
 FeatureStats FeatureStats::unpack(const at::Tensor& packed) {

@@ -10,6 +10,8 @@
 
 namespace difffit {
 
+class Communicator;
+
 // Batches are folded in with the pairwise (Chan et al.) update, which stays
 // accurate for large N where sum(x x^T) - N mu mu^T would cancel.
 class FeatureStats {
@@ -29,6 +31,8 @@ class FeatureStats {
   // One flat float64 buffer [N, mean, M2] for sending over MPI, and back.
   at::Tensor pack() const;
   static FeatureStats unpack(const at::Tensor& packed);
+  // The statistics of every rank's rows together, identical on every rank (merged in rank order).
+  FeatureStats merged_across(Communicator& communicator) const;
 
  private:
   int64_t n_ = 0;

@@ -1,0 +1,95 @@
+#include "common/communicator.h"
+
+#include <ATen/ATen.h>
+#include <mpi.h>
+
+#include "common/error.h"
+
+namespace difffit {
+namespace {
+
+class LocalCommunicator : public Communicator {
+ public:
+  int rank() const override { return 0; }
+  int size() const override { return 1; }
+  void allreduce_sum(at::Tensor&) override {}
+  std::vector<at::Tensor> allgather(const at::Tensor& tensor) override { return {tensor.clone()}; }
+  void broadcast(at::Tensor&, int) override {}
+  void barrier() override {}
+};
+
+MPI_Datatype mpi_type(const at::Tensor& t) {
+  switch (t.scalar_type()) {
+    case at::kFloat: return MPI_FLOAT;
+    case at::kDouble: return MPI_DOUBLE;
+    case at::kLong: return MPI_INT64_T;
+    case at::kByte: return MPI_UINT8_T;
+    default: throw_usage(std::string("MPI: unsupported dtype ") + at::toString(t.scalar_type()));
+  }
+}
+
+void check(int code, const char* what) {
+  if (code != MPI_SUCCESS) throw Error(ErrorKind::IO, std::string("MPI ") + what + " failed");
+}
+
+void require_cpu_contiguous(const at::Tensor& t) {
+  if (!t.device().is_cpu() || !t.is_contiguous()) throw_usage("MPI collectives need contiguous CPU tensors");
+}
+
+class MpiCommunicator : public Communicator {
+ public:
+  MpiCommunicator() {
+    int initialised = 0;
+    MPI_Initialized(&initialised);
+    if (!initialised) throw_usage("MPI is not initialised");
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
+    MPI_Comm_size(MPI_COMM_WORLD, &size_);
+  }
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+
+  void allreduce_sum(at::Tensor& t) override {
+    require_cpu_contiguous(t);
+    check(MPI_Allreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t), MPI_SUM,
+                        MPI_COMM_WORLD),
+          "allreduce");
+  }
+
+  std::vector<at::Tensor> allgather(const at::Tensor& tensor) override {
+    at::Tensor t = tensor.contiguous();
+    require_cpu_contiguous(t);
+    std::vector<int64_t> shape = {size_};
+    for (int64_t s : t.sizes()) shape.push_back(s);
+    at::Tensor all = at::empty(shape, t.options());
+    check(MPI_Allgather(t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t), all.data_ptr(),
+                        static_cast<int>(t.numel()), mpi_type(t), MPI_COMM_WORLD),
+          "allgather");
+    std::vector<at::Tensor> out;
+    for (int r = 0; r < size_; ++r) out.push_back(all[r]);
+    return out;
+  }
+
+  void broadcast(at::Tensor& t, int root) override {
+    require_cpu_contiguous(t);
+    check(MPI_Bcast(t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t), root, MPI_COMM_WORLD), "broadcast");
+  }
+
+  void barrier() override { check(MPI_Barrier(MPI_COMM_WORLD), "barrier"); }
+
+ private:
+  int rank_ = 0, size_ = 1;
+};
+
+}  // namespace
+
+std::unique_ptr<Communicator> make_local_communicator() { return std::make_unique<LocalCommunicator>(); }
+std::unique_ptr<Communicator> make_mpi_communicator() { return std::make_unique<MpiCommunicator>(); }
+
+MpiSession::MpiSession(int* argc, char*** argv) { MPI_Init(argc, argv); }
+MpiSession::~MpiSession() {
+  int finalised = 0;
+  MPI_Finalized(&finalised);
+  if (!finalised) MPI_Finalize();
+}
+
+}  // namespace difffit

@@ -1,0 +1,40 @@
+// The few collective operations the pipeline needs, behind one interface: MPI
+// across ranks, or a single-process stand-in so every code path runs without MPI.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <memory>
+#include <vector>
+
+namespace difffit {
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  // In place, on contiguous CPU float32/float64/int64 tensors of the same shape on every rank.
+  virtual void allreduce_sum(at::Tensor& tensor) = 0;
+  // Every rank's tensor (same shape and dtype everywhere), in rank order.
+  virtual std::vector<at::Tensor> allgather(const at::Tensor& tensor) = 0;
+  virtual void broadcast(at::Tensor& tensor, int root) = 0;
+  virtual void barrier() = 0;
+};
+
+// Rank 0 of 1: collectives are identities.
+std::unique_ptr<Communicator> make_local_communicator();
+
+// MPI_COMM_WORLD; MPI must be initialised (see MpiSession).
+std::unique_ptr<Communicator> make_mpi_communicator();
+
+// MPI_Init / MPI_Finalize for the lifetime of main().
+class MpiSession {
+ public:
+  MpiSession(int* argc, char*** argv);
+  ~MpiSession();
+  MpiSession(const MpiSession&) = delete;
+  MpiSession& operator=(const MpiSession&) = delete;
+};
+
+}  // namespace difffit
