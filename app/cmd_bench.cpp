@@ -17,6 +17,9 @@
 #include "app/commands.h"
 #include "common/error.h"
 #include "common/logging.h"
+#include "eval/feature_stats.h"
+#include "eval/frechet_distance.h"
+#include "eval/mini_cnn.h"
 #include "worker/diffusion/gaussian_diffusion.h"
 #include "worker/model/delta.h"
 #include "worker/model/peft_method.h"
@@ -227,13 +230,56 @@ int bench_sample_command(int argc, char** argv) {
   return 0;
 }
 
+int bench_fid_command(int argc, char** argv) {
+  po::options_description options("bench fid options");
+  options.add_options()
+      ("num", po::value<int64_t>()->default_value(2000), "images per set (32x32x1, mini-CNN)")
+      ("dim", po::value<int64_t>()->default_value(2048), "feature dimension for the statistics and distance")
+      ("json", "print JSON only");
+  add_thread_option(options);
+  po::variables_map vm;
+  if (!parse_command_line("bench fid", "Times FID's parts: mini-CNN features, statistics, Frechet distance.", argc,
+                          argv, options, vm)) {
+    return 0;
+  }
+  apply_thread_option(vm);
+  const int64_t n = vm["num"].as<int64_t>(), d = vm["dim"].as<int64_t>();
+  torch::manual_seed(0);
+  torch::NoGradGuard no_grad;
+  // Feature extraction (the network's weights do not change its speed).
+  MiniCnn cnn(MiniCnnConfig{});
+  at::Tensor images = at::randint(0, 256, {n, 32, 32, 1}, at::kByte);
+  auto begin = Clock::now();
+  for (int64_t start = 0; start < n; start += 500) cnn.features(images.narrow(0, start, std::min<int64_t>(500, n - start)));
+  const double cnn_seconds = std::chrono::duration<double>(Clock::now() - begin).count();
+  // Streaming statistics and the distance at the Inception feature width.
+  at::Tensor features = at::randn({n, d});
+  begin = Clock::now();
+  FeatureStats a, b;
+  for (int64_t start = 0; start < n; start += 500) a.add(features.narrow(0, start, std::min<int64_t>(500, n - start)));
+  const double stats_seconds = std::chrono::duration<double>(Clock::now() - begin).count();
+  b.add(at::randn({n, d}) * 1.1 + 0.1);
+  begin = Clock::now();
+  const double fid = frechet_distance(a, b);
+  const double distance_seconds = std::chrono::duration<double>(Clock::now() - begin).count();
+  std::ostringstream out;
+  out << "{\"benchmark\": \"fid\", \"num\": " << n << ", \"dim\": " << d
+      << ", \"mini_cnn_images_per_second\": " << json_number(n / cnn_seconds)
+      << ", \"stats_rows_per_second\": " << json_number(n / stats_seconds)
+      << ", \"frechet_distance_seconds\": " << json_number(distance_seconds) << ", \"fid_of_random_sets\": "
+      << json_number(fid) << ", \"threads\": " << vm["threads"].as<int>() << "}";
+  std::cout << out.str() << std::endl;
+  return 0;
+}
+
 }  // namespace
 
 int run_bench_command(int argc, char** argv) {
   const std::string usage =
-      "usage: difffit bench <train-step|sample> [options]  (difffit bench <name> --help)\n"
+      "usage: difffit bench <train-step|sample|fid> [options]  (difffit bench <name> --help)\n"
       "  train-step  ms/step, peak memory, trainable params, optimizer and delta bytes per method\n"
       "  sample      sampler throughput (images/s)\n"
+      "  fid         mini-CNN feature throughput, statistics and Frechet distance timings\n"
       "The loader benchmark is the separate program build/bench/bench_loader.\n";
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
     std::cout << usage;
@@ -242,6 +288,7 @@ int run_bench_command(int argc, char** argv) {
   const std::string which = argv[1];
   if (which == "train-step") return bench_train_step_command(argc - 1, argv + 1);
   if (which == "sample") return bench_sample_command(argc - 1, argv + 1);
+  if (which == "fid") return bench_fid_command(argc - 1, argv + 1);
   throw_usage("unknown benchmark '" + which + "'\n" + usage);
 }
 

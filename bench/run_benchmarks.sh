@@ -22,6 +22,8 @@ $PY bench/pytorch_train_step.py 4 96 4 4 32 1 5 64 10 fp32 > "$tmp/eager_fp32.js
 $PY bench/pytorch_train_step.py 4 96 4 4 32 1 5 64 10 bf16 > "$tmp/eager_bf16.json"
 echo "[bench] sampling" >&2
 $BIN bench sample $MINI --num 128 --sampler ddim --steps 25 --json > "$tmp/sample.json"
+echo "[bench] fid" >&2
+$BIN bench fid --json > "$tmp/fid.json"
 echo "[bench] loader" >&2
 if [ -x build/bench/bench_loader ]; then build/bench/bench_loader > "$tmp/loader.json"; else echo '{}' > "$tmp/loader.json"; fi
 
@@ -29,7 +31,7 @@ if [ -x build/bench/bench_loader ]; then build/bench/bench_loader > "$tmp/loader
   echo "{"
   echo "\"machine\": \"$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)\","
   echo "\"date\": \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\","
-  for k in train_fp32 train_bf16 train_s2 eager_fp32 eager_bf16 sample; do
+  for k in train_fp32 train_bf16 train_s2 eager_fp32 eager_bf16 sample fid; do
     echo "\"$k\": $(cat "$tmp/$k.json"),"
   done
   echo "\"loader\": $(cat "$tmp/loader.json")"

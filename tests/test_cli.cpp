@@ -116,6 +116,20 @@ TEST(CliParams, ReportsThePapersCountsAsJson) {
   EXPECT_TRUE(std::regex_search(all.output, std::regex("lora +1,149,696")));
 }
 
+TEST(CliBench, TrainStepReportsEveryMethodAgainstFull) {
+  auto r = run_difffit("bench train-step --model custom --depth 1 --hidden-size 16 --num-heads 2 --patch-size 4"
+                       " --input-size 8 --in-channels 1 --num-classes 3 --batch 2 --steps 2 --warmup 0 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* method : {"full", "bitfit", "difffit", "lora", "vpt-deep", "adaptformer"}) {
+    EXPECT_NE(r.output.find(std::string("{\"method\": \"") + method + "\""), std::string::npos) << method;
+  }
+  EXPECT_NE(r.output.find("\"speedup_vs_full\": 1,"), std::string::npos) << r.output;  // full against itself
+  auto f = run_difffit("bench fid --num 64 --dim 8 --json");
+  ASSERT_EQ(f.exit_code, 0) << f.output;
+  EXPECT_NE(f.output.find("\"mini_cnn_images_per_second\""), std::string::npos);
+  EXPECT_EQ(run_difffit("bench nope").exit_code, 2);
+}
+
 TEST(CliUsage, UnknownThingsAreUsageErrors) {
   EXPECT_EQ(run_difffit("frobnicate").exit_code, 2);
   auto m = run_difffit("params --method nope");
