@@ -276,11 +276,11 @@ int bench_fid_command(int argc, char** argv) {
 
 int run_bench_command(int argc, char** argv) {
   const std::string usage =
-      "usage: difffit bench <train-step|sample|fid> [options]  (difffit bench <name> --help)\n"
+      "usage: difffit bench <train-step|sample|fid|loader> [options]  (difffit bench <name> --help)\n"
       "  train-step  ms/step, peak memory, trainable params, optimizer and delta bytes per method\n"
       "  sample      sampler throughput (images/s)\n"
       "  fid         mini-CNN feature throughput, statistics and Frechet distance timings\n"
-      "The loader benchmark is the separate program build/bench/bench_loader.\n";
+      "  loader      the training data loader alone (images/s)\n";
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
     std::cout << usage;
     return argc < 2 ? 2 : 0;
@@ -289,6 +289,7 @@ int run_bench_command(int argc, char** argv) {
   if (which == "train-step") return bench_train_step_command(argc - 1, argv + 1);
   if (which == "sample") return bench_sample_command(argc - 1, argv + 1);
   if (which == "fid") return bench_fid_command(argc - 1, argv + 1);
+  if (which == "loader") return run_bench_loader_command(argc - 1, argv + 1);
   throw_usage("unknown benchmark '" + which + "'\n" + usage);
 }
 

@@ -14,5 +14,6 @@ int run_sample_command(int argc, char** argv);
 int run_loss_command(int argc, char** argv);
 int run_run_command(int argc, char** argv);
 int run_bench_command(int argc, char** argv);
+int run_bench_loader_command(int argc, char** argv);  // difffit bench loader
 
 }  // namespace difffit

@@ -25,7 +25,7 @@ $BIN bench sample $MINI --num 128 --sampler ddim --steps 25 --json > "$tmp/sampl
 echo "[bench] fid" >&2
 $BIN bench fid --json > "$tmp/fid.json"
 echo "[bench] loader" >&2
-if [ -x build/bench/bench_loader ]; then build/bench/bench_loader > "$tmp/loader.json"; else echo '{}' > "$tmp/loader.json"; fi
+$BIN bench loader > "$tmp/loader.json"
 
 {
   echo "{"

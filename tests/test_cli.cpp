@@ -127,6 +127,10 @@ TEST(CliBench, TrainStepReportsEveryMethodAgainstFull) {
   auto f = run_difffit("bench fid --num 64 --dim 8 --json");
   ASSERT_EQ(f.exit_code, 0) << f.output;
   EXPECT_NE(f.output.find("\"mini_cnn_images_per_second\""), std::string::npos);
+  auto l = run_difffit("bench loader --images 256 --batch-size 16 --seconds 0.2 --batches 20");
+  ASSERT_EQ(l.exit_code, 0) << l.output;
+  EXPECT_NE(l.output.find("\"images\": 256"), std::string::npos) << l.output;
+  EXPECT_NE(l.output.find("\"prefetch_images_per_s\""), std::string::npos) << l.output;
   EXPECT_EQ(run_difffit("bench nope").exit_code, 2);
 }
 
