@@ -25,7 +25,7 @@
 #include "worker/model/peft_method.h"
 #include "worker/sample/sample_generator.h"
 #include "worker/train/adamw.h"
-#include "worker/train/autocast_guard.h"
+#include "worker/train/trainer.h"
 #include "worker/train/ema.h"
 
 namespace difffit {
@@ -94,15 +94,7 @@ StepReport bench_train_step(const DiTConfig& config, const MethodConfig& method,
   for (int64_t i = 0; i < warmup + steps; ++i) {
     auto begin = Clock::now();
     optimizer.zero_grad();
-    at::Tensor t = at::randint(0, 1000, {batch}, at::kLong);
-    at::Tensor noise = at::randn_like(x);
-    at::Tensor x_t = diffusion.q_sample(x, t, noise);
-    at::Tensor out;
-    {
-      AutocastGuard autocast(bf16, c10::DeviceType::CPU);
-      out = model->forward(x_t, t, y);
-    }
-    diffusion.training_losses(out.to(at::kFloat), x, x_t, t, noise).loss.mean().backward();
+    batch_losses(*model, diffusion, x, y, bf16).loss.mean().backward();  // the trainer's step
     optimizer.step();
     ema.update();
     if (i >= warmup) times.push_back(std::chrono::duration<double, std::milli>(Clock::now() - begin).count());

@@ -57,6 +57,19 @@ void check_data_fits_model(const ImageBatchLoader& loader, const DiTConfig& mode
 
 }  // namespace
 
+GaussianDiffusion::Losses batch_losses(DiTImpl& model, const GaussianDiffusion& diffusion, const at::Tensor& x,
+                                       const at::Tensor& y, bool bf16) {
+  at::Tensor t = at::randint(0, diffusion.num_steps(), {x.size(0)}, at::kLong).to(x.device());
+  at::Tensor noise = at::randn(x.sizes(), at::kFloat).to(x.device());
+  at::Tensor x_t = diffusion.q_sample(x, t, noise);
+  at::Tensor output;
+  {
+    AutocastGuard autocast(bf16, x.device().type());
+    output = model.forward(x_t, diffusion.model_timesteps(t), y);
+  }
+  return diffusion.training_losses(output.to(at::kFloat), x, x_t, t, noise);
+}
+
 Trainer::Trainer(const ExperimentConfig& config, DiT model, MethodSetup setup, std::string run_dir)
     : config_(config), model_(std::move(model)), setup_(std::move(setup)), run_dir_(std::move(run_dir)),
       state_(std::make_shared<State>()), device_(config.train.device) {
@@ -162,7 +175,6 @@ TrainResult Trainer::run() {
   diffusion_config.learned_variance = model_->config().learn_sigma;
   GaussianDiffusion diffusion(diffusion_config);
   const bool bf16 = tc.precision == "bf16";
-  model_->to(device_);
 
   const std::string loss_path = (std::filesystem::path(run_dir_) / "loss.csv").string();
   if (result.resumed) {
@@ -189,18 +201,8 @@ TrainResult Trainer::run() {
     double step_loss = 0, step_mse = 0, step_vb = 0;
     for (int64_t micro = 0; micro < tc.grad_accum; ++micro) {
       ImageBatch batch = s.loader->next();
-      // The reference's order of random draws: t, then noise, then label dropout. t and
-      // noise come from the CPU generator on every device, so runs agree across devices.
-      const at::Tensor x = batch.images.to(device_);
-      at::Tensor t = at::randint(0, diffusion.num_steps(), {x.size(0)}, at::kLong).to(device_);
-      at::Tensor noise = at::randn(x.sizes(), at::kFloat).to(device_);
-      at::Tensor x_t = diffusion.q_sample(x, t, noise);
-      at::Tensor output;
-      {
-        AutocastGuard autocast(bf16, x.device().type());
-        output = model_->forward(x_t, diffusion.model_timesteps(t), batch.labels.to(device_));
-      }
-      GaussianDiffusion::Losses losses = diffusion.training_losses(output.to(at::kFloat), x, x_t, t, noise);
+      GaussianDiffusion::Losses losses =
+          batch_losses(*model_, diffusion, batch.images.to(device_), batch.labels.to(device_), bf16);
       at::Tensor loss = losses.loss.mean() / static_cast<double>(tc.grad_accum);
       const double value = loss.item<double>();
       if (!std::isfinite(value)) {

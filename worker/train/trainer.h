@@ -9,6 +9,7 @@
 
 #include <c10/core/Device.h>
 
+#include "worker/diffusion/gaussian_diffusion.h"
 #include "worker/model/dit.h"
 #include "worker/model/peft_method.h"
 #include "worker/run/experiment_config.h"
@@ -23,6 +24,13 @@ struct TrainResult {
   double steps_per_second = 0;
   bool resumed = false;
 };
+
+// The training objective on one batch (x on its device, labels y): draws t, then the
+// noise (from the CPU generator on every device, so runs agree across devices), runs the
+// model (under bf16 autocast when asked; label dropout in training mode) and returns the
+// per-sample hybrid losses in float32. The reference's order of random draws.
+GaussianDiffusion::Losses batch_losses(DiTImpl& model, const GaussianDiffusion& diffusion, const at::Tensor& x,
+                                       const at::Tensor& y, bool bf16);
 
 class Trainer {
  public:
