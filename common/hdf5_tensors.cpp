@@ -5,10 +5,9 @@
 
 #include <cstdio>
 #include <cstring>
-#include <fcntl.h>
 #include <map>
-#include <unistd.h>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
 
 namespace difffit {
@@ -40,14 +39,6 @@ void check_type_class(const H5::DataSet& ds, const std::string& path, const std:
 
 
 std::string h5_message(const H5::Exception& e) { return e.getDetailMsg(); }
-
-void fsync_file(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
-}
 
 }  // namespace
 
@@ -383,10 +374,7 @@ void Hdf5Writer::commit() {
   } catch (const H5::Exception& e) {
     throw_io(tmp_path_ + ": closing: " + h5_message(e));
   }
-  fsync_file(tmp_path_);
-  if (std::rename(tmp_path_.c_str(), path_.c_str()) != 0) {
-    throw_io("cannot rename " + tmp_path_ + " to " + path_);
-  }
+  commit_file(tmp_path_, path_);
   committed_ = true;
 }
 

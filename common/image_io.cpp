@@ -13,6 +13,7 @@
 #include <jerror.h>
 #include <png.h>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
 
 namespace difffit {
@@ -157,12 +158,6 @@ std::string read_all(const std::string& path) {
   return ss.str();
 }
 
-void rename_into_place(const std::string& tmp, const std::string& path) {
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw_io("cannot rename " + tmp + " to " + path);
-  }
-}
 
 bool encode_png_file(const RawImage& image, std::FILE* file, std::string& error) {
   png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &error, png_error_handler, png_warning_handler);
@@ -227,7 +222,7 @@ void write_atomically(const std::string& path, Encode encode) {
     std::remove(tmp.c_str());
     throw_io(path + ": encoding failed" + (error.empty() ? "" : " (" + error + ")"));
   }
-  rename_into_place(tmp, path);
+  commit_file(tmp, path);
 }
 
 }  // namespace

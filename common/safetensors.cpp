@@ -1,7 +1,7 @@
 #include "common/safetensors.h"
 
+#include "common/atomic_file.h"
 #include "common/byte_encoding.h"
-
 #include "common/error.h"
 
 #include <ATen/ATen.h>
@@ -527,11 +527,7 @@ void save_safetensors(const std::string& path, const StateDict& tensors, const T
     std::remove(tmp.c_str());
     throw;
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    std::remove(tmp.c_str());
-    throw_io(path + ": cannot rename from " + tmp + ": " + std::strerror(err));
-  }
+  commit_file(tmp, path);
   Fd dir(parent_dir(path), O_RDONLY | O_DIRECTORY);
   if (dir.get() >= 0) ::fsync(dir.get());  // make the rename durable
 }

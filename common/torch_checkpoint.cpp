@@ -1,7 +1,7 @@
 #include "common/torch_checkpoint.h"
 
+#include "common/atomic_file.h"
 #include "common/byte_encoding.h"
-
 #include "common/error.h"
 #include "common/pickle_reader.h"
 #include "common/zip_archive.h"
@@ -568,11 +568,7 @@ void save_torch_state_dict(const std::string& path, const StateDict& tensors) {
     std::remove(tmp.c_str());
     throw_io(tmp + ": close failed: " + std::strerror(errno));
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    std::remove(tmp.c_str());
-    throw_io(path + ": cannot rename from " + tmp + ": " + std::strerror(err));
-  }
+  commit_file(tmp, path);
   // Make the rename itself durable.
   const int dfd = ::open(parent_dir(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/logging.h"
 #include "datasets/idx_reader.h"
@@ -240,12 +241,8 @@ std::vector<MiniTaskFiles> build_mini_benchmark(const MiniBenchmarkOptions& opti
   for (size_t i = 1; i < out.size(); ++i) emit_task(out[i]);
   yaml << YAML::EndSeq << YAML::EndMap;
   const std::string yaml_path = (fs::path(options.output_dir) / "benchmark.yaml").string();
-  {
-    std::ofstream file(yaml_path + ".tmp", std::ios::trunc);
-    file << "# The difffit mini benchmark, written by `difffit prepare --benchmark mini`.\n" << yaml.c_str() << "\n";
-    if (!file) throw_io(yaml_path + ".tmp: cannot write");
-  }
-  if (std::rename((yaml_path + ".tmp").c_str(), yaml_path.c_str()) != 0) throw_io("cannot write " + yaml_path);
+  write_file_atomically(yaml_path, std::string("# The difffit mini benchmark, written by `difffit prepare --benchmark "
+                                               "mini`.\n") + yaml.c_str() + "\n");
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   log()->info("[prepare] mini benchmark: {} datasets in {} ({:.1f} s)", out.size(), options.output_dir, seconds);
   return out;

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <fstream>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/hdf5_tensors.h"
 #include "common/sha256.h"
@@ -114,9 +115,7 @@ PrepareSummary PreparedWriter::finish() {
     if (!report) throw_io(report_tmp + ": cannot write the report");
   }
   f.commit();
-  if (std::rename(report_tmp.c_str(), summary.report_path.c_str()) != 0) {
-    throw_io("cannot rename " + report_tmp + " to " + summary.report_path);
-  }
+  commit_file(report_tmp, summary.report_path);
   finished_ = true;
   return summary;
 }

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/zip_archive.h"
 #include "eval/feature_stats.h"
@@ -65,10 +66,11 @@ void write_npz(const std::string& path, const std::vector<std::pair<std::string,
     std::remove(tmp.c_str());
     throw;
   }
-  if (std::fclose(f) != 0 || std::rename(tmp.c_str(), path.c_str()) != 0) {
+  if (std::fclose(f) != 0) {
     std::remove(tmp.c_str());
     throw_io(path + ": cannot write: " + std::strerror(errno));
   }
+  commit_file(tmp, path);
 }
 
 void export_samples_npz(const std::string& image_set, const std::string& npz_path, int64_t max_images) {

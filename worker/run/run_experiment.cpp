@@ -4,8 +4,8 @@
 
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/hdf5_tensors.h"
 #include "common/logging.h"
@@ -20,16 +20,6 @@ namespace difffit {
 namespace {
 
 namespace fs = std::filesystem;
-
-void write_text_atomically(const fs::path& path, const std::string& text) {
-  const fs::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << text;
-    if (!out) throw_io(tmp.string() + ": cannot write");
-  }
-  fs::rename(tmp, path);
-}
 
 DiT build_run_model(const ExperimentConfig& config) {
   // Fresh weights (and the class table when the class count changes) come from the run's seed.
@@ -85,7 +75,7 @@ RunOutcome run_experiment(const ExperimentConfig& config, bool force, const RunH
     return outcome;
   }
   fs::remove(dir / "DONE");
-  write_text_atomically(dir / "config.yaml", config.resolved_yaml());
+  write_file_atomically((dir / "config.yaml").string(), config.resolved_yaml());
   LoggingOptions logging;
   logging.log_file = (dir / "run.log").string();
   init_logging(logging);
@@ -141,9 +131,9 @@ RunOutcome run_experiment(const ExperimentConfig& config, bool force, const RunH
     }
   }
 
-  write_text_atomically(dir / "metrics.json",
+  write_file_atomically((dir / "metrics.json").string(),
                         metrics_json(config, setup, outcome, static_cast<int64_t>(fs::file_size(delta))));
-  write_text_atomically(dir / "DONE", outcome.run_id + "\n");
+  write_file_atomically((dir / "DONE").string(), outcome.run_id + "\n");
   log()->info("[run] done: {} steps, final loss {:.4f}, {:.2f} steps/s; results in {}", outcome.train.steps,
               outcome.train.last_loss, outcome.train.steps_per_second, outcome.run_dir);
   return outcome;
