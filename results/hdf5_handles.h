@@ -1,0 +1,70 @@
+// Small RAII pieces over the HDF5 C API, for the results store.
+#pragma once
+
+#include <hdf5.h>
+
+#include <string>
+
+namespace difffit::hdf5 {
+
+// Closes an HDF5 identifier at the end of its scope.
+class Handle {
+ public:
+  using Closer = herr_t (*)(hid_t);
+  Handle(hid_t id, Closer closer) : id_(id), closer_(closer) {}
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  ~Handle() { close(); }
+  hid_t get() const { return id_; }
+  bool valid() const { return id_ >= 0; }
+  herr_t close() {
+    herr_t status = 0;
+    if (id_ >= 0) status = closer_(id_);
+    id_ = -1;
+    return status;
+  }
+
+ private:
+  hid_t id_;
+  Closer closer_;
+};
+
+// Failures are reported through return codes and difffit::Error; HDF5's own printing to
+// stderr is muted for the scope and restored afterwards.
+class QuietErrors {
+ public:
+  QuietErrors() {
+    H5Eget_auto2(H5E_DEFAULT, &func_, &data_);
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  }
+  ~QuietErrors() { H5Eset_auto2(H5E_DEFAULT, func_, data_); }
+  QuietErrors(const QuietErrors&) = delete;
+  QuietErrors& operator=(const QuietErrors&) = delete;
+
+ private:
+  H5E_auto2_t func_ = nullptr;
+  void* data_ = nullptr;
+};
+
+// The innermost message on HDF5's error stack, e.g. "unable to open file: ... errno = 2".
+inline std::string last_error() {
+  std::string message;
+  H5Ewalk2(
+      H5E_DEFAULT, H5E_WALK_UPWARD,
+      [](unsigned n, const H5E_error2_t* e, void* out) -> herr_t {
+        if (n == 0 && e->desc) *static_cast<std::string*>(out) = e->desc;
+        return 0;
+      },
+      &message);
+  return message.empty() ? "HDF5 error" : message;
+}
+
+// Variable-length UTF-8 strings: what h5py reads as str via .asstr().
+inline hid_t utf8_string_type() {
+  const hid_t type = H5Tcopy(H5T_C_S1);
+  H5Tset_size(type, H5T_VARIABLE);
+  H5Tset_cset(type, H5T_CSET_UTF8);
+  return type;
+}
+
+}  // namespace difffit::hdf5

@@ -1,0 +1,33 @@
+// Column names and value formatting shared by the results store, tables, plots and the
+// CLI. Rows are sparse (a row may lack a column); these helpers read them densely.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "results/result_row.h"
+
+namespace difffit {
+
+// Every text column of any row: grid, run_id, name first (when present), the rest sorted.
+std::vector<std::string> text_columns(const std::vector<ResultRow>& rows);
+// Every numeric column of any row, sorted.
+std::vector<std::string> numeric_columns(const std::vector<ResultRow>& rows);
+// "text columns: a, b; numeric columns: c, d" — for error messages.
+std::string describe_columns(const std::vector<ResultRow>& rows);
+
+std::string text_value(const ResultRow& row, const std::string& column);  // "" when missing
+double number_value(const ResultRow& row, const std::string& column);     // NaN when missing
+
+// The shortest decimal that reads back as the same double (whole numbers below 1e16
+// without an exponent); "" for NaN.
+std::string round_trip_number(double value);
+// Fixed-point with `decimals` digits ("1.50"); "" for NaN.
+std::string fixed_number(double value, int decimals);
+
+// RFC 4180: a field is quoted when it holds a comma, quote, CR or LF; quotes are doubled.
+std::string csv_field(const std::string& value);
+// Fields joined by commas, ending in "\n".
+std::string csv_line(const std::vector<std::string>& fields);
+
+}  // namespace difffit

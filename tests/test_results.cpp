@@ -1,0 +1,419 @@
+// The results store (HDF5 round trip, h5py as an independent reader, atomic writes),
+// CSV export, pivot tables against values worked out by hand, SVG charts and the
+// `difffit results` command.
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <sstream>
+
+#include "common/error.h"
+#include "results/loss_curve.h"
+#include "results/result_plot.h"
+#include "results/result_table.h"
+#include "results/results_store.h"
+#include "test_support.h"
+
+namespace difffit {
+namespace {
+
+using testing::run_difffit;
+using testing::TempDir;
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+ResultRow make_row(std::map<std::string, std::string> text, std::map<std::string, double> numbers) {
+  return ResultRow{std::move(text), std::move(numbers)};
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Runs `code` with the test Python; returns its output (the test fails on a non-zero exit).
+std::string python(const TempDir& dir, const std::string& code, const std::string& args) {
+  std::ofstream(dir.file("check.py")) << code;
+  auto r = testing::run_command(std::string(DIFFFIT_PYTHON) + " " + dir.file("check.py") + " " + args);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  return r.output;
+}
+
+// The sweep's Table 1 in miniature: two seeds in one cell, a failed run (NaN), a missing
+// cell, another grid that the selection drops.
+std::vector<ResultRow> table_rows() {
+  auto row = [](const std::string& grid, const std::string& method, const std::string& dataset, double fid,
+                double trainable) {
+    return make_row({{"grid", grid}, {"method", method}, {"dataset", dataset}, {"metric", "FID (mini-CNN)"},
+                     {"name", method + "-" + dataset}},
+                    {{"fid", fid}, {"trainable_params", trainable}, {"total_params", 1e6}});
+  };
+  return {row("t1", "difffit", "food", 10, 2000), row("t1", "difffit", "food", 12, 2000),
+          row("t1", "full", "food", 9, 1e6),      row("t1", "difffit", "cars", 20, 2000),
+          row("t1", "full", "cars", 25, 1e6),     row("t1", "bitfit", "food", 15, 5000),
+          row("t1", "bitfit", "cars", kNaN, 5000), row("t2", "difffit", "food", 1, 2000)};
+}
+
+TableSpec table1_spec() {
+  TableSpec spec;
+  spec.grid = "t1";
+  spec.extra = {"trainable_params", "trainable_pct"};
+  return spec;
+}
+
+std::vector<ResultRow> mixed_rows() {
+  return {make_row({{"grid", "g"}, {"name", "Ünïcödé – 日本"}, {"placement", "first:14"}, {"empty", ""}},
+                   {{"fid", 12.5}, {"tiny", 1e-300}, {"third", 1.0 / 3.0}}),
+          make_row({{"grid", "g"}, {"name", "plain"}}, {{"fid", kNaN}, {"delta_bytes", 2560}, {"third", 0.1}})};
+}
+
+TEST(ResultsStore, RoundTripKeepsValuesNaNUnicodeAndMissingColumns) {
+  TempDir dir;
+  const std::string path = dir.file("results.h5");
+  write_results_h5(path, mixed_rows(), {{"sweep", "paper"}, {"created", "2024-01-01T00:00:00Z"}});
+  std::map<std::string, std::string> attributes;
+  const std::vector<ResultRow> rows = read_results_h5(path, &attributes);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(attributes["format"], "difffit-results-1");
+  EXPECT_EQ(attributes["sweep"], "paper");
+  EXPECT_EQ(rows[0].text.at("name"), "Ünïcödé – 日本");
+  EXPECT_EQ(rows[0].text.at("empty"), "");
+  EXPECT_EQ(rows[0].text.at("placement"), "first:14");
+  EXPECT_EQ(rows[1].text.at("placement"), "");  // missing in the second row
+  EXPECT_EQ(rows[0].numbers.at("fid"), 12.5);
+  EXPECT_EQ(rows[0].numbers.at("tiny"), 1e-300);
+  EXPECT_EQ(rows[0].numbers.at("third"), 1.0 / 3.0);
+  EXPECT_TRUE(std::isnan(rows[1].numbers.at("fid")));
+  EXPECT_TRUE(std::isnan(rows[0].numbers.at("delta_bytes")));  // missing in the first row
+  EXPECT_EQ(rows[1].numbers.at("delta_bytes"), 2560);
+  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+}
+
+TEST(ResultsStore, NoRowsRoundTrip) {
+  TempDir dir;
+  write_results_h5(dir.file("empty.h5"), {});
+  EXPECT_TRUE(read_results_h5(dir.file("empty.h5")).empty());
+}
+
+TEST(ResultsStore, H5pyReadsTheColumnsUnderFileLockingOff) {
+  TempDir dir;
+  const std::string path = dir.file("results.h5");
+  ::setenv("HDF5_USE_FILE_LOCKING", "FALSE", 1);
+  write_results_h5(path, mixed_rows(), {{"sweep", "paper"}});
+  EXPECT_EQ(read_results_h5(path).size(), 2u);
+  ::unsetenv("HDF5_USE_FILE_LOCKING");
+  const std::string out = python(dir, R"(
+import math, sys, h5py, numpy as np
+f = h5py.File(sys.argv[1], "r")
+assert f.attrs["format"] == "difffit-results-1", f.attrs["format"]
+assert f.attrs["sweep"] == "paper"
+fid = f["runs/fid"][:]
+assert fid.dtype == np.float64 and fid.shape == (2,), (fid.dtype, fid.shape)
+assert fid[0] == 12.5 and math.isnan(fid[1]), fid
+assert f["runs/third"][0] == 1.0 / 3.0
+names = list(f["runs/name"].asstr()[:])
+assert names == ["Ünïcödé – 日本", "plain"], names
+assert h5py.check_string_dtype(f["runs/name"].dtype).encoding == "utf-8"
+assert list(f["runs/placement"].asstr()[:]) == ["first:14", ""]
+assert math.isnan(f["runs/delta_bytes"][0]) and f["runs/delta_bytes"][1] == 2560
+print("h5py-ok", sorted(f["runs"].keys()))
+)", "'" + path + "'");
+  EXPECT_NE(out.find("h5py-ok"), std::string::npos) << out;
+  EXPECT_NE(out.find("'tiny'"), std::string::npos) << out;
+}
+
+TEST(ResultsStore, AFailedWriteThrowsAndLeavesThePreviousFileIntact) {
+  TempDir dir;
+  const std::string path = dir.file("results.h5");
+  write_results_h5(path, table_rows());
+  const std::string before = read_text(path);
+
+  std::filesystem::create_directory(path + ".tmp");  // the temporary file cannot be created
+  try {
+    write_results_h5(path, mixed_rows());
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::IO);
+    EXPECT_NE(std::string(e.what()).find(path + ".tmp"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(std::filesystem::is_directory(path + ".tmp"));  // not removed: it was not ours
+  std::filesystem::remove(path + ".tmp");
+
+  EXPECT_THROW(write_results_h5(path, {make_row({{"a/b", "x"}}, {})}), Error);  // not a dataset name
+  EXPECT_THROW(write_results_h5(path, {make_row({{"fid", "x"}}, {{"fid", 1.0}})}), Error);  // text and numeric
+  EXPECT_THROW(write_results_h5(dir.file("no-such-dir/results.h5"), table_rows()), Error);
+  EXPECT_EQ(read_text(path), before);
+  EXPECT_EQ(read_results_h5(path).size(), table_rows().size());
+  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+}
+
+TEST(ResultsStore, ReadErrorsNameTheFileAndTheDataset) {
+  TempDir dir;
+  auto message = [](const std::string& path) -> std::string {
+    try {
+      read_results_h5(path);
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  EXPECT_NE(message(dir.file("missing.h5")).find("missing.h5"), std::string::npos);
+  std::ofstream(dir.file("text.h5")) << "not hdf5";
+  EXPECT_NE(message(dir.file("text.h5")).find("not an HDF5 file"), std::string::npos);
+  python(dir, R"(
+import sys, h5py, numpy as np
+d = sys.argv[1]
+with h5py.File(d + "/no_format.h5", "w") as f:
+    f.create_dataset("runs/fid", data=np.zeros(2))
+with h5py.File(d + "/ragged.h5", "w") as f:
+    f.attrs["format"] = "difffit-results-1"
+    f.create_dataset("runs/a", data=np.zeros(2))
+    f.create_dataset("runs/b", data=np.zeros(3))
+with h5py.File(d + "/compound.h5", "w") as f:
+    f.attrs["format"] = "difffit-results-1"
+    f.create_dataset("runs/pair", data=np.zeros(2, dtype=[("x", "f8"), ("y", "i4")]))
+with h5py.File(d + "/fixed.h5", "w") as f:
+    f.attrs["format"] = np.bytes_("difffit-results-1")
+    f.create_dataset("runs/name", data=np.array([b"ab", b"c"], dtype="S2"))
+    f.create_dataset("runs/steps", data=np.array([3, 4], dtype=np.int64))
+)", dir.path().string());
+  EXPECT_NE(message(dir.file("no_format.h5")).find("'format'"), std::string::npos);
+  const std::string ragged = message(dir.file("ragged.h5"));
+  EXPECT_NE(ragged.find("ragged.h5"), std::string::npos) << ragged;
+  EXPECT_NE(ragged.find("/runs/b"), std::string::npos) << ragged;
+  EXPECT_NE(message(dir.file("compound.h5")).find("/runs/pair"), std::string::npos);
+  // Fixed-length strings and integers (as other writers store them) read as well.
+  const std::vector<ResultRow> fixed = read_results_h5(dir.file("fixed.h5"));
+  ASSERT_EQ(fixed.size(), 2u);
+  EXPECT_EQ(fixed[1].text.at("name"), "c");
+  EXPECT_EQ(fixed[1].numbers.at("steps"), 4.0);
+}
+
+TEST(ResultsCsv, QuotesFieldsAndWritesRoundTripNumbers) {
+  const std::vector<ResultRow> rows = {
+      make_row({{"name", "a,b"}, {"method", "say \"hi\""}, {"grid", "g"}, {"note", "two\nlines"}},
+               {{"fid", 0.1}, {"third", 1.0 / 3.0}}),
+      make_row({{"name", "plain"}, {"grid", "g"}}, {{"fid", kNaN}, {"third", 1e21}})};
+  EXPECT_EQ(results_csv(rows),
+            "grid,name,method,note,fid,third\n"
+            "g,\"a,b\",\"say \"\"hi\"\"\",\"two\nlines\",0.1,0.3333333333333333\n"
+            "g,plain,,,,1e+21\n");
+  TempDir dir;
+  write_results_csv(dir.file("out.csv"), rows);
+  EXPECT_EQ(read_text(dir.file("out.csv")), results_csv(rows));
+}
+
+TEST(ResultTable, PivotMatchesValuesWorkedOutByHand) {
+  const PivotTable t = build_pivot_table(table_rows(), table1_spec());
+  // Rows and columns in order of first appearance, not sorted; grid t2 is left out.
+  EXPECT_EQ(t.rows, (std::vector<std::string>{"difffit", "full", "bitfit"}));
+  EXPECT_EQ(t.columns, (std::vector<std::string>{"food", "cars"}));
+  EXPECT_EQ(t.cells[0][0].n, 2);
+  EXPECT_DOUBLE_EQ(t.cells[0][0].mean, 11.0);
+  EXPECT_DOUBLE_EQ(t.cells[0][0].std, std::sqrt(2.0));
+  EXPECT_EQ(t.cells[2][1].n, 0);  // the failed run leaves the cell empty
+  EXPECT_EQ(render_markdown(t),
+            "FID (mini-CNN) by method and dataset (grid t1); lower is better, best in bold; mean ± std where a "
+            "cell has several runs; Mean only for rows with every dataset.\n\n"
+            "| Method | food | cars | Mean | Params (M) | Trainable (%) |\n"
+            "|:---|---:|---:|---:|---:|---:|\n"
+            "| difffit | 11.00 ± 1.41 | **20.00** | **15.50** | 0.002 | 0.2 |\n"
+            "| full | **9.00** | 25.00 | 17.00 | 1.00 | 100.00 |\n"
+            "| bitfit | 15.00 | – | – | 0.005 | 0.5 |\n");
+  EXPECT_EQ(render_csv(t),
+            "method,food,food_std,cars,cars_std,mean,trainable_params,trainable_pct\n"
+            "difffit,11,1.4142135623730951,20,,15.5,2000,0.2\n"
+            "full,9,,25,,17,1000000,100\n"
+            "bitfit,15,,,,,5000,0.5\n");
+}
+
+TEST(ResultTable, HigherIsBetterAndFiltersAndTheMetricName) {
+  TableSpec spec = table1_spec();
+  spec.lower_is_better = false;
+  spec.mean_column = false;
+  spec.extra.clear();
+  const std::string md = render_markdown(build_pivot_table(table_rows(), spec));
+  EXPECT_NE(md.find("| full | 9.00 | **25.00** |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| bitfit | **15.00** | – |"), std::string::npos) << md;
+  EXPECT_EQ(md.find("Mean"), std::string::npos) << md;
+  EXPECT_EQ(md.find("Inception"), std::string::npos) << md;
+
+  spec.where = {{"method", "full"}};
+  const PivotTable only_full = build_pivot_table(table_rows(), spec);
+  EXPECT_EQ(only_full.rows, std::vector<std::string>{"full"});
+
+  spec = TableSpec{};  // every grid: t2's run joins the difffit/food cell
+  spec.value = "trainable_params";
+  const PivotTable all = build_pivot_table(table_rows(), spec);
+  EXPECT_EQ(all.cells[0][0].n, 3);
+  EXPECT_EQ(all.value_label, "trainable_params");  // the metric column names fid only
+}
+
+TEST(ResultTable, UnknownColumnsAndEmptySelectionsAreUsageErrors) {
+  auto kind_and_message = [](const TableSpec& spec) -> std::pair<ErrorKind, std::string> {
+    try {
+      build_pivot_table(table_rows(), spec);
+    } catch (const Error& e) {
+      return {e.kind(), e.what()};
+    }
+    return {ErrorKind::Internal, "no error"};
+  };
+  TableSpec spec;
+  spec.value = "nope";
+  auto [kind, message] = kind_and_message(spec);
+  EXPECT_EQ(kind, ErrorKind::Usage);
+  EXPECT_NE(message.find("'nope'"), std::string::npos) << message;
+  EXPECT_NE(message.find("trainable_params"), std::string::npos) << message;  // lists what there is
+  spec = TableSpec{};
+  spec.where = {{"placement", "x"}};
+  EXPECT_EQ(kind_and_message(spec).first, ErrorKind::Usage);
+  spec = TableSpec{};
+  spec.grid = "t9";
+  std::tie(kind, message) = kind_and_message(spec);
+  EXPECT_EQ(kind, ErrorKind::Usage);
+  EXPECT_NE(message.find("t1, t2"), std::string::npos) << message;
+}
+
+TEST(ResultTable, LatexIsBooktabsWithEscapesAndBold) {
+  std::vector<ResultRow> rows = {
+      make_row({{"method", "lora_r8"}, {"dataset", "50%&more"}}, {{"fid", 3.0}}),
+      make_row({{"method", "lora_r8"}, {"dataset", "50%&more"}}, {{"fid", 5.0}}),
+      make_row({{"method", "bit#fit"}, {"dataset", "50%&more"}}, {{"fid", 7.0}})};
+  const std::string tex = render_latex(build_pivot_table(rows, TableSpec{}));
+  EXPECT_NE(tex.find("\\toprule"), std::string::npos) << tex;
+  EXPECT_NE(tex.find("\\midrule"), std::string::npos) << tex;
+  EXPECT_NE(tex.find("\\bottomrule"), std::string::npos) << tex;
+  EXPECT_NE(tex.find("\\begin{tabular}{lr}"), std::string::npos) << tex;
+  EXPECT_NE(tex.find("Method & 50\\%\\&more \\\\"), std::string::npos) << tex;
+  EXPECT_NE(tex.find("lora\\_r8 & \\textbf{4.00 $\\pm$ 1.41} \\\\"), std::string::npos) << tex;
+  EXPECT_NE(tex.find("bit\\#fit & 7.00 \\\\"), std::string::npos) << tex;
+  EXPECT_NE(tex.find("\\caption{fid by method and dataset; lower is better"), std::string::npos) << tex;
+}
+
+TEST(ResultPlot, BarChartIsWellFormedSvgWithOneBarPerCell) {
+  TempDir dir;
+  write_svg(dir.file("chart.svg"), bar_chart_svg(build_pivot_table(table_rows(), table1_spec())));
+  const std::string out = python(dir, R"(
+import sys, xml.etree.ElementTree as ET
+ns = {"s": "http://www.w3.org/2000/svg"}
+root = ET.parse(sys.argv[1]).getroot()
+bars = [r for r in root.iter("{http://www.w3.org/2000/svg}rect") if r.get("class") == "bar"]
+errors = [l for l in root.iter("{http://www.w3.org/2000/svg}line") if l.get("class") == "error-bar"]
+texts = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
+assert all(float(b.get("height")) > 0 for b in bars)
+print("bars", len(bars), "errors", len(errors))
+print("texts", texts)
+)", dir.file("chart.svg"));
+  EXPECT_NE(out.find("bars 5 errors 1"), std::string::npos) << out;  // bitfit/cars is missing
+  for (const char* label : {"'difffit'", "'full'", "'bitfit'", "'food'", "'cars'", "FID (mini-CNN) (lower is better)"})
+    EXPECT_NE(out.find(label), std::string::npos) << label << "\n" << out;
+}
+
+void write_loss_csv(const std::filesystem::path& dir, const std::string& body) {
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "loss.csv") << "step,loss,mse,vb\n" << body;
+}
+
+TEST(ResultPlot, LossCurvesAreReadSmoothedAndOverlaid) {
+  TempDir dir;
+  write_loss_csv(dir.path() / "runA", "1,4,3,1\n2,2,1.5,0.5\n3,nan,nan,nan\n4,1,0.5,0.5\n5,0.");  // torn last line
+  write_loss_csv(dir.path() / "runB", "1,3,2,1\n2,1,0.5,0.5\n");
+  const LineSeries a = read_loss_curve(dir.file("runA") + "/", "loss", 2);
+  EXPECT_EQ(a.name, "runA");
+  ASSERT_EQ(a.y.size(), 4u);
+  EXPECT_EQ(a.x, (std::vector<double>{1, 2, 3, 4}));
+  EXPECT_DOUBLE_EQ(a.y[0], 4.0);
+  EXPECT_DOUBLE_EQ(a.y[1], 3.0);
+  EXPECT_TRUE(std::isnan(a.y[2]));
+  EXPECT_DOUBLE_EQ(a.y[3], 1.0);  // the NaN step does not count in the window
+  EXPECT_DOUBLE_EQ(read_loss_curve(dir.file("runB"), "vb").y[1], 0.5);
+  EXPECT_THROW(read_loss_curve(dir.file("runB"), "nope"), Error);
+  EXPECT_THROW(read_loss_curve(dir.file("nothing-here")), Error);
+
+  LinePlotOptions options;
+  options.title = "loss";
+  options.log_y = true;
+  write_svg(dir.file("loss.svg"), line_plot_svg({a, read_loss_curve(dir.file("runB"))}, options));
+  const std::string out = python(dir, R"(
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+lines = [p for p in root.iter("{http://www.w3.org/2000/svg}polyline") if p.get("class") == "series"]
+print("series", len(lines), [len(p.get("points").split()) for p in lines])
+)", dir.file("loss.svg"));
+  EXPECT_NE(out.find("series 2 [3, 2]"), std::string::npos) << out;
+}
+
+class ResultsCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    path_ = dir_.file("sweep results.h5");  // a space: paths are quoted below
+    write_results_h5(path_, table_rows(), {{"sweep", "paper"}});
+  }
+  std::string quoted(const std::string& p) const { return "'" + p + "'"; }
+  TempDir dir_;
+  std::string path_;
+};
+
+TEST_F(ResultsCli, TableInEveryFormatAndToAFile) {
+  auto md = run_difffit("results table " + quoted(path_) + " --grid t1 --extra trainable_params,trainable_pct");
+  ASSERT_EQ(md.exit_code, 0) << md.output;
+  EXPECT_NE(md.output.find("| difffit | 11.00 ± 1.41 | **20.00** | **15.50** | 0.002 | 0.2 |"), std::string::npos)
+      << md.output;
+  auto tex = run_difffit("results table " + quoted(path_) + " --grid t1 --format latex --decimals 1");
+  ASSERT_EQ(tex.exit_code, 0) << tex.output;
+  EXPECT_NE(tex.output.find("full & \\textbf{9.0} & 25.0 & 17.0 \\\\"), std::string::npos) << tex.output;
+  const std::string out = dir_.file("t.csv");
+  auto csv = run_difffit("results table " + quoted(path_) + " --grid t1 --where method=full --format csv -o " + out);
+  ASSERT_EQ(csv.exit_code, 0) << csv.output;
+  EXPECT_EQ(read_text(out), "method,food,cars,mean\nfull,9,25,17\n");
+}
+
+TEST_F(ResultsCli, ExportShowAndPlot) {
+  const std::string csv = dir_.file("all.csv");
+  auto exported = run_difffit("results export " + quoted(path_) + " --csv " + csv);
+  ASSERT_EQ(exported.exit_code, 0) << exported.output;
+  EXPECT_EQ(read_text(csv), results_csv(read_results_h5(path_)));
+
+  auto show = run_difffit("results show " + quoted(path_) + " --grid t2");
+  ASSERT_EQ(show.exit_code, 0) << show.output;
+  EXPECT_NE(show.output.find("1 of 8 rows"), std::string::npos) << show.output;
+  EXPECT_NE(show.output.find("sweep = paper"), std::string::npos) << show.output;
+  EXPECT_NE(show.output.find("difffit-food"), std::string::npos) << show.output;
+
+  auto bars = run_difffit("results plot " + quoted(path_) + " --grid t1 --output " + dir_.file("c.svg"));
+  ASSERT_EQ(bars.exit_code, 0) << bars.output;
+  EXPECT_NE(read_text(dir_.file("c.svg")).find("class=\"bar\""), std::string::npos);
+
+  write_loss_csv(dir_.path() / "r1", "1,2,1,1\n2,1,0.5,0.5\n");
+  write_loss_csv(dir_.path() / "r2", "1,3,2,1\n2,2,1,1\n");
+  auto loss = run_difffit("results plot --loss " + dir_.file("r1") + " " + dir_.file("r2") + " --smooth 2 --output " +
+                          dir_.file("loss.svg"));
+  ASSERT_EQ(loss.exit_code, 0) << loss.output;
+  EXPECT_NE(read_text(dir_.file("loss.svg")).find(">r2<"), std::string::npos);
+}
+
+TEST_F(ResultsCli, MissingFilesAndUnknownColumnsGiveClearErrorsAndExitCodes) {
+  auto missing = run_difffit("results table " + dir_.file("nope.h5"));
+  EXPECT_EQ(missing.exit_code, 3) << missing.output;
+  EXPECT_NE(missing.output.find("nope.h5"), std::string::npos) << missing.output;
+
+  auto column = run_difffit("results table " + quoted(path_) + " --value fidd");
+  EXPECT_EQ(column.exit_code, 2) << column.output;
+  EXPECT_NE(column.output.find("'fidd'"), std::string::npos) << column.output;
+
+  auto where = run_difffit("results show " + quoted(path_) + " --where colour");
+  EXPECT_EQ(where.exit_code, 2) << where.output;
+  auto usage = run_difffit("results frobnicate");
+  EXPECT_EQ(usage.exit_code, 2) << usage.output;
+  auto no_output = run_difffit("results plot " + quoted(path_));
+  EXPECT_EQ(no_output.exit_code, 2) << no_output.output;
+  auto help = run_difffit("results table --help");
+  EXPECT_EQ(help.exit_code, 0) << help.output;
+  EXPECT_NE(help.output.find("--higher-is-better"), std::string::npos) << help.output;
+}
+
+}  // namespace
+}  // namespace difffit
