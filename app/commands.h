@@ -13,7 +13,10 @@ int run_fid_command(int argc, char** argv);
 int run_sample_command(int argc, char** argv);
 int run_loss_command(int argc, char** argv);
 int run_run_command(int argc, char** argv);
+int run_sweep_command(int argc, char** argv);  // difffit sweep run|plan|status
+int run_results_command(int argc, char** argv);  // difffit results table|plot|export|show
 int run_bench_command(int argc, char** argv);
 int run_bench_loader_command(int argc, char** argv);  // difffit bench loader
+int run_bench_sweep_command(int argc, char** argv);   // difffit bench sweep
 
 }  // namespace difffit

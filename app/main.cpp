@@ -28,6 +28,8 @@ const std::map<std::string, Command>& commands() {
       {"fid", {difffit::run_fid_command, "score samples against a reference: FID (Inception or mini-CNN), KID"}},
       {"bench", {difffit::run_bench_command, "benchmarks that print JSON (train-step, sample)"}},
       {"run", {difffit::run_run_command, "run one experiment (train, sample, record) from a YAML file"}},
+      {"sweep", {difffit::run_sweep_command, "run, plan or inspect a sweep of experiments (MPI ranks or one process)"}},
+      {"results", {difffit::run_results_command, "tables (Markdown/LaTeX/CSV), plots (SVG) and CSV export of a sweep's results"}},
       {"sample", {difffit::run_sample_command, "draw samples with DDPM or DDIM (optional CFG)"}},
       {"loss", {difffit::run_loss_command, "compute the hybrid diffusion loss terms on given inputs and noise"}},
   };

@@ -85,7 +85,12 @@ class MpiCommunicator : public Communicator {
 std::unique_ptr<Communicator> make_local_communicator() { return std::make_unique<LocalCommunicator>(); }
 std::unique_ptr<Communicator> make_mpi_communicator() { return std::make_unique<MpiCommunicator>(); }
 
-MpiSession::MpiSession(int* argc, char*** argv) { MPI_Init(argc, argv); }
+// Serialized threads: a sweep worker's heartbeat thread sends while its main thread trains.
+MpiSession::MpiSession(int* argc, char*** argv) {
+  int provided = 0;
+  MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided);
+  if (provided < MPI_THREAD_SERIALIZED) throw_usage("this MPI library does not support MPI_THREAD_SERIALIZED");
+}
 MpiSession::~MpiSession() {
   int finalised = 0;
   MPI_Finalized(&finalised);

@@ -3,6 +3,7 @@
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "common/error.h"
@@ -49,6 +50,22 @@ std::shared_ptr<spdlog::logger> log() {
   auto& logger = logger_slot();
   if (!logger) init_logging(LoggingOptions{});
   return logger;
+}
+
+ScopedLogFile::ScopedLogFile(const std::string& path) : logger_(log()) {
+  try {
+    sink_ = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path);
+  } catch (const spdlog::spdlog_ex& e) {
+    throw_io("cannot open log file '" + path + "': " + e.what());
+  }
+  sink_->set_level(logger_->level());
+  sink_->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
+  logger_->sinks().push_back(sink_);
+}
+
+ScopedLogFile::~ScopedLogFile() {
+  auto& sinks = logger_->sinks();
+  sinks.erase(std::remove(sinks.begin(), sinks.end(), sink_), sinks.end());
 }
 
 }  // namespace difffit

@@ -22,4 +22,18 @@ void init_logging(const LoggingOptions& options);
 // The process-wide logger (a terminal logger until init_logging is called).
 std::shared_ptr<spdlog::logger> log();
 
+// Also writes the log to `path` (appending) while alive, keeping the rank's own sinks:
+// a run's run.log inside a sweep worker whose rank log continues.
+class ScopedLogFile {
+ public:
+  explicit ScopedLogFile(const std::string& path);
+  ~ScopedLogFile();
+  ScopedLogFile(const ScopedLogFile&) = delete;
+  ScopedLogFile& operator=(const ScopedLogFile&) = delete;
+
+ private:
+  std::shared_ptr<spdlog::logger> logger_;
+  spdlog::sink_ptr sink_;
+};
+
 }  // namespace difffit

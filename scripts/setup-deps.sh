@@ -13,6 +13,7 @@ PACKAGES=(
   libspdlog-dev libfmt-dev      # logging
   libgtest-dev googletest       # tests
   libyaml-cpp-dev               # experiment and sweep files
+  nlohmann-json3-dev            # sweep journal and messages between ranks
   libpng-dev libjpeg-dev zlib1g-dev  # image decoding/encoding
   dataset-fashion-mnist         # the built-in mini benchmark's data
   # Test-only: independent reference values (PyTorch eager, Pillow, SciPy, h5py).

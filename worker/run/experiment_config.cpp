@@ -107,8 +107,10 @@ std::string short_hash(const std::string& text) {
 
 }  // namespace
 
-ExperimentConfig load_experiment(const std::string& path, const std::vector<std::string>& overrides) {
+ExperimentConfig load_experiment(const std::string& path, const std::vector<std::string>& overrides,
+                                 const ExperimentLoadOptions& options) {
   YamlSection root = YamlSection::load_file(path);
+  for (const auto& o : options.inherited) apply_override(root.node(), o, path);
   for (const auto& o : overrides) apply_override(root.node(), o, path);
   root.require_known_keys({"name", "seed", "output_dir", "base_checkpoint", "threads", "model", "method", "data",
                            "train", "sample", "eval"});
@@ -126,13 +128,16 @@ ExperimentConfig load_experiment(const std::string& path, const std::vector<std:
     if (std::filesystem::absolute(other) == std::filesystem::absolute(path)) {
       throw_config(root.where("base_checkpoint") + ": an experiment cannot start from itself");
     }
-    ExperimentConfig base = load_experiment(other);
+    ExperimentConfig base = load_experiment(other, {}, options);
     const std::string model = base.run_dir() + "/model.safetensors";
-    if (!std::filesystem::exists(base.run_dir() + "/DONE") || !std::filesystem::exists(model)) {
+    if (options.require_base_done &&
+        (!std::filesystem::exists(base.run_dir() + "/DONE") || !std::filesystem::exists(model))) {
       throw_config(root.where("base_checkpoint") + ": the base experiment has not finished; run `difffit run " +
                    other + "` first (expected " + model + ")");
     }
     config.base_checkpoint = model;
+    config.base_experiment = other;
+    config.base_run_id = base.run_id();
   }
   root.read("threads", config.threads);
   config.model = parse_dit_config(root.child("model"));
@@ -151,7 +156,10 @@ std::string ExperimentConfig::canonical_yaml() const {
   YAML::Emitter out;
   out << YAML::BeginMap;
   out << YAML::Key << "seed" << YAML::Value << seed;
-  out << YAML::Key << "base_checkpoint" << YAML::Value << base_checkpoint;
+  // A base from another run is named by that run's id, so ids (and seeds) do not depend on
+  // where the runs are stored.
+  out << YAML::Key << "base_checkpoint" << YAML::Value
+      << (base_run_id.empty() ? base_checkpoint : "run:" + base_run_id);
   out << YAML::Key << "model" << YAML::Value << model.to_key_values();
   out << YAML::Key << "method" << YAML::Value << method.name() + ":" + method.to_options_string();
   out << YAML::Key << "data" << YAML::Value << YAML::BeginMap << YAML::Key << "train" << YAML::Value << data.train
@@ -184,6 +192,7 @@ std::string ExperimentConfig::resolved_yaml() const {
   out << "# resolved by difffit; run id " << run_id() << "\n"
       << "name: " << name << "\noutput_dir: " << output_dir << "\nthreads: " << threads
       << "\ncheckpoint_every: " << train.checkpoint_every << "\nlog_every: " << train.log_every << "\n"
+      << (base_run_id.empty() ? "" : "# base checkpoint file: " + base_checkpoint + "\n")
       << canonical_yaml() << "\n";
   return out.str();
 }

@@ -66,6 +66,8 @@ struct ExperimentConfig {
   SampleConfig sample;
   EvalConfig eval;
   int threads = 1;                  // intra-op threads (one rank per core is best on CPU)
+  std::string base_experiment;      // set when base_checkpoint came from "run:FILE": FILE's run must finish first
+  std::string base_run_id;          // ... and FILE's run id, which stands for the base in the run id (not its path)
 
   // Canonical YAML of everything that changes results (not output_dir/threads/logging).
   std::string canonical_yaml() const;
@@ -75,9 +77,15 @@ struct ExperimentConfig {
   std::string run_dir() const;      // output_dir/name-run_id
 };
 
+struct ExperimentLoadOptions {
+  std::vector<std::string> inherited;  // overrides applied first, to this file and to its "run:" base
+  bool require_base_done = true;       // a "run:" base must be DONE (a sweep plans the base instead)
+};
+
 // Loads a YAML experiment file; each override "a.b=value" replaces that field first.
 ExperimentConfig load_experiment(const std::string& path,
-                                 const std::vector<std::string>& overrides = {});
+                                 const std::vector<std::string>& overrides = {},
+                                 const ExperimentLoadOptions& options = {});
 
 // A seed for one purpose ("init", "data", "train", "sample") of a run, from its id.
 uint64_t derive_seed(const ExperimentConfig& config, const std::string& purpose);

@@ -76,9 +76,7 @@ RunOutcome run_experiment(const ExperimentConfig& config, bool force, const RunH
   }
   fs::remove(dir / "DONE");
   write_file_atomically((dir / "config.yaml").string(), config.resolved_yaml());
-  LoggingOptions logging;
-  logging.log_file = (dir / "run.log").string();
-  init_logging(logging);
+  ScopedLogFile run_log((dir / "run.log").string());
   log()->info("[run] {} -> {}", outcome.run_id, outcome.run_dir);
 
   DiT model = build_run_model(config);

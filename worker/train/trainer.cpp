@@ -130,6 +130,23 @@ void truncate_loss_csv(const std::string& path, int64_t step) {
   std::ofstream(path, std::ios::trunc) << kept;
 }
 
+// Mean loss of the steps after `after_step`, from loss.csv: it holds every step of the run
+// across interruptions, so the final loss does not depend on where a run was resumed.
+double mean_loss_after(const std::string& path, int64_t after_step) {
+  std::ifstream in(path);
+  std::string line;
+  double sum = 0;
+  int64_t n = 0;
+  while (std::getline(in, line)) {
+    if (line.empty() || !std::isdigit(static_cast<unsigned char>(line[0]))) continue;
+    const auto comma = line.find(',');
+    if (std::stoll(line) <= after_step || comma == std::string::npos) continue;
+    sum += std::stod(line.substr(comma + 1));
+    ++n;
+  }
+  return n ? sum / static_cast<double>(n) : 0.0;
+}
+
 StateDict strip_prefix(const StateDict& all, const std::string& prefix) {
   StateDict out;
   for (const auto& [k, v] : all) {
@@ -183,6 +200,7 @@ TrainResult Trainer::run() {
     std::ofstream(loss_path, std::ios::trunc) << "step,loss,mse,vb\n";
   }
   std::ofstream loss_csv(loss_path, std::ios::app);
+  loss_csv.precision(9);  // float32 losses round-trip
 
   model_->train();
   const int64_t first_step = s.step;
@@ -236,6 +254,9 @@ TrainResult Trainer::run() {
     }
   }
   progress.finish();
+  loss_csv.close();
+  const int64_t log_every = std::max<int64_t>(tc.log_every, 1);
+  result.last_loss = mean_loss_after(loss_path, ((s.step - 1) / log_every) * log_every);
   save_run_checkpoint(checkpoint, config_.run_id(), s.step, s.loader->cursor(), s.names, s.params, *s.optimizer,
                       *s.ema);
   result.steps = s.step;

@@ -1,0 +1,133 @@
+// difffit bench sweep: what the coordinator costs per run, and how a sweep of tiny
+// runs scales with the number of worker ranks. Each point launches a real sweep
+// (`mpiexec -n W+1 difffit sweep run`, or one process for W = 0) on a synthetic
+// dataset, times it end to end and reads the sweep's own summary.json. Prints JSON.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "app/cli_options.h"
+#include "app/commands.h"
+#include "common/error.h"
+
+namespace difffit {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string self_binary() { return fs::read_symlink("/proc/self/exe").string(); }
+
+int shell(const std::string& command) {
+  const int status = std::system(command.c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::vector<int> parse_counts(const std::string& text) {
+  std::vector<int> counts;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    try {
+      counts.push_back(std::stoi(item));
+    } catch (const std::exception&) {
+      throw_usage("--workers: expected a comma-separated list of integers, got '" + text + "'");
+    }
+    if (counts.back() < 0) throw_usage("--workers: counts must be >= 0 (0 = one process, no MPI workers)");
+  }
+  if (counts.empty()) throw_usage("--workers: empty list");
+  return counts;
+}
+
+// A sweep of `runs` independent from-scratch runs (one axis: the seed), `steps` steps each.
+std::string write_bench_sweep(const fs::path& dir, int runs, int steps, const std::string& data) {
+  const fs::path experiment = dir / "bench-run.yaml";
+  std::ofstream(experiment) << "name: bench\nseed: 0\n"
+                               "model: {name: custom, depth: 2, hidden_size: 32, num_heads: 2, patch_size: 4,"
+                               " input_size: 16, in_channels: 1, num_classes: 10}\n"
+                               "method: {name: full}\ndata: {train: " << data << "}\n"
+                               "train: {steps: " << steps << ", batch_size: 8, checkpoint_every: 0, log_every: 1000}\n"
+                               "sample: {num: 0}\neval: {feature_net: none}\n";
+  const fs::path sweep = dir / "bench-sweep.yaml";
+  std::ofstream out(sweep);
+  out << "sweep: bench\nexperiment: " << experiment.string() << "\nthreads: 1\nheartbeat_interval: 1\n"
+      << "grids:\n  - name: seeds\n    axes:\n      - name: seed\n        set: {seed: \"{value}\"}\n        values: [";
+  for (int i = 0; i < runs; ++i) out << (i ? ", " : "") << i + 1;
+  out << "]\n";
+  return sweep.string();
+}
+
+}  // namespace
+
+int run_bench_sweep_command(int argc, char** argv) {
+  po::options_description options("bench sweep options");
+  options.add_options()
+      ("workers", po::value<std::string>()->default_value("0,1,2"), "worker counts to time (0 = one process)")
+      ("runs", po::value<int>()->default_value(8), "runs in the sweep")
+      ("steps", po::value<int>()->default_value(2), "training steps per run (tiny: the point is the overhead)")
+      ("mpiexec", po::value<std::string>()->default_value("mpiexec"), "MPI launcher");
+  po::variables_map vm;
+  if (!parse_command_line("bench sweep", "Coordinator overhead per run and scaling with worker ranks (JSON).", argc,
+                          argv, options, vm)) {
+    return 0;
+  }
+  const auto counts = parse_counts(vm["workers"].as<std::string>());
+  const int runs = vm["runs"].as<int>(), steps = vm["steps"].as<int>();
+  if (runs < 1 || steps < 1) throw_usage("--runs and --steps must be at least 1");
+  const fs::path dir = fs::temp_directory_path() / ("difffit-bench-sweep-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string self = self_binary(), data = (dir / "data.h5").string();
+  if (shell(self + " prepare --source fashion-mnist --split test --limit 256 --resolution 16 --output " + data +
+            " > " + (dir / "prepare.log").string() + " 2>&1") != 0) {
+    throw_io("bench sweep: preparing the data failed; see " + (dir / "prepare.log").string());
+  }
+  const std::string sweep = write_bench_sweep(dir, runs, steps, data);
+  const std::string root = geteuid() == 0 ? " --allow-run-as-root" : "";
+
+  nlohmann::ordered_json result;
+  result["benchmark"] = "sweep";
+  result["runs"] = runs;
+  result["steps_per_run"] = steps;
+  result["points"] = nlohmann::json::array();
+  double base_wall = 0;
+  for (int workers : counts) {
+    const fs::path out = dir / ("w" + std::to_string(workers));
+    const std::string launch =
+        workers == 0 ? self : vm["mpiexec"].as<std::string>() + root + " --oversubscribe -n " +
+                                  std::to_string(workers + 1) + " " + self;
+    const std::string log = (dir / ("w" + std::to_string(workers) + ".log")).string();
+    std::cerr << "[bench] sweep of " << runs << " runs with " << workers << " worker(s)\n";
+    const auto begin = std::chrono::steady_clock::now();
+    const int code = shell(launch + " sweep run " + sweep + " --set output_dir=" + out.string() + " > " + log + " 2>&1");
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+    if (code != 0) throw_io("bench sweep: the sweep with " + std::to_string(workers) + " worker(s) exited " +
+                            std::to_string(code) + "; see " + log);
+    std::ifstream in(out / "bench" / "summary.json");
+    const auto summary = nlohmann::json::parse(in);
+    const int parallel = std::max(workers, 1);
+    if (base_wall == 0) base_wall = wall;
+    nlohmann::ordered_json point;
+    point["workers"] = workers;
+    point["ranks"] = workers == 0 ? 1 : workers + 1;
+    point["wall_seconds"] = wall;
+    point["runs_per_second"] = runs / wall;
+    point["speedup_vs_first"] = base_wall / wall;
+    point["mean_run_seconds"] = summary["run_seconds"].get<double>() / runs;
+    // Everything that is not a worker running a run: launch, planning, dispatch, journal, idle tails.
+    point["overhead_seconds_per_run"] = (wall * parallel - summary["run_seconds"].get<double>()) / runs;
+    point["coordinator_seconds_per_run"] = summary["coordinator_seconds_per_run"];
+    point["dispatch_gap_seconds_per_run"] = summary["dispatch_gap_seconds_per_run"];
+    result["points"].push_back(point);
+  }
+  fs::remove_all(dir);
+  std::cout << result.dump(2) << std::endl;
+  return 0;
+}
+
+}  // namespace difffit

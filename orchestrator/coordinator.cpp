@@ -1,0 +1,179 @@
+#include "orchestrator/coordinator.h"
+
+#include <chrono>
+#include <csignal>
+#include <vector>
+
+#include "common/logging.h"
+#include "common/stop_signals.h"
+#include "orchestrator/messages.h"
+#include "worker/run/execute_run.h"
+
+namespace difffit {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+enum class SlotState { Starting, Idle, Busy, Lost };
+
+struct WorkerSlot {
+  SlotState state = SlotState::Starting;
+  long index = -1;                  // the run it works on
+  Clock::time_point idle_since;     // for the dispatch gap
+  Clock::time_point last_heard;     // heartbeat watch
+};
+
+class Coordinator {
+ public:
+  Coordinator(const SweepConfig& config, SweepLedger& ledger, MessageTransport& transport)
+      : config_(config), ledger_(ledger), transport_(transport), slots_(transport.size()) {}
+
+  int run() {
+    log()->info("[sweep] coordinating {} worker rank(s)", transport_.size() - 1);
+    while (true) {
+      notice_stop_signal();
+      if (auto envelope = transport_.poll(Channel::Work, 0.02)) handle(envelope->source, envelope->text);
+      while (auto beat = transport_.poll(Channel::Control, 0.0)) handle(beat->source, beat->text);
+      if (!stopping_) dispatch();
+      watch_heartbeats();
+      if (finished()) break;
+    }
+    for (int rank = 1; rank < transport_.size(); ++rank) {
+      if (slots_[rank].state == SlotState::Idle) send(rank, Channel::Work, Message{MessageKind::Exit});
+    }
+    const int code = ledger_.finish(stop_signal_);
+    for (int rank = 1; rank < transport_.size(); ++rank) {
+      if (slots_[rank].state == SlotState::Lost) {
+        log()->error("[sweep] rank {} stopped answering; ending the job (rerun the sweep to resume)", rank);
+        transport_.abort_job(code == 0 ? 1 : code);
+      }
+    }
+    return code;
+  }
+
+ private:
+  void send(int rank, Channel channel, const Message& message) {
+    transport_.send(rank, channel, encode_message(message));
+  }
+
+  void notice_stop_signal() {
+    if (stopping_ || !stop_signal()) return;
+    begin_stopping(stop_signal(), "received signal " + std::to_string(stop_signal()));
+  }
+
+  // Busy workers are asked to save and stop too (under mpirun or srun they usually
+  // got the signal themselves; this covers a signal sent to rank 0 alone).
+  void begin_stopping(int signal, const std::string& why) {
+    stopping_ = true;
+    stop_signal_ = signal;
+    log()->warn("[sweep] {}: letting busy workers save their runs, then stopping", why);
+    for (int rank = 1; rank < transport_.size(); ++rank) {
+      if (slots_[rank].state != SlotState::Busy) continue;
+      Message stop{MessageKind::Stop};
+      stop.signal = signal;
+      send(rank, Channel::Control, stop);
+    }
+  }
+
+  void handle(int rank, const std::string& text) {
+    const Message message = decode_message(text);
+    WorkerSlot& slot = slots_.at(rank);
+    const auto now = Clock::now();
+    slot.last_heard = now;
+    switch (message.kind) {
+      case MessageKind::Ready:
+        slot.state = SlotState::Idle;
+        slot.idle_since = now;
+        break;
+      case MessageKind::Heartbeat:
+        break;
+      case MessageKind::Report:
+        ledger_.record(message.report, rank);
+        slot.state = slot.state == SlotState::Lost ? SlotState::Lost : SlotState::Idle;
+        slot.index = -1;
+        slot.idle_since = now;
+        if (message.report.status == RunStatus::Stopped && !stopping_) {
+          begin_stopping(message.report.signal, "rank " + std::to_string(rank) + " was stopped by a signal");
+        }
+        break;
+      default:
+        log()->warn("[sweep] unexpected '{}' message from rank {}", message_kind_name(message.kind), rank);
+    }
+  }
+
+  void dispatch() {
+    for (int rank = 1; rank < transport_.size(); ++rank) {
+      WorkerSlot& slot = slots_[rank];
+      if (slot.state != SlotState::Idle) continue;
+      const long index = ledger_.next_runnable();
+      if (index < 0) return;
+      Message assign{MessageKind::Assign};
+      assign.request = ledger_.start(static_cast<size_t>(index), rank);
+      send(rank, Channel::Work, assign);
+      const auto now = Clock::now();
+      ledger_.timings.dispatch_gap_s += seconds_between(slot.idle_since, now);
+      slot.state = SlotState::Busy;
+      slot.index = index;
+      slot.last_heard = now;
+    }
+  }
+
+  void watch_heartbeats() {
+    if (config_.heartbeat_timeout_s <= 0) return;
+    const auto now = Clock::now();
+    for (int rank = 1; rank < transport_.size(); ++rank) {
+      WorkerSlot& slot = slots_[rank];
+      if (slot.state != SlotState::Busy || seconds_between(slot.last_heard, now) < config_.heartbeat_timeout_s) continue;
+      ledger_.record_lost(static_cast<size_t>(slot.index), rank,
+                          "no heartbeat from rank " + std::to_string(rank) + " for " +
+                              std::to_string(static_cast<int>(config_.heartbeat_timeout_s)) + " s (hung?)");
+      slot.state = SlotState::Lost;
+    }
+  }
+
+  bool finished() const {
+    bool any_idle = false;
+    for (int rank = 1; rank < transport_.size(); ++rank) {
+      if (slots_[rank].state == SlotState::Busy || slots_[rank].state == SlotState::Starting) return false;
+      any_idle = any_idle || slots_[rank].state == SlotState::Idle;
+    }
+    if (stopping_ || !any_idle) return true;
+    // Nothing can start: pending runs wait only on runs that are not running anywhere.
+    return ledger_.next_runnable() < 0;
+  }
+
+  const SweepConfig& config_;
+  SweepLedger& ledger_;
+  MessageTransport& transport_;
+  std::vector<WorkerSlot> slots_;  // indexed by rank; slot 0 (this rank) unused
+  bool stopping_ = false;
+  int stop_signal_ = 0;
+};
+
+}  // namespace
+
+int coordinate_sweep(const SweepConfig& config, SweepLedger& ledger, MessageTransport& transport) {
+  return Coordinator(config, ledger, transport).run();
+}
+
+int run_sweep_in_process(const SweepConfig& config, SweepLedger& ledger) {
+  int signal = 0;
+  while (!(signal = stop_signal())) {
+    const long index = ledger.next_runnable();
+    if (index < 0) break;
+    const RunRequest request = ledger.start(static_cast<size_t>(index), 0);
+    const RunReport report = execute_run(request);
+    ledger.record(report, 0);
+    if (report.status == RunStatus::Stopped) {
+      signal = report.signal;
+      break;
+    }
+  }
+  return ledger.finish(signal);
+}
+
+}  // namespace difffit

@@ -1,0 +1,51 @@
+// The sweep's source of truth: an append-only file of JSON lines, one per event,
+// each fsync'd before the coordinator acts on it. results.h5 is only a snapshot
+// rebuilt from it, so a coordinator killed at any moment loses nothing recorded.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace difffit {
+
+struct JournalEvent {
+  // sweep-started | started | done | failed | stopped | abandoned | reset | sweep-ended
+  std::string event;
+  std::string time;          // UTC, ISO 8601 (filled in by append when empty)
+  std::string run_id;        // run events
+  int attempt = 0;
+  int rank = 0;
+  double seconds = 0;        // wall time of the attempt (done, failed, stopped)
+  std::string run_dir;       // done
+  std::string metrics_json;  // done: the run's metrics.json (a JSON object)
+  std::string error;         // failed / abandoned: why
+  int signal = 0;            // stopped
+  std::string detail;        // sweep events: free text
+};
+
+class Journal {
+ public:
+  // Opens (creating) the journal for appending; a torn last line from a crash is
+  // closed off first so the next record starts on its own line.
+  explicit Journal(std::string path);
+  ~Journal();
+  Journal(const Journal&) = delete;
+  Journal& operator=(const Journal&) = delete;
+
+  void append(JournalEvent event);  // durable when it returns
+  const std::string& path() const { return path_; }
+
+  // Every readable event in order; unreadable lines (torn writes) are skipped and
+  // counted in `skipped` when given.
+  static std::vector<JournalEvent> read(const std::string& path, int* skipped = nullptr);
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
+std::string encode_journal_event(const JournalEvent& event);  // one line, no newline
+JournalEvent decode_journal_event(const std::string& line);   // throws on a bad line
+std::string utc_now_iso8601();
+
+}  // namespace difffit

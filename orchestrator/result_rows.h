@@ -1,0 +1,15 @@
+// The results table of a sweep: one row per (grid, done run), with the run's axis
+// labels and every value of its metrics.json.
+#pragma once
+
+#include <vector>
+
+#include "orchestrator/run_states.h"
+#include "orchestrator/sweep_plan.h"
+#include "results/result_row.h"
+
+namespace difffit {
+
+std::vector<ResultRow> result_rows(const SweepPlan& plan, const RunStates& states);
+
+}  // namespace difffit

@@ -1,0 +1,105 @@
+#include "orchestrator/run_states.h"
+
+namespace difffit {
+
+const char* run_state_name(RunState state) {
+  switch (state) {
+    case RunState::Pending: return "pending";
+    case RunState::Running: return "running";
+    case RunState::Done: return "done";
+    case RunState::Failed: return "failed";
+    case RunState::Blocked: return "blocked";
+  }
+  return "?";
+}
+
+RunStates::RunStates(const SweepPlan& plan, int max_attempts)
+    : plan_(plan), max_attempts_(max_attempts), progress_(plan.runs.size()) {}
+
+void RunStates::apply(const JournalEvent& e) {
+  auto found = plan_.index_of.find(e.run_id);
+  if (found == plan_.index_of.end()) return;
+  RunProgress& p = progress_[found->second];
+  if (e.event == "started") {
+    p.running = true;
+    p.starts = std::max(p.starts, e.attempt);
+    p.rank = e.rank;
+  } else if (e.event == "done") {
+    p.running = false;
+    p.done = true;
+    p.seconds = e.seconds;
+    p.run_dir = e.run_dir;
+    p.metrics_json = e.metrics_json;
+  } else if (e.event == "failed") {
+    p.running = false;
+    ++p.failures;
+    p.last_error = e.error;
+  } else if (e.event == "abandoned") {
+    p.running = false;
+    ++p.abandoned;
+    p.last_error = e.error;
+  } else if (e.event == "stopped") {
+    p.running = false;  // saved its checkpoint on a signal: not a failure
+  } else if (e.event == "reset") {
+    p.failures = 0;
+    p.abandoned = 0;
+  }
+}
+
+void RunStates::apply_all(const std::vector<JournalEvent>& events) {
+  for (const auto& e : events) apply(e);
+}
+
+RunState RunStates::state(size_t index) const {
+  const RunProgress& p = progress_.at(index);
+  if (p.done) return RunState::Done;
+  if (p.running) return RunState::Running;
+  if (p.failures + p.abandoned >= max_attempts_) return RunState::Failed;
+  for (size_t dep : plan_.runs[index].depends_on) {
+    RunState s = state(dep);
+    if (s == RunState::Failed || s == RunState::Blocked) return RunState::Blocked;
+  }
+  return RunState::Pending;
+}
+
+long RunStates::next_runnable() const {
+  for (size_t i = 0; i < progress_.size(); ++i) {
+    if (state(i) != RunState::Pending) continue;
+    bool ready = true;
+    for (size_t dep : plan_.runs[i].depends_on) ready = ready && progress_[dep].done;
+    if (ready) return static_cast<long>(i);
+  }
+  return -1;
+}
+
+bool RunStates::any_runnable_or_running() const {
+  for (size_t i = 0; i < progress_.size(); ++i) {
+    RunState s = state(i);
+    if (s == RunState::Pending || s == RunState::Running) return true;
+  }
+  return false;
+}
+
+std::vector<size_t> RunStates::running() const {
+  std::vector<size_t> out;
+  for (size_t i = 0; i < progress_.size(); ++i) {
+    if (progress_[i].running) out.push_back(i);
+  }
+  return out;
+}
+
+std::vector<size_t> RunStates::given_up() const {
+  std::vector<size_t> out;
+  for (size_t i = 0; i < progress_.size(); ++i) {
+    if (state(i) == RunState::Failed) out.push_back(i);
+  }
+  return out;
+}
+
+size_t RunStates::count(RunState s) const {
+  size_t n = 0;
+  for (size_t i = 0; i < progress_.size(); ++i) n += state(i) == s;
+  return n;
+}
+
+}  // namespace difffit

@@ -1,0 +1,54 @@
+// Each planned run's state, folded from the journal, and which run to start next.
+// Pure: no files, no MPI. PENDING -> RUNNING(attempt, rank) -> DONE | FAILED(n);
+// a RUNNING run whose job died is "abandoned" on resume and runs again from its own
+// checkpoint; failures and abandonments together are limited by max_attempts.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "orchestrator/journal.h"
+#include "orchestrator/sweep_plan.h"
+
+namespace difffit {
+
+enum class RunState { Pending, Running, Done, Failed, Blocked };
+const char* run_state_name(RunState state);  // pending | running | done | failed | blocked
+
+struct RunProgress {
+  bool done = false;
+  bool running = false;     // started, no outcome yet
+  int starts = 0;           // attempts begun
+  int failures = 0;         // since the last reset
+  int abandoned = 0;        // since the last reset: the job died while it ran
+  int rank = 0;             // of the latest start
+  double seconds = 0;       // of the finishing attempt
+  std::string last_error;
+  std::string run_dir;
+  std::string metrics_json;  // of the done attempt
+};
+
+class RunStates {
+ public:
+  RunStates(const SweepPlan& plan, int max_attempts);
+
+  void apply(const JournalEvent& event);  // events for runs outside the plan are ignored
+  void apply_all(const std::vector<JournalEvent>& events);
+
+  RunState state(size_t index) const;
+  const RunProgress& progress(size_t index) const { return progress_.at(index); }
+  // The first run in plan order that may start now: not done, not running, not given up,
+  // every dependency done. -1 when none.
+  long next_runnable() const;
+  bool any_runnable_or_running() const;
+  std::vector<size_t> running() const;
+  std::vector<size_t> given_up() const;  // failed max_attempts times
+  size_t count(RunState state) const;
+
+ private:
+  const SweepPlan& plan_;
+  int max_attempts_;
+  std::vector<RunProgress> progress_;
+};
+
+}  // namespace difffit

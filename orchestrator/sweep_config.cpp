@@ -1,0 +1,171 @@
+#include "orchestrator/sweep_config.h"
+
+#include <filesystem>
+#include <set>
+
+#include "common/error.h"
+#include "common/yaml_fields.h"
+
+namespace difffit {
+namespace {
+
+const std::set<std::string> kSweepScalars = {"sweep", "experiment", "output_dir", "threads", "max_attempts",
+                                             "run_time_limit", "heartbeat_timeout", "heartbeat_interval"};
+
+// `set:` mappings may nest ({train: {steps: 4}}) or use dotted keys ({train.steps: 4}).
+void flatten_overrides(const YAML::Node& node, const std::string& prefix, const std::string& where, Overrides& out) {
+  if (!node.IsMap()) throw_config(where + ": expected a mapping of field: value");
+  for (const auto& item : node) {
+    const std::string key = prefix + item.first.as<std::string>();
+    if (item.second.IsMap()) {
+      flatten_overrides(item.second, key + ".", where, out);
+    } else if (item.second.IsScalar() || item.second.IsNull()) {
+      out.push_back(key + "=" + (item.second.IsNull() ? "" : item.second.Scalar()));
+    } else {
+      throw_config(where + ": " + key + ": expected a scalar value");
+    }
+  }
+}
+
+Overrides read_overrides(const YamlSection& section, const std::string& key) {
+  Overrides out;
+  if (section.has(key)) flatten_overrides(section.node()[key], "", section.where(key), out);
+  return out;
+}
+
+std::string replace_all(std::string text, const std::string& from, const std::string& to) {
+  for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size())) {
+    text.replace(at, from.size(), to);
+  }
+  return text;
+}
+
+SweepAxis parse_axis(const YamlSection& axis) {
+  axis.require_known_keys({"name", "values", "set"});
+  SweepAxis out;
+  axis.read("name", out.name);
+  if (out.name.empty()) throw_config(axis.where("name") + ": missing");
+  if (out.name == "grid" || out.name == "run_id" || out.name == "name") {
+    throw_config(axis.where("name") + ": '" + out.name + "' is reserved for a results column");
+  }
+  const Overrides templ = read_overrides(axis, "set");
+  if (!axis.has("values")) throw_config(axis.where("values") + ": missing");
+  const YAML::Node values = axis.node()["values"];
+  auto add = [&](const std::string& label, const Overrides& own) {
+    if (label.empty()) throw_config(axis.where("values") + ": empty label");
+    for (const auto& v : out.values) {
+      if (v.label == label) throw_config(axis.where("values") + ": '" + label + "' appears twice");
+    }
+    AxisValue value{label, {}};
+    for (const auto& o : templ) value.overrides.push_back(replace_all(o, "{value}", label));
+    value.overrides.insert(value.overrides.end(), own.begin(), own.end());
+    out.values.push_back(std::move(value));
+  };
+  if (values.IsSequence()) {
+    for (const auto& v : values) {
+      if (!v.IsScalar()) throw_config(axis.where("values") + ": a list of labels must hold scalars");
+      add(v.Scalar(), {});
+    }
+  } else if (values.IsMap()) {
+    for (const auto& v : values) {
+      Overrides own;
+      if (!v.second.IsNull()) flatten_overrides(v.second, "", axis.where("values") + "." + v.first.Scalar(), own);
+      add(v.first.Scalar(), own);
+    }
+  } else {
+    throw_config(axis.where("values") + ": expected a list of labels or a mapping label: {field: value}");
+  }
+  if (out.values.empty()) throw_config(axis.where("values") + ": no values");
+  if (templ.empty() && values.IsSequence()) {
+    throw_config(axis.where("set") + ": a list of labels needs a `set` that uses {value}");
+  }
+  return out;
+}
+
+SweepGrid parse_grid(const YamlSection& grid, const std::string& file, const std::string& grid_path) {
+  grid.require_known_keys({"name", "experiment", "set", "axes"});
+  SweepGrid out;
+  grid.read("name", out.name);
+  if (out.name.empty()) throw_config(grid.where("name") + ": missing");
+  grid.read("experiment", out.experiment);
+  out.overrides = read_overrides(grid, "set");
+  if (grid.has("axes")) {
+    const YAML::Node axes = grid.node()["axes"];
+    if (!axes.IsSequence()) throw_config(grid.where("axes") + ": expected a list of axes");
+    for (size_t i = 0; i < axes.size(); ++i) {
+      out.axes.push_back(parse_axis(YamlSection(axes[i], file, grid_path + ".axes[" + std::to_string(i) + "]")));
+    }
+  }
+  std::set<std::string> names;
+  for (const auto& axis : out.axes) {
+    if (!names.insert(axis.name).second) throw_config(grid.where("axes") + ": axis '" + axis.name + "' twice");
+  }
+  return out;
+}
+
+// Applies "--set" overrides: sweep fields directly, anything else joins the sweep's `set`.
+void apply_sweep_overrides(YAML::Node root, const Overrides& overrides, Overrides& run_overrides) {
+  for (const auto& text : overrides) {
+    const auto eq = text.find('=');
+    if (eq == std::string::npos || eq == 0) throw_usage("--set '" + text + "': expected key=value");
+    const std::string key = text.substr(0, eq);
+    if (kSweepScalars.count(key)) {
+      root[key] = text.substr(eq + 1);
+    } else {
+      run_overrides.push_back(text);
+    }
+  }
+}
+
+}  // namespace
+
+std::string SweepConfig::state_dir() const { return (std::filesystem::path(output_dir) / name).string(); }
+
+SweepConfig load_sweep(const std::string& path, const Overrides& overrides) {
+  YamlSection root = YamlSection::load_file(path);
+  Overrides extra;
+  apply_sweep_overrides(root.node(), overrides, extra);
+  std::set<std::string> known = kSweepScalars;
+  known.insert({"set", "grids"});
+  root.require_known_keys(known);
+  SweepConfig config;
+  config.source = path;
+  root.read("sweep", config.name);
+  if (config.name.empty() || config.name.find('/') != std::string::npos) {
+    throw_config(root.where("sweep") + ": a name without '/' is required (it names the state folder)");
+  }
+  root.read("experiment", config.experiment);
+  root.read("output_dir", config.output_dir);
+  root.read("threads", config.threads);
+  root.read("max_attempts", config.max_attempts);
+  root.read("run_time_limit", config.run_time_limit_s);
+  root.read("heartbeat_timeout", config.heartbeat_timeout_s);
+  root.read("heartbeat_interval", config.heartbeat_interval_s);
+  config.overrides = read_overrides(root, "set");
+  config.overrides.insert(config.overrides.end(), extra.begin(), extra.end());
+  if (config.threads < 1) throw_config(root.where("threads") + ": must be at least 1");
+  if (config.max_attempts < 1) throw_config(root.where("max_attempts") + ": must be at least 1");
+  if (config.run_time_limit_s < 0) throw_config(root.where("run_time_limit") + ": must be >= 0 seconds");
+  if (config.heartbeat_interval_s <= 0) throw_config(root.where("heartbeat_interval") + ": must be > 0 seconds");
+  if (config.heartbeat_timeout_s != 0 && config.heartbeat_timeout_s < 3 * config.heartbeat_interval_s) {
+    throw_config(root.where("heartbeat_timeout") + ": must be 0 (off) or at least 3 heartbeat intervals");
+  }
+  if (!root.has("grids") || !root.node()["grids"].IsSequence() || root.node()["grids"].size() == 0) {
+    throw_config(root.where("grids") + ": expected a non-empty list of grids");
+  }
+  const YAML::Node grids = root.node()["grids"];
+  std::set<std::string> names;
+  for (size_t i = 0; i < grids.size(); ++i) {
+    const std::string grid_path = "grids[" + std::to_string(i) + "]";
+    SweepGrid grid = parse_grid(YamlSection(grids[i], path, grid_path), path, grid_path);
+    if (!names.insert(grid.name).second) throw_config(path + ": grids: '" + grid.name + "' appears twice");
+    if (grid.experiment.empty()) grid.experiment = config.experiment;
+    if (grid.experiment.empty()) {
+      throw_config(path + ": grids[" + std::to_string(i) + "]: no experiment (set `experiment` for the sweep or grid)");
+    }
+    config.grids.push_back(std::move(grid));
+  }
+  return config;
+}
+
+}  // namespace difffit

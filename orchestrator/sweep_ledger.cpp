@@ -1,0 +1,172 @@
+#include "orchestrator/sweep_ledger.h"
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "common/atomic_file.h"
+#include "common/logging.h"
+#include "orchestrator/result_rows.h"
+#include "results/results_store.h"
+
+namespace difffit {
+namespace {
+
+double since(std::chrono::steady_clock::time_point begin) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+}
+
+}  // namespace
+
+SweepLedger::SweepLedger(const SweepConfig& config, const SweepPlan& plan, int ranks)
+    : config_(config), plan_(plan), ranks_(ranks), states_(plan, config.max_attempts),
+      begin_(std::chrono::steady_clock::now()) {
+  const std::string path = (std::filesystem::path(config.state_dir()) / "journal.jsonl").string();
+  int skipped = 0;
+  states_.apply_all(Journal::read(path, &skipped));
+  if (skipped) log()->warn("[sweep] {}: skipped {} unreadable line(s) (a write cut short by a crash)", path, skipped);
+  journal_ = std::make_unique<Journal>(path);
+  for (size_t index : states_.running()) {
+    JournalEvent e;
+    e.event = "abandoned";
+    e.run_id = plan_.runs[index].run_id;
+    e.attempt = states_.progress(index).starts;
+    e.rank = states_.progress(index).rank;
+    e.error = "the sweep job ended while this run was running; it resumes from its checkpoint";
+    append(e);
+    log()->warn("[sweep] {} was running when the last job ended: it will resume", plan_.runs[index].name);
+  }
+  JournalEvent started;
+  started.event = "sweep-started";
+  started.detail = std::to_string(plan_.runs.size()) + " runs, " + std::to_string(ranks_) + " ranks, " +
+                   std::to_string(states_.count(RunState::Done)) + " already done";
+  append(started);
+}
+
+void SweepLedger::append(JournalEvent event) {
+  auto begin = std::chrono::steady_clock::now();
+  journal_->append(event);
+  states_.apply(event);
+  timings.journal_s += since(begin);
+}
+
+RunRequest SweepLedger::start(size_t index, int rank) {
+  RunRequest request = plan_.runs.at(index).request;
+  request.attempt = states_.progress(index).starts + 1;
+  JournalEvent e;
+  e.event = "started";
+  e.run_id = plan_.runs[index].run_id;
+  e.attempt = request.attempt;
+  e.rank = rank;
+  append(e);
+  ++timings.assignments;
+  return request;
+}
+
+void SweepLedger::record(const RunReport& report, int rank) {
+  const PlannedRun& run = plan_.runs.at(static_cast<size_t>(report.index));
+  JournalEvent e;
+  e.run_id = run.run_id;
+  e.attempt = report.attempt;
+  e.rank = rank;
+  e.seconds = report.seconds;
+  switch (report.status) {
+    case RunStatus::Done:
+      e.event = "done";
+      e.run_dir = report.run_dir;
+      e.metrics_json = report.metrics_json;
+      break;
+    case RunStatus::Failed:
+      e.event = "failed";
+      e.error = report.error;
+      break;
+    case RunStatus::Stopped:
+      e.event = "stopped";
+      e.signal = report.signal;
+      break;
+  }
+  append(e);
+  ++timings.finished;
+  timings.run_seconds += report.seconds;
+  if (report.status == RunStatus::Done) {
+    log()->info("[sweep] done {} ({}/{}) in {:.1f} s on rank {}", run.name, states_.count(RunState::Done),
+                plan_.runs.size(), report.seconds, rank);
+    write_snapshot();
+  } else if (report.status == RunStatus::Failed) {
+    log()->error("[sweep] {} failed (attempt {}/{}) on rank {}: {}", run.name, report.attempt, config_.max_attempts,
+                 rank, report.error);
+  } else {
+    log()->warn("[sweep] {} stopped by signal {} on rank {} (checkpoint saved)", run.name, report.signal, rank);
+  }
+}
+
+void SweepLedger::record_lost(size_t index, int rank, const std::string& why) {
+  JournalEvent e;
+  e.event = "failed";
+  e.run_id = plan_.runs.at(index).run_id;
+  e.attempt = states_.progress(index).starts;
+  e.rank = rank;
+  e.error = why;
+  append(e);
+  log()->error("[sweep] {}: {}", plan_.runs[index].name, why);
+}
+
+size_t SweepLedger::retry_failed() {
+  size_t n = 0;
+  for (size_t index : states_.given_up()) {
+    JournalEvent e;
+    e.event = "reset";
+    e.run_id = plan_.runs[index].run_id;
+    append(e);
+    ++n;
+  }
+  return n;
+}
+
+void SweepLedger::write_snapshot() {
+  auto begin = std::chrono::steady_clock::now();
+  const std::filesystem::path dir = config_.state_dir();
+  const auto rows = result_rows(plan_, states_);
+  write_results_h5((dir / "results.h5").string(), rows,
+                   {{"sweep", config_.name}, {"sweep_file", config_.source}, {"updated", utc_now_iso8601()}});
+  write_file_atomically((dir / "results.csv").string(), results_csv(rows));
+  timings.snapshot_s += since(begin);
+}
+
+int SweepLedger::finish(int stop_signal) {
+  const size_t done = states_.count(RunState::Done), failed = states_.count(RunState::Failed),
+               blocked = states_.count(RunState::Blocked), total = plan_.runs.size();
+  JournalEvent e;
+  e.event = "sweep-ended";
+  e.signal = stop_signal;
+  e.detail = std::to_string(done) + "/" + std::to_string(total) + " done, " + std::to_string(failed) + " failed, " +
+             std::to_string(blocked) + " blocked";
+  append(e);
+  write_snapshot();
+  const double wall = since(begin_);
+  nlohmann::ordered_json summary;
+  summary["sweep"] = config_.name;
+  summary["ranks"] = ranks_;
+  summary["runs"] = total;
+  summary["done"] = done;
+  summary["failed"] = failed;
+  summary["blocked"] = blocked;
+  summary["pending"] = total - done - failed - blocked;
+  summary["stopped_by_signal"] = stop_signal;
+  summary["wall_seconds"] = wall;
+  summary["attempts_started"] = timings.assignments;
+  summary["attempts_finished"] = timings.finished;
+  summary["run_seconds"] = timings.run_seconds;
+  summary["journal_seconds"] = timings.journal_s;
+  summary["snapshot_seconds"] = timings.snapshot_s;
+  summary["dispatch_gap_seconds"] = timings.dispatch_gap_s;
+  const double per_run = timings.finished ? 1.0 / static_cast<double>(timings.finished) : 0.0;
+  summary["coordinator_seconds_per_run"] = (timings.journal_s + timings.snapshot_s) * per_run;
+  summary["dispatch_gap_seconds_per_run"] = timings.dispatch_gap_s * per_run;
+  write_file_atomically((std::filesystem::path(config_.state_dir()) / "summary.json").string(), summary.dump(2) + "\n");
+  log()->info("[sweep] {}: {} in {:.1f} s; results in {}/results.h5", config_.name, e.detail, wall,
+              config_.state_dir());
+  if (stop_signal && done + failed + blocked < total) return 128 + stop_signal;
+  return (failed || blocked) ? 5 : 0;
+}
+
+}  // namespace difffit

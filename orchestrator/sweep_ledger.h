@@ -1,0 +1,61 @@
+// The coordinator's bookkeeping, shared by the MPI coordinator and the one-process
+// driver: the journal, each run's state, the results snapshot (results.h5 and
+// results.csv, rebuilt from the journal after every finished run) and summary.json.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "orchestrator/journal.h"
+#include "orchestrator/run_states.h"
+#include "orchestrator/sweep_config.h"
+#include "orchestrator/sweep_plan.h"
+
+namespace difffit {
+
+struct SweepTimings {
+  double journal_s = 0;       // appending + fsync
+  double snapshot_s = 0;      // rebuilding results.h5 / results.csv
+  double dispatch_gap_s = 0;  // worker free -> next assignment sent (summed)
+  double run_seconds = 0;     // attempts finished in this session (summed, as measured by workers)
+  int64_t assignments = 0;
+  int64_t finished = 0;       // attempts that reported back in this session
+};
+
+class SweepLedger {
+ public:
+  // Reads the journal; runs it shows as running belonged to a job that died: they
+  // are journalled as abandoned (and run again, resuming their own checkpoints).
+  SweepLedger(const SweepConfig& config, const SweepPlan& plan, int ranks);
+
+  const RunStates& states() const { return states_; }
+  long next_runnable() const { return states_.next_runnable(); }
+  // Journals the start; returns the request to execute (attempt filled in).
+  RunRequest start(size_t index, int rank);
+  // Journals a worker's report; a done run also refreshes the results snapshot.
+  void record(const RunReport& report, int rank);
+  // A busy rank went silent: the attempt counts as failed.
+  void record_lost(size_t index, int rank, const std::string& why);
+  // Gives every run that failed max_attempts times a fresh set of attempts.
+  size_t retry_failed();
+  void write_snapshot();
+  // Journals the end, writes the snapshot and summary.json; returns the exit code:
+  // 0 all done, 5 some failed or blocked, 128+signal when stopped.
+  int finish(int stop_signal);
+
+  SweepTimings timings;
+
+ private:
+  void append(JournalEvent event);
+
+  const SweepConfig& config_;
+  const SweepPlan& plan_;
+  int ranks_;
+  std::unique_ptr<Journal> journal_;
+  RunStates states_;
+  std::chrono::steady_clock::time_point begin_;
+};
+
+}  // namespace difffit

@@ -1,0 +1,91 @@
+#include "orchestrator/worker_service.h"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <mutex>
+#include <thread>
+
+#include "common/logging.h"
+#include "common/stop_signals.h"
+#include "orchestrator/messages.h"
+#include "worker/run/execute_run.h"
+
+namespace difffit {
+namespace {
+
+constexpr int kCoordinator = 0;
+
+// Sends a heartbeat every interval and turns a coordinator's stop request into a
+// local stop signal (the run then saves its checkpoint at the next step).
+class HeartbeatThread {
+ public:
+  HeartbeatThread(MessageTransport& transport, int64_t index, double interval_s)
+      : transport_(transport), index_(index), interval_s_(interval_s), thread_([this] { loop(); }) {}
+  ~HeartbeatThread() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      done_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
+  void set_step(int64_t step) { step_ = step; }
+
+ private:
+  void loop() {
+    auto next = std::chrono::steady_clock::now();
+    while (true) {
+      if (auto control = transport_.poll(Channel::Control, 0.0)) {
+        Message message = decode_message(control->text);
+        if (message.kind == MessageKind::Stop) request_stop(message.signal ? message.signal : SIGUSR2);
+      }
+      if (std::chrono::steady_clock::now() >= next) {
+        Message beat{MessageKind::Heartbeat};
+        beat.index = index_;
+        beat.step = step_;
+        transport_.send(kCoordinator, Channel::Control, encode_message(beat));
+        next += std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+            std::chrono::duration<double>(interval_s_));
+      }
+      std::unique_lock<std::mutex> lock(mutex_);
+      if (wake_.wait_for(lock, std::chrono::milliseconds(100), [this] { return done_; })) return;
+    }
+  }
+
+  MessageTransport& transport_;
+  int64_t index_;
+  double interval_s_;
+  std::atomic<int64_t> step_{0};
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool done_ = false;
+  std::thread thread_;  // last: starts after the members it uses
+};
+
+}  // namespace
+
+void serve_as_worker(const SweepConfig& config, MessageTransport& transport) {
+  transport.send(kCoordinator, Channel::Work, encode_message(Message{MessageKind::Ready}));
+  while (true) {
+    auto envelope = transport.poll(Channel::Work, 1.0);
+    if (!envelope) continue;
+    Message message = decode_message(envelope->text);
+    if (message.kind == MessageKind::Exit) return;
+    if (message.kind != MessageKind::Assign) {
+      log()->warn("[worker] unexpected '{}' message", message_kind_name(message.kind));
+      continue;
+    }
+    log()->info("[worker] run {} (attempt {}): {}", message.request.expected_run_id, message.request.attempt,
+                message.request.experiment);
+    Message report{MessageKind::Report};
+    {
+      HeartbeatThread heartbeat(transport, message.request.index, config.heartbeat_interval_s);
+      report.report = execute_run(message.request, [&](int64_t step) { heartbeat.set_step(step); });
+    }
+    transport.send(kCoordinator, Channel::Work, encode_message(report));
+  }
+}
+
+}  // namespace difffit

@@ -1,0 +1,342 @@
+// The sweep: file parsing, expansion into distinct runs, run states folded from the
+// journal, the journal's crash tolerance, messages, result rows, and a real sweep in
+// one process that is interrupted and resumed.
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "common/error.h"
+#include "orchestrator/journal.h"
+#include "orchestrator/messages.h"
+#include "orchestrator/result_rows.h"
+#include "orchestrator/run_states.h"
+#include "orchestrator/sweep_config.h"
+#include "orchestrator/sweep_plan.h"
+#include "results/results_store.h"
+#include "sweep_fixture.h"
+#include "worker/run/experiment_config.h"
+
+namespace difffit {
+namespace {
+
+using testing::run_difffit;
+using testing::TempDir;
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(SweepConfig, ExpandsTemplatesAndNamesTheFieldOfAnError) {
+  TempDir tmp;
+  auto s = testing::write_tiny_sweep(tmp);
+  SweepConfig config = load_sweep(s.sweep, {"max_attempts=4", "train.steps=2"});
+  EXPECT_EQ(config.name, "tiny");
+  EXPECT_EQ(config.max_attempts, 4);  // a sweep field
+  ASSERT_EQ(config.overrides.size(), 1u);
+  EXPECT_EQ(config.overrides[0], "train.steps=2");  // a run field joins `set`
+  ASSERT_EQ(config.grids.size(), 2u);
+  const SweepAxis& lr = config.grids[0].axes[0];
+  EXPECT_EQ(lr.values[1].label, "2.0e-3");
+  EXPECT_EQ(lr.values[1].overrides, Overrides{"train.lr=2.0e-3"});
+  EXPECT_EQ(config.grids[1].axes[0].values[1].overrides, Overrides{"method.blocks=all"});
+  EXPECT_EQ(config.grids[1].experiment, s.finetune);
+
+  const std::string bad = tmp.file("bad.yaml");
+  std::ofstream(bad) << "sweep: x\nexperiment: e.yaml\ngrids:\n  - name: g\n    axes:\n      - name: a\n        "
+                        "valuez: [1]\n";
+  std::string message = error_of([&] { load_sweep(bad); });
+  EXPECT_NE(message.find("bad.yaml: grids[0].axes[0].valuez: unknown field"), std::string::npos) << message;
+  std::ofstream(bad) << "sweep: x\nexperiment: e.yaml\ngrids:\n  - name: g\n    axes:\n      - name: a\n        "
+                        "values: [1, 2]\n";
+  message = error_of([&] { load_sweep(bad); });
+  EXPECT_NE(message.find("needs a `set` that uses {value}"), std::string::npos) << message;
+  std::ofstream(bad) << "sweep: x/y\ngrids: []\n";
+  EXPECT_NE(error_of([&] { load_sweep(bad); }).find("bad.yaml: sweep"), std::string::npos);
+}
+
+TEST(SweepPlan, DistinctRunsBasesFirstSharedRunsListedOnce) {
+  TempDir tmp;
+  auto s = testing::write_tiny_sweep(tmp);
+  SweepConfig config = load_sweep(s.sweep);
+  SweepPlan plan = plan_sweep(config);
+  // 1 base + 2 lr x 3 methods + the placement grid, whose first-half point is table's (1e-3, difffit).
+  ASSERT_EQ(plan.runs.size(), 8u);
+  EXPECT_EQ(plan.runs[0].name, "pre");
+  EXPECT_TRUE(plan.runs[0].memberships.empty());
+  std::set<std::string> ids;
+  for (size_t i = 1; i < plan.runs.size(); ++i) {
+    EXPECT_EQ(plan.runs[i].depends_on, std::vector<size_t>{0}) << plan.runs[i].name;
+    ids.insert(plan.runs[i].run_id);
+  }
+  EXPECT_EQ(ids.size(), 7u);
+  EXPECT_EQ(plan.axis_names, (std::vector<std::string>{"lr", "method", "blocks"}));
+  const PlannedRun& shared = plan.runs[plan.index_of.at(plan.runs[3].run_id)];
+  EXPECT_EQ(shared.name, "table.1.0e-3.difffit");
+  ASSERT_EQ(shared.memberships.size(), 2u);
+  EXPECT_EQ(shared.memberships[1].grid, "placement");
+  EXPECT_EQ(shared.memberships[1].labels[0], std::make_pair(std::string("blocks"), std::string("first-half")));
+
+  // The id is the experiment's own: the same file and overrides loaded directly agree.
+  ExperimentLoadOptions options;
+  options.inherited = shared.request.inherited;
+  options.require_base_done = false;
+  ExperimentConfig direct = load_experiment(s.finetune, shared.request.overrides, options);
+  EXPECT_EQ(direct.run_id(), shared.run_id);
+  EXPECT_EQ(direct.method.name(), "difffit");
+  EXPECT_DOUBLE_EQ(direct.train.lr, 1e-3);
+  EXPECT_EQ(direct.output_dir, tmp.file("runs"));
+
+  // A sweep-wide `set` changes every run, the base too; the threads setting changes none.
+  SweepPlan shorter = plan_sweep(load_sweep(s.sweep, {"train.steps=3"}));
+  SweepPlan threaded = plan_sweep(load_sweep(s.sweep, {"threads=2"}));
+  for (size_t i = 0; i < plan.runs.size(); ++i) {
+    EXPECT_NE(shorter.runs[i].run_id, plan.runs[i].run_id);
+    EXPECT_EQ(threaded.runs[i].run_id, plan.runs[i].run_id);
+  }
+}
+
+JournalEvent event(const std::string& kind, const std::string& run, int attempt = 1) {
+  JournalEvent e;
+  e.event = kind;
+  e.run_id = run;
+  e.attempt = attempt;
+  return e;
+}
+
+TEST(RunStates, FoldsTheJournalIntoStatesAndSchedulesInDependencyOrder) {
+  SweepPlan plan;
+  for (const char* id : {"base", "a", "b"}) {
+    PlannedRun run;
+    run.run_id = id;
+    plan.index_of[id] = plan.runs.size();
+    plan.runs.push_back(run);
+  }
+  plan.runs[1].depends_on = {0};
+  plan.runs[2].depends_on = {0};
+  RunStates states(plan, /*max_attempts=*/2);
+  EXPECT_EQ(states.next_runnable(), 0);  // a and b wait for the base
+  states.apply(event("started", "base"));
+  EXPECT_EQ(states.state(0), RunState::Running);
+  EXPECT_EQ(states.next_runnable(), -1);
+  states.apply(event("stopped", "base"));  // a saved stop is not a failure
+  EXPECT_EQ(states.state(0), RunState::Pending);
+  states.apply(event("started", "base", 2));
+  states.apply(event("done", "base", 2));
+  EXPECT_EQ(states.progress(0).starts, 2);
+  EXPECT_EQ(states.next_runnable(), 1);
+  states.apply(event("started", "a"));
+  EXPECT_EQ(states.next_runnable(), 2);
+  states.apply(event("failed", "a"));
+  states.apply(event("started", "a", 2));
+  states.apply(event("abandoned", "a", 2));  // the job died during the second attempt
+  EXPECT_EQ(states.state(1), RunState::Failed);
+  EXPECT_EQ(states.given_up(), std::vector<size_t>{1});
+  states.apply(event("reset", "a"));
+  EXPECT_EQ(states.state(1), RunState::Pending);
+  states.apply(event("done", "unknown-run"));  // not in the plan: ignored
+  EXPECT_EQ(states.count(RunState::Done), 1u);
+
+  // A failed base blocks the runs that start from it.
+  RunStates blocked(plan, 1);
+  blocked.apply(event("started", "base"));
+  blocked.apply(event("failed", "base"));
+  EXPECT_EQ(blocked.state(1), RunState::Blocked);
+  EXPECT_EQ(blocked.next_runnable(), -1);
+  EXPECT_FALSE(blocked.any_runnable_or_running());
+}
+
+TEST(Journal, SurvivesATornLastLine) {
+  TempDir tmp;
+  const std::string path = tmp.file("state/journal.jsonl");
+  {
+    Journal journal(path);
+    JournalEvent done = event("done", "r1");
+    done.metrics_json = R"j({"fid": 12.5, "metric": "FID (mini-CNN)"})j";
+    done.seconds = 3.25;
+    journal.append(done);
+  }
+  std::ofstream(path, std::ios::app) << R"({"event":"started","run":"r2)";  // cut off by a crash
+  {
+    Journal journal(path);
+    journal.append(event("started", "r3"));
+  }
+  int skipped = 0;
+  auto events = Journal::read(path, &skipped);
+  EXPECT_EQ(skipped, 1);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].run_id, "r1");
+  EXPECT_DOUBLE_EQ(events[0].seconds, 3.25);
+  EXPECT_DOUBLE_EQ(nlohmann::json::parse(events[0].metrics_json)["fid"].get<double>(), 12.5);
+  EXPECT_FALSE(events[0].time.empty());
+  EXPECT_EQ(events[1].run_id, "r3");
+  EXPECT_EQ(Journal::read(tmp.file("missing.jsonl")).size(), 0u);
+}
+
+TEST(Messages, EveryKindRoundTrips) {
+  Message assign{MessageKind::Assign};
+  assign.request.index = 7;
+  assign.request.experiment = "exp \"quoted\".yaml";
+  assign.request.inherited = {"output_dir=/tmp/x"};
+  assign.request.overrides = {"method.name=lora", "name=g.a.b"};
+  assign.request.expected_run_id = "0123456789abcdef";
+  assign.request.attempt = 3;
+  assign.request.time_limit_s = 12.5;
+  Message a = decode_message(encode_message(assign));
+  EXPECT_EQ(a.kind, MessageKind::Assign);
+  EXPECT_EQ(a.request.index, 7);
+  EXPECT_EQ(a.request.experiment, assign.request.experiment);
+  EXPECT_EQ(a.request.inherited, assign.request.inherited);
+  EXPECT_EQ(a.request.overrides, assign.request.overrides);
+  EXPECT_EQ(a.request.expected_run_id, assign.request.expected_run_id);
+  EXPECT_EQ(a.request.attempt, 3);
+  EXPECT_DOUBLE_EQ(a.request.time_limit_s, 12.5);
+
+  Message report{MessageKind::Report};
+  report.report.index = 2;
+  report.report.status = RunStatus::Stopped;
+  report.report.signal = 12;
+  report.report.metrics_json = "{\"fid\": 1}";
+  report.report.error = "line1\nline2";
+  report.report.seconds = 0.5;
+  Message r = decode_message(encode_message(report));
+  EXPECT_EQ(r.report.status, RunStatus::Stopped);
+  EXPECT_EQ(r.report.signal, 12);
+  EXPECT_EQ(r.report.metrics_json, report.report.metrics_json);
+  EXPECT_EQ(r.report.error, report.report.error);
+
+  Message beat{MessageKind::Heartbeat};
+  beat.index = 4;
+  beat.step = 99;
+  Message b = decode_message(encode_message(beat));
+  EXPECT_EQ(b.index, 4);
+  EXPECT_EQ(b.step, 99);
+  Message stop{MessageKind::Stop};
+  stop.signal = 15;
+  EXPECT_EQ(decode_message(encode_message(stop)).signal, 15);
+  EXPECT_EQ(decode_message(encode_message(Message{MessageKind::Exit})).kind, MessageKind::Exit);
+  EXPECT_THROW(decode_message("{\"kind\": \"dance\"}"), Error);
+  EXPECT_THROW(decode_message("{not json"), Error);
+}
+
+TEST(ResultRows, OneRowPerGridMembershipWithLabelsAndMetrics) {
+  SweepPlan plan;
+  PlannedRun run;
+  run.run_id = "r";
+  run.name = "g.x";
+  run.memberships = {{"g", {{"method", "x"}}}, {"h", {{"blocks", "all"}}}};
+  plan.index_of["r"] = 0;
+  plan.runs.push_back(run);
+  plan.axis_names = {"method", "blocks"};
+  RunStates states(plan, 1);
+  states.apply(event("started", "r"));
+  JournalEvent done = event("done", "r");
+  done.metrics_json = R"j({"run_id": "r", "method": "difffit", "fid": 3.5, "metric": "FID (mini-CNN)"})j";
+  states.apply(done);
+  auto rows = result_rows(plan, states);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].text.at("grid"), "g");
+  EXPECT_EQ(rows[0].text.at("method"), "x");              // the axis label
+  EXPECT_EQ(rows[0].text.at("method_name"), "difffit");   // the metric of the same name
+  EXPECT_EQ(rows[0].text.at("blocks"), "");
+  EXPECT_EQ(rows[1].text.at("blocks"), "all");
+  EXPECT_DOUBLE_EQ(rows[1].numbers.at("fid"), 3.5);
+  EXPECT_EQ(rows[1].text.at("metric"), "FID (mini-CNN)");
+}
+
+nlohmann::json metrics_of(const std::string& run_dir) {
+  return nlohmann::json::parse(read_file(run_dir + "/metrics.json"));
+}
+
+// A real sweep in one process, stopped by SIGTERM half-way (checkpoint saved, exit
+// 143) and resumed: every run ends done exactly once, with the losses of a sweep that
+// was never interrupted.
+TEST(SweepInProcess, StopsOnASignalResumesAndMatchesAnUninterruptedSweep) {
+  TempDir tmp;
+  auto s = testing::write_tiny_sweep(tmp, /*steps=*/30);  // long enough to be stopped mid-training
+  auto plan = testing::run_difffit("sweep plan " + s.sweep);
+  ASSERT_EQ(plan.exit_code, 0) << plan.output;
+  EXPECT_NE(plan.output.find("8 runs in 2 grid(s)"), std::string::npos) << plan.output;
+
+  // Stop once the third run has started (the journal says so), as a scheduler would.
+  const std::string journal = tmp.file("runs/tiny/journal.jsonl");
+  const std::string command = std::string(DIFFFIT_BINARY) + " sweep run " + s.sweep + " > " + tmp.file("first.log") +
+                              " 2>&1 & pid=$!; for i in $(seq 600); do"
+                              " n=$(grep -c '\"started\"' " + journal + " 2>/dev/null || true);"
+                              " [ \"${n:-0}\" -ge 3 ] && break; sleep 0.05; done; kill -TERM $pid; wait $pid";
+  auto first = testing::run_command("bash -c '" + command + "'");
+  EXPECT_EQ(first.exit_code, 143) << read_file(tmp.file("first.log"));
+  auto events = Journal::read(journal);
+  int stopped = 0;
+  for (const auto& e : events) stopped += e.event == "stopped";
+  EXPECT_EQ(stopped, 1) << read_file(journal);
+
+  auto second = run_difffit("sweep run " + s.sweep);
+  ASSERT_EQ(second.exit_code, 0) << second.output;
+  events = Journal::read(journal);
+  std::map<std::string, int> done;
+  for (const auto& e : events) {
+    if (e.event == "done") ++done[e.run_id];
+  }
+  ASSERT_EQ(done.size(), 8u);
+  for (const auto& [id, n] : done) EXPECT_EQ(n, 1) << id;
+
+  // The same sweep, never interrupted, in another folder: the same losses per run name.
+  auto reference = run_difffit("sweep run " + s.sweep + " --set output_dir=" + tmp.file("ref"));
+  ASSERT_EQ(reference.exit_code, 0) << reference.output;
+  auto rows = read_results_h5(tmp.file("runs/tiny/results.h5"));
+  auto ref_rows = read_results_h5(tmp.file("ref/tiny/results.h5"));
+  ASSERT_EQ(rows.size(), 8u);  // 6 in `table`, 2 in `placement`
+  ASSERT_EQ(ref_rows.size(), rows.size());
+  std::map<std::string, double> loss, ref_loss;
+  for (const auto& r : rows) loss[r.text.at("name")] = r.numbers.at("final_loss");
+  for (const auto& r : ref_rows) ref_loss[r.text.at("name")] = r.numbers.at("final_loss");
+  EXPECT_EQ(loss, ref_loss);
+
+  auto status = run_difffit("sweep status " + s.sweep);
+  ASSERT_EQ(status.exit_code, 0);
+  EXPECT_NE(status.output.find("8/8 done, 0 running, 0 pending, 0 failed"), std::string::npos) << status.output;
+  // A finished sweep reruns as a no-op.
+  auto again = run_difffit("sweep run " + s.sweep);
+  EXPECT_EQ(again.exit_code, 0);
+  EXPECT_EQ(Journal::read(journal).size(), events.size() + 2);  // sweep-started, sweep-ended
+}
+
+// A run that fails is retried up to max_attempts, then given up; the others finish;
+// the exit code says so; --retry-failed tries again.
+TEST(SweepInProcess, AFailingRunIsRetriedThenGivenUpWithoutEndingTheSweep) {
+  TempDir tmp;
+  auto s = testing::write_tiny_sweep(tmp, 3);
+  std::ofstream(tmp.file("sweep.yaml"), std::ios::app)
+      << "  - name: broken\n    set: {data.train: " << tmp.file("no-such-data.h5") << "}\n";
+  auto r = run_difffit("sweep run " + s.sweep);
+  EXPECT_EQ(r.exit_code, 5) << r.output;
+  auto status = run_difffit("sweep status " + s.sweep);
+  EXPECT_NE(status.output.find("8/9 done, 0 running, 0 pending, 1 failed"), std::string::npos) << status.output;
+  EXPECT_NE(status.output.find("no-such-data.h5"), std::string::npos) << status.output;
+  int failures = 0;
+  for (const auto& e : Journal::read(tmp.file("runs/tiny/journal.jsonl"))) failures += e.event == "failed";
+  EXPECT_EQ(failures, 2);  // max_attempts
+  r = run_difffit("sweep run " + s.sweep + " --retry-failed");
+  EXPECT_EQ(r.exit_code, 5);
+  failures = 0;
+  for (const auto& e : Journal::read(tmp.file("runs/tiny/journal.jsonl"))) failures += e.event == "failed";
+  EXPECT_EQ(failures, 4);
+  // Results of the finished runs are intact and readable throughout.
+  EXPECT_EQ(read_results_h5(tmp.file("runs/tiny/results.h5")).size(), 8u);
+}
+
+}  // namespace
+}  // namespace difffit

@@ -1,0 +1,127 @@
+// A sweep over real MPI ranks (rank 0 coordinates, two workers): results do not
+// depend on the rank count, and a job killed outright or stopped by SIGUSR2 resumes
+// without losing or repeating a finished run.
+#include <filesystem>
+#include <map>
+#include <set>
+#include <string>
+
+#include "orchestrator/journal.h"
+#include "results/results_store.h"
+#include "sweep_fixture.h"
+
+namespace difffit {
+namespace {
+
+using testing::run_command;
+using testing::TempDir;
+
+std::string mpirun(int ranks) {
+  return std::string("env OMPI_MCA_btl=self,vader OMPI_MCA_plm_rsh_agent=false ") + DIFFFIT_MPIEXEC + " --oversubscribe --allow-run-as-root -n " + std::to_string(ranks) + " " +
+         DIFFFIT_BINARY;
+}
+
+std::map<std::string, double> losses(const std::string& results) {
+  std::map<std::string, double> out;
+  for (const auto& row : read_results_h5(results)) out[row.text.at("grid") + "/" + row.text.at("name")] = row.numbers.at("final_loss");
+  return out;
+}
+
+void expect_each_run_done_once(const std::string& journal, size_t runs) {
+  std::map<std::string, int> done;
+  for (const auto& e : Journal::read(journal)) {
+    if (e.event == "done") ++done[e.run_id];
+  }
+  EXPECT_EQ(done.size(), runs);
+  for (const auto& [id, n] : done) EXPECT_EQ(n, 1) << id;
+}
+
+int count_events(const std::string& journal, const std::string& kind) {
+  int n = 0;
+  for (const auto& e : Journal::read(journal)) n += e.event == kind;
+  return n;
+}
+
+// Starts the sweep in its own session (so the whole job can be killed as a node
+// failure would), waits until `started_runs` runs have started, then sends `signal`.
+testing::CommandResult interrupt(const std::string& sweep_command, const std::string& journal, int started_runs,
+                                 const std::string& signal, bool whole_group, const std::string& log) {
+  const std::string target = whole_group ? "-- -$pid" : "$pid";
+  return run_command("bash -c 'setsid " + sweep_command + " > " + log + " 2>&1 & pid=$!; for i in $(seq 1200); do" +
+                     " n=$(grep -c \"\\\"started\\\"\" " + journal + " 2>/dev/null || true);" +
+                     " [ \"${n:-0}\" -ge " + std::to_string(started_runs) + " ] && break; sleep 0.05; done;" +
+                     " sleep 0.3; kill -" + signal + " " + target + "; wait $pid'");
+}
+
+class SweepMpi : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    tmp_ = new TempDir();
+    sweep_ = new testing::TinySweep(testing::write_tiny_sweep(*tmp_, /*steps=*/30));
+    // The reference: the same sweep in one process.
+    auto r = testing::run_difffit("sweep run " + sweep_->sweep + " --set output_dir=" + tmp_->file("ref"));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    reference_ = new std::map<std::string, double>(losses(tmp_->file("ref/tiny/results.h5")));
+    ASSERT_EQ(reference_->size(), 8u);
+  }
+  static void TearDownTestSuite() {
+    delete reference_;
+    delete sweep_;
+    delete tmp_;
+  }
+  static std::string run_cmd(const std::string& out) {
+    return mpirun(3) + " sweep run " + sweep_->sweep + " --set output_dir=" + out;
+  }
+  static TempDir* tmp_;
+  static testing::TinySweep* sweep_;
+  static std::map<std::string, double>* reference_;
+};
+TempDir* SweepMpi::tmp_ = nullptr;
+testing::TinySweep* SweepMpi::sweep_ = nullptr;
+std::map<std::string, double>* SweepMpi::reference_ = nullptr;
+
+TEST_F(SweepMpi, ThreeRanksGiveTheResultsOfOneProcess) {
+  const std::string out = tmp_->file("mpi");
+  auto r = run_command(run_cmd(out));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  expect_each_run_done_once(out + "/tiny/journal.jsonl", 8);
+  EXPECT_EQ(losses(out + "/tiny/results.h5"), *reference_);
+  // Both workers took part, and each rank kept its own log.
+  std::set<int> ranks;
+  for (const auto& e : Journal::read(out + "/tiny/journal.jsonl")) {
+    if (e.event == "done") ranks.insert(e.rank);
+  }
+  EXPECT_EQ(ranks, (std::set<int>{1, 2}));
+  EXPECT_TRUE(std::filesystem::exists(out + "/tiny/logs/rank-2.log"));
+  EXPECT_TRUE(std::filesystem::exists(out + "/tiny/summary.json"));
+}
+
+TEST_F(SweepMpi, AJobKilledOutrightResumesWithoutRepeatingFinishedRuns) {
+  const std::string out = tmp_->file("killed");
+  const std::string journal = out + "/tiny/journal.jsonl";
+  interrupt(run_cmd(out), journal, 4, "KILL", /*whole_group=*/true, tmp_->file("killed.log"));
+  const int done_before = count_events(journal, "done");
+  EXPECT_LT(done_before, 8);
+  auto r = run_command(run_cmd(out));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_GE(count_events(journal, "abandoned"), 1);  // the runs the dead job was running
+  expect_each_run_done_once(journal, 8);
+  EXPECT_EQ(losses(out + "/tiny/results.h5"), *reference_);
+}
+
+TEST_F(SweepMpi, SigUsr2SavesRunsExitsWith140AndResumes) {
+  const std::string out = tmp_->file("usr2");
+  const std::string journal = out + "/tiny/journal.jsonl";
+  auto first = interrupt(run_cmd(out), journal, 3, "USR2", /*whole_group=*/false, tmp_->file("usr2.log"));
+  EXPECT_EQ(first.exit_code, 140) << first.output;
+  EXPECT_GE(count_events(journal, "stopped"), 1);
+  EXPECT_EQ(count_events(journal, "abandoned"), 0);
+  auto r = run_command(run_cmd(out));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(count_events(journal, "abandoned"), 0);
+  expect_each_run_done_once(journal, 8);
+  EXPECT_EQ(losses(out + "/tiny/results.h5"), *reference_);
+}
+
+}  // namespace
+}  // namespace difffit

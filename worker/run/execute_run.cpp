@@ -1,0 +1,72 @@
+#include "worker/run/execute_run.h"
+
+#include <c10/util/Exception.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "common/error.h"
+#include "common/logging.h"
+#include "common/stop_signals.h"
+#include "worker/run/run_experiment.h"
+
+namespace difffit {
+namespace {
+
+std::string read_text(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) throw_io("cannot read " + path.string());
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+}  // namespace
+
+RunReport execute_run(const RunRequest& request, const std::function<void(int64_t)>& on_step) {
+  RunReport report;
+  report.index = request.index;
+  report.attempt = request.attempt;
+  const auto begin = std::chrono::steady_clock::now();
+  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count(); };
+  try {
+    ExperimentLoadOptions options;
+    options.inherited = request.inherited;
+    ExperimentConfig config = load_experiment(request.experiment, request.overrides, options);
+    report.run_id = config.run_id();
+    report.run_dir = config.run_dir();
+    if (!request.expected_run_id.empty() && report.run_id != request.expected_run_id) {
+      throw_config(request.experiment + ": resolves to run id " + report.run_id + ", but the sweep planned " +
+                   request.expected_run_id + " (the file changed after the sweep started; restart the sweep)");
+    }
+    RunHooks hooks;
+    hooks.on_step = [&](int64_t step) {
+      if (on_step) on_step(step);
+      if (request.time_limit_s > 0 && elapsed() > request.time_limit_s) {
+        throw Error(ErrorKind::Internal, "run time limit of " + std::to_string(request.time_limit_s) +
+                                             " s exceeded at step " + std::to_string(step));
+      }
+    };
+    run_experiment(config, /*force=*/false, hooks);
+    report.metrics_json = read_text(std::filesystem::path(report.run_dir) / "metrics.json");
+    report.status = RunStatus::Done;
+  } catch (const StoppedBySignal& stopped) {
+    report.status = RunStatus::Stopped;
+    report.signal = stopped.signal;
+  } catch (const Error& e) {
+    report.error = e.what();
+  } catch (const c10::Error& e) {
+    report.error = std::string("LibTorch: ") + e.what_without_backtrace();
+  } catch (const std::exception& e) {
+    report.error = e.what();
+  } catch (...) {
+    report.error = "unknown exception";
+  }
+  report.seconds = elapsed();
+  if (report.status == RunStatus::Failed) log()->error("[run] {} failed: {}", request.experiment, report.error);
+  return report;
+}
+
+}  // namespace difffit
