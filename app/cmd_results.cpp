@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <sstream>
@@ -147,16 +148,31 @@ int plot_command(int argc, char** argv) {
                           "An SVG chart: a grouped bar chart of the pivot table (groups = --cols, bars = --rows), or\n"
                           "with --loss the loss curves of runs.\n"
                           "  difffit results plot RESULTS.h5 [selection as for table] --output chart.svg\n"
-                          "  difffit results plot --loss RUN_DIR [RUN_DIR...] --output loss.svg",
+                          "  difffit results plot --loss RUN_DIR [RUN_DIR...] --output loss.svg\n"
+                          "  difffit results plot --loss RESULTS.h5 [selection] --output loss.svg",
                           argc, argv, options, vm, &positional))
     return 0;
   const std::string output = vm["output"].as<std::string>();
   if (vm.count("loss")) {
     const std::vector<std::string> dirs = inputs(vm);
-    if (dirs.empty()) throw_usage("results plot --loss: give one or more run folders");
+    if (dirs.empty()) throw_usage("results plot --loss: give run folders, or a results file and a selection");
     std::vector<LineSeries> series;
-    for (const std::string& dir : dirs)
-      series.push_back(read_loss_curve(dir, vm["column"].as<std::string>(), vm["smooth"].as<int>()));
+    if (dirs.size() == 1 && std::filesystem::is_regular_file(dirs[0])) {
+      // A results file: the runs it selects, each named by its --rows and --cols labels.
+      const TableSpec spec = table_spec_from(vm);
+      for (const ResultRow& row : select_rows(read_results_h5(dirs[0]), spec)) {
+        const auto label = [&](const std::string& key) {
+          auto found = row.text.find(key);
+          return found == row.text.end() ? std::string() : found->second;
+        };
+        series.push_back(read_loss_curve(label("run_dir"), vm["column"].as<std::string>(), vm["smooth"].as<int>()));
+        const std::string row_label = label(spec.row_key), col_label = label(spec.col_key);
+        if (!row_label.empty()) series.back().name = col_label.empty() ? row_label : row_label + " / " + col_label;
+      }
+    } else {
+      for (const std::string& dir : dirs)
+        series.push_back(read_loss_curve(dir, vm["column"].as<std::string>(), vm["smooth"].as<int>()));
+    }
     LinePlotOptions plot;
     plot.y_label = vm["column"].as<std::string>();
     plot.title = vm.count("title") ? vm["title"].as<std::string>() : "Training " + plot.y_label;
