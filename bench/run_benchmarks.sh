@@ -26,6 +26,8 @@ echo "[bench] fid" >&2
 $BIN bench fid --json > "$tmp/fid.json"
 echo "[bench] loader" >&2
 $BIN bench loader > "$tmp/loader.json"
+echo "[bench] sweep: coordinator overhead and scaling with worker ranks" >&2
+$BIN bench sweep --workers 0,1,2 --runs 8 --steps 20 > "$tmp/sweep.json"
 
 {
   echo "{"
@@ -34,7 +36,8 @@ $BIN bench loader > "$tmp/loader.json"
   for k in train_fp32 train_bf16 train_s2 eager_fp32 eager_bf16 sample fid; do
     echo "\"$k\": $(cat "$tmp/$k.json"),"
   done
-  echo "\"loader\": $(cat "$tmp/loader.json")"
+  echo "\"loader\": $(cat "$tmp/loader.json"),"
+  echo "\"sweep\": $(cat "$tmp/sweep.json")"
   echo "}"
 } > "$OUT"
 echo "[bench] wrote $OUT" >&2
