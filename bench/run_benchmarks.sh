@@ -27,7 +27,7 @@ $BIN bench fid --json > "$tmp/fid.json"
 echo "[bench] loader" >&2
 $BIN bench loader > "$tmp/loader.json"
 echo "[bench] sweep: coordinator overhead and scaling with worker ranks" >&2
-$BIN bench sweep --workers 0,1,2 --runs 8 --steps 20 > "$tmp/sweep.json"
+$BIN bench sweep --workers 0,1,2 --runs 8 --steps 300 > "$tmp/sweep.json"
 
 {
   echo "{"
