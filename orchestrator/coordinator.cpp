@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <set>
 #include <vector>
 
 #include "common/logging.h"
@@ -109,7 +110,7 @@ class Coordinator {
     for (int rank = 1; rank < transport_.size(); ++rank) {
       WorkerSlot& slot = slots_[rank];
       if (slot.state != SlotState::Idle) continue;
-      const long index = ledger_.next_runnable();
+      const long index = ledger_.next_runnable(quarantined_);
       if (index < 0) return;
       Message assign{MessageKind::Assign};
       assign.request = ledger_.start(static_cast<size_t>(index), rank);
@@ -132,6 +133,8 @@ class Coordinator {
                           "no heartbeat from rank " + std::to_string(rank) + " for " +
                               std::to_string(static_cast<int>(config_.heartbeat_timeout_s)) + " s (hung?)");
       slot.state = SlotState::Lost;
+      // The silent rank may still be writing into this run's folder: not again in this job.
+      quarantined_.insert(static_cast<size_t>(slot.index));
     }
   }
 
@@ -143,13 +146,14 @@ class Coordinator {
     }
     if (stopping_ || !any_idle) return true;
     // Nothing can start: pending runs wait only on runs that are not running anywhere.
-    return ledger_.next_runnable() < 0;
+    return ledger_.next_runnable(quarantined_) < 0;
   }
 
   const SweepConfig& config_;
   SweepLedger& ledger_;
   MessageTransport& transport_;
   std::vector<WorkerSlot> slots_;  // indexed by rank; slot 0 (this rank) unused
+  std::set<size_t> quarantined_;  // runs of ranks that went silent
   bool stopping_ = false;
   int stop_signal_ = 0;
 };

@@ -15,7 +15,8 @@ enum class MessageKind { Ready, Assign, Heartbeat, Report, Stop, Exit };
 const char* message_kind_name(MessageKind kind);
 
 struct Message {
-  MessageKind kind = MessageKind::Ready;
+  explicit Message(MessageKind message_kind = MessageKind::Ready) : kind(message_kind) {}
+  MessageKind kind;
   RunRequest request;  // assign
   RunReport report;    // report
   int64_t index = -1;  // heartbeat: the run being worked on

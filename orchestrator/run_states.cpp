@@ -62,9 +62,9 @@ RunState RunStates::state(size_t index) const {
   return RunState::Pending;
 }
 
-long RunStates::next_runnable() const {
+long RunStates::next_runnable(const std::set<size_t>& excluded) const {
   for (size_t i = 0; i < progress_.size(); ++i) {
-    if (state(i) != RunState::Pending) continue;
+    if (state(i) != RunState::Pending || excluded.count(i)) continue;
     bool ready = true;
     for (size_t dep : plan_.runs[i].depends_on) ready = ready && progress_[dep].done;
     if (ready) return static_cast<long>(i);

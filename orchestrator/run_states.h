@@ -4,6 +4,7 @@
 // checkpoint; failures and abandonments together are limited by max_attempts.
 #pragma once
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -38,8 +39,8 @@ class RunStates {
   RunState state(size_t index) const;
   const RunProgress& progress(size_t index) const { return progress_.at(index); }
   // The first run in plan order that may start now: not done, not running, not given up,
-  // every dependency done. -1 when none.
-  long next_runnable() const;
+  // every dependency done, not in `excluded`. -1 when none.
+  long next_runnable(const std::set<size_t>& excluded = {}) const;
   bool any_runnable_or_running() const;
   std::vector<size_t> running() const;
   std::vector<size_t> given_up() const;  // failed max_attempts times

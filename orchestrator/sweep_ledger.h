@@ -31,7 +31,7 @@ class SweepLedger {
   SweepLedger(const SweepConfig& config, const SweepPlan& plan, int ranks);
 
   const RunStates& states() const { return states_; }
-  long next_runnable() const { return states_.next_runnable(); }
+  long next_runnable(const std::set<size_t>& excluded = {}) const { return states_.next_runnable(excluded); }
   // Journals the start; returns the request to execute (attempt filled in).
   RunRequest start(size_t index, int rank);
   // Journals a worker's report; a done run also refreshes the results snapshot.

@@ -6,6 +6,7 @@
 #include <csignal>
 #include <mutex>
 #include <thread>
+#include <unistd.h>
 
 #include "common/logging.h"
 #include "common/stop_signals.h"
@@ -67,6 +68,8 @@ class HeartbeatThread {
 }  // namespace
 
 void serve_as_worker(const SweepConfig& config, MessageTransport& transport) {
+  log()->info("[worker] rank {} (pid {}) ready", transport.rank(), static_cast<long>(::getpid()));
+  log()->flush();
   transport.send(kCoordinator, Channel::Work, encode_message(Message{MessageKind::Ready}));
   while (true) {
     auto envelope = transport.poll(Channel::Work, 1.0);

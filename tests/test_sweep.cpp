@@ -256,10 +256,6 @@ TEST(ResultRows, OneRowPerGridMembershipWithLabelsAndMetrics) {
   EXPECT_EQ(rows[1].text.at("metric"), "FID (mini-CNN)");
 }
 
-nlohmann::json metrics_of(const std::string& run_dir) {
-  return nlohmann::json::parse(read_file(run_dir + "/metrics.json"));
-}
-
 // A real sweep in one process, stopped by SIGTERM half-way (checkpoint saved, exit
 // 143) and resumed: every run ends done exactly once, with the losses of a sweep that
 // was never interrupted.

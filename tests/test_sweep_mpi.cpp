@@ -123,5 +123,32 @@ TEST_F(SweepMpi, SigUsr2SavesRunsExitsWith140AndResumes) {
   EXPECT_EQ(losses(out + "/tiny/results.h5"), *reference_);
 }
 
+// A worker that stops answering (frozen with SIGSTOP mid-run) is noticed by its missing
+// heartbeats: its run is recorded as failed and not handed out again in this job, the
+// other worker finishes the rest, and the job ends (a hung rank cannot finalize). The
+// next job runs the stuck run from its checkpoint.
+TEST_F(SweepMpi, AHungWorkerIsDetectedAndItsRunFinishesInTheNextJob) {
+  const std::string out = tmp_->file("hung");
+  const std::string journal = out + "/tiny/journal.jsonl";
+  const std::string command = run_cmd(out) + " --set heartbeat_interval=1 --set heartbeat_timeout=4";
+  auto first = run_command(
+      "bash -c 'setsid " + command + " > " + tmp_->file("hung.log") + " 2>&1 & pid=$!; for i in $(seq 1200); do" +
+      " n=$(grep -c \"\\\"started\\\"\" " + journal + " 2>/dev/null || true);" +
+      " [ \"${n:-0}\" -ge 3 ] && break; sleep 0.05; done;" +
+      " worker=$(grep -o \"pid [0-9]*\" " + out + "/tiny/logs/rank-1.log | head -1 | cut -d\" \" -f2);" +
+      " kill -STOP $worker; wait $pid'");
+  EXPECT_NE(first.exit_code, 0) << first.output;
+  int silent = 0;
+  for (const auto& e : Journal::read(journal)) {
+    silent += e.event == "failed" && e.error.find("no heartbeat from rank 1") != std::string::npos;
+  }
+  EXPECT_EQ(silent, 1);
+  EXPECT_EQ(count_events(journal, "done"), 7);  // everything but the stuck run
+  auto r = run_command(command);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  expect_each_run_done_once(journal, 8);
+  EXPECT_EQ(losses(out + "/tiny/results.h5"), *reference_);
+}
+
 }  // namespace
 }  // namespace difffit
