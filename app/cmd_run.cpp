@@ -1,13 +1,29 @@
-// difffit run: one experiment from a YAML file, end to end.
+// difffit run: one experiment from a YAML file, end to end; under mpirun/srun the ranks
+// train it together (data parallel: train.batch_size is the global batch).
 #include <csignal>
+#include <cstdlib>
 #include <iostream>
+#include <memory>
 
 #include "app/cli_options.h"
 #include "app/commands.h"
+#include "common/communicator.h"
+#include "common/logging.h"
 #include "common/stop_signals.h"
 #include "worker/run/run_experiment.h"
 
 namespace difffit {
+namespace {
+
+// mpirun (Open MPI) or srun with PMIx started this process as one rank of several.
+bool launched_by_mpi() {
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE"}) {
+    if (std::getenv(name)) return true;
+  }
+  return false;
+}
+
+}  // namespace
 
 int run_run_command(int argc, char** argv) {
   po::options_description options("run options");
@@ -38,9 +54,19 @@ int run_run_command(int argc, char** argv) {
   po::variables_map threads;
   threads.insert({"threads", po::variable_value(config.threads, false)});
   apply_thread_option(threads);
+  // Under mpirun/srun the ranks train the one run together (data parallel).
+  std::unique_ptr<MpiSession> mpi;
+  std::unique_ptr<Communicator> comm;
+  if (launched_by_mpi()) {
+    mpi = std::make_unique<MpiSession>(&argc, &argv);
+    comm = make_mpi_communicator();
+    LoggingOptions logging;
+    logging.rank = comm->rank();
+    init_logging(logging);
+  }
   install_stop_handlers();
   try {
-    run_experiment(config, vm.count("force") > 0);
+    run_experiment(config, vm.count("force") > 0, {}, data_parallel_over(comm.get()));
   } catch (const StoppedBySignal& stopped) {
     return 128 + stopped.signal;
   }

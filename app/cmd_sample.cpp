@@ -8,7 +8,9 @@
 #include "common/logging.h"
 #include "common/progress_bar.h"
 #include "worker/model/build_model.h"
+#include "worker/model/vae_loader.h"
 #include "worker/sample/sample_generator.h"
+#include "worker/vae/latent_decode.h"
 
 namespace difffit {
 
@@ -25,6 +27,7 @@ int run_sample_command(int argc, char** argv) {
       ("batch-size", po::value<int64_t>()->default_value(0), "samples per batch (0 = all)")
       ("device", po::value<std::string>()->default_value("cpu"), "cpu | cuda (noise is drawn on the CPU)")
       ("init-noise", po::value<std::string>()->default_value(""), "HDF5 with z (N,C,H,W float32) and y (int64 N)")
+      ("vae", po::value<std::string>()->default_value(""), "AutoencoderKL weights: decode latent samples into images")
       ("output", po::value<std::string>()->required(), "HDF5 to write: latents, y, images");
   add_checkpoint_options(options);
   add_model_options(options);
@@ -66,8 +69,15 @@ int run_sample_command(int argc, char** argv) {
   out.write("y", result.labels);
   if (config.in_channels == 1 || config.in_channels == 3) {
     out.write("images", to_uint8_images(result.latents), /*compress=*/true);
+  } else if (const std::string vae_path = vm["vae"].as<std::string>(); !vae_path.empty()) {
+    VaeLoadOptions load;
+    load.device = request.device;
+    LoadedVae vae = load_vae(vae_path, load);
+    out.write("images", decode_to_uint8(*vae.model, result.latents), /*compress=*/true);
+    out.write_string_attribute("vae_sha256", vae.sha256);
   } else {
-    log()->warn("[sample] {} model channels: no VAE decoder in this build, so no 'images' dataset is written",
+    log()->warn("[sample] {} model channels: no 'images' dataset is written (pass --vae FILE, or decode later with "
+                "`difffit vae decode`)",
                 config.in_channels);
   }
   out.write_string_attribute("model", config.to_key_values());

@@ -18,5 +18,6 @@ int run_results_command(int argc, char** argv);  // difffit results table|plot|e
 int run_bench_command(int argc, char** argv);
 int run_bench_loader_command(int argc, char** argv);  // difffit bench loader
 int run_bench_sweep_command(int argc, char** argv);   // difffit bench sweep
+int run_vae_command(int argc, char** argv);           // difffit vae encode|decode|info
 
 }  // namespace difffit

@@ -32,6 +32,7 @@ const std::map<std::string, Command>& commands() {
       {"results", {difffit::run_results_command, "tables (Markdown/LaTeX/CSV), plots (SVG) and CSV export of a sweep's results"}},
       {"sample", {difffit::run_sample_command, "draw samples with DDPM or DDIM (optional CFG)"}},
       {"loss", {difffit::run_loss_command, "compute the hybrid diffusion loss terms on given inputs and noise"}},
+      {"vae", {difffit::run_vae_command, "the SD autoencoder: encode a prepared dataset to latents, decode samples"}},
   };
   return table;
 }

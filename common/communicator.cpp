@@ -39,11 +39,9 @@ void require_cpu_contiguous(const at::Tensor& t) {
 class MpiCommunicator : public Communicator {
  public:
   MpiCommunicator() {
-    int initialised = 0;
-    MPI_Initialized(&initialised);
-    if (!initialised) throw_usage("MPI is not initialised");
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
-    MPI_Comm_size(MPI_COMM_WORLD, &size_);
+    const MpiWorld world = mpi_world();
+    rank_ = world.rank;
+    size_ = world.size;
   }
   int rank() const override { return rank_; }
   int size() const override { return size_; }
@@ -81,6 +79,16 @@ class MpiCommunicator : public Communicator {
 };
 
 }  // namespace
+
+MpiWorld mpi_world() {
+  int initialised = 0;
+  MPI_Initialized(&initialised);
+  if (!initialised) throw_usage("MPI is not initialised");
+  MpiWorld world;
+  MPI_Comm_rank(MPI_COMM_WORLD, &world.rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &world.size);
+  return world;
+}
 
 std::unique_ptr<Communicator> make_local_communicator() { return std::make_unique<LocalCommunicator>(); }
 std::unique_ptr<Communicator> make_mpi_communicator() { return std::make_unique<MpiCommunicator>(); }

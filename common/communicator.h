@@ -28,6 +28,13 @@ std::unique_ptr<Communicator> make_local_communicator();
 // MPI_COMM_WORLD; MPI must be initialised (see MpiSession).
 std::unique_ptr<Communicator> make_mpi_communicator();
 
+// This process's rank and the number of ranks in MPI_COMM_WORLD; MPI must be initialised.
+struct MpiWorld {
+  int rank = 0;
+  int size = 1;
+};
+MpiWorld mpi_world();
+
 // MPI_Init / MPI_Finalize for the lifetime of main().
 class MpiSession {
  public:

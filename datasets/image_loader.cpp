@@ -13,6 +13,7 @@
 #include "common/error.h"
 #include "common/hdf5_tensors.h"
 #include "common/logging.h"
+#include "datasets/latent_format.h"
 
 namespace difffit {
 namespace {
@@ -48,21 +49,23 @@ struct ScaleTable {
   }
 };
 
-// Reads single rows of the images dataset, keeping the dataset open with a large
-// chunk cache: small images share chunks, so without the cache every read would
-// decompress a whole chunk again. Used when the images do not fit in memory.
+// Reads single rows of the images (or latents) dataset, keeping the dataset open with a
+// large chunk cache: small images share chunks, so without the cache every read would
+// decompress a whole chunk again. Used when the data do not fit in memory.
 class RowReader {
  public:
-  RowReader(const std::string& path, int64_t row_bytes, int64_t cache_bytes) : path_(path), row_bytes_(row_bytes) {
+  RowReader(const std::string& path, int64_t row_bytes, int64_t cache_bytes, const std::string& dataset = "images",
+            hid_t memory_type = H5T_NATIVE_UINT8)
+      : path_(path), row_bytes_(row_bytes), dataset_name_(dataset), memory_type_(memory_type) {
     file_ = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
     if (file_ < 0) throw_io(path + ": cannot open as HDF5");
     hid_t access = H5Pcreate(H5P_DATASET_ACCESS);
     H5Pset_chunk_cache(access, 12421, static_cast<size_t>(std::max<int64_t>(cache_bytes, 1 << 20)), 1.0);
-    dataset_ = H5Dopen2(file_, "images", access);
+    dataset_ = H5Dopen2(file_, dataset.c_str(), access);
     H5Pclose(access);
     if (dataset_ < 0) {
       H5Fclose(file_);
-      throw_io(path + ": cannot open dataset 'images'");
+      throw_io(path + ": cannot open dataset '" + dataset + "'");
     }
     file_space_ = H5Dget_space(dataset_);
     const int rank = H5Sget_simple_extent_ndims(file_space_);
@@ -81,19 +84,21 @@ class RowReader {
   RowReader(const RowReader&) = delete;
   RowReader& operator=(const RowReader&) = delete;
 
-  void read(int64_t row, uint8_t* out) {
+  void read(int64_t row, void* out) {
     std::vector<hsize_t> start(dims_.size(), 0), count = dims_;
     start[0] = static_cast<hsize_t>(row);
     count[0] = 1;
     if (H5Sselect_hyperslab(file_space_, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr) < 0 ||
-        H5Dread(dataset_, H5T_NATIVE_UINT8, memory_space_, file_space_, H5P_DEFAULT, out) < 0) {
-      throw_io(path_ + ": reading image " + std::to_string(row) + " failed");
+        H5Dread(dataset_, memory_type_, memory_space_, file_space_, H5P_DEFAULT, out) < 0) {
+      throw_io(path_ + ": reading row " + std::to_string(row) + " of '" + dataset_name_ + "' failed");
     }
   }
 
  private:
   std::string path_;
   int64_t row_bytes_;
+  std::string dataset_name_;
+  hid_t memory_type_;
   hid_t file_ = -1, dataset_ = -1, file_space_ = -1, memory_space_ = -1;
   std::vector<hsize_t> dims_;
 };
@@ -115,6 +120,11 @@ struct ImageBatchLoader::Impl {
   std::vector<uint8_t> images;           // all images when in memory
   std::unique_ptr<RowReader> reader;     // per-image reads otherwise (producer thread only)
   ScaleTable scale;
+  // A latent dataset file (datasets/latent_format.h): float rows instead of uint8 images.
+  bool latent = false;
+  bool has_flipped = false;              // latents_flipped present (random flips pick its rows)
+  std::vector<float> latent_rows, flipped_rows;            // in memory
+  std::unique_ptr<RowReader> flipped_reader;                // per-row reads of latents_flipped
 
   LoaderCursor consumer;                 // next batch next() returns
   // Producer side (background thread).
@@ -162,6 +172,7 @@ struct ImageBatchLoader::Impl {
       cached_indices = epoch_indices(c.epoch);
       cached_epoch = c.epoch;
     }
+    if (latent) return make_latent_batch(c);
     const int64_t start = c.batch * options.batch_size;
     const int64_t count = std::min<int64_t>(options.batch_size, static_cast<int64_t>(cached_indices.size()) - start);
     ImageBatch out;
@@ -192,6 +203,34 @@ struct ImageBatchLoader::Impl {
           const int64_t ox = flip ? width - 1 - x : x;
           for (int64_t ch = 0; ch < channels; ++ch) image[ch * plane + y * width + ox] = scale.value[row[x * channels + ch]];
         }
+      }
+    }
+    return out;
+  }
+
+  // Latent rows as stored; a flipped image takes its row of latents_flipped.
+  ImageBatch make_latent_batch(const LoaderCursor& c) {
+    const int64_t start = c.batch * options.batch_size;
+    const int64_t count = std::min<int64_t>(options.batch_size, static_cast<int64_t>(cached_indices.size()) - start);
+    const int64_t row_floats = channels * height * width;
+    ImageBatch out;
+    out.images = at::empty({count, channels, height, width}, at::kFloat);
+    out.labels = at::empty({count}, at::kLong);
+    out.indices = at::empty({count}, at::kLong);
+    float* dst = out.images.data_ptr<float>();
+    int64_t* lab = out.labels.data_ptr<int64_t>();
+    int64_t* idx = out.indices.data_ptr<int64_t>();
+    for (int64_t b = 0; b < count; ++b) {
+      const int64_t index = cached_indices[static_cast<size_t>(start + b)];
+      idx[b] = index;
+      lab[b] = labels[static_cast<size_t>(index)];
+      const bool flip = has_flipped && flipped(c.epoch, index);
+      float* row = dst + b * row_floats;
+      if (reader) {
+        (flip ? flipped_reader : reader)->read(index, row);
+      } else {
+        const std::vector<float>& source = flip ? flipped_rows : latent_rows;
+        std::copy_n(source.data() + index * row_floats, row_floats, row);
       }
     }
     return out;
@@ -249,15 +288,36 @@ ImageBatchLoader::ImageBatchLoader(const LoaderOptions& options) : impl_(std::ma
     throw_usage("loader: need 0 <= rank < world_size");
   }
   auto reader = std::make_unique<Hdf5Reader>(options.path);
-  std::vector<int64_t> shape = reader->shape("images");
-  if (shape.size() != 4 || shape[1] != shape[2] || (shape[3] != 1 && shape[3] != 3)) {
-    throw_data(options.path + ": 'images' must be uint8 (N, H, W, C) with H = W and C in {1, 3}");
+  m.latent = reader->has(latent_format::kLatents) && !reader->has("images");
+  if (m.latent) {
+    std::vector<int64_t> shape = reader->shape(latent_format::kLatents);
+    if (shape.size() != 4 || shape[2] != shape[3]) {
+      throw_data(options.path + ": 'latents' must be float32 (N, C, S, S)");
+    }
+    m.n = shape[0];
+    m.channels = shape[1];
+    m.height = shape[2];
+    m.width = shape[3];
+    m.row_bytes = m.channels * m.height * m.width * static_cast<int64_t>(sizeof(float));
+    m.has_flipped = reader->has(latent_format::kLatentsFlipped);
+    if (m.has_flipped && reader->shape(latent_format::kLatentsFlipped) != shape) {
+      throw_data(options.path + ": 'latents_flipped' and 'latents' differ in shape");
+    }
+    if (options.random_flip && !m.has_flipped) {
+      m.options.random_flip = false;  // a flip needs the flipped image's own latents
+      log()->info("[data] {}: no 'latents_flipped' (encoded with --flip none): training without flips", options.path);
+    }
+  } else {
+    std::vector<int64_t> shape = reader->shape("images");
+    if (shape.size() != 4 || shape[1] != shape[2] || (shape[3] != 1 && shape[3] != 3)) {
+      throw_data(options.path + ": 'images' must be uint8 (N, H, W, C) with H = W and C in {1, 3}");
+    }
+    m.n = shape[0];
+    m.height = shape[1];
+    m.width = shape[2];
+    m.channels = shape[3];
+    m.row_bytes = m.height * m.width * m.channels;
   }
-  m.n = shape[0];
-  m.height = shape[1];
-  m.width = shape[2];
-  m.channels = shape[3];
-  m.row_bytes = m.height * m.width * m.channels;
   at::Tensor labels = reader->read("labels", at::kLong, 1);
   if (labels.size(0) != m.n) throw_data(options.path + ": 'labels' and 'images' differ in length");
   m.labels.assign(labels.data_ptr<int64_t>(), labels.data_ptr<int64_t>() + m.n);
@@ -275,7 +335,25 @@ ImageBatchLoader::ImageBatchLoader(const LoaderOptions& options) : impl_(std::ma
     throw_data(options.path + ": " + std::to_string(m.n) + " images give no full batch of " +
                std::to_string(options.batch_size) + " on each of " + std::to_string(options.world_size) + " ranks");
   }
-  if (m.n * m.row_bytes <= options.max_memory_bytes) {
+  if (m.latent) {
+    const int64_t copies = m.has_flipped ? 2 : 1;
+    if (m.n * m.row_bytes * copies <= options.max_memory_bytes) {
+      const int64_t row_floats = m.row_bytes / static_cast<int64_t>(sizeof(float));
+      m.latent_rows.resize(static_cast<size_t>(m.n * row_floats));
+      reader->read_rows_into(latent_format::kLatents, at::kFloat, 0, m.n, m.latent_rows.data());
+      if (m.has_flipped) {
+        m.flipped_rows.resize(m.latent_rows.size());
+        reader->read_rows_into(latent_format::kLatentsFlipped, at::kFloat, 0, m.n, m.flipped_rows.data());
+      }
+    } else {
+      m.reader = std::make_unique<RowReader>(options.path, m.row_bytes, options.disk_cache_bytes,
+                                             latent_format::kLatents, H5T_NATIVE_FLOAT);
+      if (m.has_flipped) {
+        m.flipped_reader = std::make_unique<RowReader>(options.path, m.row_bytes, options.disk_cache_bytes,
+                                                       latent_format::kLatentsFlipped, H5T_NATIVE_FLOAT);
+      }
+    }
+  } else if (m.n * m.row_bytes <= options.max_memory_bytes) {
     m.images.resize(static_cast<size_t>(m.n * m.row_bytes));
     const int64_t step = std::max<int64_t>(1, (64LL << 20) / m.row_bytes);  // 64 MiB per read
     for (int64_t s = 0; s < m.n; s += step) {
@@ -284,8 +362,9 @@ ImageBatchLoader::ImageBatchLoader(const LoaderOptions& options) : impl_(std::ma
   } else {
     m.reader = std::make_unique<RowReader>(options.path, m.row_bytes, options.disk_cache_bytes);
   }
-  log()->debug("[data] {}: {} images {}x{}x{}, {} batches/epoch on rank {}/{}{}", options.path, m.n, m.height,
-               m.width, m.channels, m.batches, options.rank, options.world_size, m.reader ? " (read per image)" : "");
+  log()->debug("[data] {}: {} {} {}x{}x{}, {} batches/epoch on rank {}/{}{}", options.path, m.n,
+               m.latent ? "latents" : "images", m.height, m.width, m.channels, m.batches, options.rank,
+               options.world_size, m.reader ? " (read per image)" : "");
   m.start_thread();
 }
 
@@ -334,6 +413,7 @@ int64_t ImageBatchLoader::channels() const { return impl_->channels; }
 int64_t ImageBatchLoader::resolution() const { return impl_->height; }
 int64_t ImageBatchLoader::batches_per_epoch() const { return impl_->batches; }
 bool ImageBatchLoader::in_memory() const { return !impl_->reader; }
+bool ImageBatchLoader::latent() const { return impl_->latent; }
 const std::vector<std::string>& ImageBatchLoader::class_names() const { return impl_->class_names; }
 std::vector<int64_t> ImageBatchLoader::epoch_indices(int64_t epoch) const { return impl_->epoch_indices(epoch); }
 bool ImageBatchLoader::flipped(int64_t epoch, int64_t index) const { return impl_->flipped(epoch, index); }

@@ -6,6 +6,10 @@
 // Everything random derives from (seed, epoch) only: the epoch's permutation from
 // (seed, epoch), each image's flip from (seed, epoch, image index). So a cursor
 // (epoch, batch) pins the stream exactly, and seek() resumes it bit for bit.
+//
+// A latent dataset file (`difffit vae encode`, datasets/latent_format.h) is read the same
+// way: batches hold its float latents (B, z, s, s) as stored, and a flipped image takes its
+// row of `latents_flipped` (without that dataset there are no flips).
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -18,7 +22,7 @@
 namespace difffit {
 
 struct LoaderOptions {
-  std::string path;                       // prepared HDF5 file
+  std::string path;                       // prepared HDF5 file (images) or latent dataset file
   int64_t batch_size = 64;                // images per batch on this rank
   uint64_t seed = 0;                      // shuffling and flips derive from (seed, epoch) only
   bool shuffle = true;                    // a new permutation every epoch (else file order)
@@ -36,7 +40,7 @@ struct LoaderCursor {  // position, for exact resume
 };
 
 struct ImageBatch {
-  at::Tensor images;  // float32 (B, C, H, W) in [-1, 1]
+  at::Tensor images;  // float32 (B, C, H, W) in [-1, 1]; for a latent file, the latents
   at::Tensor labels;  // int64 (B)
   at::Tensor indices; // int64 (B): row of each image in the file (for tests and debugging)
 };
@@ -58,6 +62,7 @@ class ImageBatchLoader {
   int64_t resolution() const;
   int64_t batches_per_epoch() const;      // on this rank
   bool in_memory() const;                 // whether the images were loaded into memory
+  bool latent() const;                    // a latent dataset file (channels/resolution are the latents')
   const std::vector<std::string>& class_names() const;
 
   // This rank's image rows for `epoch`, in batch order (batches are consecutive slices).

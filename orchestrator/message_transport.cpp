@@ -7,6 +7,7 @@
 #include <mutex>
 #include <thread>
 
+#include "common/communicator.h"
 #include "common/error.h"
 
 namespace difffit {
@@ -15,11 +16,9 @@ namespace {
 class MpiTransport : public MessageTransport {
  public:
   MpiTransport() {
-    int initialised = 0;
-    MPI_Initialized(&initialised);
-    if (!initialised) throw_usage("MPI is not initialised");
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
-    MPI_Comm_size(MPI_COMM_WORLD, &size_);
+    const MpiWorld world = mpi_world();
+    rank_ = world.rank;
+    size_ = world.size;
   }
   int rank() const override { return rank_; }
   int size() const override { return size_; }

@@ -23,12 +23,7 @@ namespace {
 using testing::run_difffit;
 using testing::TempDir;
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+std::string read_file(const std::string& path) { return testing::read_text_file(path); }
 
 std::string error_of(const std::function<void()>& f) {
   try {

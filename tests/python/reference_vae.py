@@ -13,6 +13,8 @@ Builds the tiny test config (block channels 16, 32, 32, 32; one resnet per encod
   OUTDIR/vae.h5   x (2,3,32,32), x_rect (1,3,16,32) in [-1, 1]; mean, logvar, mean_rect,
                   logvar_rect; sample = (mean + exp(logvar/2) * randn(seed 7)) * scale;
                   decoded = decode(sample) (the decoder output, not clamped)
+  OUTDIR/sd_keys.txt   "name shape..." of every parameter of the full SD config
+                       (channels 128, 256, 512, 512; two resnets per block; 32 groups)
 The reference computes in float64; the outputs are stored as float32.
 """
 import json
@@ -33,6 +35,7 @@ GROUPS = 8
 LATENT = 4
 SCALE = 0.18215
 EPS = 1e-6
+SD = {"CHANNELS": (128, 256, 512, 512), "LAYERS": 2, "GROUPS": 32}
 
 
 class Resnet(nn.Module):
@@ -201,8 +204,23 @@ def legacy_names(sd):
     return out
 
 
+def write_sd_keys(path):
+    """Builds the full SD config with the same classes and lists its parameter names and shapes."""
+    global CHANNELS, LAYERS, GROUPS
+    saved = CHANNELS, LAYERS, GROUPS
+    CHANNELS, LAYERS, GROUPS = SD["CHANNELS"], SD["LAYERS"], SD["GROUPS"]
+    try:
+        model = Vae()
+    finally:
+        CHANNELS, LAYERS, GROUPS = saved
+    with open(path, "w") as f:
+        for name, p in model.named_parameters():
+            f.write(name + " " + " ".join(str(d) for d in p.shape) + "\n")
+
+
 def main():
     out_dir = sys.argv[1]
+    write_sd_keys(os.path.join(out_dir, "sd_keys.txt"))
     os.makedirs(os.path.join(out_dir, "vae"), exist_ok=True)
     torch.manual_seed(2024)
     model = Vae()

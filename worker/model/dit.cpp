@@ -96,7 +96,8 @@ torch::Tensor DiTImpl::unpatchify(const torch::Tensor& tokens) const {
       .reshape({tokens.size(0), c, g * p, g * p});
 }
 
-torch::Tensor DiTImpl::forward(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& y) {
+torch::Tensor DiTImpl::forward(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& y,
+                               const torch::Tensor& force_drop) {
   const int64_t n = x.size(0);
   if (x.dim() != 4 || x.size(1) != config_.in_channels || x.size(2) != config_.input_size ||
       x.size(3) != config_.input_size) {
@@ -108,7 +109,7 @@ torch::Tensor DiTImpl::forward(const torch::Tensor& x, const torch::Tensor& t, c
     throw_data("DiT: t and y must be 1-D with N = " + std::to_string(n) + " entries");
   }
   torch::Tensor h = x_embedder(x) + pos_embed;
-  torch::Tensor c = t_embedder(t) + y_embedder(y);
+  torch::Tensor c = t_embedder(t) + y_embedder(y, force_drop);
   for (auto& block : block_list) h = block(h, c);
   return unpatchify(final_layer(h, c));
 }

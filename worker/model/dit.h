@@ -28,7 +28,10 @@ class DiTImpl : public torch::nn::Module {
   explicit DiTImpl(const DiTConfig& config, bool initialize = true);
 
   // x (N,C,H,W) float, t (N) int64 timesteps, y (N) int64 labels -> (N, out_channels, H, W).
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& y);
+  // `force_drop` (bool, N): which labels become the null class, instead of the model's own
+  // training-mode draw (the trainer draws it for the whole data-parallel batch).
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& y,
+                        const torch::Tensor& force_drop = {});
 
   // The reference's forward_with_cfg: x holds [z; z] and y holds [labels; null]; the
   // guided channels of both halves become uncond + s * (cond - uncond).

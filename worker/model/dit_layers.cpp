@@ -114,9 +114,11 @@ LabelEmbedderImpl::LabelEmbedderImpl(int64_t num_classes_, int64_t hidden_size, 
   embedding_table = register_module("embedding_table", torch::nn::Embedding(rows, hidden_size));
 }
 
-torch::Tensor LabelEmbedderImpl::forward(const torch::Tensor& labels) {
+torch::Tensor LabelEmbedderImpl::forward(const torch::Tensor& labels, const torch::Tensor& force_drop) {
   torch::Tensor ids = labels;
-  if (is_training() && dropout_prob > 0) {
+  if (force_drop.defined()) {
+    ids = at::where(force_drop.to(labels.device()), at::full_like(labels, num_classes), labels);
+  } else if (is_training() && dropout_prob > 0) {
     torch::Tensor drop = at::rand({labels.size(0)}, labels.options().dtype(at::kFloat)) < dropout_prob;
     ids = at::where(drop, at::full_like(labels, num_classes), labels);
   }

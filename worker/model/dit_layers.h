@@ -46,8 +46,9 @@ TORCH_MODULE(TimestepEmbedder);
 class LabelEmbedderImpl : public torch::nn::Module {
  public:
   LabelEmbedderImpl(int64_t num_classes, int64_t hidden_size, double dropout_prob);
-  // In training mode each label is replaced by the null class with probability dropout_prob.
-  torch::Tensor forward(const torch::Tensor& labels);
+  // In training mode each label is replaced by the null class with probability dropout_prob;
+  // a defined `force_drop` (bool, N) decides instead, as the reference's force_drop_ids.
+  torch::Tensor forward(const torch::Tensor& labels, const torch::Tensor& force_drop = {});
   int64_t num_classes;
   double dropout_prob;
   torch::nn::Embedding embedding_table{nullptr};

@@ -71,7 +71,7 @@ void parse_train(const YamlSection& s, TrainConfig& t) {
 
 void parse_eval(const YamlSection& s, EvalConfig& e) {
   s.require_known_keys({"feature_net", "feature_train", "num_reference", "inception_weights", "resize", "kid",
-                        "grid_columns"});
+                        "grid_columns", "vae"});
   s.read("feature_net", e.feature_net);
   s.read("feature_train", e.feature_train);
   s.read("num_reference", e.num_reference);
@@ -79,11 +79,16 @@ void parse_eval(const YamlSection& s, EvalConfig& e) {
   s.read("resize", e.resize);
   s.read("kid", e.kid);
   s.read("grid_columns", e.grid_columns);
+  s.read("vae", e.vae);
   static const std::set<std::string> nets = {"auto", "mini-cnn", "inception", "none"};
   if (!nets.count(e.feature_net)) throw_config(s.where("feature_net") + ": auto | mini-cnn | inception | none");
   if (e.resize != "pytorch-fid" && e.resize != "clean") throw_config(s.where("resize") + ": pytorch-fid | clean");
   if (e.num_reference < 0) throw_config(s.where("num_reference") + ": must be >= 0");
   if (e.grid_columns < 1) throw_config(s.where("grid_columns") + ": must be at least 1");
+  if (!e.vae.empty() && !std::filesystem::is_regular_file(e.vae)) {
+    throw_config(s.where("vae") + ": " + e.vae + " is not a file (AutoencoderKL weights, e.g. "
+                 "diffusion_pytorch_model.safetensors)");
+  }
 }
 
 void parse_sample(const YamlSection& s, SampleConfig& c) {
@@ -182,7 +187,10 @@ std::string ExperimentConfig::canonical_yaml() const {
   out << YAML::Key << "feature_net" << YAML::Value << eval.feature_net << YAML::Key << "feature_train"
       << YAML::Value << eval.feature_train << YAML::Key << "num_reference" << YAML::Value << eval.num_reference
       << YAML::Key << "inception_weights" << YAML::Value << eval.inception_weights << YAML::Key << "resize"
-      << YAML::Value << eval.resize << YAML::Key << "kid" << YAML::Value << eval.kid << YAML::EndMap;
+      << YAML::Value << eval.resize << YAML::Key << "kid" << YAML::Value << eval.kid;
+  // Only when set, so the ids of runs without a VAE stay as they were.
+  if (!eval.vae.empty()) out << YAML::Key << "vae" << YAML::Value << eval.vae;
+  out << YAML::EndMap;
   out << YAML::EndMap;
   return out.c_str();
 }

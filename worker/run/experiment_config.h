@@ -52,6 +52,7 @@ struct EvalConfig {
   std::string resize = "pytorch-fid";  // Inception input resize: pytorch-fid | clean
   bool kid = false;                  // also KID (needs raw features)
   int64_t grid_columns = 10;         // samples per row of samples.png (one row per class)
+  std::string vae;                   // AutoencoderKL weights that decode latent samples (or $DIFFFIT_VAE_WEIGHTS)
 };
 
 struct ExperimentConfig {

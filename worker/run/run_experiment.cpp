@@ -4,8 +4,10 @@
 
 #include <chrono>
 #include <filesystem>
+#include <memory>
 
 #include "common/atomic_file.h"
+#include "common/communicator.h"
 #include "common/error.h"
 #include "common/hdf5_tensors.h"
 #include "common/logging.h"
@@ -14,7 +16,9 @@
 #include "worker/model/build_model.h"
 #include "worker/model/delta.h"
 #include "worker/model/peft_method.h"
+#include "worker/model/vae_loader.h"
 #include "worker/sample/sample_generator.h"
+#include "worker/vae/latent_decode.h"
 
 namespace difffit {
 namespace {
@@ -28,6 +32,31 @@ DiT build_run_model(const ExperimentConfig& config) {
   source.checkpoint = config.base_checkpoint;
   source.load.reinit_class_table = true;
   return build_model(config.model, source);
+}
+
+// Latent samples -> uint8 images with the run's VAE (batched, on the run's device).
+at::Tensor decode_latent_samples(const ExperimentConfig& config, const std::string& vae_path, const at::Tensor& latents,
+                                 TensorFileMetadata& identity) {
+  VaeLoadOptions load;
+  load.device = config.train.device;
+  LoadedVae vae = load_vae(vae_path, load);
+  if (vae.model->config().latent_channels != latents.size(1)) {
+    throw_data(vae_path + " (eval.vae): a VAE with " + std::to_string(vae.model->config().latent_channels) +
+               " latent channels cannot decode " + std::to_string(latents.size(1)) + "-channel samples");
+  }
+  Hdf5Reader train(config.data.train);
+  if (train.has_attribute("vae_sha256") && train.read_string_attribute("vae_sha256") != vae.sha256) {
+    log()->warn("[run] the training latents ({}) come from another VAE (sha256 {}) than eval.vae ({})",
+                config.data.train, train.read_string_attribute("vae_sha256").substr(0, 16), vae.sha256.substr(0, 16));
+  }
+  vae.model->run_options().batch_size = std::min<int64_t>(std::max<int64_t>(config.sample.batch_size, 1), 16);
+  vae.model->run_options().bf16 = config.train.precision == "bf16";
+  ProgressBar progress("[vae decode]", latents.size(0));
+  at::Tensor images = decode_to_uint8(*vae.model, latents, [&](int64_t done, int64_t) { progress.update(done); });
+  progress.finish();
+  identity["vae_file"] = fs::path(vae_path).filename().string();
+  identity["vae_sha256"] = vae.sha256;
+  return images;
 }
 
 std::string metrics_json(const ExperimentConfig& config, const MethodSetup& setup, const RunOutcome& outcome,
@@ -63,21 +92,28 @@ std::string metrics_json(const ExperimentConfig& config, const MethodSetup& setu
 
 }  // namespace
 
-RunOutcome run_experiment(const ExperimentConfig& config, bool force, const RunHooks& hooks) {
+RunOutcome run_experiment(const ExperimentConfig& config, bool force, const RunHooks& hooks, const DataParallel& dp) {
   RunOutcome outcome;
   outcome.run_id = config.run_id();
   outcome.run_dir = config.run_dir();
   const fs::path dir = outcome.run_dir;
+  const bool writer = dp.rank == 0;  // data-parallel ranks train together; rank 0 writes the run folder
   fs::create_directories(dir);
-  if (fs::exists(dir / "DONE") && !force) {
+  const bool done = fs::exists(dir / "DONE") && !force;
+  if (dp.active()) dp.comm->barrier();  // every rank has looked before rank 0 clears DONE
+  if (done) {
     log()->info("[run] {} is already done ({}); use --force to run it again", outcome.run_id, outcome.run_dir);
     outcome.skipped = true;
     return outcome;
   }
-  fs::remove(dir / "DONE");
-  write_file_atomically((dir / "config.yaml").string(), config.resolved_yaml());
-  ScopedLogFile run_log((dir / "run.log").string());
-  log()->info("[run] {} -> {}", outcome.run_id, outcome.run_dir);
+  std::unique_ptr<ScopedLogFile> run_log;
+  if (writer) {
+    fs::remove(dir / "DONE");
+    write_file_atomically((dir / "config.yaml").string(), config.resolved_yaml());
+    run_log = std::make_unique<ScopedLogFile>((dir / "run.log").string());
+  }
+  log()->info("[run] {} -> {}{}", outcome.run_id, outcome.run_dir,
+              dp.active() ? " (data-parallel over " + std::to_string(dp.world) + " ranks)" : "");
 
   DiT model = build_run_model(config);
   MethodSetup setup = apply_method(*model, config.method);
@@ -85,9 +121,10 @@ RunOutcome run_experiment(const ExperimentConfig& config, bool force, const RunH
               setup.config.to_options_string(), setup.trainable_params, setup.total_params,
               setup.trainable_percent());
 
-  Trainer trainer(config, model, setup, outcome.run_dir);
+  Trainer trainer(config, model, setup, outcome.run_dir, dp);
   if (hooks.on_step) trainer.set_step_hook(hooks.on_step);
   outcome.train = trainer.run();
+  if (!writer) return outcome;  // sampling, scoring and the files are rank 0's
 
   // The result is the EMA weights: saved as a delta, and as a full model when pre-training.
   trainer.use_ema_weights();
@@ -115,16 +152,27 @@ RunOutcome run_experiment(const ExperimentConfig& config, bool force, const RunH
     SampleResult samples = generate_samples(*model, request, [&](int64_t done, int64_t) { progress.update(done); });
     progress.finish();
     outcome.sample_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+    // Pixel-space samples are images already; latent ones need the VAE's decoder.
+    at::Tensor images;
+    TensorFileMetadata vae_identity;
+    if (config.model.in_channels == 1 || config.model.in_channels == 3) {
+      images = to_uint8_images(samples.latents);
+    } else if (const std::string vae = resolve_vae_weights(config.eval.vae); !vae.empty()) {
+      images = decode_latent_samples(config, vae, samples.latents, vae_identity);
+    } else {
+      log()->info("[run] {}-channel samples stay latents (no images, score or samples.png): set eval.vae or "
+                  "$DIFFFIT_VAE_WEIGHTS to decode them",
+                  config.model.in_channels);
+    }
     Hdf5Writer out((dir / "samples.h5").string());
     out.write("latents", samples.latents);
     out.write("y", samples.labels);
-    if (config.model.in_channels == 1 || config.model.in_channels == 3) {
-      out.write("images", to_uint8_images(samples.latents), /*compress=*/true);
-    }
+    if (images.defined()) out.write("images", images, /*compress=*/true);
     out.write_string_attribute("run_id", outcome.run_id);
     out.write_string_attribute("sampler", config.sample.sampler + std::to_string(config.sample.steps));
+    for (const auto& [key, value] : vae_identity) out.write_string_attribute(key, value);
     out.commit();
-    if (config.model.in_channels == 1 || config.model.in_channels == 3) {
+    if (images.defined()) {
       outcome.score = score_samples(config, (dir / "samples.h5").string(), (dir / "samples.png").string());
     }
   }

@@ -27,6 +27,9 @@ struct RunHooks {
 
 // Run folder: config.yaml, run.log, loss.csv, checkpoint.safetensors, delta.safetensors,
 // model.safetensors (pre-training only), samples.h5, metrics.json, DONE.
-RunOutcome run_experiment(const ExperimentConfig& config, bool force = false, const RunHooks& hooks = {});
+// Under data parallelism (`dp` over several ranks) every rank trains its share of each
+// batch; rank 0 alone writes the run folder, samples and scores.
+RunOutcome run_experiment(const ExperimentConfig& config, bool force = false, const RunHooks& hooks = {},
+                          const DataParallel& dp = {});
 
 }  // namespace difffit

@@ -4,6 +4,7 @@
 
 #include <chrono>
 
+#include "common/error.h"
 #include "common/hdf5_tensors.h"
 #include "common/logging.h"
 #include "eval/fid_inception.h"
@@ -22,6 +23,10 @@ std::unique_ptr<FeatureNetwork> make_feature_net(const ExperimentConfig& config,
   if (kind == "auto") kind = channels == 1 ? "mini-cnn" : "inception";
   if (kind == "mini-cnn") {
     const std::string train = config.eval.feature_train.empty() ? config.data.train : config.eval.feature_train;
+    if (config.eval.feature_train.empty() && !Hdf5Reader(train).has("images")) {
+      throw_config("eval.feature_train: the training set " + train +
+                   " holds latents, not images: name an image file for the mini-CNN");
+    }
     return load_or_train_mini_cnn(train, default_cache_dir());
   }
   return std::make_unique<InceptionFeatureNet>(resolve_inception_weights(config.eval.inception_weights),

@@ -44,7 +44,7 @@ at::Generator& default_generator() {
 
 void check_data_fits_model(const ImageBatchLoader& loader, const DiTConfig& model, const std::string& path) {
   if (loader.channels() != model.in_channels || loader.resolution() != model.input_size) {
-    throw_data(path + ": images are " + std::to_string(loader.resolution()) + "x" +
+    throw_data(path + ": the training data (images or latents) are " + std::to_string(loader.resolution()) + "x" +
                std::to_string(loader.resolution()) + "x" + std::to_string(loader.channels()) + ", the model expects " +
                std::to_string(model.input_size) + "x" + std::to_string(model.input_size) + "x" +
                std::to_string(model.in_channels) + " (check model.input_size / model.in_channels)");
@@ -58,26 +58,49 @@ void check_data_fits_model(const ImageBatchLoader& loader, const DiTConfig& mode
 }  // namespace
 
 GaussianDiffusion::Losses batch_losses(DiTImpl& model, const GaussianDiffusion& diffusion, const at::Tensor& x,
-                                       const at::Tensor& y, bool bf16) {
-  at::Tensor t = at::randint(0, diffusion.num_steps(), {x.size(0)}, at::kLong).to(x.device());
-  at::Tensor noise = at::randn(x.sizes(), at::kFloat).to(x.device());
+                                       const at::Tensor& y, bool bf16, const DataParallel& dp) {
+  const int64_t global = x.size(0) * dp.world;
+  std::vector<int64_t> shape = x.sizes().vec();
+  shape[0] = global;
+  at::Tensor t = at::randint(0, diffusion.num_steps(), {global}, at::kLong);
+  at::Tensor noise = at::randn(shape, at::kFloat);
+  at::Tensor drop;
+  if (model.is_training() && model.y_embedder->dropout_prob > 0) {
+    drop = at::rand({global}, at::kFloat) < model.y_embedder->dropout_prob;
+  }
+  if (dp.active()) {
+    // The loader gives rank r the images at global positions r, r + W, r + 2W, ...
+    at::Tensor mine = at::arange(dp.rank, global, dp.world, at::kLong);
+    t = t.index_select(0, mine);
+    noise = noise.index_select(0, mine);
+    if (drop.defined()) drop = drop.index_select(0, mine);
+  }
+  t = t.to(x.device());
+  noise = noise.to(x.device());
   at::Tensor x_t = diffusion.q_sample(x, t, noise);
   at::Tensor output;
   {
     AutocastGuard autocast(bf16, x.device().type());
-    output = model.forward(x_t, diffusion.model_timesteps(t), y);
+    output = model.forward(x_t, diffusion.model_timesteps(t), y, drop);
   }
   return diffusion.training_losses(output.to(at::kFloat), x, x_t, t, noise);
 }
 
-Trainer::Trainer(const ExperimentConfig& config, DiT model, MethodSetup setup, std::string run_dir)
+Trainer::Trainer(const ExperimentConfig& config, DiT model, MethodSetup setup, std::string run_dir,
+                 const DataParallel& dp)
     : config_(config), model_(std::move(model)), setup_(std::move(setup)), run_dir_(std::move(run_dir)),
-      state_(std::make_shared<State>()), device_(config.train.device) {
+      state_(std::make_shared<State>()), device_(config.train.device), dp_(dp) {
   if (device_.is_cuda() && !at::hasCUDA()) throw_usage("train.device is cuda, but this LibTorch has no CUDA");
   model_->to(device_);
   LoaderOptions loader_options;
   loader_options.path = config_.data.train;
-  loader_options.batch_size = config_.train.batch_size;
+  if (config_.train.batch_size % dp_.world != 0) {
+    throw_config("train.batch_size " + std::to_string(config_.train.batch_size) + " does not split over " +
+                 std::to_string(dp_.world) + " data-parallel ranks");
+  }
+  loader_options.batch_size = config_.train.batch_size / dp_.world;
+  loader_options.rank = dp_.rank;
+  loader_options.world_size = dp_.world;
   loader_options.seed = derive_seed(config_, "data");
   loader_options.random_flip = config_.data.random_flip;
   state_->loader = std::make_unique<ImageBatchLoader>(loader_options);
@@ -194,13 +217,23 @@ TrainResult Trainer::run() {
   const bool bf16 = tc.precision == "bf16";
 
   const std::string loss_path = (std::filesystem::path(run_dir_) / "loss.csv").string();
-  if (result.resumed) {
-    truncate_loss_csv(loss_path, s.step);
-  } else {
-    std::ofstream(loss_path, std::ios::trunc) << "step,loss,mse,vb\n";
+  const bool writer = dp_.rank == 0;  // one rank writes the run's files
+  std::ofstream loss_csv;
+  if (writer) {
+    if (result.resumed) {
+      truncate_loss_csv(loss_path, s.step);
+    } else {
+      std::ofstream(loss_path, std::ios::trunc) << "step,loss,mse,vb\n";
+    }
+    loss_csv.open(loss_path, std::ios::app);
+    loss_csv.precision(9);  // float32 losses round-trip
   }
-  std::ofstream loss_csv(loss_path, std::ios::app);
-  loss_csv.precision(9);  // float32 losses round-trip
+  auto save = [&] {
+    if (writer) {
+      save_run_checkpoint(checkpoint, config_.run_id(), s.step, s.loader->cursor(), s.names, s.params,
+                          *s.optimizer, *s.ema);
+    }
+  };
 
   model_->train();
   const int64_t first_step = s.step;
@@ -209,9 +242,8 @@ TrainResult Trainer::run() {
   int64_t window = 0;
   auto begin = std::chrono::steady_clock::now();
   while (s.step < tc.steps) {
-    if (int signal = stop_signal()) {
-      save_run_checkpoint(checkpoint, config_.run_id(), s.step, s.loader->cursor(), s.names, s.params,
-                          *s.optimizer, *s.ema);
+    if (int signal = agreed_stop_signal(stop_signal(), dp_)) {
+      save();
       log()->warn("[train] signal {}: saved checkpoint at step {}", signal, s.step);
       throw StoppedBySignal{signal};
     }
@@ -220,17 +252,24 @@ TrainResult Trainer::run() {
     for (int64_t micro = 0; micro < tc.grad_accum; ++micro) {
       ImageBatch batch = s.loader->next();
       GaussianDiffusion::Losses losses =
-          batch_losses(*model_, diffusion, batch.images.to(device_), batch.labels.to(device_), bf16);
+          batch_losses(*model_, diffusion, batch.images.to(device_), batch.labels.to(device_), bf16, dp_);
       at::Tensor loss = losses.loss.mean() / static_cast<double>(tc.grad_accum);
-      const double value = loss.item<double>();
-      if (!std::isfinite(value)) {
-        throw_data("training diverged: loss is " + std::to_string(value) + " at step " + std::to_string(s.step + 1) +
-                   " (method " + setup_.config.name() + ", lr " + std::to_string(tc.lr) + ")");
-      }
       loss.backward();
-      step_loss += value;
+      step_loss += loss.item<double>();
       step_mse += losses.mse.mean().item<double>() / tc.grad_accum;
       step_vb += losses.vb.mean().item<double>() / tc.grad_accum;
+    }
+    if (dp_.active()) {
+      average_gradients(s.params, dp_);
+      const auto sums = sum_over_ranks({step_loss, step_mse, step_vb}, dp_);
+      step_loss = sums[0] / dp_.world;
+      step_mse = sums[1] / dp_.world;
+      step_vb = sums[2] / dp_.world;
+    }
+    if (!std::isfinite(step_loss)) {
+      throw_data("training diverged: loss is " + std::to_string(step_loss) + " at step " +
+                 std::to_string(s.step + 1) + " (method " + setup_.config.name() + ", lr " + std::to_string(tc.lr) +
+                 ")");
     }
     if (tc.grad_clip > 0) torch::nn::utils::clip_grad_norm_(s.params, tc.grad_clip);
     s.optimizer->step();
@@ -238,11 +277,8 @@ TrainResult Trainer::run() {
     s.step += 1;
     window_loss += step_loss;
     window += 1;
-    loss_csv << s.step << "," << step_loss << "," << step_mse << "," << step_vb << "\n";
-    if (tc.checkpoint_every > 0 && s.step % tc.checkpoint_every == 0 && s.step < tc.steps) {
-      save_run_checkpoint(checkpoint, config_.run_id(), s.step, s.loader->cursor(), s.names, s.params,
-                          *s.optimizer, *s.ema);
-    }
+    if (writer) loss_csv << s.step << "," << step_loss << "," << step_mse << "," << step_vb << "\n";
+    if (tc.checkpoint_every > 0 && s.step % tc.checkpoint_every == 0 && s.step < tc.steps) save();
     if (step_hook_) step_hook_(s.step);
     char status[64];
     std::snprintf(status, sizeof status, "loss %.4f", window_loss / window);
@@ -254,11 +290,12 @@ TrainResult Trainer::run() {
     }
   }
   progress.finish();
-  loss_csv.close();
-  const int64_t log_every = std::max<int64_t>(tc.log_every, 1);
-  result.last_loss = mean_loss_after(loss_path, ((s.step - 1) / log_every) * log_every);
-  save_run_checkpoint(checkpoint, config_.run_id(), s.step, s.loader->cursor(), s.names, s.params, *s.optimizer,
-                      *s.ema);
+  if (writer) {
+    loss_csv.close();
+    const int64_t log_every = std::max<int64_t>(tc.log_every, 1);
+    result.last_loss = mean_loss_after(loss_path, ((s.step - 1) / log_every) * log_every);
+  }
+  save();
   result.steps = s.step;
   result.steps_this_session = s.step - first_step;
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();

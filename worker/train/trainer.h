@@ -13,6 +13,7 @@
 #include "worker/model/dit.h"
 #include "worker/model/peft_method.h"
 #include "worker/run/experiment_config.h"
+#include "worker/train/data_parallel.h"
 
 namespace difffit {
 
@@ -26,16 +27,20 @@ struct TrainResult {
 };
 
 // The training objective on one batch (x on its device, labels y): draws t, then the
-// noise (from the CPU generator on every device, so runs agree across devices), runs the
-// model (under bf16 autocast when asked; label dropout in training mode) and returns the
-// per-sample hybrid losses in float32. The reference's order of random draws.
+// noise, then the label dropout (in training mode) — the reference's order — all from the
+// CPU generator on every device, so runs agree across devices; runs the model (under bf16
+// autocast when asked) and returns the per-sample hybrid losses in float32. Under data
+// parallelism the draws are made for the whole global batch and each rank keeps the rows
+// of its images, so the ranks together see exactly what one process would.
 GaussianDiffusion::Losses batch_losses(DiTImpl& model, const GaussianDiffusion& diffusion, const at::Tensor& x,
-                                       const at::Tensor& y, bool bf16);
+                                       const at::Tensor& y, bool bf16, const DataParallel& dp = {});
 
 class Trainer {
  public:
   // `model` has its method applied; the run folder receives checkpoint/ and loss.csv.
-  Trainer(const ExperimentConfig& config, DiT model, MethodSetup setup, std::string run_dir);
+  // With `dp` over several ranks, train.batch_size is the global batch; rank 0 writes.
+  Trainer(const ExperimentConfig& config, DiT model, MethodSetup setup, std::string run_dir,
+          const DataParallel& dp = {});
 
   // Trains to config.train.steps, resuming from the run checkpoint when present.
   // On a stop signal it saves a checkpoint and throws StoppedBySignal.
@@ -58,6 +63,7 @@ class Trainer {
   std::shared_ptr<State> state_;
   std::function<void(int64_t)> step_hook_;
   c10::Device device_;
+  DataParallel dp_;
 };
 
 }  // namespace difffit
