@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/key_mismatch.h"
 #include "common/logging.h"
 #include "common/state_dict_file.h"
 
@@ -24,16 +25,6 @@ bool is_peft_name(const std::string& name) {
   return false;
 }
 
-std::string shape_string(const at::Tensor& t) { return c10::str(t.sizes()); }
-
-void append_list(std::ostringstream& out, const char* title, const std::vector<std::string>& items) {
-  if (items.empty()) return;
-  out << "\n  " << title << " (" << items.size() << "):";
-  const size_t shown = std::min<size_t>(items.size(), 20);
-  for (size_t i = 0; i < shown; ++i) out << "\n    " << items[i];
-  if (items.size() > shown) out << "\n    ... and " << items.size() - shown << " more";
-}
-
 }  // namespace
 
 StateDict dit_reference_state_dict(const DiTImpl& model) {
@@ -48,7 +39,7 @@ LoadReport load_dit_state_dict(DiTImpl& model, const StateDict& state, const Loa
                                const std::string& source) {
   LoadReport report;
   StateDict targets = dit_reference_state_dict(model);
-  std::vector<std::string> missing, unexpected, mismatched;
+  KeyMismatch keys;
   std::vector<std::pair<std::string, at::Tensor>> to_copy;
 
   for (const auto& [name, target] : targets) {
@@ -61,7 +52,7 @@ LoadReport load_dit_state_dict(DiTImpl& model, const StateDict& state, const Loa
       continue;
     }
     if (it == state.end()) {
-      missing.push_back(name + " " + shape_string(target));
+      keys.missing.push_back(name + " " + shape_string(target));
       continue;
     }
     if (!it->second.sizes().equals(target.sizes())) {
@@ -71,22 +62,19 @@ LoadReport load_dit_state_dict(DiTImpl& model, const StateDict& state, const Loa
         report.reinitialised.push_back(name);
         continue;
       }
-      mismatched.push_back(name + ": checkpoint " + shape_string(it->second) + ", model " +
+      keys.mismatched.push_back(name + ": checkpoint " + shape_string(it->second) + ", model " +
                            shape_string(target));
       continue;
     }
     to_copy.emplace_back(name, it->second);
   }
   for (const auto& [name, tensor] : state) {
-    if (!targets.count(name)) unexpected.push_back(name + " " + shape_string(tensor));
+    if (!targets.count(name)) keys.unexpected.push_back(name + " " + shape_string(tensor));
   }
-  if (!missing.empty() || !unexpected.empty() || !mismatched.empty()) {
+  if (!keys.empty()) {
     std::ostringstream out;
-    out << source << ": checkpoint does not match the model (" << model.config().describe() << ")";
-    append_list(out, "missing keys", missing);
-    append_list(out, "unexpected keys", unexpected);
-    append_list(out, "wrong shapes", mismatched);
-    if (!mismatched.empty()) out << "\n  check --model, --input-size, --num-classes, --learn-sigma";
+    out << source << ": checkpoint does not match the model (" << model.config().describe() << ")" << keys.describe();
+    if (!keys.mismatched.empty()) out << "\n  check --model, --input-size, --num-classes, --learn-sigma";
     throw_data(out.str());
   }
   torch::NoGradGuard no_grad;

@@ -88,14 +88,26 @@ torch::Tensor VaeUpsampleImpl::forward(const torch::Tensor& x) {
   return conv->forward(at::upsample_nearest2d(x, {x.size(2) * 2, x.size(3) * 2}));
 }
 
-VaeDownBlockImpl::VaeDownBlockImpl(int64_t in_channels, int64_t out_channels, int64_t num_layers, bool downsample,
-                                   int64_t groups, double eps) {
+namespace {
+
+// Registers `resnets` (the first maps in -> out channels) on `block`; returns them typed.
+std::vector<VaeResnetBlock> add_resnets(torch::nn::Module& block, int64_t in_channels, int64_t out_channels,
+                                        int64_t num_layers, int64_t groups, double eps) {
+  std::vector<VaeResnetBlock> list;
   torch::nn::ModuleList resnets;
   for (int64_t i = 0; i < num_layers; ++i) {
-    resnet_list.emplace_back(i == 0 ? in_channels : out_channels, out_channels, groups, eps);
-    resnets->push_back(resnet_list.back());
+    list.emplace_back(i == 0 ? in_channels : out_channels, out_channels, groups, eps);
+    resnets->push_back(list.back());
   }
-  register_module("resnets", resnets);
+  block.register_module("resnets", resnets);
+  return list;
+}
+
+}  // namespace
+
+VaeDownBlockImpl::VaeDownBlockImpl(int64_t in_channels, int64_t out_channels, int64_t num_layers, bool downsample,
+                                   int64_t groups, double eps) {
+  resnet_list = add_resnets(*this, in_channels, out_channels, num_layers, groups, eps);
   if (downsample) {
     downsampler = VaeDownsample(out_channels);
     register_module("downsamplers", torch::nn::ModuleList(downsampler));
@@ -109,12 +121,7 @@ torch::Tensor VaeDownBlockImpl::forward(torch::Tensor x) {
 
 VaeUpBlockImpl::VaeUpBlockImpl(int64_t in_channels, int64_t out_channels, int64_t num_layers, bool upsample,
                                int64_t groups, double eps) {
-  torch::nn::ModuleList resnets;
-  for (int64_t i = 0; i < num_layers; ++i) {
-    resnet_list.emplace_back(i == 0 ? in_channels : out_channels, out_channels, groups, eps);
-    resnets->push_back(resnet_list.back());
-  }
-  register_module("resnets", resnets);
+  resnet_list = add_resnets(*this, in_channels, out_channels, num_layers, groups, eps);
   if (upsample) {
     upsampler = VaeUpsample(out_channels);
     register_module("upsamplers", torch::nn::ModuleList(upsampler));

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/key_mismatch.h"
 #include "common/logging.h"
 #include "common/sha256.h"
 #include "common/state_dict_file.h"
@@ -19,16 +20,6 @@ namespace difffit {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string shape_string(const at::Tensor& t) { return c10::str(t.sizes()); }
-
-void append_list(std::ostringstream& out, const char* title, const std::vector<std::string>& items) {
-  if (items.empty()) return;
-  out << "\n  " << title << " (" << items.size() << "):";
-  const size_t shown = std::min<size_t>(items.size(), 20);
-  for (size_t i = 0; i < shown; ++i) out << "\n    " << items[i];
-  if (items.size() > shown) out << "\n    ... and " << items.size() - shown << " more";
-}
 
 // "a.attentions.0.query.weight" -> "a.attentions.0.to_q.weight"; unchanged when not an old name.
 std::string renamed_attention_key(const std::string& key) {
@@ -78,25 +69,20 @@ StateDict rename_legacy_vae_keys(const StateDict& state, std::vector<std::string
 void load_vae_state_dict(AutoencoderKLImpl& model, const StateDict& state, const std::string& source) {
   StateDict targets;
   for (const auto& item : model.named_parameters(/*recurse=*/true)) targets[item.key()] = item.value();
-  std::vector<std::string> missing, unexpected, mismatched;
+  KeyMismatch keys;
   for (const auto& [name, target] : targets) {
     auto it = state.find(name);
     if (it == state.end()) {
-      missing.push_back(name + " " + shape_string(target));
+      keys.missing.push_back(name + " " + shape_string(target));
     } else if (!it->second.sizes().equals(target.sizes())) {
-      mismatched.push_back(name + ": file " + shape_string(it->second) + ", model " + shape_string(target));
+      keys.mismatched.push_back(name + ": file " + shape_string(it->second) + ", model " + shape_string(target));
     }
   }
   for (const auto& [name, tensor] : state) {
-    if (!targets.count(name)) unexpected.push_back(name + " " + shape_string(tensor));
+    if (!targets.count(name)) keys.unexpected.push_back(name + " " + shape_string(tensor));
   }
-  if (!missing.empty() || !unexpected.empty() || !mismatched.empty()) {
-    std::ostringstream out;
-    out << source << ": VAE weights do not match the model (" << model.config().describe() << ")";
-    append_list(out, "missing keys", missing);
-    append_list(out, "unexpected keys", unexpected);
-    append_list(out, "wrong shapes", mismatched);
-    throw_data(out.str());
+  if (!keys.empty()) {
+    throw_data(source + ": VAE weights do not match the model (" + model.config().describe() + ")" + keys.describe());
   }
   torch::NoGradGuard no_grad;
   for (auto& [name, target] : targets) target.copy_(state.at(name));
