@@ -1,5 +1,6 @@
 #include "orchestrator/sweep_ledger.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -88,8 +89,13 @@ void SweepLedger::record(const RunReport& report, int rank) {
   ++timings.finished;
   timings.run_seconds += report.seconds;
   if (report.status == RunStatus::Done) {
-    log()->info("[sweep] done {} ({}/{}) in {:.1f} s on rank {}", run.name, states_.count(RunState::Done),
-                plan_.runs.size(), report.seconds, rank);
+    // ETA: the runs left at this session's mean time per attempt, over the workers.
+    const size_t done = states_.count(RunState::Done);
+    const size_t left = states_.count(RunState::Pending) + states_.count(RunState::Running);
+    const double workers = std::max(1, ranks_ - 1);
+    const double eta_minutes = left * (timings.run_seconds / static_cast<double>(timings.finished)) / workers / 60.0;
+    log()->info("[sweep] done {} ({}/{}) in {:.1f} s on rank {}; {} left, ETA {:.0f} min", run.name, done,
+                plan_.runs.size(), report.seconds, rank, left, eta_minutes);
     write_snapshot();
   } else if (report.status == RunStatus::Failed) {
     log()->error("[sweep] {} failed (attempt {}/{}) on rank {}: {}", run.name, report.attempt, config_.max_attempts,
