@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/atomic_file.h"
+#include "common/error.h"
 #include "common/logging.h"
 #include "orchestrator/result_rows.h"
 #include "results/results_store.h"
@@ -132,9 +133,15 @@ void SweepLedger::write_snapshot() {
   auto begin = std::chrono::steady_clock::now();
   const std::filesystem::path dir = config_.state_dir();
   const auto rows = result_rows(plan_, states_);
-  write_results_h5((dir / "results.h5").string(), rows,
-                   {{"sweep", config_.name}, {"sweep_file", config_.source}, {"updated", utc_now_iso8601()}});
-  write_file_atomically((dir / "results.csv").string(), results_csv(rows));
+  // The snapshot is rebuilt from the journal, so failing to write it (a full disk, say)
+  // loses nothing: the sweep goes on and the next finished run (or rerun) writes it again.
+  try {
+    write_results_h5((dir / "results.h5").string(), rows,
+                     {{"sweep", config_.name}, {"sweep_file", config_.source}, {"updated", utc_now_iso8601()}});
+    write_file_atomically((dir / "results.csv").string(), results_csv(rows));
+  } catch (const Error& e) {
+    log()->error("[sweep] results snapshot not written ({}); the journal has every result", e.what());
+  }
   timings.snapshot_s += since(begin);
 }
 

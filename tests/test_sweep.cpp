@@ -329,5 +329,24 @@ TEST(SweepInProcess, AFailingRunIsRetriedThenGivenUpWithoutEndingTheSweep) {
   EXPECT_EQ(read_results_h5(tmp.file("runs/tiny/results.h5")).size(), 8u);
 }
 
+// results.h5 is a snapshot of the journal: when it cannot be written the sweep still
+// finishes every run, and a rerun rebuilds it.
+TEST(SweepInProcess, AResultsFileThatCannotBeWrittenDoesNotStopTheSweep) {
+  TempDir tmp;
+  auto s = testing::write_tiny_sweep(tmp, 2);
+  std::filesystem::create_directories(tmp.file("runs/tiny/results.h5.tmp/blocked"));  // the write's temp name
+  auto r = run_difffit("sweep run " + s.sweep);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("results snapshot not written"), std::string::npos) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(tmp.file("runs/tiny/results.h5")));
+  int done = 0;
+  for (const auto& e : Journal::read(tmp.file("runs/tiny/journal.jsonl"))) done += e.event == "done";
+  EXPECT_EQ(done, 8);
+  std::filesystem::remove_all(tmp.file("runs/tiny/results.h5.tmp"));
+  r = run_difffit("sweep run " + s.sweep);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(read_results_h5(tmp.file("runs/tiny/results.h5")).size(), 8u);
+}
+
 }  // namespace
 }  // namespace difffit
