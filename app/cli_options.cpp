@@ -98,6 +98,23 @@ void apply_thread_option(const po::variables_map& vm) {
   }
 }
 
+int run_subcommand(const std::string& group, const std::string& usage, int argc, char** argv,
+                   const std::vector<Subcommand>& subcommands) {
+  if (argc < 2) {
+    std::cerr << usage;
+    return 2;
+  }
+  const std::string name = argv[1];
+  if (name == "--help" || name == "-h") {
+    std::cout << usage;
+    return 0;
+  }
+  for (const auto& sub : subcommands) {
+    if (sub.name == name) return sub.run(argc - 1, argv + 1);
+  }
+  throw_usage(group + ": unknown subcommand '" + name + "'\n" + usage);
+}
+
 bool parse_command_line(const std::string& command, const std::string& summary, int argc, char** argv,
                         po::options_description& options, po::variables_map& vm,
                         const po::positional_options_description* positional) {

@@ -4,6 +4,7 @@
 
 #include <boost/program_options.hpp>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,16 @@ ModelSource model_source_from(const po::variables_map& vm);
 // --threads (intra-op threads for LibTorch and OpenBLAS)
 void add_thread_option(po::options_description& options);
 void apply_thread_option(const po::variables_map& vm);
+
+// `difffit GROUP SUB ...` for the commands that group several (sweep, vae, bench, results):
+// runs SUB with argv starting at SUB; without SUB prints `usage` to stderr and returns 2,
+// with -h/--help prints it and returns 0; an unknown SUB is a usage error.
+struct Subcommand {
+  std::string name;
+  std::function<int(int, char**)> run;
+};
+int run_subcommand(const std::string& group, const std::string& usage, int argc, char** argv,
+                   const std::vector<Subcommand>& subcommands);
 
 // Parses argv for one subcommand; prints help and returns false on --help.
 bool parse_command_line(const std::string& command, const std::string& summary, int argc, char** argv,

@@ -267,24 +267,20 @@ int bench_fid_command(int argc, char** argv) {
 }  // namespace
 
 int run_bench_command(int argc, char** argv) {
-  const std::string usage =
+  return run_subcommand(
+      "bench",
       "usage: difffit bench <train-step|sample|fid|loader|sweep> [options]  (difffit bench <name> --help)\n"
       "  train-step  ms/step, peak memory, trainable params, optimizer and delta bytes per method\n"
       "  sample      sampler throughput (images/s)\n"
       "  fid         mini-CNN feature throughput, statistics and Frechet distance timings\n"
       "  loader      the training data loader alone (images/s)\n"
-      "  sweep       coordinator overhead per run, scaling with worker ranks\n";
-  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
-    std::cout << usage;
-    return argc < 2 ? 2 : 0;
-  }
-  const std::string which = argv[1];
-  if (which == "train-step") return bench_train_step_command(argc - 1, argv + 1);
-  if (which == "sample") return bench_sample_command(argc - 1, argv + 1);
-  if (which == "fid") return bench_fid_command(argc - 1, argv + 1);
-  if (which == "loader") return run_bench_loader_command(argc - 1, argv + 1);
-  if (which == "sweep") return run_bench_sweep_command(argc - 1, argv + 1);
-  throw_usage("unknown benchmark '" + which + "'\n" + usage);
+      "  sweep       coordinator overhead per run, scaling with worker ranks\n",
+      argc, argv,
+      {{"train-step", bench_train_step_command},
+       {"sample", bench_sample_command},
+       {"fid", bench_fid_command},
+       {"loader", run_bench_loader_command},
+       {"sweep", run_bench_sweep_command}});
 }
 
 }  // namespace difffit

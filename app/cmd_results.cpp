@@ -286,16 +286,9 @@ int show_command(int argc, char** argv) {
 }  // namespace
 
 int run_results_command(int argc, char** argv) {
-  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
-    std::cout << kUsage;
-    return argc < 2 ? 2 : 0;
-  }
-  const std::string which = argv[1];
-  if (which == "table") return table_command(argc - 1, argv + 1);
-  if (which == "plot") return plot_command(argc - 1, argv + 1);
-  if (which == "export") return export_command(argc - 1, argv + 1);
-  if (which == "show") return show_command(argc - 1, argv + 1);
-  throw_usage("results: unknown subcommand '" + which + "'\n" + kUsage);
+  return run_subcommand("results", kUsage, argc, argv,
+                        {{"table", table_command}, {"plot", plot_command}, {"export", export_command},
+                         {"show", show_command}});
 }
 
 }  // namespace difffit

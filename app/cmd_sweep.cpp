@@ -187,24 +187,13 @@ int sweep_run_command(int argc, char** argv) {
 }  // namespace
 
 int run_sweep_command(int argc, char** argv) {
-  const std::string usage =
-      "usage: difffit sweep run|plan|status SWEEP.yaml [--set k=v ...]\n"
-      "  run     run or resume the sweep (under mpirun/srun: rank 0 coordinates)\n"
-      "  plan    list the runs it expands to\n"
-      "  status  the state of every run\n";
-  if (argc < 2) {
-    std::cerr << usage;
-    return 2;
-  }
-  const std::string sub = argv[1];
-  if (sub == "run") return sweep_run_command(argc - 1, argv + 1);
-  if (sub == "plan") return sweep_plan_command(argc - 1, argv + 1);
-  if (sub == "status") return sweep_status_command(argc - 1, argv + 1);
-  if (sub == "--help" || sub == "-h") {
-    std::cout << usage;
-    return 0;
-  }
-  throw_usage("sweep: unknown subcommand '" + sub + "'\n" + usage);
+  return run_subcommand("sweep",
+                        "usage: difffit sweep run|plan|status SWEEP.yaml [--set k=v ...]\n"
+                        "  run     run or resume the sweep (under mpirun/srun: rank 0 coordinates)\n"
+                        "  plan    list the runs it expands to\n"
+                        "  status  the state of every run\n",
+                        argc, argv,
+                        {{"run", sweep_run_command}, {"plan", sweep_plan_command}, {"status", sweep_status_command}});
 }
 
 }  // namespace difffit

@@ -117,24 +117,13 @@ int vae_info_command(int argc, char** argv) {
 }  // namespace
 
 int run_vae_command(int argc, char** argv) {
-  const std::string usage =
-      "usage: difffit vae encode|decode|info [options]\n"
-      "  encode  prepared image file -> latent dataset file (training on latents)\n"
-      "  decode  latents (samples) -> uint8 images\n"
-      "  info    the architecture and SHA-256 of a VAE weight file\n";
-  if (argc < 2) {
-    std::cerr << usage;
-    return 2;
-  }
-  const std::string sub = argv[1];
-  if (sub == "encode") return vae_encode_command(argc - 1, argv + 1);
-  if (sub == "decode") return vae_decode_command(argc - 1, argv + 1);
-  if (sub == "info") return vae_info_command(argc - 1, argv + 1);
-  if (sub == "--help" || sub == "-h") {
-    std::cout << usage;
-    return 0;
-  }
-  throw_usage("vae: unknown subcommand '" + sub + "'\n" + usage);
+  return run_subcommand("vae",
+                        "usage: difffit vae encode|decode|info [options]\n"
+                        "  encode  prepared image file -> latent dataset file (training on latents)\n"
+                        "  decode  latents (samples) -> uint8 images\n"
+                        "  info    the architecture and SHA-256 of a VAE weight file\n",
+                        argc, argv,
+                        {{"encode", vae_encode_command}, {"decode", vae_decode_command}, {"info", vae_info_command}});
 }
 
 }  // namespace difffit
