@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 #include "common/error.h"
@@ -22,6 +23,14 @@ void commit_file(const std::string& tmp, const std::string& path) {
     const int err = errno;
     std::remove(tmp.c_str());
     throw_io(path + ": cannot rename from " + tmp + ": " + std::strerror(err));
+  }
+  // The rename lives in the directory: sync it too, so the new name survives a crash.
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  if (dir.empty()) dir = ".";
+  const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd >= 0) {
+    ::fsync(dir_fd);
+    ::close(dir_fd);
   }
 }
 

@@ -7,7 +7,8 @@
 
 namespace difffit {
 
-// fsync `tmp`, rename it to `path`; on failure removes `tmp` and throws an IO error.
+// fsync `tmp`, rename it to `path`, fsync the directory; on failure removes `tmp` and
+// throws an IO error.
 void commit_file(const std::string& tmp, const std::string& path);
 
 // Writes `contents` to path + ".tmp" and commits it.

@@ -322,12 +322,6 @@ void write_all(int fd, const void* buf, std::size_t n, const std::string& path) 
   }
 }
 
-std::string parent_dir(const std::string& path) {
-  const std::size_t slash = path.find_last_of('/');
-  if (slash == std::string::npos) return ".";
-  return slash == 0 ? "/" : path.substr(0, slash);
-}
-
 struct TensorInfo {
   std::string name;
   at::ScalarType dtype;
@@ -528,8 +522,6 @@ void save_safetensors(const std::string& path, const StateDict& tensors, const T
     throw;
   }
   commit_file(tmp, path);
-  Fd dir(parent_dir(path), O_RDONLY | O_DIRECTORY);
-  if (dir.get() >= 0) ::fsync(dir.get());  // make the rename durable
 }
 
 }  // namespace difffit

@@ -1,15 +1,11 @@
 #include "common/torch_checkpoint.h"
 
-#include "common/atomic_file.h"
 #include "common/byte_encoding.h"
 #include "common/error.h"
 #include "common/pickle_reader.h"
 #include "common/zip_archive.h"
 
 #include <ATen/ATen.h>
-
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -441,13 +437,6 @@ class PickleWriter {
   Bytes b_;
 };
 
-// Directory part of a path, for fsync after rename.
-std::string parent_dir(const std::string& path) {
-  const std::size_t slash = path.find_last_of('/');
-  if (slash == std::string::npos) return ".";
-  return slash == 0 ? "/" : path.substr(0, slash);
-}
-
 }  // namespace
 
 bool is_zip_file(const std::string& path) {
@@ -547,34 +536,13 @@ void save_torch_state_dict(const std::string& path, const StateDict& tensors) {
   if (!tensors.empty()) pk.op('u');
   pk.op('.');
 
-  const std::string tmp = path + ".tmp";
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (f == nullptr) throw_io(tmp + ": cannot create: " + std::strerror(errno));
-  try {
-    ZipWriter zip(f, tmp);
+  write_zip_atomically(path, [&](ZipWriter& zip) {
     zip.add("archive/data.pkl", pk.bytes().data(), pk.bytes().size());
     zip.add("archive/byteorder", "little", 6);
     for (std::size_t k = 0; k < data.size(); ++k)
       zip.add("archive/data/" + std::to_string(k), data[k].data_ptr(), data[k].numel() * data[k].element_size());
     zip.add("archive/version", "3\n", 2);
-    zip.finish();
-    if (std::fflush(f) != 0 || ::fsync(fileno(f)) != 0) throw_io(tmp + ": flush failed: " + std::strerror(errno));
-  } catch (...) {
-    std::fclose(f);
-    std::remove(tmp.c_str());
-    throw;
-  }
-  if (std::fclose(f) != 0) {
-    std::remove(tmp.c_str());
-    throw_io(tmp + ": close failed: " + std::strerror(errno));
-  }
-  commit_file(tmp, path);
-  // Make the rename itself durable.
-  const int dfd = ::open(parent_dir(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
+  });
 }
 
 }  // namespace difffit

@@ -1,5 +1,6 @@
 #include "common/zip_archive.h"
 
+#include "common/atomic_file.h"
 #include "common/byte_encoding.h"
 
 #include "common/error.h"
@@ -314,6 +315,27 @@ void ZipWriter::finish() {
 void ZipWriter::write(const void* p, std::size_t n) {
   if (n > 0 && std::fwrite(p, 1, n, f_) != n) throw_io(path_ + ": write failed: " + std::strerror(errno));
   offset_ += n;
+}
+
+void write_zip_atomically(const std::string& path, const std::function<void(ZipWriter&)>& fill) {
+  const std::string tmp = path + ".tmp";
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (f == nullptr) throw_io(tmp + ": cannot create: " + std::strerror(errno));
+  try {
+    ZipWriter zip(f, tmp);
+    fill(zip);
+    zip.finish();
+    if (std::fflush(f) != 0) throw_io(tmp + ": write failed: " + std::strerror(errno));
+  } catch (...) {
+    std::fclose(f);
+    std::remove(tmp.c_str());
+    throw;
+  }
+  if (std::fclose(f) != 0) {
+    std::remove(tmp.c_str());
+    throw_io(tmp + ": close failed: " + std::strerror(errno));
+  }
+  commit_file(tmp, path);
 }
 
 }  // namespace difffit

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -98,5 +99,10 @@ class ZipWriter {
 
 // CRC-32 (zlib) of a buffer of any size.
 std::uint32_t zip_crc32(const std::uint8_t* data, std::size_t size, std::uint32_t crc = 0);
+
+// Writes a zip file whole or not at all: `fill` adds the entries to PATH.tmp, which is
+// then finished, made durable and renamed to `path` (commit_file). On any error the
+// temporary file is removed and a previous file at `path` stays as it was.
+void write_zip_atomically(const std::string& path, const std::function<void(ZipWriter&)>& fill);
 
 }  // namespace difffit

@@ -2,11 +2,9 @@
 
 #include <ATen/ATen.h>
 
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
 
-#include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/zip_archive.h"
 #include "eval/feature_stats.h"
@@ -44,11 +42,7 @@ std::string npy_header(const at::Tensor& t) {
 }  // namespace
 
 void write_npz(const std::string& path, const std::vector<std::pair<std::string, at::Tensor>>& arrays) {
-  const std::string tmp = path + ".tmp";
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (f == nullptr) throw_io(tmp + ": cannot create: " + std::strerror(errno));
-  try {
-    ZipWriter zip(f, tmp);
+  write_zip_atomically(path, [&](ZipWriter& zip) {
     for (const auto& [name, tensor] : arrays) {
       if (!tensor.defined() || npy_descr(tensor.scalar_type()) == nullptr)
         throw_data(path + ": array '" + name + "' is undefined or of an unsupported dtype");
@@ -59,18 +53,7 @@ void write_npz(const std::string& path, const std::vector<std::pair<std::string,
       if (t.numel() > 0) std::memcpy(&bytes[header_size], t.data_ptr(), bytes.size() - header_size);
       zip.add(name + ".npy", bytes.data(), bytes.size());
     }
-    zip.finish();
-    if (std::fflush(f) != 0) throw_io(tmp + ": write failed: " + std::strerror(errno));
-  } catch (...) {
-    std::fclose(f);
-    std::remove(tmp.c_str());
-    throw;
-  }
-  if (std::fclose(f) != 0) {
-    std::remove(tmp.c_str());
-    throw_io(path + ": cannot write: " + std::strerror(errno));
-  }
-  commit_file(tmp, path);
+  });
 }
 
 void export_samples_npz(const std::string& image_set, const std::string& npz_path, int64_t max_images) {
