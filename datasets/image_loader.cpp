@@ -167,6 +167,16 @@ struct ImageBatchLoader::Impl {
     return c;
   }
 
+  // The tensors of the batch that starts at epoch row `start` (the last one may be short).
+  ImageBatch empty_batch(int64_t start) const {
+    const int64_t count = std::min<int64_t>(options.batch_size, static_cast<int64_t>(cached_indices.size()) - start);
+    ImageBatch out;
+    out.images = at::empty({count, channels, height, width}, at::kFloat);
+    out.labels = at::empty({count}, at::kLong);
+    out.indices = at::empty({count}, at::kLong);
+    return out;
+  }
+
   ImageBatch make_batch(const LoaderCursor& c) {
     if (c.epoch != cached_epoch) {
       cached_indices = epoch_indices(c.epoch);
@@ -174,11 +184,8 @@ struct ImageBatchLoader::Impl {
     }
     if (latent) return make_latent_batch(c);
     const int64_t start = c.batch * options.batch_size;
-    const int64_t count = std::min<int64_t>(options.batch_size, static_cast<int64_t>(cached_indices.size()) - start);
-    ImageBatch out;
-    out.images = at::empty({count, channels, height, width}, at::kFloat);
-    out.labels = at::empty({count}, at::kLong);
-    out.indices = at::empty({count}, at::kLong);
+    ImageBatch out = empty_batch(start);
+    const int64_t count = out.labels.size(0);
     float* dst = out.images.data_ptr<float>();
     int64_t* lab = out.labels.data_ptr<int64_t>();
     int64_t* idx = out.indices.data_ptr<int64_t>();
@@ -211,12 +218,9 @@ struct ImageBatchLoader::Impl {
   // Latent rows as stored; a flipped image takes its row of latents_flipped.
   ImageBatch make_latent_batch(const LoaderCursor& c) {
     const int64_t start = c.batch * options.batch_size;
-    const int64_t count = std::min<int64_t>(options.batch_size, static_cast<int64_t>(cached_indices.size()) - start);
+    ImageBatch out = empty_batch(start);
+    const int64_t count = out.labels.size(0);
     const int64_t row_floats = channels * height * width;
-    ImageBatch out;
-    out.images = at::empty({count, channels, height, width}, at::kFloat);
-    out.labels = at::empty({count}, at::kLong);
-    out.indices = at::empty({count}, at::kLong);
     float* dst = out.images.data_ptr<float>();
     int64_t* lab = out.labels.data_ptr<int64_t>();
     int64_t* idx = out.indices.data_ptr<int64_t>();
