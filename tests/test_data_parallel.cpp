@@ -14,6 +14,7 @@
 namespace difffit {
 namespace {
 
+using testing::mpirun_difffit;
 using testing::run_command;
 using testing::run_difffit;
 using testing::TempDir;
@@ -31,11 +32,6 @@ std::vector<std::vector<double>> read_loss_csv(const std::string& path) {
     rows.push_back(row);
   }
   return rows;
-}
-
-std::string mpirun2() {
-  return std::string("env OMPI_MCA_btl=self,vader OMPI_MCA_plm_rsh_agent=false ") + DIFFFIT_MPIEXEC +
-         " --oversubscribe --allow-run-as-root -n 2 " + DIFFFIT_BINARY;
 }
 
 void expect_same_training(const std::string& dir_a, const std::string& dir_b) {
@@ -84,7 +80,7 @@ class DataParallelRun : public ::testing::Test {
 };
 
 TEST_F(DataParallelRun, TwoRanksTrainTheRunOneProcessTrains) {
-  auto r = run_command(mpirun2() + " run " + experiment_ + " --set output_dir=" + tmp_.file("two"));
+  auto r = run_command(mpirun_difffit(2) + " run " + experiment_ + " --set output_dir=" + tmp_.file("two"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const std::string dir = run_dir(tmp_.file("two"));
   EXPECT_NE(r.output.find("data-parallel over 2 ranks"), std::string::npos) << r.output;
@@ -95,20 +91,20 @@ TEST_F(DataParallelRun, TwoRanksTrainTheRunOneProcessTrains) {
 TEST_F(DataParallelRun, StoppedBySigUsr2BothRanksSaveTogetherAndResume) {
   const std::string out = tmp_.file("stopped");
   const std::string dir = run_dir(out);
-  auto first = run_command("bash -c '" + mpirun2() + " run " + experiment_ + " --set output_dir=" + out +
+  auto first = run_command("bash -c '" + mpirun_difffit(2) + " run " + experiment_ + " --set output_dir=" + out +
                            " > " + tmp_.file("first.log") + " 2>&1 & pid=$!; for i in $(seq 600); do"
                            " [ -f " + dir + "/checkpoint.safetensors ] && break; sleep 0.02; done;"
                            " kill -USR2 $pid; wait $pid'");
   EXPECT_EQ(first.exit_code, 140);
   EXPECT_FALSE(std::filesystem::exists(dir + "/DONE"));
-  auto second = run_command(mpirun2() + " run " + experiment_ + " --set output_dir=" + out);
+  auto second = run_command(mpirun_difffit(2) + " run " + experiment_ + " --set output_dir=" + out);
   ASSERT_EQ(second.exit_code, 0) << second.output;
   EXPECT_NE(second.output.find("resumed run"), std::string::npos) << second.output;
   expect_same_training(reference_dir_, dir);
 }
 
 TEST_F(DataParallelRun, ABatchThatDoesNotSplitOverTheRanksIsRefused) {
-  auto r = run_command(mpirun2() + " run " + experiment_ + " --set output_dir=" + tmp_.file("odd") +
+  auto r = run_command(mpirun_difffit(2) + " run " + experiment_ + " --set output_dir=" + tmp_.file("odd") +
                        " --set train.batch_size=15");
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("train.batch_size 15 does not split over 2"), std::string::npos) << r.output;

@@ -68,4 +68,10 @@ inline CommandResult run_difffit(const std::string& args) {
   return run_command(std::string(DIFFFIT_BINARY) + " " + args);
 }
 
+// "mpiexec ... -n RANKS difffit": shared memory only, root allowed, more ranks than cores.
+inline std::string mpirun_difffit(int ranks) {
+  return std::string("env OMPI_MCA_btl=self,vader OMPI_MCA_plm_rsh_agent=false ") + DIFFFIT_MPIEXEC +
+         " --oversubscribe --allow-run-as-root -n " + std::to_string(ranks) + " " + DIFFFIT_BINARY;
+}
+
 }  // namespace difffit::testing

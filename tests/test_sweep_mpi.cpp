@@ -13,13 +13,9 @@
 namespace difffit {
 namespace {
 
+using testing::mpirun_difffit;
 using testing::run_command;
 using testing::TempDir;
-
-std::string mpirun(int ranks) {
-  return std::string("env OMPI_MCA_btl=self,vader OMPI_MCA_plm_rsh_agent=false ") + DIFFFIT_MPIEXEC + " --oversubscribe --allow-run-as-root -n " + std::to_string(ranks) + " " +
-         DIFFFIT_BINARY;
-}
 
 std::map<std::string, double> losses(const std::string& results) {
   std::map<std::string, double> out;
@@ -70,7 +66,7 @@ class SweepMpi : public ::testing::Test {
     delete tmp_;
   }
   static std::string run_cmd(const std::string& out) {
-    return mpirun(3) + " sweep run " + sweep_->sweep + " --set output_dir=" + out;
+    return mpirun_difffit(3) + " sweep run " + sweep_->sweep + " --set output_dir=" + out;
   }
   static TempDir* tmp_;
   static testing::TinySweep* sweep_;
