@@ -13,8 +13,11 @@
 #include <sstream>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
+
 #include "app/cli_options.h"
 #include "app/commands.h"
+#include "common/platform.h"
 #include "common/error.h"
 #include "common/logging.h"
 #include "eval/feature_stats.h"
@@ -52,6 +55,12 @@ Timing summarize(std::vector<double> ms) {
   std::sort(ms.begin(), ms.end());
   auto at = [&](double q) { return ms[std::min(ms.size() - 1, static_cast<size_t>(q * (ms.size() - 1) + 0.5))]; };
   return {at(0.5), at(0.1), at(0.9), ms.front()};
+}
+
+// The BLAS behind every matrix product, recorded with each timing.
+std::string blas_json() {
+  const BlasInfo blas = blas_info();
+  return nlohmann::json{{"library", blas.library}, {"core", blas.core}, {"threads", blas.threads}}.dump();
 }
 
 std::string json_number(double v) {
@@ -180,7 +189,7 @@ int bench_train_step_command(int argc, char** argv) {
     }
     out << "}";
   }
-  out << "]}";
+  out << "], \"blas\": " << blas_json() << "}";
   std::cout << out.str() << std::endl;
   return 0;
 }
@@ -217,7 +226,8 @@ int bench_sample_command(int argc, char** argv) {
       << vm["sampler"].as<std::string>() << "\", \"steps\": " << request.steps << ", \"cfg_scale\": "
       << json_number(request.cfg_scale) << ", \"num\": " << request.num << ", \"seconds\": " << json_number(seconds)
       << ", \"images_per_second\": " << json_number(request.num / seconds)
-      << ", \"peak_rss_bytes\": " << peak_memory_bytes() << ", \"threads\": " << vm["threads"].as<int>() << "}";
+      << ", \"peak_rss_bytes\": " << peak_memory_bytes() << ", \"threads\": " << vm["threads"].as<int>()
+      << ", \"blas\": " << blas_json() << "}";
   std::cout << out.str() << std::endl;
   return 0;
 }
@@ -259,7 +269,7 @@ int bench_fid_command(int argc, char** argv) {
       << ", \"mini_cnn_images_per_second\": " << json_number(n / cnn_seconds)
       << ", \"stats_rows_per_second\": " << json_number(n / stats_seconds)
       << ", \"frechet_distance_seconds\": " << json_number(distance_seconds) << ", \"fid_of_random_sets\": "
-      << json_number(fid) << ", \"threads\": " << vm["threads"].as<int>() << "}";
+      << json_number(fid) << ", \"threads\": " << vm["threads"].as<int>() << ", \"blas\": " << blas_json() << "}";
   std::cout << out.str() << std::endl;
   return 0;
 }

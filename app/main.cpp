@@ -8,6 +8,7 @@
 #include <map>
 
 #include "app/commands.h"
+#include "common/platform.h"
 #include "common/error.h"
 #include "common/logging.h"
 
@@ -47,6 +48,7 @@ void print_usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  difffit::ensure_blas_kernels(argv);  // before any matrix product: may restart this program once
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
     print_usage();
     return argc < 2 ? 2 : 0;

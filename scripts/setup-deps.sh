@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PACKAGES=(
-  build-essential cmake ccache git pkg-config
+  build-essential cmake ccache git pkg-config rsync
   libtorch-dev                  # LibTorch 1.13 (CPU)
   libopenblas0-pthread          # optimized BLAS: reference BLAS makes LibTorch ~10x slower
   libopenmpi-dev openmpi-bin    # MPI workers
@@ -15,6 +15,7 @@ PACKAGES=(
   libyaml-cpp-dev               # experiment and sweep files
   nlohmann-json3-dev            # sweep journal and messages between ranks
   libpng-dev libjpeg-dev zlib1g-dev  # image decoding/encoding
+  libfreetype-dev fonts-dejavu-core  # class names drawn on sample grids
   dataset-fashion-mnist         # the built-in mini benchmark's data
   # Test-only: independent reference values (PyTorch eager, Pillow, SciPy, h5py).
   python3 python3-torch python3-numpy python3-scipy python3-h5py python3-pil

@@ -27,8 +27,7 @@ torch::Tensor layer_norm(const torch::Tensor& x) {
   return at::layer_norm(x, {x.size(-1)}, {}, {}, 1e-6);
 }
 
-torch::Tensor scaled_dot_product_attention(const torch::Tensor& q, const torch::Tensor& k,
-                                           const torch::Tensor& v) {
+torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
 #if defined(TORCH_VERSION_MAJOR) && TORCH_VERSION_MAJOR >= 2
   return at::scaled_dot_product_attention(q, k, v);  // fused kernel (flash / memory-efficient)
 #else
@@ -135,7 +134,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x) {
   torch::Tensor qkv_heads =
       qkv(x).reshape({batch, tokens, 3, num_heads, dim / num_heads}).permute({2, 0, 3, 1, 4});
   auto parts = qkv_heads.unbind(0);
-  torch::Tensor out = scaled_dot_product_attention(parts[0], parts[1], parts[2]);
+  torch::Tensor out = attention(parts[0], parts[1], parts[2]);
   return proj(out.transpose(1, 2).reshape({batch, tokens, dim}));
 }
 

@@ -1,6 +1,7 @@
 #include "worker/train/adamw.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 
 #include <cmath>
 
@@ -21,7 +22,7 @@ AdamW::AdamW(std::vector<AdamWGroup> groups, const AdamWOptions& options)
 }
 
 void AdamW::step() {
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   const double b1 = options_.beta1, b2 = options_.beta2;
   for (size_t g = 0; g < groups_.size(); ++g) {
     const double lr = groups_[g].lr;
@@ -66,7 +67,7 @@ StateDict AdamW::state_dict() const {
 }
 
 void AdamW::load_state_dict(const StateDict& state, const std::string& source) {
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   for (size_t g = 0; g < groups_.size(); ++g) {
     for (size_t i = 0; i < groups_[g].params.size(); ++i) {
       const std::string& name = groups_[g].names[i];

@@ -1,6 +1,7 @@
 #include "worker/train/ema.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 
 #include <algorithm>
 
@@ -15,19 +16,19 @@ Ema::Ema(std::vector<std::string> names, std::vector<at::Tensor> params, double 
 }
 
 void Ema::update(int64_t updates_done) {
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   const double k = static_cast<double>(updates_done);
   const double decay = warmup_ ? std::min(decay_, (1 + k) / (10 + k)) : decay_;
   for (size_t i = 0; i < params_.size(); ++i) averages_[i].mul_(decay).add_(params_[i].detach(), 1 - decay);
 }
 
 void Ema::copy_to_params() const {
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   for (size_t i = 0; i < params_.size(); ++i) params_[i].detach().copy_(averages_[i]);
 }
 
 void Ema::swap_with_params() {
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   for (size_t i = 0; i < params_.size(); ++i) {
     at::Tensor live = params_[i].detach().clone();
     params_[i].detach().copy_(averages_[i]);
@@ -42,7 +43,7 @@ StateDict Ema::state_dict() const {
 }
 
 void Ema::load_state_dict(const StateDict& state, const std::string& source) {
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   for (size_t i = 0; i < names_.size(); ++i) {
     auto it = state.find(names_[i]);
     if (it == state.end()) throw_data(source + ": EMA state for '" + names_[i] + "' missing");

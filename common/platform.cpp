@@ -1,0 +1,116 @@
+#include "common/platform.h"
+
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <fstream>
+#include <set>
+
+#include "common/logging.h"
+
+namespace difffit {
+namespace {
+
+constexpr const char* kRestartedFrom = "DIFFFIT_BLAS_RESTARTED_FROM";  // set across the one re-exec
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+template <typename Fn>
+Fn blas_symbol(const char* name) {
+  return reinterpret_cast<Fn>(dlsym(RTLD_DEFAULT, name));
+}
+
+}  // namespace
+
+CpuFeatures detect_cpu_features() {
+  CpuFeatures cpu;
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  cpu.avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  cpu.avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+#endif
+  // The kernel reports AMX in /proc/cpuinfo (it also gates its use); compilers' builtins may not know it.
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  for (std::string line; std::getline(cpuinfo, line);) {
+    if (line.rfind("flags", 0) == 0) {
+      cpu.amx_bf16 = (line + " ").find(" amx_bf16 ") != std::string::npos;
+      break;
+    }
+  }
+  return cpu;
+}
+
+std::string auto_precision(const std::string& device, const CpuFeatures& cpu) {
+  return device == "cuda" || cpu.amx_bf16 ? "bf16" : "fp32";
+}
+
+std::string blas_core_override(const std::string& chosen_core, const CpuFeatures& cpu, const std::string& user_core) {
+  if (!user_core.empty() || chosen_core.empty()) return "";
+  // OpenBLAS's x86-64 cores that predate AVX2: what it falls back to on a CPU it does not know.
+  static const std::set<std::string> pre_avx2 = {"prescott", "core2",  "penryn",  "dunnington", "nehalem",
+                                                 "atom",     "katmai", "coppermine", "northwood", "banias",
+                                                 "sandybridge", "opteron", "barcelona", "bobcat", "bulldozer",
+                                                 "piledriver", "steamroller"};
+  // ... and those with AVX2 but no AVX-512 kernels (0.3.21 gives AMD's AVX-512 CPUs "Haswell").
+  static const std::set<std::string> avx2_only = {"haswell", "zen", "excavator"};
+  const std::string core = lower(chosen_core);
+  if (cpu.avx512 && (pre_avx2.count(core) || avx2_only.count(core))) return "SkylakeX";
+  if (cpu.avx2_fma && pre_avx2.count(core)) return "Haswell";
+  return "";
+}
+
+BlasInfo blas_info() {
+  BlasInfo info;
+  using NameFn = char* (*)();
+  using ThreadsFn = int (*)();
+  auto corename = blas_symbol<NameFn>("openblas_get_corename");
+  if (!corename) {
+    info.library = "unknown";
+    return info;
+  }
+  auto config = blas_symbol<NameFn>("openblas_get_config");
+  info.library = config ? config() : "OpenBLAS";  // "OpenBLAS 0.3.21 DYNAMIC_ARCH ..."
+  info.core = corename();
+  if (auto threads = blas_symbol<ThreadsFn>("openblas_get_num_threads")) info.threads = threads();
+  return info;
+}
+
+void ensure_blas_kernels(char** argv) {
+  if (const char* from = std::getenv(kRestartedFrom)) {
+    log()->info("[blas] OpenBLAS chose its {} kernels on this CPU; restarted with OPENBLAS_CORETYPE={} "
+                "(set OPENBLAS_CORETYPE yourself to choose)",
+                from, std::getenv("OPENBLAS_CORETYPE") ? std::getenv("OPENBLAS_CORETYPE") : "?");
+    unsetenv(kRestartedFrom);
+    return;
+  }
+  const char* user = std::getenv("OPENBLAS_CORETYPE");
+  const BlasInfo info = blas_info();
+  const CpuFeatures cpu = detect_cpu_features();
+  if (user) {  // the user's choice stands; say when the CPU could do better
+    const std::string better = blas_core_override(info.core, cpu, "");
+    if (!better.empty()) {
+      log()->debug("[blas] OPENBLAS_CORETYPE={} is set, so OpenBLAS runs its {} kernels; this CPU supports {}", user,
+                  info.core, better);
+    }
+    return;
+  }
+  const std::string core = blas_core_override(info.core, cpu, "");
+  if (core.empty()) return;
+  setenv("OPENBLAS_CORETYPE", core.c_str(), 1);
+  setenv(kRestartedFrom, info.core.c_str(), 1);
+  execv("/proc/self/exe", argv);
+  // exec failed: carry on with the kernels we have, and say so.
+  unsetenv(kRestartedFrom);
+  log()->warn("[blas] OpenBLAS runs its {} kernels on a CPU that supports {}: set OPENBLAS_CORETYPE={} "
+              "for 2-5x faster matrix products",
+              info.core, core == "SkylakeX" ? "AVX-512" : "AVX2", core);
+}
+
+}  // namespace difffit

@@ -1,0 +1,39 @@
+// What this machine offers and how to use it best: CPU features, the BLAS kernels LibTorch
+// runs (Debian 12's OpenBLAS 0.3.21 does not recognise recent CPUs and falls back to its
+// generic "Prescott" SSE3 kernels, 4-5x slower than its AVX-512 ones), the fastest precision.
+#pragma once
+
+#include <string>
+
+namespace difffit {
+
+struct CpuFeatures {
+  bool avx2_fma = false;  // AVX2 and FMA: OpenBLAS's Haswell kernels
+  bool avx512 = false;    // AVX-512 F, BW, DQ and VL: its SkylakeX kernels
+  bool amx_bf16 = false;  // AMX tiles with bf16: where CPU bf16 matrix products beat fp32
+};
+
+CpuFeatures detect_cpu_features();
+
+// The OPENBLAS_CORETYPE that gives this CPU the kernels it supports, or "" when the chosen
+// core already uses them (or is unknown to this check, or `user_core` is set: never override).
+std::string blas_core_override(const std::string& chosen_core, const CpuFeatures& cpu, const std::string& user_core);
+
+// train.precision "auto": bf16 on CUDA and on CPUs with AMX, fp32 elsewhere (on AVX-512
+// BF16 without AMX, bf16 autocast measured slower than fp32 for small models).
+std::string auto_precision(const std::string& device, const CpuFeatures& cpu);
+
+struct BlasInfo {
+  std::string library;  // "OpenBLAS" with its build configuration, or "unknown" (not OpenBLAS)
+  std::string core;     // the kernels OpenBLAS chose ("SkylakeX", "Prescott"), or ""
+  int threads = 0;      // OpenBLAS's own thread count (0 when unknown)
+};
+
+BlasInfo blas_info();
+
+// Called first thing in main(): where OpenBLAS chose kernels below what the CPU supports (its
+// generic ones on an AVX2 CPU, AVX2 ones on an AVX-512 CPU), re-executes this program once with OPENBLAS_CORETYPE set (the variable is read
+// only when the library loads), and logs that it did so in the restarted process.
+void ensure_blas_kernels(char** argv);
+
+}  // namespace difffit

@@ -1,0 +1,66 @@
+// The machine-facing checks: which BLAS kernels to ask for, and what the BLAS reports.
+#include <gtest/gtest.h>
+
+#include "common/platform.h"
+
+namespace difffit {
+namespace {
+
+CpuFeatures avx512() { return {true, true, false}; }
+CpuFeatures avx2() { return {true, false, false}; }
+CpuFeatures sse_only() { return {false, false, false}; }
+CpuFeatures amx() { return {true, true, true}; }
+
+TEST(BlasCore, GenericFallbackOnAvx512CpuAsksForSkylakeX) {
+  EXPECT_EQ(blas_core_override("Prescott", avx512(), ""), "SkylakeX");
+  EXPECT_EQ(blas_core_override("prescott", avx512(), ""), "SkylakeX");
+  EXPECT_EQ(blas_core_override("Nehalem", avx512(), ""), "SkylakeX");
+  EXPECT_EQ(blas_core_override("Sandybridge", avx512(), ""), "SkylakeX");
+}
+
+TEST(BlasCore, Avx2KernelsOnAvx512CpuAskForSkylakeX) {
+  // OpenBLAS 0.3.21 gives AMD's AVX-512 CPUs (Zen 4) its Haswell kernels.
+  EXPECT_EQ(blas_core_override("Haswell", avx512(), ""), "SkylakeX");
+  EXPECT_EQ(blas_core_override("Zen", avx512(), ""), "SkylakeX");
+  EXPECT_EQ(blas_core_override("Haswell", avx2(), ""), "");
+}
+
+TEST(BlasCore, GenericFallbackOnAvx2CpuAsksForHaswell) {
+  EXPECT_EQ(blas_core_override("Prescott", avx2(), ""), "Haswell");
+  EXPECT_EQ(blas_core_override("Core2", avx2(), ""), "Haswell");
+}
+
+TEST(BlasCore, KernelsThatSuitTheCpuAreKept) {
+  for (const char* core : {"SkylakeX", "Cooperlake", "SapphireRapids"}) {
+    EXPECT_EQ(blas_core_override(core, avx512(), ""), "") << core;
+  }
+  for (const char* core : {"Haswell", "Zen", "SkylakeX"}) EXPECT_EQ(blas_core_override(core, avx2(), ""), "") << core;
+}
+
+TEST(BlasCore, OldCpuKeepsGenericKernels) { EXPECT_EQ(blas_core_override("Prescott", sse_only(), ""), ""); }
+
+TEST(BlasCore, NeverOverridesTheUsersChoice) {
+  EXPECT_EQ(blas_core_override("Prescott", avx512(), "Prescott"), "");
+  EXPECT_EQ(blas_core_override("Prescott", avx512(), "Haswell"), "");
+}
+
+TEST(BlasCore, NotOpenBlasMeansNothingToDo) { EXPECT_EQ(blas_core_override("", avx512(), ""), ""); }
+
+TEST(AutoPrecision, Bf16OnlyWhereItIsFaster) {
+  EXPECT_EQ(auto_precision("cuda", avx512()), "bf16");
+  EXPECT_EQ(auto_precision("cpu", amx()), "bf16");
+  EXPECT_EQ(auto_precision("cpu", avx512()), "fp32");
+  EXPECT_EQ(auto_precision("cpu", sse_only()), "fp32");
+}
+
+TEST(BlasInfo, ReportsTheLibraryInUse) {
+  const BlasInfo info = blas_info();
+  EXPECT_FALSE(info.library.empty());
+  if (info.library != "unknown") {
+    EXPECT_FALSE(info.core.empty());
+    EXPECT_GE(info.threads, 1);
+  }
+}
+
+}  // namespace
+}  // namespace difffit
