@@ -56,6 +56,7 @@ struct Score {
   int64_t n_samples = 0, n_reference = 0;
   bool has_kid = false;
   KidResult kid;
+  std::optional<double> class_accuracy;  // mini-CNN only: samples classified as their conditioning class
   std::string samples, reference;
 };
 
@@ -69,6 +70,7 @@ void print_score(const Score& s, bool json) {
     if (s.has_kid)
       out << ", \"kid_mean\": " << json_number(s.kid.mean) << ", \"kid_std\": " << json_number(s.kid.std)
           << ", \"kid_subset_size\": " << s.kid.subset_size << ", \"kid_subsets\": " << s.kid.subsets;
+    if (s.class_accuracy) out << ", \"class_accuracy\": " << json_number(*s.class_accuracy);
     out << "}";
     std::cout << out.str() << std::endl;
     return;
@@ -79,6 +81,7 @@ void print_score(const Score& s, bool json) {
   if (s.has_kid)
     std::printf("KID: %.6g +- %.6g  (%lld subsets of %lld)\n", s.kid.mean, s.kid.std,
                 static_cast<long long>(s.kid.subsets), static_cast<long long>(s.kid.subset_size));
+  if (s.class_accuracy) std::printf("class accuracy (mini-CNN): %.4f\n", *s.class_accuracy);
   std::fflush(stdout);
 }
 
@@ -239,7 +242,12 @@ int run_fid_command(int argc, char** argv) {
   if (vm.count("grid")) {
     const int64_t columns = vm["grid-columns"].as<int64_t>();
     const GridPick pick = pick_grid_images(samples, columns);
-    write_sample_grid(vm["grid"].as<std::string>(), pick.images, pick.labels, columns);
+    GridStyle style;
+    style.columns = columns;
+    style.scale = readable_grid_scale(samples.height());
+    style.label_rows = true;
+    if (Hdf5Reader file(samples_path); file.has("class_names")) style.class_names = file.read_strings("class_names");
+    write_sample_grid(vm["grid"].as<std::string>(), pick.images, pick.labels, style);
     log()->info("[fid] wrote the sample grid {}", vm["grid"].as<std::string>());
   }
   if (vm.count("export-samples-npz")) {
@@ -298,6 +306,9 @@ int run_fid_command(int argc, char** argv) {
   if (want_kid) {
     s.has_kid = true;
     s.kid = kernel_inception_distance(generated.features, reference.features, kid_options(vm));
+  }
+  if (auto* cnn = dynamic_cast<MiniCnnFeatureNet*>(net.get())) {
+    s.class_accuracy = class_accuracy(cnn->net(), samples_path, sample_options.max_images);
   }
   print_score(s, vm.count("json") > 0);
   return 0;

@@ -21,6 +21,8 @@ int run_sample_command(int argc, char** argv) {
       ("sampler", po::value<std::string>()->default_value("ddpm"), "ddpm | ddim")
       ("steps", po::value<int64_t>()->default_value(250), "sampling steps: the reference's respacing \"K\"")
       ("eta", po::value<double>()->default_value(0.0), "DDIM eta (0 = deterministic)")
+      ("clip-denoised", po::value<std::string>()->default_value("auto"),
+       "clamp predicted x0 to [-1, 1]: auto (pixel-space models: yes; latents: no) | true | false")
       ("cfg-scale", po::value<double>()->default_value(1.0), "classifier-free guidance scale (used when > 1)")
       ("cfg-channels", po::value<std::string>()->default_value("reference"), "reference (first 3) | eps | all")
       ("seed", po::value<uint64_t>()->default_value(0), "seed of the noise and labels")
@@ -49,6 +51,9 @@ int run_sample_command(int argc, char** argv) {
   request.seed = vm["seed"].as<uint64_t>();
   request.batch_size = vm["batch-size"].as<int64_t>();
   request.device = vm["device"].as<std::string>();
+  const std::string clip = vm["clip-denoised"].as<std::string>();
+  if (clip != "auto" && clip != "true" && clip != "false") throw_usage("--clip-denoised must be auto, true or false");
+  request.clip_denoised = clip == "auto" ? config.in_channels == 1 || config.in_channels == 3 : clip == "true";
   const std::string init = vm["init-noise"].as<std::string>();
   if (!init.empty()) {
     Hdf5Reader in(init);

@@ -30,19 +30,23 @@ ImageSet::ImageSet(const std::string& path) : path_(path), reader_(std::make_uni
     throw_data(path + ": dataset 'images' must be (N, H, W, C) with C = 1 or 3, got rank " +
                std::to_string(shape.size()) + (shape.size() == 4 ? " and C = " + std::to_string(shape[3]) : ""));
   n_ = shape[0], h_ = shape[1], w_ = shape[2], c_ = shape[3];
-  if (has_labels() && (reader_->shape("labels").size() != 1 || reader_->shape("labels")[0] != n_))
-    throw_data(path + ": dataset 'labels' must be (N) with N = " + std::to_string(n_));
+  labels_key_ = reader_->has("labels") ? "labels" : reader_->has("y") ? "y" : "";
+  if (has_labels() && (reader_->shape(labels_key_).size() != 1 || reader_->shape(labels_key_)[0] != n_))
+    throw_data(path + ": dataset '" + labels_key_ + "' must be (N) with N = " + std::to_string(n_));
 }
 
 ImageSet::~ImageSet() = default;
 
-bool ImageSet::has_labels() const { return reader_->has("labels"); }
+bool ImageSet::has_labels() const { return !labels_key_.empty(); }
 
 at::Tensor ImageSet::images(int64_t start, int64_t count) const {
   return reader_->read_rows("images", at::kByte, start, count);
 }
 
-at::Tensor ImageSet::labels() const { return reader_->read("labels", at::kLong, 1); }
+at::Tensor ImageSet::labels() const {
+  if (!has_labels()) throw_data(path_ + ": no 'labels' (or 'y') dataset");
+  return reader_->read(labels_key_, at::kLong, 1);
+}
 
 std::string ImageSet::content_hash() const {
   if (reader_->has_attribute("content_hash")) return reader_->read_string_attribute("content_hash");

@@ -1,5 +1,6 @@
 // Image sets on disk (prepared datasets, generated samples): HDF5 with `images`
-// uint8 (N, H, W, C), C = 1 or 3, and optional `labels` int64 (N). Read in row
+// uint8 (N, H, W, C), C = 1 or 3, and optional `labels` int64 (N) (`y` in sample files:
+// the class each sample was drawn for). Read in row
 // batches so large sets never sit in memory whole.
 #pragma once
 
@@ -33,6 +34,7 @@ class ImageSet {
  private:
   std::string path_;
   std::unique_ptr<Hdf5Reader> reader_;
+  std::string labels_key_;  // "labels", "y" or "" (none)
   int64_t n_ = 0, h_ = 0, w_ = 0, c_ = 0;
 };
 

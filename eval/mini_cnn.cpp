@@ -222,4 +222,13 @@ std::unique_ptr<MiniCnnFeatureNet> load_or_train_mini_cnn(const std::string& tra
   return std::make_unique<MiniCnnFeatureNet>(std::move(net), "mini-cnn/" + key.hex());
 }
 
+std::optional<double> class_accuracy(MiniCnn& net, const std::string& path, int64_t max_images) {
+  ImageSet images(path);
+  const int64_t n = max_images > 0 ? std::min(max_images, images.size()) : images.size();
+  if (!images.has_labels() || n == 0) return std::nullopt;
+  const at::Tensor labels = images.labels().narrow(0, 0, n);
+  if (labels.min().item<int64_t>() < 0 || labels.max().item<int64_t>() >= net.config().num_classes) return std::nullopt;
+  return net.accuracy(images.images(0, n), labels);
+}
+
 }  // namespace difffit

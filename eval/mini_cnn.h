@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "eval/feature_network.h"
@@ -78,6 +79,11 @@ class MiniCnnFeatureNet : public FeatureNetwork {
 std::unique_ptr<MiniCnnFeatureNet> load_or_train_mini_cnn(const std::string& train_set,
                                                           const std::string& cache_dir,
                                                           const MiniCnnTrainOptions& options = {});
+// Class accuracy: the share of the images in `path` (HDF5 `images` with `y`, the class each
+// sample was drawn for, or `labels`) that the net classifies as that class; nullopt when the
+// file has no labels or they do not fit the net's classes. Up to `max_images` (0 = all).
+std::optional<double> class_accuracy(MiniCnn& net, const std::string& path, int64_t max_images = 0);
+
 // A net saved by MiniCnn::save (e.g. by another run), used as is.
 std::unique_ptr<MiniCnnFeatureNet> load_mini_cnn_feature_net(const std::string& path);
 

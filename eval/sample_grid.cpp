@@ -2,11 +2,13 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <map>
 #include <vector>
 
 #include "common/error.h"
 #include "common/image_io.h"
+#include "eval/text_render.h"
 
 namespace difffit {
 
@@ -48,8 +50,46 @@ at::Tensor make_sample_grid(const at::Tensor& images, const at::Tensor& labels, 
   return grid;
 }
 
-void write_sample_grid(const std::string& path, const at::Tensor& images, const at::Tensor& labels, int64_t columns) {
-  write_png(path, make_sample_grid(images, labels, columns));
+at::Tensor make_labelled_grid(const at::Tensor& images, const at::Tensor& labels, const GridStyle& style) {
+  if (style.scale < 1) throw_usage("sample grid: scale must be >= 1");
+  const at::Tensor big =
+      style.scale == 1 ? images : images.repeat_interleave(style.scale, 1).repeat_interleave(style.scale, 2);
+  const int64_t padding = 2 * style.scale;
+  at::Tensor grid = make_sample_grid(big, labels, style.columns, padding);
+  if (!style.label_rows || !labels.defined() || labels.numel() == 0) return grid;
+
+  // The rows are the classes present, in class order (as make_sample_grid lays them out).
+  const at::Tensor classes = std::get<0>(at::_unique(labels.to(at::kCPU, at::kLong), /*sorted=*/true));
+  const int64_t tile = big.size(1), channels = grid.size(2);
+  const int64_t text_height = std::clamp<int64_t>(tile / 4, 12, 24);
+  std::vector<at::Tensor> texts;
+  int64_t margin = 0;
+  for (int64_t r = 0; r < classes.size(0); ++r) {
+    const int64_t k = classes[r].item<int64_t>();
+    const std::string name = k >= 0 && k < static_cast<int64_t>(style.class_names.size())
+                                 ? style.class_names[k]
+                                 : "class " + std::to_string(k);
+    texts.push_back(render_text(name, text_height));
+    if (!texts.back().defined()) return grid;  // no font installed: the grid without names
+    margin = std::max(margin, texts.back().size(1) + 2 * padding);
+  }
+  at::Tensor out = at::zeros({grid.size(0), margin + grid.size(1), channels}, at::kByte);
+  out.narrow(1, margin, grid.size(1)).copy_(grid);
+  for (size_t r = 0; r < texts.size(); ++r) {
+    const at::Tensor& t = texts[r];
+    const int64_t y0 = padding + static_cast<int64_t>(r) * (tile + padding) + std::max<int64_t>(0, (tile - t.size(0)) / 2);
+    const int64_t h = std::min(t.size(0), out.size(0) - y0);
+    if (h <= 0) continue;
+    out.narrow(0, y0, h).narrow(1, padding, t.size(1)).copy_(t.narrow(0, 0, h).unsqueeze(2).expand({h, t.size(1), channels}));
+  }
+  return out;
+}
+
+int64_t readable_grid_scale(int64_t side) { return std::max<int64_t>(1, (96 + side - 1) / std::max<int64_t>(side, 1)); }
+
+void write_sample_grid(const std::string& path, const at::Tensor& images, const at::Tensor& labels,
+                       const GridStyle& style) {
+  write_png(path, make_labelled_grid(images, labels, style));
 }
 
 }  // namespace difffit

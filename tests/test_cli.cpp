@@ -89,8 +89,9 @@ TEST_F(CliDiffusion, SamplersReproduceTheReferenceFromTheSameNoiseAndSeed) {
   for (const std::string sampler : {"ddpm", "ddim"}) {
     for (const std::string cfg : {"1.0", "4.0"}) {
       const std::string out = dir_->file(sampler + cfg + ".h5");
+      // The reference samples without clipping x0 (DiT); auto would clip this pixel-space model.
       auto r = run_difffit("sample" + model_flags() + " --sampler " + sampler + " --steps 10 --seed 77 --cfg-scale " +
-                           cfg + " --init-noise " + dir_->file("noise.h5") + " --output " + out);
+                           cfg + " --clip-denoised false --init-noise " + dir_->file("noise.h5") + " --output " + out);
       ASSERT_EQ(r.exit_code, 0) << r.output;
       Hdf5Reader got(out), want(dir_->file("expected.h5"));
       at::Tensor a = got.read("latents", at::kFloat);
@@ -100,6 +101,21 @@ TEST_F(CliDiffusion, SamplersReproduceTheReferenceFromTheSameNoiseAndSeed) {
       EXPECT_EQ(got.read("images", at::kByte).sizes(), (at::IntArrayRef{3, 8, 8, 1}));
       EXPECT_TRUE(at::equal(got.read("y", at::kLong), at::tensor({2, 0, 1}, at::kLong)));
     }
+  }
+}
+
+TEST_F(CliDiffusion, ClippedSamplingMatchesTheReferenceClipDenoised) {
+  for (const std::string sampler : {"ddpm", "ddim"}) {
+    const std::string out = dir_->file(sampler + "_clip.h5");
+    // auto = clip for this 1-channel (pixel-space) model.
+    auto r = run_difffit("sample" + model_flags() + " --sampler " + sampler + " --steps 10 --seed 77 --init-noise " +
+                         dir_->file("noise.h5") + " --output " + out);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    at::Tensor a = Hdf5Reader(out).read("latents", at::kFloat);
+    at::Tensor b = Hdf5Reader(dir_->file("expected.h5")).read(sampler + "_clip", at::kFloat);
+    at::Tensor unclipped = Hdf5Reader(dir_->file("expected.h5")).read(sampler, at::kFloat);
+    EXPECT_TRUE(at::allclose(a, b, 1e-3, 1e-4)) << sampler << " max diff " << (a - b).abs().max().item<float>();
+    EXPECT_FALSE(at::allclose(b, unclipped, 1e-3, 1e-4)) << "the fixture must exercise the clamp";
   }
 }
 

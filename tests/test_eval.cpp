@@ -21,6 +21,7 @@
 #include "eval/kid.h"
 #include "eval/npz_export.h"
 #include "eval/sample_grid.h"
+#include "eval/text_render.h"
 #include "test_support.h"
 
 namespace difffit {
@@ -333,6 +334,36 @@ TEST(Npz, ReadsBackWithNumpyInTheAdmLayout) {
   EXPECT_NE(ref.find("sigma <f8 7,7 "), std::string::npos) << ref;
 }
 
+TEST(SampleGrid, EnlargedWithClassNamesBesideTheRows) {
+  at::Tensor images = at::zeros({4, 8, 8, 1}, at::TensorOptions().dtype(at::kByte));
+  images[0].fill_(200);  // class 1's first tile
+  const at::Tensor labels = at::tensor(std::vector<int64_t>{1, 0, 1, 0});
+  GridStyle style;
+  style.columns = 2;
+  style.scale = 3;
+  style.class_names = {"Sandal", "Ankle boot"};
+  const at::Tensor plain = make_sample_grid(images.repeat_interleave(3, 1).repeat_interleave(3, 2), labels, 2, 6);
+  style.label_rows = false;
+  EXPECT_TRUE(at::equal(make_labelled_grid(images, labels, style), plain));  // nearest-neighbour x3
+  EXPECT_EQ(readable_grid_scale(32), 3);
+  EXPECT_EQ(readable_grid_scale(64), 2);
+  EXPECT_EQ(readable_grid_scale(256), 1);
+  if (default_font_path().empty()) GTEST_SKIP() << "no font installed (fonts-dejavu-core)";
+  style.label_rows = true;
+  const at::Tensor grid = make_labelled_grid(images, labels, style);
+  ASSERT_EQ(grid.size(0), plain.size(0));
+  const int64_t margin = grid.size(1) - plain.size(1);
+  ASSERT_GT(margin, 0);
+  EXPECT_TRUE(at::equal(grid.narrow(1, margin, plain.size(1)), plain));  // the images are untouched
+  // Ink in the margin of each row; the longer name ("Ankle boot", row 1) is wider.
+  const int64_t row = plain.size(0) / 2;
+  const at::Tensor ink0 = grid.narrow(0, 0, row).narrow(1, 0, margin).gt(0).any(0).squeeze(-1);
+  const at::Tensor ink1 = grid.narrow(0, row, row).narrow(1, 0, margin).gt(0).any(0).squeeze(-1);
+  ASSERT_GT(ink0.sum().item<int64_t>(), 0);
+  ASSERT_GT(ink1.sum().item<int64_t>(), 0);
+  EXPECT_GT(ink1.nonzero().max().item<int64_t>(), ink0.nonzero().max().item<int64_t>());
+}
+
 TEST(SampleGrid, OneRowPerClassInClassOrder) {
   const int64_t n = 7;
   at::Tensor images = at::empty({n, 3, 4, 1}, at::TensorOptions().dtype(at::kByte));
@@ -349,7 +380,9 @@ TEST(SampleGrid, OneRowPerClassInClassOrder) {
   EXPECT_EQ(grid[0][0][0].item<int64_t>(), 0);  // padding
 
   TempDir dir;
-  write_sample_grid(dir.file("grid.png"), images, at::Tensor(), 3);  // unlabelled: 3 rows of up to 3
+  GridStyle plain;
+  plain.columns = 3;
+  write_sample_grid(dir.file("grid.png"), images, at::Tensor(), plain);  // unlabelled: 3 rows of up to 3
   const std::string png = run_python("fid_reference.py", "check-png " + dir.file("grid.png"));
   EXPECT_NE(png.find("L 20 17 "), std::string::npos) << png;  // 2 + 3 * (4 + 2) wide, 2 + 3 * (3 + 2) high
 }

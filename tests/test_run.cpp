@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <csignal>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -190,6 +191,57 @@ TEST_F(RunTest, BadConfigsNameTheFileAndField) {
   auto missing = run_difffit("run " + yaml);
   EXPECT_EQ(missing.exit_code, 3);
   EXPECT_NE(missing.output.find("/nope/data.h5"), std::string::npos) << missing.output;
+}
+
+TEST_F(RunTest, ARunNameCannotLeaveTheOutputFolder) {
+  TempDir out;
+  const std::string yaml = out.file("escape.yaml");
+  for (const std::string name : {"../../escape", "a/b", "\"line\\nbreak\"", ".hidden"}) {
+    std::ofstream(yaml) << "name: " << name << "\noutput_dir: " << out.path().string()
+                        << "\nmodel: {name: DiT-S/2}\nmethod: {name: full}\ndata: {train: a.h5}\n";
+    auto r = run_difffit("run " + yaml + " --dump-config");
+    EXPECT_EQ(r.exit_code, 2) << name << ": " << r.output;
+    EXPECT_NE(r.output.find("escape.yaml: name:"), std::string::npos) << r.output;
+  }
+  EXPECT_FALSE(std::filesystem::exists(out.path().parent_path().parent_path() / "escape"));
+}
+
+TEST_F(RunTest, CyclicRunBasesAreAConfigErrorNotACrash) {
+  TempDir out;
+  const std::string a = out.file("a.yaml"), b = out.file("b.yaml");
+  auto write = [&](const std::string& path, const std::string& base) {
+    std::ofstream(path) << "name: x\noutput_dir: " << out.path().string() << "\nbase_checkpoint: run:" << base
+                        << "\nmodel: {name: DiT-S/2}\nmethod: {name: full}\ndata: {train: a.h5}\n";
+  };
+  write(a, b);
+  write(b, a);
+  auto r = run_difffit("run " + a + " --dump-config");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("cycle"), std::string::npos) << r.output;
+}
+
+TEST_F(RunTest, AutoSettingsAreResolvedIntoTheRunId) {
+  TempDir out;
+  const std::string yaml = out.file("auto.yaml");
+  auto dump = [&](const std::string& train, const std::string& sample, int64_t channels) {
+    std::ofstream(yaml) << "name: x\nmodel: {name: custom, depth: 1, hidden_size: 8, num_heads: 1, patch_size: 4, "
+                        << "input_size: 16, in_channels: " << channels << ", num_classes: 10}\nmethod: {name: full}\n"
+                        << "data: {train: a.h5}\ntrain: {" << train << "}\nsample: {" << sample << "}\n";
+    auto r = run_difffit("run " + yaml + " --dump-config");
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return r.output;
+  };
+  // On a CPU without AMX, auto is fp32: the same run (id) as asking for fp32.
+  const std::string automatic = dump("precision: auto", "", 1), fp32 = dump("precision: fp32", "", 1);
+  if (automatic.find("precision: fp32") != std::string::npos) {
+    EXPECT_EQ(automatic.substr(0, automatic.find('\n')), fp32.substr(0, fp32.find('\n')));
+  } else {
+    EXPECT_NE(automatic.find("precision: bf16"), std::string::npos) << automatic;
+  }
+  EXPECT_NE(dump("", "", 1).find("clip_denoised: true"), std::string::npos);  // pixel space: clip x0
+  EXPECT_NE(dump("", "", 4).find("clip_denoised: false"), std::string::npos);  // latents: as DiT
+  EXPECT_NE(dump("", "clip_denoised: false", 1).find("clip_denoised: false"), std::string::npos);
+  EXPECT_NE(dump("", "", 1).find("lr: 1e-04"), std::string::npos);  // shortest round-trip numbers
 }
 
 }  // namespace

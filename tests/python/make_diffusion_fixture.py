@@ -51,6 +51,10 @@ with torch.no_grad():
         y2 = torch.cat([labels, torch.full_like(labels, 3)])
         cfg = sd.sample(lambda x, tt: model.forward_with_cfg(x, tt, y2, 4.0), torch.cat([z, z]), ddim=kind == "ddim")
         expected[kind + "_cfg"] = cfg[:3]
+        # Pixel-space sampling with x0 clamped to [-1, 1] (ADM's clip_denoised).
+        torch.manual_seed(77)
+        expected[kind + "_clip"] = sd.sample(lambda x, tt: model(x, tt, labels), z.clone(), ddim=kind == "ddim",
+                                             clip=True)
 with h5py.File(os.path.join(out_dir, "expected.h5"), "w") as f:
     f["mse"], f["vb"], f["loss"] = mse.numpy(), vb.numpy(), loss.numpy()
     for k, v in expected.items():

@@ -62,13 +62,15 @@ class Diffusion:
         n = xt.ndim
         return take(self.c1, t, n) * x0 + take(self.c2, t, n) * xt, take(self.post_logvar, t, n)
 
-    def p_mean_var(self, out, x, t):
+    def p_mean_var(self, out, x, t, clip=False):
         c = x.shape[1]
         eps, v = out[:, :c], out[:, c:]
         min_log, max_log = take(self.post_logvar, t, x.ndim), take(np.log(self.betas), t, x.ndim)
         frac = (v + 1) / 2
         logvar = frac * max_log + (1 - frac) * min_log
         x0 = take(self.sqrt_recip, t, x.ndim) * x - take(self.sqrt_recipm1, t, x.ndim) * eps
+        if clip:  # ADM's clip_denoised: the posterior (and DDIM's eps) use the clamped x0
+            x0 = x0.clamp(-1, 1)
         mean, _ = self.posterior(x0, x, t)
         return mean, logvar, x0
 
@@ -94,13 +96,13 @@ class Diffusion:
         vb = torch.where(t == 0, nll, kl)
         return mse, vb, mse + vb
 
-    def sample(self, model, x, ddim=False):
+    def sample(self, model, x, ddim=False, clip=False):
         """model(x, original_t) -> output; noise from the default generator, after the model call."""
         mapping = torch.tensor(self.map)
         for i in reversed(range(self.num)):
             t = torch.tensor([i] * x.shape[0])
             out = model(x, mapping[t])
-            mean, logvar, x0 = self.p_mean_var(out, x, t)
+            mean, logvar, x0 = self.p_mean_var(out, x, t, clip)
             noise = torch.randn_like(x)
             mask = (t != 0).float().view(-1, 1, 1, 1)
             if ddim:

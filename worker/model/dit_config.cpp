@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/number_format.h"
 #include "common/yaml_fields.h"
 
 namespace difffit {
@@ -45,12 +46,11 @@ void DiTConfig::validate() const {
 
 std::string DiTConfig::to_key_values() const {
   std::ostringstream out;
-  out.precision(17);
   out << "input_size=" << input_size << ";patch_size=" << patch_size << ";in_channels=" << in_channels
       << ";hidden_size=" << hidden_size << ";depth=" << depth << ";num_heads=" << num_heads
-      << ";mlp_ratio=" << mlp_ratio << ";class_dropout_prob=" << class_dropout_prob
+      << ";mlp_ratio=" << shortest_double(mlp_ratio) << ";class_dropout_prob=" << shortest_double(class_dropout_prob)
       << ";num_classes=" << num_classes << ";learn_sigma=" << (learn_sigma ? "true" : "false")
-      << ";pos_embed_scale=" << pos_embed_scale;
+      << ";pos_embed_scale=" << shortest_double(pos_embed_scale);
   return out.str();
 }
 

@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/number_format.h"
 #include "common/yaml_fields.h"
 
 namespace difffit {
@@ -81,12 +82,7 @@ bool to_bool(const std::string& key, const std::string& value) {
   throw_usage("method option '" + key + "': expected true or false, got '" + value + "'");
 }
 
-std::string format_double(double v) {
-  std::ostringstream out;
-  out.precision(17);
-  out << v;
-  return out.str();
-}
+std::string format_double(double v) { return shortest_double(v); }
 
 void apply_option(MethodConfig& config, bool& alpha_given, const std::string& key, const std::string& value) {
   const auto allowed = method_options(config.kind);

@@ -2,11 +2,14 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <set>
 #include <sstream>
 
 #include "common/error.h"
+#include "common/number_format.h"
+#include "common/platform.h"
 #include "common/sha256.h"
 #include "common/yaml_fields.h"
 
@@ -64,9 +67,13 @@ void parse_train(const YamlSection& s, TrainConfig& t) {
   if (t.grad_accum < 1) bad("grad_accum", "must be at least 1");
   if (!(t.lr > 0)) bad("lr", "must be positive");
   if (t.ema_decay < 0 || t.ema_decay > 1) bad("ema_decay", "must be in [0, 1]");
-  if (t.precision != "fp32" && t.precision != "bf16") bad("precision", "must be fp32 or bf16");
+  if (t.precision != "auto" && t.precision != "fp32" && t.precision != "bf16") {
+    bad("precision", "must be auto, fp32 or bf16");
+  }
   if (t.timesteps < 2) bad("timesteps", "must be at least 2");
   if (t.device != "cpu" && t.device != "cuda") bad("device", "must be cpu or cuda");
+  // Resolved here, so the run id and config.yaml name the precision that actually ran.
+  if (t.precision == "auto") t.precision = auto_precision(t.device, detect_cpu_features());
 }
 
 void parse_eval(const YamlSection& s, EvalConfig& e) {
@@ -92,13 +99,17 @@ void parse_eval(const YamlSection& s, EvalConfig& e) {
 }
 
 void parse_sample(const YamlSection& s, SampleConfig& c) {
-  s.require_known_keys({"num", "sampler", "steps", "cfg_scale", "eta", "batch_size"});
+  s.require_known_keys({"num", "sampler", "steps", "cfg_scale", "eta", "batch_size", "clip_denoised"});
   s.read("num", c.num);
   s.read("sampler", c.sampler);
   s.read("steps", c.steps);
   s.read("cfg_scale", c.cfg_scale);
   s.read("eta", c.eta);
   s.read("batch_size", c.batch_size);
+  s.read("clip_denoised", c.clip_denoised);
+  if (c.clip_denoised != "auto" && c.clip_denoised != "true" && c.clip_denoised != "false") {
+    throw_config(s.where("clip_denoised") + ": must be auto, true or false");
+  }
   if (c.sampler != "ddpm" && c.sampler != "ddim") throw_config(s.where("sampler") + ": must be ddpm or ddim");
   if (c.num < 0) throw_config(s.where("num") + ": must be >= 0");
   if (c.steps < 1) throw_config(s.where("steps") + ": must be at least 1");
@@ -121,6 +132,15 @@ ExperimentConfig load_experiment(const std::string& path, const std::vector<std:
                            "train", "sample", "eval"});
   ExperimentConfig config;
   root.read("name", config.name);
+  // The name becomes a folder name inside output_dir: no separators, no "..", nothing unprintable.
+  const bool bad_name = config.name.empty() || config.name[0] == '.' ||
+                        std::any_of(config.name.begin(), config.name.end(), [](unsigned char c) {
+                          return c == '/' || c == '\\' || c < 0x20 || c == 0x7f;
+                        });
+  if (bad_name) {
+    throw_config(root.where("name") + ": '" + config.name +
+                 "' cannot name a run folder inside output_dir (no '/', '\\', control characters or leading '.')");
+  }
   int64_t seed = 0;
   root.read("seed", seed);
   config.seed = static_cast<uint64_t>(seed);
@@ -130,10 +150,16 @@ ExperimentConfig load_experiment(const std::string& path, const std::vector<std:
   // it resolves to that run's model file, so the run id follows the base's own id.
   if (config.base_checkpoint.rfind("run:", 0) == 0) {
     const std::string other = config.base_checkpoint.substr(4);
-    if (std::filesystem::absolute(other) == std::filesystem::absolute(path)) {
-      throw_config(root.where("base_checkpoint") + ": an experiment cannot start from itself");
+    ExperimentLoadOptions base_options = options;
+    base_options.chain.push_back(std::filesystem::absolute(path).lexically_normal().string());
+    const std::string other_abs = std::filesystem::absolute(other).lexically_normal().string();
+    if (std::find(base_options.chain.begin(), base_options.chain.end(), other_abs) != base_options.chain.end()) {
+      std::string cycle;
+      for (const auto& file : base_options.chain) cycle += file + " -> ";
+      throw_config(root.where("base_checkpoint") + ": the run: bases form a cycle (" + cycle + other_abs +
+                   "); an experiment cannot start from itself");
     }
-    ExperimentConfig base = load_experiment(other, {}, options);
+    ExperimentConfig base = load_experiment(other, {}, base_options);
     const std::string model = base.run_dir() + "/model.safetensors";
     if (options.require_base_done &&
         (!std::filesystem::exists(base.run_dir() + "/DONE") || !std::filesystem::exists(model))) {
@@ -173,16 +199,17 @@ std::string ExperimentConfig::canonical_yaml() const {
   out << YAML::Key << "train" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "steps" << YAML::Value << train.steps << YAML::Key << "batch_size" << YAML::Value
       << train.batch_size << YAML::Key << "grad_accum" << YAML::Value << train.grad_accum << YAML::Key << "lr"
-      << YAML::Value << train.lr << YAML::Key << "weight_decay" << YAML::Value << train.weight_decay << YAML::Key
-      << "ema_decay" << YAML::Value << train.ema_decay << YAML::Key << "ema_warmup" << YAML::Value
-      << train.ema_warmup << YAML::Key << "grad_clip" << YAML::Value << train.grad_clip
+      << YAML::Value << shortest_double(train.lr) << YAML::Key << "weight_decay" << YAML::Value << shortest_double(train.weight_decay) << YAML::Key
+      << "ema_decay" << YAML::Value << shortest_double(train.ema_decay) << YAML::Key << "ema_warmup" << YAML::Value
+      << train.ema_warmup << YAML::Key << "grad_clip" << YAML::Value << shortest_double(train.grad_clip)
       << YAML::Key << "precision" << YAML::Value << train.precision << YAML::Key << "timesteps" << YAML::Value
       << train.timesteps << YAML::EndMap;
   out << YAML::Key << "sample" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "num" << YAML::Value << sample.num << YAML::Key << "sampler" << YAML::Value << sample.sampler
       << YAML::Key << "steps" << YAML::Value << sample.steps << YAML::Key << "cfg_scale" << YAML::Value
-      << sample.cfg_scale << YAML::Key << "eta" << YAML::Value << sample.eta << YAML::Key << "batch_size"
-      << YAML::Value << sample.batch_size << YAML::EndMap;
+      << shortest_double(sample.cfg_scale) << YAML::Key << "eta" << YAML::Value << shortest_double(sample.eta) << YAML::Key << "batch_size"
+      << YAML::Value << sample.batch_size << YAML::Key << "clip_denoised" << YAML::Value << clip_samples()
+      << YAML::EndMap;
   out << YAML::Key << "eval" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "feature_net" << YAML::Value << eval.feature_net << YAML::Key << "feature_train"
       << YAML::Value << eval.feature_train << YAML::Key << "num_reference" << YAML::Value << eval.num_reference
@@ -203,6 +230,10 @@ std::string ExperimentConfig::resolved_yaml() const {
       << (base_run_id.empty() ? "" : "# base checkpoint file: " + base_checkpoint + "\n")
       << canonical_yaml() << "\n";
   return out.str();
+}
+
+bool ExperimentConfig::clip_samples() const {
+  return sample.clip_denoised == "auto" ? pixel_space() : sample.clip_denoised == "true";
 }
 
 std::string ExperimentConfig::run_id() const { return short_hash(canonical_yaml()); }

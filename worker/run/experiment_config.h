@@ -28,7 +28,7 @@ struct TrainConfig {
   double ema_decay = 0.9999;   // EMA of the trainable tensors; samples use the EMA
   bool ema_warmup = false;     // decay min(ema_decay, (1+k)/(10+k)) at update k (short runs); off = reference
   double grad_clip = 0.0;      // max global grad norm (0 = off)
-  std::string precision = "fp32";  // fp32 (exact) | bf16 (autocast, faster)
+  std::string precision = "fp32";  // fp32 (exact) | bf16 (autocast) | auto in files (resolved on load: bf16 where faster)
   std::string device = "cpu";  // cpu | cuda (noise is drawn on the CPU either way, so seeds agree)
   int64_t checkpoint_every = 500;  // steps between run checkpoints (0 = only at the end/on signals)
   int64_t log_every = 50;      // steps between log lines
@@ -41,6 +41,7 @@ struct SampleConfig {
   int64_t steps = 25;          // respacing "K"
   double cfg_scale = 1.0;      // guidance when > 1
   double eta = 0.0;            // DDIM eta
+  std::string clip_denoised = "auto";  // auto (clip x0 to [-1, 1] in pixel space, not for latents) | true | false
   int64_t batch_size = 100;    // samples per batch
 };
 
@@ -76,11 +77,14 @@ struct ExperimentConfig {
   std::string resolved_yaml() const;
   std::string run_id() const;       // 16 hex digits of SHA-256(canonical_yaml)
   std::string run_dir() const;      // output_dir/name-run_id
+  bool pixel_space() const { return model.in_channels == 1 || model.in_channels == 3; }
+  bool clip_samples() const;        // sample.clip_denoised resolved for this model
 };
 
 struct ExperimentLoadOptions {
   std::vector<std::string> inherited;  // overrides applied first, to this file and to its "run:" base
   bool require_base_done = true;       // a "run:" base must be DONE (a sweep plans the base instead)
+  std::vector<std::string> chain;      // the files whose "run:" bases led here (cycle detection)
 };
 
 // Loads a YAML experiment file; each override "a.b=value" replaces that field first.

@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <memory>
 
+#include <nlohmann/json.hpp>
+
 #include "common/atomic_file.h"
 #include "common/communicator.h"
 #include "common/error.h"
@@ -59,35 +61,38 @@ at::Tensor decode_latent_samples(const ExperimentConfig& config, const std::stri
   return images;
 }
 
+// nlohmann writes valid JSON whatever the names hold (quotes, newlines) and non-finite
+// numbers as null.
 std::string metrics_json(const ExperimentConfig& config, const MethodSetup& setup, const RunOutcome& outcome,
                          int64_t delta_bytes) {
-  char text[1024];
-  std::snprintf(text, sizeof text,
-                "{\n  \"run_id\": \"%s\",\n  \"name\": \"%s\",\n  \"method\": \"%s\",\n  \"steps\": %lld,\n"
-                "  \"final_loss\": %.6f,\n  \"train_seconds\": %.3f,\n  \"steps_per_second\": %.4f,\n"
-                "  \"trainable_params\": %lld,\n  \"total_params\": %lld,\n  \"delta_bytes\": %lld,\n"
-                "  \"samples\": %lld,\n  \"sample_seconds\": %.3f",
-                outcome.run_id.c_str(), config.name.c_str(), setup.config.name().c_str(),
-                static_cast<long long>(outcome.train.steps), outcome.train.last_loss, outcome.train.seconds,
-                outcome.train.steps_per_second, static_cast<long long>(setup.trainable_params),
-                static_cast<long long>(setup.total_params), static_cast<long long>(delta_bytes),
-                static_cast<long long>(config.sample.num), outcome.sample_seconds);
-  std::string json = text;
+  nlohmann::ordered_json j;
+  j["run_id"] = outcome.run_id;
+  j["name"] = config.name;
+  j["method"] = setup.config.name();
+  j["precision"] = config.train.precision;
+  j["steps"] = outcome.train.steps;
+  j["final_loss"] = outcome.train.last_loss;
+  j["train_seconds"] = outcome.train.seconds;
+  j["steps_per_second"] = outcome.train.steps_per_second;
+  j["trainable_params"] = setup.trainable_params;
+  j["total_params"] = setup.total_params;
+  j["delta_bytes"] = delta_bytes;
+  j["samples"] = config.sample.num;
+  j["sample_seconds"] = outcome.sample_seconds;
   const ScoreResult& s = outcome.score;
   if (s.scored) {
-    char score[512];
-    std::snprintf(score, sizeof score,
-                  ",\n  \"metric\": \"%s\",\n  \"fid\": %.6f,\n  \"feature_net\": \"%s\",\n"
-                  "  \"fid_samples\": %lld,\n  \"fid_reference\": %lld",
-                  s.metric.c_str(), s.fid, s.feature_net.c_str(), static_cast<long long>(s.num_samples),
-                  static_cast<long long>(s.num_reference));
-    json += score;
+    j["metric"] = s.metric;
+    j["fid"] = s.fid;
+    j["feature_net"] = s.feature_net;
+    j["fid_samples"] = s.num_samples;
+    j["fid_reference"] = s.num_reference;
     if (s.has_kid) {
-      std::snprintf(score, sizeof score, ",\n  \"kid\": %.6g,\n  \"kid_std\": %.6g", s.kid_mean, s.kid_std);
-      json += score;
+      j["kid"] = s.kid_mean;
+      j["kid_std"] = s.kid_std;
     }
+    if (s.has_class_accuracy) j["class_accuracy"] = s.class_accuracy;
   }
-  return json + "\n}\n";
+  return j.dump(2) + "\n";
 }
 
 }  // namespace
@@ -143,6 +148,7 @@ RunOutcome run_experiment(const ExperimentConfig& config, bool force, const RunH
     request.steps = config.sample.steps;
     request.cfg_scale = config.sample.cfg_scale;
     request.eta = config.sample.eta;
+    request.clip_denoised = config.clip_samples();
     request.batch_size = config.sample.batch_size;
     request.timesteps = config.train.timesteps;
     request.seed = derive_seed(config, "sample");

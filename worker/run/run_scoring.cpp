@@ -42,8 +42,12 @@ ScoreResult score_samples(const ExperimentConfig& config, const std::string& sam
   ImageSet samples(samples_path);
   if (!grid_path.empty()) {
     Hdf5Reader reader(samples_path);
-    write_sample_grid(grid_path, samples.images(0, samples.size()), reader.read("y", at::kLong, 1),
-                      config.eval.grid_columns);
+    GridStyle style;
+    style.columns = config.eval.grid_columns;
+    style.scale = readable_grid_scale(samples.height());
+    style.label_rows = true;
+    if (Hdf5Reader train(config.data.train); train.has("class_names")) style.class_names = train.read_strings("class_names");
+    write_sample_grid(grid_path, samples.images(0, samples.size()), reader.read("y", at::kLong, 1), style);
   }
   if (config.eval.feature_net == "none" || config.data.reference.empty()) return result;
 
@@ -59,6 +63,12 @@ ScoreResult score_samples(const ExperimentConfig& config, const std::string& sam
   result.fid = frechet_distance(fake.stats, real.stats);
   result.num_samples = fake.images;
   result.num_reference = real.images;
+  if (auto* cnn = dynamic_cast<MiniCnnFeatureNet*>(net.get())) {
+    if (std::optional<double> accuracy = class_accuracy(cnn->net(), samples_path)) {
+      result.class_accuracy = *accuracy;
+      result.has_class_accuracy = true;
+    }
+  }
   if (config.eval.kid) {
     KidResult kid = kernel_inception_distance(fake.features, real.features);
     result.has_kid = true;
@@ -66,8 +76,9 @@ ScoreResult score_samples(const ExperimentConfig& config, const std::string& sam
     result.kid_std = kid.std;
   }
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
-  log()->info("[eval] {} = {:.3f} ({} samples vs {} reference images{})", result.metric, result.fid,
-              result.num_samples, result.num_reference, real.from_cache ? ", cached reference statistics" : "");
+  log()->info("[eval] {} = {:.3f} ({} samples vs {} reference images{}){}", result.metric, result.fid,
+              result.num_samples, result.num_reference, real.from_cache ? ", cached reference statistics" : "",
+              result.has_class_accuracy ? fmt::format("; class accuracy {:.1f}%", 100 * result.class_accuracy) : "");
   return result;
 }
 

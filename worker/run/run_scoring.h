@@ -15,6 +15,10 @@ struct ScoreResult {
   double fid = 0;
   double kid_mean = 0, kid_std = 0;
   bool has_kid = false;
+  // The share of samples the mini-CNN classifies as the class they were drawn for
+  // (1-channel tasks, whose mini-CNN is trained on the task's own classes).
+  double class_accuracy = 0;
+  bool has_class_accuracy = false;
   int64_t num_samples = 0, num_reference = 0;
   double seconds = 0;
 };

@@ -43,6 +43,7 @@ SampleResult generate_samples(DiTImpl& model, const SampleRequest& request,
   SamplerOptions options;
   options.kind = request.sampler;
   options.eta = request.eta;
+  options.clip_denoised = request.clip_denoised;
 
   at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(request.seed);
   const at::Device device(request.device);

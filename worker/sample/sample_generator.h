@@ -20,6 +20,7 @@ struct SampleRequest {
   double cfg_scale = 1.0;           // guidance is used when > 1, as the reference
   CfgChannels cfg_channels = CfgChannels::Reference;
   double eta = 0.0;                 // DDIM eta
+  bool clip_denoised = false;       // clamp each predicted x0 to [-1, 1] (ADM's pixel-space default)
   uint64_t seed = 0;                // noise and labels
   int64_t batch_size = 0;           // 0 = all at once; batches draw from one generator in order
   int64_t timesteps = 1000;         // T of the base process
