@@ -12,6 +12,7 @@
 #include "app/commands.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "results/findings.h"
 #include "results/loss_curve.h"
 #include "results/result_columns.h"
 #include "results/result_plot.h"
@@ -27,7 +28,8 @@ const char* const kUsage =
     "  plot    RESULTS.h5 -> an SVG grouped bar chart of the same pivot;\n"
     "          plot --loss RUN_DIR... -> an SVG of the runs' loss curves\n"
     "  export  RESULTS.h5 --csv OUT.csv: every row and column\n"
-    "  show    RESULTS.h5: every row, compactly\n";
+    "  show    RESULTS.h5: every row, compactly\n"
+    "  findings RESULTS.h5 -> the paper's claims next to the measured numbers (Markdown; --line: one sentence)\n";
 
 // --grid --where: which rows; shared by every subcommand that reads a results file.
 void add_selection_options(po::options_description& options) {
@@ -283,12 +285,31 @@ int show_command(int argc, char** argv) {
   return 0;
 }
 
+int findings_command(int argc, char** argv) {
+  po::options_description options("results findings options");
+  options.add_options()("input", po::value<std::vector<std::string>>(), "RESULTS.h5 (positional)");
+  add_selection_options(options);
+  options.add_options()
+      ("line", "print one sentence (DiffFit against full fine-tuning and BitFit) instead of the page")
+      ("output,o", po::value<std::string>(), "write here instead of stdout");
+  po::variables_map vm;
+  const auto positional = inputs_positional();
+  if (!parse_command_line("results findings",
+                          "The DiffFit paper's claims next to a sweep's numbers, with the seed spread and a verdict.\n"
+                          "  difffit results findings RESULTS.h5 [--grid G] [--line] [-o findings.md]",
+                          argc, argv, options, vm, &positional))
+    return 0;
+  const std::vector<ResultRow> rows = select_rows(read_results_h5(one_input(vm, "findings")), table_spec_from(vm));
+  emit(vm, vm.count("line") ? findings_line(rows) + "\n" : findings_markdown(rows));
+  return 0;
+}
+
 }  // namespace
 
 int run_results_command(int argc, char** argv) {
   return run_subcommand("results", kUsage, argc, argv,
                         {{"table", table_command}, {"plot", plot_command}, {"export", export_command},
-                         {"show", show_command}});
+                         {"show", show_command}, {"findings", findings_command}});
 }
 
 }  // namespace difffit

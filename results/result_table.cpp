@@ -48,6 +48,11 @@ TableExtra make_extra(const std::string& column, const ExtraSource& source) {
     extra.header = column == "trainable_params" ? "Params (M)" : column + " (M)";
     extra.scale = 1e-6;
     extra.adaptive = true;
+  } else if (column == "class_accuracy") {
+    extra.header = "Class acc. (%)";
+    extra.scale = 100.0;
+  } else if (column == "steps_per_second") {
+    extra.header = "Steps/s";
   } else {
     extra.header = column;
   }

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Set-up, build, and the main job: a short demonstration of what works, end to end on
-# the built-in mini benchmark (~5 minutes on 2 cores):
+# Set-up, build, and the main job: the DiffFit study in miniature, end to end on the
+# built-in mini benchmark (~7 minutes on 2 cores once built):
 #   1. the model and every fine-tuning method (parameter budgets, deltas, merging)
 #   2. the mini benchmark's datasets
-#   3. a sweep over MPI ranks (rank 0 coordinates, one worker per core): a short
-#      pre-training of the source DiT, then full fine-tuning, BitFit and DiffFit of it on
-#      unseen classes, each sampled and scored
-#   4. the results as a table and charts (demo-output/*.svg)
+#   3. a sweep over MPI ranks (rank 0 coordinates, one worker per core): the shipped
+#      source DiT (models/mini-source.safetensors, pre-trained on garments) fine-tuned on
+#      unseen classes (sandals, shirts, sneakers, bags, ankle boots) with full fine-tuning,
+#      BitFit and DiffFit, each sampled and scored
+#   4. the results as a table, one line of reading, charts and sample grids
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh
@@ -23,11 +24,17 @@ mpirun --oversubscribe -n 3 "$B" sweep run experiments/demo-sweep.yaml
 
 results=runs/demo/results.h5
 echo
-"$B" results table "$results" --grid demo --rows method --cols dataset --extra trainable_params,trainable_pct
-"$B" results table "$results" --grid demo --rows method --cols dataset --value steps_per_second \
-    --higher-is-better --no-mean
+"$B" results table "$results" --grid demo --rows method --cols dataset \
+    --extra class_accuracy,trainable_params,trainable_pct,steps_per_second
+"$B" results findings "$results" --grid demo --line
+"$B" results findings "$results" --grid demo -o demo-output/findings.md
 "$B" results plot "$results" --grid demo --rows method --cols dataset --output demo-output/fid.svg
 "$B" results plot --loss "$results" --grid demo --rows method --cols dataset --smooth 10 \
     --output demo-output/loss.svg
-echo "charts: demo-output/fid.svg (FID per method), demo-output/loss.svg (training loss);" \
-     "sample grids: <run folder>/samples.png"
+for dir in runs/demo.*/; do
+  [ -f "$dir/samples.png" ] || continue
+  method=$(sed -n 's/^method: \([a-z-]*\).*/\1/p' "$dir/config.yaml")
+  cp "$dir/samples.png" "demo-output/samples-$method.png"
+done
+echo "sample grids (one row per class): demo-output/samples-{full,bitfit,difffit}.png;" \
+     "charts: demo-output/fid.svg, demo-output/loss.svg; findings: demo-output/findings.md"

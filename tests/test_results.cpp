@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "results/findings.h"
 #include "results/loss_curve.h"
 #include "results/result_plot.h"
 #include "results/result_table.h"
@@ -68,6 +69,51 @@ std::vector<ResultRow> mixed_rows() {
   return {make_row({{"grid", "g"}, {"name", "Ünïcödé – 日本"}, {"placement", "first:14"}, {"empty", ""}},
                    {{"fid", 12.5}, {"tiny", 1e-300}, {"third", 1.0 / 3.0}}),
           make_row({{"grid", "g"}, {"name", "plain"}}, {{"fid", kNaN}, {"delta_bytes", 2560}, {"third", 0.1}})};
+}
+
+ResultRow finding_row(const std::string& grid, const std::string& method, double fid, double speed,
+                      const std::string& axis = "", const std::string& label = "") {
+  ResultRow row;
+  row.text["grid"] = grid;
+  row.text["method"] = method;
+  if (!axis.empty()) row.text[axis] = label;
+  row.numbers["fid"] = fid;
+  row.numbers["steps_per_second"] = speed;
+  row.numbers["trainable_params"] = method == "full" ? 1000 : 10;
+  row.numbers["delta_bytes"] = method == "full" ? 4000 : 40;
+  row.numbers["class_accuracy"] = 0.5;
+  return row;
+}
+
+TEST(Findings, SummariesAndVerdictsFollowTheSpread) {
+  // DiffFit 10 +- 1 against full 20 +- 1 (3 seeds): agrees. BitFit 10.5 +- 2: within the spread.
+  std::vector<ResultRow> rows;
+  for (double d : {-1.0, 0.0, 1.0}) {
+    rows.push_back(finding_row("table1", "difffit", 10 + d, 4.0));
+    rows.push_back(finding_row("table1", "full", 20 + d, 2.0));
+    rows.push_back(finding_row("table1", "bitfit", 10.5 + 2 * d, 4.0));
+    rows.push_back(finding_row("gamma-placement", "difffit", 30 + d, 4.0, "blocks", "first-half"));
+    rows.push_back(finding_row("gamma-placement", "difffit", 25 + d, 4.0, "blocks", "all"));
+  }
+  const Summary s = summarize(rows, "fid");
+  EXPECT_EQ(s.n, 15);
+  const Summary d = summarize(std::vector<ResultRow>(rows.begin(), rows.begin() + 1), "fid");
+  EXPECT_EQ(d.n, 1);
+  EXPECT_DOUBLE_EQ(d.std, 0.0);
+  const std::string page = findings_markdown(rows);
+  EXPECT_NE(page.find("DiffFit 10.00 ± 1.00 vs full 20.00 ± 1.00: agrees."), std::string::npos) << page;
+  EXPECT_NE(page.find("DiffFit 10.00 ± 1.00 vs bitfit 10.50 ± 2.00: within the spread."), std::string::npos) << page;
+  EXPECT_NE(page.find("2.00x the steps per second"), std::string::npos) << page;
+  EXPECT_NE(page.find("1.00% (10 of 1000)"), std::string::npos) << page;
+  // The paper's placement (first half) is worse here by more than the spread: said plainly.
+  EXPECT_NE(page.find("first-half vs all: **disagrees**"), std::string::npos) << page;
+  EXPECT_EQ(page.find("Learning-rate ratio"), std::string::npos) << "no lr-ratio grid, no section";
+  std::vector<ResultRow> table1;
+  for (const ResultRow& row : rows)
+    if (row.text.at("grid") == "table1") table1.push_back(row);
+  const std::string line = findings_line(table1);
+  EXPECT_NE(line.find("DiffFit trains 1.00% of the parameters at 2.00x the step speed"), std::string::npos) << line;
+  EXPECT_NE(line.find("FID 10.0 (full 20.0, BitFit 10.5"), std::string::npos) << line;
 }
 
 TEST(ResultsStore, RoundTripKeepsValuesNaNUnicodeAndMissingColumns) {

@@ -137,8 +137,14 @@ RunOutcome run_experiment(const ExperimentConfig& config, bool force, const RunH
   save_delta(delta.string(), *model, setup.config,
              {{"run_id", outcome.run_id}, {"steps", std::to_string(outcome.train.steps)}});
   if (config.base_checkpoint.empty()) {
+    // Self-describing: the model shape, and the settings and run that made it (nothing
+    // machine- or time-dependent, so rerunning the experiment reproduces the file's bytes).
     save_safetensors((dir / "model.safetensors").string(), merge_to_plain_state_dict(*model),
-                     {{"model", config.model.to_key_values()}, {"run_id", outcome.run_id}});
+                     {{"model", config.model.to_key_values()},
+                      {"run_id", outcome.run_id},
+                      {"steps", std::to_string(outcome.train.steps)},
+                      {"config", config.canonical_yaml()},
+                      {"format", "difffit.model.v1"}});
   }
 
   if (config.sample.num > 0) {

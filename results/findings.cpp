@@ -1,0 +1,204 @@
+#include "results/findings.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <sstream>
+
+#include "results/result_columns.h"
+
+namespace difffit {
+namespace {
+
+// The method of a row: its "method" axis label when the sweep has one, else the run's method.
+std::string method_of(const ResultRow& row) {
+  const std::string label = text_value(row, "method");
+  return label.empty() ? text_value(row, "method_name") : label;
+}
+
+std::vector<ResultRow> where(const std::vector<ResultRow>& rows, const std::string& column, const std::string& value) {
+  std::vector<ResultRow> out;
+  for (const ResultRow& row : rows)
+    if ((column == "method" ? method_of(row) : text_value(row, column)) == value) out.push_back(row);
+  return out;
+}
+
+std::string format(double value, int decimals) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, value);
+  return buf;
+}
+
+std::string mean_std(const Summary& s, int decimals, double scale = 1.0) {
+  if (s.n == 0) return "–";
+  std::string out = format(scale * s.mean, decimals);
+  if (s.n > 1) out += " ± " + format(scale * s.std, decimals);
+  return out;
+}
+
+// Lower FID is better. "agrees" needs the gap to exceed the larger spread (one seed: no verdict).
+std::string compare_fid(const Summary& claimed_better, const Summary& other, bool paper_says_better_or_equal) {
+  if (claimed_better.n == 0 || other.n == 0) return "not measured";
+  if (claimed_better.n < 2 || other.n < 2) return "one run each: no spread to judge by";
+  const double gap = other.mean - claimed_better.mean;  // > 0: claimed_better is better
+  const double spread = std::max(claimed_better.std, other.std);
+  if (std::fabs(gap) <= spread) return paper_says_better_or_equal ? "agrees (equal within the spread)" : "within the spread";
+  return gap > 0 ? "agrees" : "**disagrees**";
+}
+
+struct MethodLine {
+  std::string method;
+  Summary fid, accuracy, speed, params, bytes;
+};
+
+MethodLine method_line(const std::vector<ResultRow>& rows, const std::string& method) {
+  const std::vector<ResultRow> r = where(rows, "method", method);
+  return {method,
+          summarize(r, "fid"),
+          summarize(r, "class_accuracy"),
+          summarize(r, "steps_per_second"),
+          summarize(r, "trainable_params"),
+          summarize(r, "delta_bytes")};
+}
+
+std::vector<std::string> methods_in(const std::vector<ResultRow>& rows) {
+  std::vector<std::string> out;
+  for (const ResultRow& row : rows) {
+    const std::string m = method_of(row);
+    if (!m.empty() && std::find(out.begin(), out.end(), m) == out.end()) out.push_back(m);
+  }
+  return out;
+}
+
+std::string methods_section(const std::vector<ResultRow>& rows) {
+  std::ostringstream out;
+  const std::vector<std::string> methods = methods_in(rows);
+  out << "| method | FID (mean ± std) | class accuracy (%) | steps/s | trainable params | stored bytes | runs |\n"
+      << "|---|---|---|---|---|---|---|\n";
+  std::map<std::string, MethodLine> lines;
+  for (const std::string& m : methods) {
+    const MethodLine l = method_line(rows, m);
+    lines[m] = l;
+    out << "| " << m << " | " << mean_std(l.fid, 2) << " | " << mean_std(l.accuracy, 1, 100.0) << " | "
+        << mean_std(l.speed, 2) << " | " << (l.params.n ? format(l.params.mean, 0) : "–") << " | "
+        << (l.bytes.n ? format(l.bytes.mean, 0) : "–") << " | " << l.fid.n << " |\n";
+  }
+  out << "\n";
+  if (lines.count("difffit") && lines.count("full")) {
+    const MethodLine& d = lines["difffit"];
+    const MethodLine& f = lines["full"];
+    out << "- **Paper: DiffFit matches or beats full fine-tuning on FID.** Measured: DiffFit "
+        << mean_std(d.fid, 2) << " vs full " << mean_std(f.fid, 2) << ": " << compare_fid(d.fid, f.fid, true)
+        << ".\n";
+    if (d.params.n && f.params.n && f.params.mean > 0) {
+      out << "- **Paper: DiffFit trains about 0.12% of DiT-XL/2's parameters.** Measured on this model: "
+          << format(100.0 * d.params.mean / f.params.mean, 2) << "% (" << format(d.params.mean, 0) << " of "
+          << format(f.params.mean, 0) << "); stored delta " << format(d.bytes.mean, 0) << " bytes vs "
+          << format(f.bytes.mean, 0) << " for full fine-tuning.\n";
+    }
+    if (d.speed.n && f.speed.n && f.speed.mean > 0) {
+      const double ratio = d.speed.mean / f.speed.mean;
+      out << "- **Paper: DiffFit trains about 2x faster than full fine-tuning.** Measured: "
+          << format(ratio, 2) << "x the steps per second (" << mean_std(d.speed, 2) << " vs "
+          << mean_std(f.speed, 2) << "): " << (ratio >= 1.8 ? "agrees" : ratio > 1.05 ? "faster, by less" : "**disagrees**")
+          << ".\n";
+    }
+  }
+  if (lines.count("difffit")) {
+    for (const std::string& m : methods) {
+      if (m == "difffit" || m == "full") continue;
+      out << "- **Paper: DiffFit beats " << m << ".** Measured: DiffFit " << mean_std(lines["difffit"].fid, 2)
+          << " vs " << m << " " << mean_std(lines[m].fid, 2) << ": " << compare_fid(lines["difffit"].fid, lines[m].fid, false)
+          << ".\n";
+    }
+  }
+  return out.str();
+}
+
+// One ablation grid: the values of `axis`, and which the paper finds best.
+std::string ablation_section(const std::vector<ResultRow>& rows, const std::string& axis, const std::string& best,
+                             const std::string& claim) {
+  std::vector<std::string> values;
+  for (const ResultRow& row : rows) {
+    const std::string v = text_value(row, axis);
+    if (!v.empty() && std::find(values.begin(), values.end(), v) == values.end()) values.push_back(v);
+  }
+  if (values.empty()) return "";
+  std::ostringstream out;
+  out << "| " << axis << " | FID (mean ± std) | class accuracy (%) | runs |\n|---|---|---|---|\n";
+  std::map<std::string, Summary> fid;
+  for (const std::string& v : values) {
+    const std::vector<ResultRow> r = where(rows, axis, v);
+    fid[v] = summarize(r, "fid");
+    out << "| " << v << " | " << mean_std(fid[v], 2) << " | " << mean_std(summarize(r, "class_accuracy"), 1, 100.0)
+        << " | " << fid[v].n << " |\n";
+  }
+  out << "\n- **Paper: " << claim << ".** Measured: ";
+  if (!fid.count(best)) return out.str() + best + " was not run.\n";
+  std::string sep;
+  for (const std::string& v : values) {
+    if (v == best) continue;
+    out << sep << best << " vs " << v << ": " << compare_fid(fid[best], fid[v], false);
+    sep = "; ";
+  }
+  return out.str() + ".\n";
+}
+
+}  // namespace
+
+Summary summarize(const std::vector<ResultRow>& rows, const std::string& column) {
+  Summary s;
+  double sum = 0.0, sq = 0.0;
+  for (const ResultRow& row : rows) {
+    const double v = number_value(row, column);
+    if (std::isnan(v)) continue;
+    ++s.n;
+    sum += v;
+  }
+  if (s.n == 0) return s;
+  s.mean = sum / s.n;
+  for (const ResultRow& row : rows) {
+    const double v = number_value(row, column);
+    if (!std::isnan(v)) sq += (v - s.mean) * (v - s.mean);
+  }
+  s.std = s.n > 1 ? std::sqrt(sq / (s.n - 1)) : 0.0;
+  return s;
+}
+
+std::string findings_markdown(const std::vector<ResultRow>& rows) {
+  std::ostringstream out;
+  out << "# Findings: the DiffFit paper's claims against these results\n\n"
+      << "FID is lower-is-better; ± is the sample standard deviation over every run of a cell (seeds and "
+         "tasks). A claim \"agrees\" only when the gap is larger than the larger spread.\n\n";
+  // The method comparison uses the grid that compares methods (Table 1), else every row.
+  std::vector<ResultRow> table = where(rows, "grid", "table1");
+  if (table.empty()) table = rows;
+  out << "## Methods\n\n" << methods_section(table) << "\n";
+  const std::string gamma = ablation_section(where(rows, "grid", "gamma-placement"), "blocks", "first-half",
+                                             "gamma in the first half of the blocks beats the last half and all blocks");
+  if (!gamma.empty()) out << "## Where gamma goes\n\n" << gamma << "\n";
+  const std::string lr = ablation_section(where(rows, "grid", "lr-ratio"), "lr_ratio", "10x",
+                                          "a 10x learning rate for DiffFit's parameters beats 1x");
+  if (!lr.empty()) out << "## Learning-rate ratio\n\n" << lr << "\n";
+  return out.str();
+}
+
+std::string findings_line(const std::vector<ResultRow>& rows) {
+  const MethodLine d = method_line(rows, "difffit"), f = method_line(rows, "full"), b = method_line(rows, "bitfit");
+  if (d.fid.n == 0 || f.fid.n == 0) return "";
+  std::ostringstream out;
+  out << "Reading: DiffFit trains " << (f.params.mean > 0 ? format(100.0 * d.params.mean / f.params.mean, 2) : "?")
+      << "% of the parameters at " << (f.speed.mean > 0 ? format(d.speed.mean / f.speed.mean, 2) : "?")
+      << "x the step speed of full fine-tuning and reaches FID " << format(d.fid.mean, 1) << " (full " << format(f.fid.mean, 1);
+  if (b.fid.n) out << ", BitFit " << format(b.fid.mean, 1);
+  out << "; lower is better)";
+  if (d.accuracy.n && f.accuracy.n) {
+    out << " with " << format(100 * d.accuracy.mean, 0) << "% of its samples recognised as their class (full "
+        << format(100 * f.accuracy.mean, 0) << "%)";
+  }
+  out << ".";
+  return out.str();
+}
+
+}  // namespace difffit

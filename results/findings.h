@@ -1,0 +1,28 @@
+// The paper's claims next to a sweep's numbers: for each claim the results can speak to,
+// what the paper says, what was measured (mean ± std over seeds and tasks) and whether the
+// two agree, disagree or cannot be told apart within the seed-to-seed spread.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "results/result_row.h"
+
+namespace difffit {
+
+// Mean and sample standard deviation of one numeric column over some rows (NaNs skipped).
+struct Summary {
+  int n = 0;
+  double mean = 0.0, std = 0.0;
+};
+Summary summarize(const std::vector<ResultRow>& rows, const std::string& column);
+
+// Markdown: one section per claim the rows can test (methods, gamma placement, learning
+// rate ratio), each with its table of numbers and a verdict. Rows are those of a results file.
+std::string findings_markdown(const std::vector<ResultRow>& rows);
+
+// One sentence for a terminal: DiffFit against full fine-tuning (and BitFit when present)
+// on FID, class accuracy, trainable parameters and step speed. "" when DiffFit or full is missing.
+std::string findings_line(const std::vector<ResultRow>& rows);
+
+}  // namespace difffit
