@@ -12,6 +12,7 @@
 #include "app/commands.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "orchestrator/sweep_report.h"
 #include "results/findings.h"
 #include "results/loss_curve.h"
 #include "results/result_columns.h"
@@ -29,6 +30,7 @@ const char* const kUsage =
     "          plot --loss RUN_DIR... -> an SVG of the runs' loss curves\n"
     "  export  RESULTS.h5 --csv OUT.csv: every row and column\n"
     "  show    RESULTS.h5: every row, compactly\n"
+    "  report  SWEEP_DIR -> one self-contained HTML page (tables, charts, samples, findings, run status)\n"
     "  findings RESULTS.h5 -> the paper's claims next to the measured numbers (Markdown; --line: one sentence)\n";
 
 // --grid --where: which rows; shared by every subcommand that reads a results file.
@@ -304,12 +306,32 @@ int findings_command(int argc, char** argv) {
   return 0;
 }
 
+int report_command(int argc, char** argv) {
+  po::options_description options("results report options");
+  options.add_options()
+      ("input", po::value<std::vector<std::string>>(), "SWEEP_DIR: the sweep's state folder, OUTPUT_DIR/SWEEP (positional)")
+      ("output,o", po::value<std::string>(), "the page to write (default SWEEP_DIR/report.html)");
+  po::variables_map vm;
+  const auto positional = inputs_positional();
+  if (!parse_command_line("results report",
+                          "One self-contained HTML page of a sweep: tables, charts, sample grids, findings, run status.\n"
+                          "  difffit results report runs/mini-study [-o report.html]",
+                          argc, argv, options, vm, &positional))
+    return 0;
+  const std::string dir = one_input(vm, "report");
+  const std::string page = vm.count("output") ? vm["output"].as<std::string>() : dir + "/report.html";
+  write_file_atomically(page, html_report(load_sweep_report(dir, page)));
+  std::cout << page << "\n";
+  return 0;
+}
+
 }  // namespace
 
 int run_results_command(int argc, char** argv) {
   return run_subcommand("results", kUsage, argc, argv,
                         {{"table", table_command}, {"plot", plot_command}, {"export", export_command},
-                         {"show", show_command}, {"findings", findings_command}});
+                         {"show", show_command}, {"findings", findings_command},
+                         {"report", report_command}});
 }
 
 }  // namespace difffit

@@ -16,6 +16,8 @@ PACKAGES=(
   nlohmann-json3-dev            # sweep journal and messages between ranks
   libpng-dev libjpeg-dev zlib1g-dev  # image decoding/encoding
   libfreetype-dev fonts-dejavu-core  # class names drawn on sample grids
+  libcmark-gfm-dev libcmark-gfm-extensions-dev  # Markdown to HTML for the report
+  chromium                      # test-only: the HTML report is checked in a headless browser
   dataset-fashion-mnist         # the built-in mini benchmark's data
   # Test-only: independent reference values (PyTorch eager, Pillow, SciPy, h5py).
   python3 python3-torch python3-numpy python3-scipy python3-h5py python3-pil

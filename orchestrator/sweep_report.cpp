@@ -1,0 +1,72 @@
+#include "orchestrator/sweep_report.h"
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "common/error.h"
+#include "orchestrator/journal.h"
+#include "results/result_columns.h"
+#include "results/results_store.h"
+
+namespace difffit {
+
+ReportInput load_sweep_report(const std::string& sweep_dir, const std::string& page_path) {
+  namespace fs = std::filesystem;
+  const fs::path dir(sweep_dir);
+  const fs::path journal = dir / "journal.jsonl";
+  if (!fs::exists(journal)) throw_data(sweep_dir + ": no journal.jsonl: not a sweep's state folder (OUTPUT_DIR/SWEEP)");
+  ReportInput input;
+  input.title = "Sweep " + dir.filename().string();
+  input.page_dir = fs::path(page_path).parent_path().string();
+  if (input.page_dir.empty()) input.page_dir = ".";
+  if (fs::exists(dir / "results.h5")) input.rows = read_results_h5((dir / "results.h5").string());
+
+  // Each run's latest state, in order of first appearance.
+  std::map<std::string, size_t> index;
+  for (const JournalEvent& e : Journal::read(journal.string())) {
+    if (e.run_id.empty()) continue;
+    auto [it, fresh] = index.emplace(e.run_id, input.runs.size());
+    if (fresh) {
+      input.runs.emplace_back();
+      input.runs.back().run_id = e.run_id;
+    }
+    ReportRun& run = input.runs[it->second];
+    if (e.event == "started") {
+      ++run.attempts;
+      run.state = "running";
+    } else if (e.event == "done" || e.event == "failed" || e.event == "stopped" || e.event == "abandoned") {
+      run.state = e.event;
+      run.seconds = e.seconds;
+      if (!e.error.empty()) run.error = e.error;
+      if (!e.run_dir.empty()) run.run_dir = e.run_dir;
+      if (e.event == "done") run.error.clear();
+      if (!e.metrics_json.empty()) {
+        const auto metrics = nlohmann::json::parse(e.metrics_json, nullptr, /*allow_exceptions=*/false);
+        if (metrics.is_object() && metrics.contains("name") && metrics["name"].is_string()) run.name = metrics["name"];
+      }
+    } else if (e.event == "reset") {
+      run.state = "pending";
+    }
+  }
+  // One sample grid per done run, labelled by its axes (method on dataset ...).
+  for (const ResultRow& row : input.rows) {
+    const std::string run_dir = text_value(row, "run_dir");
+    const fs::path png = fs::path(run_dir) / "samples.png";
+    if (run_dir.empty() || !fs::exists(png)) continue;
+    std::string caption = text_value(row, "name");
+    for (const ReportGrid& g : input.sample_grids)
+      if (g.caption == caption) caption.clear();  // a run listed in two grids is shown once
+    if (caption.empty()) continue;
+    std::ifstream in(png, std::ios::binary);
+    std::ostringstream bytes;
+    bytes << in.rdbuf();
+    input.sample_grids.push_back({caption, bytes.str()});
+  }
+  return input;
+}
+
+}  // namespace difffit

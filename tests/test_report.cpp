@@ -1,0 +1,94 @@
+// The sweep's HTML report, opened in a real headless browser (Debian's chromium): every
+// table, chart and sample grid renders, nothing fails to load, failures show their reason.
+#include <gtest/gtest.h>
+
+#include <ATen/ATen.h>
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+
+#include "common/image_io.h"
+#include "orchestrator/journal.h"
+#include "results/results_store.h"
+#include "test_support.h"
+
+namespace difffit {
+namespace {
+
+using testing::TempDir;
+
+ResultRow row(const std::string& method, double fid, const std::string& run_dir) {
+  ResultRow r;
+  r.text = {{"grid", "table1"}, {"method", method}, {"dataset", "new-classes"}, {"name", "study." + method},
+            {"run_id", method + "-id"}, {"run_dir", run_dir}, {"metric", "FID (mini-CNN)"}};
+  r.numbers = {{"fid", fid}, {"class_accuracy", 0.8}, {"trainable_params", method == "full" ? 1000.0 : 10.0},
+               {"steps_per_second", method == "full" ? 2.0 : 4.0}, {"delta_bytes", 100.0}};
+  return r;
+}
+
+JournalEvent event(const std::string& kind, const std::string& run_id, double seconds = 0) {
+  JournalEvent e;
+  e.event = kind;
+  e.run_id = run_id;
+  e.attempt = 1;
+  e.rank = 1;
+  e.seconds = seconds;
+  return e;
+}
+
+TEST(HtmlReport, RendersEveryPartInAHeadlessBrowser) {
+  const std::string browser = "/usr/bin/chromium";
+  TempDir dir;
+  const std::filesystem::path sweep = dir.path() / "study";
+  std::filesystem::create_directories(sweep);
+  std::vector<ResultRow> rows;
+  for (const std::string method : {"full", "difffit"}) {
+    const std::filesystem::path run = dir.path() / ("study." + method);
+    std::filesystem::create_directories(run);
+    write_png((run / "samples.png").string(), at::full({20, 30, 1}, method == "full" ? 200 : 90, at::kByte));
+    rows.push_back(row(method, method == "full" ? 20.0 : 15.0, run.string()));
+  }
+  write_results_h5((sweep / "results.h5").string(), rows);
+  {
+    Journal journal((sweep / "journal.jsonl").string());
+    for (const ResultRow& r : rows) {
+      journal.append(event("started", r.text.at("run_id")));
+      JournalEvent done = event("done", r.text.at("run_id"), 12.0);
+      done.run_dir = r.text.at("run_dir");
+      done.metrics_json = "{\"name\": \"" + r.text.at("name") + "\"}";
+      journal.append(done);
+    }
+    journal.append(event("started", "bitfit-id"));
+    JournalEvent failed = event("failed", "bitfit-id", 3.0);
+    failed.error = "loss diverged at step 7 <nan>";
+    journal.append(failed);
+  }
+  const std::string page = dir.file("report.html");
+  auto r = testing::run_difffit("results report " + sweep.string() + " -o " + page);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string html = testing::read_text_file(page);
+  // Self-contained: no resource outside the page.
+  EXPECT_EQ(std::regex_search(html, std::regex("(src|href)=\"(?!data:|#)[a-z]+://")), false);
+  EXPECT_NE(html.find("loss diverged at step 7 &lt;nan&gt;"), std::string::npos);
+
+  if (!std::filesystem::exists(browser)) GTEST_SKIP() << "no " << browser << " (Debian's chromium)";
+  // The browser reports what it rendered through the page title: images decoded, tables, charts.
+  std::ofstream(page, std::ios::app)
+      << "<script>window.onload = () => { const img = [...document.images];"
+         " document.title = 'images=' + img.length + ' decoded=' + img.filter(i => i.complete && i.naturalWidth > 0).length"
+         " + ' tables=' + document.querySelectorAll('table').length + ' cells=' + document.querySelectorAll('td').length"
+         " + ' bars=' + document.querySelectorAll('svg .bar').length + ' failed=' + document.querySelectorAll('tr.failed').length; };"
+         "</script>";
+  auto dom = testing::run_command(browser + " --headless --no-sandbox --disable-gpu --virtual-time-budget=5000 --dump-dom file://" +
+                                  page + " 2>/dev/null");
+  ASSERT_EQ(dom.exit_code, 0) << dom.output;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(dom.output, m, std::regex("<title>(images=[^<]*)</title>"))) << dom.output.substr(0, 2000);
+  // 2 grids; tables: Table 1, the findings' methods table, the run status; 2 bars; 1 failed run.
+  EXPECT_EQ(m[1].str(), "images=2 decoded=2 tables=3 cells=" +
+                            std::to_string(2 * 5 + 2 * 7 + 3 * 6) + " bars=2 failed=1");
+}
+
+}  // namespace
+}  // namespace difffit
