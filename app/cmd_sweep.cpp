@@ -181,6 +181,12 @@ int sweep_run_command(int argc, char** argv) {
       transport->abort_job(e.exit_code());
     }
     throw;
+  } catch (const std::exception& e) {  // a library's exception (JSON, LibTorch, ...): the same, never a hang
+    if (size > 1) {
+      log()->error("[sweep] coordinator: internal error: {}", e.what());
+      transport->abort_job(1);
+    }
+    throw;
   }
 }
 

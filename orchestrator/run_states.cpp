@@ -54,7 +54,9 @@ RunState RunStates::state(size_t index) const {
   const RunProgress& p = progress_.at(index);
   if (p.done) return RunState::Done;
   if (p.running) return RunState::Running;
-  if (p.failures + p.abandoned >= max_attempts_) return RunState::Failed;
+  // A job that died (pre-emption, node loss, kill -9) is not the run's fault: only its own
+  // failures count against max_attempts; a run whose job died kAbandonedLimit times is given up.
+  if (p.failures >= max_attempts_ || p.abandoned >= kAbandonedLimit) return RunState::Failed;
   for (size_t dep : plan_.runs[index].depends_on) {
     RunState s = state(dep);
     if (s == RunState::Failed || s == RunState::Blocked) return RunState::Blocked;

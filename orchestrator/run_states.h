@@ -1,7 +1,8 @@
 // Each planned run's state, folded from the journal, and which run to start next.
 // Pure: no files, no MPI. PENDING -> RUNNING(attempt, rank) -> DONE | FAILED(n);
 // a RUNNING run whose job died is "abandoned" on resume and runs again from its own
-// checkpoint; failures and abandonments together are limited by max_attempts.
+// checkpoint. A run's own failures are limited by max_attempts; job deaths while it ran
+// are not its fault and have their own, higher limit (kAbandonedLimit).
 #pragma once
 
 #include <set>
@@ -12,6 +13,9 @@
 #include "orchestrator/sweep_plan.h"
 
 namespace difffit {
+
+// Job deaths during one run after which it is given up (it may be what kills the job).
+inline constexpr int kAbandonedLimit = 10;
 
 enum class RunState { Pending, Running, Done, Failed, Blocked };
 const char* run_state_name(RunState state);  // pending | running | done | failed | blocked

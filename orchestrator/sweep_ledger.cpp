@@ -6,6 +6,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/file_lock.h"
 #include "common/logging.h"
 #include "orchestrator/result_rows.h"
 #include "results/results_store.h"
@@ -22,6 +23,9 @@ double since(std::chrono::steady_clock::time_point begin) {
 SweepLedger::SweepLedger(const SweepConfig& config, const SweepPlan& plan, int ranks)
     : config_(config), plan_(plan), ranks_(ranks), states_(plan, config.max_attempts),
       begin_(std::chrono::steady_clock::now()) {
+  // One sweep per state folder: a second job (a double submit) stops here, before the journal.
+  std::filesystem::create_directories(config.state_dir());
+  lock_ = std::make_unique<FileLock>((std::filesystem::path(config.state_dir()) / "sweep.lock").string());
   const std::string path = (std::filesystem::path(config.state_dir()) / "journal.jsonl").string();
   int skipped = 0;
   states_.apply_all(Journal::read(path, &skipped));
@@ -73,6 +77,14 @@ void SweepLedger::record(const RunReport& report, int rank) {
   e.seconds = report.seconds;
   switch (report.status) {
     case RunStatus::Done:
+      if (const auto metrics = nlohmann::json::parse(report.metrics_json, nullptr, /*allow_exceptions=*/false);
+          !metrics.is_object()) {
+        // Never let a bad report take the coordinator down: the run failed, and says why.
+        e.event = "failed";
+        e.error = report.run_dir + "/metrics.json: not a JSON object; the run's result cannot be recorded";
+        log()->error("[sweep] {}: {}", run.name, e.error);
+        break;
+      }
       e.event = "done";
       e.run_dir = report.run_dir;
       e.metrics_json = report.metrics_json;
@@ -89,7 +101,7 @@ void SweepLedger::record(const RunReport& report, int rank) {
   append(e);
   ++timings.finished;
   timings.run_seconds += report.seconds;
-  if (report.status == RunStatus::Done) {
+  if (e.event == "done") {
     // ETA: the runs left at this session's mean time per attempt, over the workers.
     const size_t done = states_.count(RunState::Done);
     const size_t left = states_.count(RunState::Pending) + states_.count(RunState::Running);

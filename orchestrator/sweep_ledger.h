@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "common/file_lock.h"
 #include "orchestrator/journal.h"
 #include "orchestrator/run_states.h"
 #include "orchestrator/sweep_config.h"
@@ -53,6 +54,7 @@ class SweepLedger {
   const SweepConfig& config_;
   const SweepPlan& plan_;
   int ranks_;
+  std::unique_ptr<FileLock> lock_;  // held while this ledger lives
   std::unique_ptr<Journal> journal_;
   RunStates states_;
   std::chrono::steady_clock::time_point begin_;

@@ -5,8 +5,10 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
+#include <unistd.h>
 
 #include "common/error.h"
+#include "common/file_lock.h"
 #include "orchestrator/journal.h"
 #include "orchestrator/messages.h"
 #include "orchestrator/result_rows.h"
@@ -136,13 +138,27 @@ TEST(RunStates, FoldsTheJournalIntoStatesAndSchedulesInDependencyOrder) {
   EXPECT_EQ(states.next_runnable(), 2);
   states.apply(event("failed", "a"));
   states.apply(event("started", "a", 2));
-  states.apply(event("abandoned", "a", 2));  // the job died during the second attempt
+  states.apply(event("abandoned", "a", 2));  // the job died during the second attempt: not a's fault
+  EXPECT_EQ(states.state(1), RunState::Pending);
+  states.apply(event("started", "a", 3));
+  states.apply(event("failed", "a", 3));  // a's second own failure: given up (max_attempts 2)
   EXPECT_EQ(states.state(1), RunState::Failed);
   EXPECT_EQ(states.given_up(), std::vector<size_t>{1});
   states.apply(event("reset", "a"));
   EXPECT_EQ(states.state(1), RunState::Pending);
   states.apply(event("done", "unknown-run"));  // not in the plan: ignored
   EXPECT_EQ(states.count(RunState::Done), 1u);
+
+  // Job deaths do not use up max_attempts; only many of them give a run up.
+  RunStates preempted(plan, 1);
+  for (int k = 1; k < kAbandonedLimit; ++k) {
+    preempted.apply(event("started", "base", k));
+    preempted.apply(event("abandoned", "base", k));
+  }
+  EXPECT_EQ(preempted.state(0), RunState::Pending);
+  preempted.apply(event("started", "base", kAbandonedLimit));
+  preempted.apply(event("abandoned", "base", kAbandonedLimit));
+  EXPECT_EQ(preempted.state(0), RunState::Failed);
 
   // A failed base blocks the runs that start from it.
   RunStates blocked(plan, 1);
@@ -151,6 +167,24 @@ TEST(RunStates, FoldsTheJournalIntoStatesAndSchedulesInDependencyOrder) {
   EXPECT_EQ(blocked.state(1), RunState::Blocked);
   EXPECT_EQ(blocked.next_runnable(), -1);
   EXPECT_FALSE(blocked.any_runnable_or_running());
+}
+
+TEST(SweepLock, ASecondSweepOnTheSameFolderIsRefused) {
+  testing::TempDir dir;
+  const std::string path = dir.file("sweep.lock");
+  {
+    FileLock first(path);
+    try {
+      FileLock second(path);
+      FAIL() << "a second lock on the same file must fail";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.exit_code(), 2);
+      EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("another sweep is running"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("pid " + std::to_string(::getpid())), std::string::npos) << e.what();
+    }
+  }
+  FileLock again(path);  // released with its holder
 }
 
 TEST(Journal, SurvivesATornLastLine) {
