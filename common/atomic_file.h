@@ -11,6 +11,9 @@ namespace difffit {
 // throws an IO error.
 void commit_file(const std::string& tmp, const std::string& path);
 
+// fsync an existing file (e.g. an append-only log before a checkpoint that refers to it).
+void sync_file(const std::string& path);
+
 // Writes `contents` to path + ".tmp" and commits it.
 void write_file_atomically(const std::string& path, const std::string& contents);
 

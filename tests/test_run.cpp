@@ -112,6 +112,41 @@ TEST_F(RunTest, ARunStoppedBySignalResumesBitIdentically) {
   EXPECT_TRUE(at::equal(sa.read("latents", at::kFloat), sb.read("latents", at::kFloat)));
 }
 
+TEST_F(RunTest, ADamagedCheckpointIsSetAsideAndTheRunEndsAsIfNeverInterrupted) {
+  TempDir a;
+  RunOutcome straight = run_experiment(config(a.path().string(), "difffit"));
+  for (const std::string damage : {"flip", "truncate", "torn-log"}) {
+    TempDir b;
+    ExperimentConfig c = config(b.path().string(), "difffit");
+    RunHooks stop_at_6;
+    stop_at_6.on_step = [](int64_t step) {
+      if (step == 6) request_stop(SIGUSR2);
+    };
+    EXPECT_THROW(run_experiment(c, false, stop_at_6), StoppedBySignal);
+    clear_stop_signal();
+    const std::string dir = (b.path() / ("tiny-" + c.run_id())).string();
+    const std::string ckpt = dir + "/checkpoint.safetensors";
+    const auto size = std::filesystem::file_size(ckpt);
+    if (damage == "flip") {  // bytes in the tensor data change, the file still parses
+      std::fstream f(ckpt, std::ios::in | std::ios::out | std::ios::binary);
+      f.seekp(static_cast<std::streamoff>(size - 64));
+      f.write("\x7f\x7f\x7f\x7f", 4);
+    } else if (damage == "truncate") {
+      std::filesystem::resize_file(ckpt, size / 2);
+    } else {  // a kill mid-write tore the log's last row; the checkpoint is fine
+      std::ofstream(dir + "/loss.csv", std::ios::app) << "7,0.12";
+    }
+    RunOutcome resumed = run_experiment(c);
+    EXPECT_EQ(resumed.train.resumed, damage == "torn-log") << damage;
+    EXPECT_EQ(std::filesystem::exists(ckpt + ".damaged"), damage != "torn-log") << damage;
+    StateDict x = load_safetensors(straight.run_dir + "/delta.safetensors");
+    StateDict y = load_safetensors(resumed.run_dir + "/delta.safetensors");
+    for (const auto& [name, tensor] : x) EXPECT_TRUE(at::equal(tensor, y.at(name))) << damage << " " << name;
+    EXPECT_EQ(read_file(straight.run_dir + "/loss.csv"), read_file(resumed.run_dir + "/loss.csv")) << damage;
+    EXPECT_DOUBLE_EQ(straight.train.last_loss, resumed.train.last_loss) << damage;
+  }
+}
+
 TEST_F(RunTest, DataThatDoesNotFitTheModelIsRefusedBeforeTraining) {
   TempDir out;
   ExperimentConfig c = config(out.path().string());

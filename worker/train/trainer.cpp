@@ -5,16 +5,19 @@
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/types.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/logging.h"
 #include "common/progress_bar.h"
 #include "common/safetensors.h"
+#include "common/sha256.h"
 #include "common/stop_signals.h"
 #include "datasets/image_loader.h"
 #include "worker/diffusion/gaussian_diffusion.h"
@@ -124,6 +127,18 @@ std::string Trainer::checkpoint_path() const { return (std::filesystem::path(run
 
 namespace {
 
+// SHA-256 over every tensor's name, dtype, shape and bytes, in name order: a checkpoint whose
+// bytes were damaged but still parse is caught by it.
+std::string payload_sha256(const StateDict& tensors) {
+  Sha256 sha;
+  for (const auto& [name, tensor] : tensors) {
+    const at::Tensor t = tensor.contiguous();
+    sha.update(name + "|" + std::string(c10::toString(t.scalar_type())) + "|" + c10::str(t.sizes()) + "|");
+    sha.update(t.data_ptr(), t.numel() * t.element_size());
+  }
+  return sha.hex_digest();
+}
+
 void save_run_checkpoint(const std::string& path, const std::string& run_id, int64_t step,
                          const LoaderCursor& cursor, const std::vector<std::string>& names,
                          const std::vector<at::Tensor>& params, const AdamW& optimizer, const Ema& ema) {
@@ -134,6 +149,7 @@ void save_run_checkpoint(const std::string& path, const std::string& run_id, int
   tensors["rng/cpu"] = default_generator().get_state();
   save_safetensors(path, tensors,
                    {{"format", kCheckpointFormat},
+                    {"payload_sha256", payload_sha256(tensors)},
                     {"run_id", run_id},
                     {"step", std::to_string(step)},
                     {"loader_epoch", std::to_string(cursor.epoch)},
@@ -142,12 +158,20 @@ void save_run_checkpoint(const std::string& path, const std::string& run_id, int
 
 // Keeps the header and the rows of steps <= `step`: rows written after the last
 // checkpoint by an interrupted session are recomputed, so they must not repeat.
+// A row torn by a kill (fewer than 4 fields, or cut inside a number) is dropped like a later one.
 void truncate_loss_csv(const std::string& path, int64_t step) {
   std::ifstream in(path);
   std::string line, kept;
+  bool header = true;
   while (std::getline(in, line)) {
     if (line.empty()) continue;
-    if (!std::isdigit(static_cast<unsigned char>(line[0])) || std::stoll(line) <= step) kept += line + "\n";
+    if (header) {
+      kept += line + "\n";
+      header = false;
+      continue;
+    }
+    if (std::count(line.begin(), line.end(), ',') != 3 || !std::isdigit(static_cast<unsigned char>(line[0]))) continue;
+    if (std::stoll(line) <= step) kept += line + "\n";
   }
   in.close();
   std::ofstream(path, std::ios::trunc) << kept;
@@ -186,9 +210,28 @@ TrainResult Trainer::run() {
   const TrainConfig& tc = config_.train;
   const std::string checkpoint = checkpoint_path();
 
+  TensorFileMetadata meta;
+  StateDict saved;
   if (std::filesystem::exists(checkpoint)) {
-    TensorFileMetadata meta;
-    StateDict saved = load_safetensors(checkpoint, &meta);
+    // A damaged checkpoint (truncated, or bytes changed) is moved aside and the run starts
+    // over: training is deterministic, so it ends as if it had never been interrupted.
+    std::string damage;
+    try {
+      saved = load_safetensors(checkpoint, &meta);
+      if (meta.count("payload_sha256") && meta["payload_sha256"] != payload_sha256(saved)) {
+        damage = "its tensors do not match the checksum it was saved with";
+      }
+    } catch (const std::exception& e) {
+      damage = e.what();
+    }
+    if (!damage.empty()) {
+      const std::string aside = checkpoint + ".damaged";
+      std::filesystem::rename(checkpoint, aside);
+      log()->warn("[train] {}: damaged ({}); moved to {} and starting the run over", checkpoint, damage, aside);
+      saved.clear();
+    }
+  }
+  if (!saved.empty()) {
     if (meta["format"] != kCheckpointFormat || meta["run_id"] != config_.run_id()) {
       throw_data(checkpoint + ": not a checkpoint of run " + config_.run_id());
     }
@@ -230,6 +273,9 @@ TrainResult Trainer::run() {
   }
   auto save = [&] {
     if (writer) {
+      // The rows up to this step must survive whatever happens after the checkpoint.
+      loss_csv.flush();
+      sync_file(loss_path);
       save_run_checkpoint(checkpoint, config_.run_id(), s.step, s.loader->cursor(), s.names, s.params,
                           *s.optimizer, *s.ema);
     }
