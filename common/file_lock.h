@@ -9,7 +9,8 @@ namespace difffit {
 
 class FileLock {
  public:
-  // Throws a usage error naming the file and the holder's pid when another process holds it.
+  // Throws a usage error naming the file and the holder (pid, host, start time) when another
+  // process holds it.
   explicit FileLock(const std::string& path);
   ~FileLock();
   FileLock(const FileLock&) = delete;
