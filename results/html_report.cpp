@@ -18,23 +18,13 @@
 #include "results/result_columns.h"
 #include "results/result_plot.h"
 #include "results/result_table.h"
+#include "results/svg_writer.h"
 
 namespace difffit {
 namespace {
 
-std::string escape_html(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
+// XML escaping suits HTML text and attribute values alike.
+std::string escape_html(const std::string& text) { return svg::escape(text); }
 
 std::string base64(const std::string& bytes) {
   using namespace boost::archive::iterators;

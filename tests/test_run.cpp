@@ -55,6 +55,15 @@ class RunTest : public ::testing::Test {
     c.sample.batch_size = 4;
     return c;
   }
+  // Runs `c` until SIGUSR2 arrives after `stop` steps: it saves a checkpoint and stops.
+  static void stop_at_step(const ExperimentConfig& c, int64_t stop) {
+    RunHooks hooks;
+    hooks.on_step = [stop](int64_t step) {
+      if (step == stop) request_stop(SIGUSR2);
+    };
+    EXPECT_THROW(run_experiment(c, false, hooks), StoppedBySignal);
+    clear_stop_signal();
+  }
   static TempDir* dir_;
 };
 TempDir* RunTest::dir_ = nullptr;
@@ -93,12 +102,7 @@ TEST_F(RunTest, ARunStoppedBySignalResumesBitIdentically) {
   TempDir a, b;
   RunOutcome straight = run_experiment(config(a.path().string(), "difffit"));
   ExperimentConfig c = config(b.path().string(), "difffit");
-  RunHooks stop_at_6;
-  stop_at_6.on_step = [](int64_t step) {
-    if (step == 6) request_stop(SIGUSR2);
-  };
-  EXPECT_THROW(run_experiment(c, false, stop_at_6), StoppedBySignal);
-  clear_stop_signal();
+  stop_at_step(c, 6);
   EXPECT_FALSE(std::filesystem::exists(b.path() / ("tiny-" + c.run_id()) / "DONE"));
   RunOutcome resumed = run_experiment(c);
   EXPECT_TRUE(resumed.train.resumed);
@@ -118,12 +122,7 @@ TEST_F(RunTest, ADamagedCheckpointIsSetAsideAndTheRunEndsAsIfNeverInterrupted) {
   for (const std::string damage : {"flip", "truncate", "torn-log"}) {
     TempDir b;
     ExperimentConfig c = config(b.path().string(), "difffit");
-    RunHooks stop_at_6;
-    stop_at_6.on_step = [](int64_t step) {
-      if (step == 6) request_stop(SIGUSR2);
-    };
-    EXPECT_THROW(run_experiment(c, false, stop_at_6), StoppedBySignal);
-    clear_stop_signal();
+    stop_at_step(c, 6);
     const std::string dir = (b.path() / ("tiny-" + c.run_id())).string();
     const std::string ckpt = dir + "/checkpoint.safetensors";
     const auto size = std::filesystem::file_size(ckpt);
