@@ -208,6 +208,8 @@ int run_fid_command(int argc, char** argv) {
       ("export-reference-npz", po::value<std::string>(), "write the reference mu, sigma as .npz")
       ("grid", po::value<std::string>(), "write a PNG grid of the samples (one row per class when labelled)")
       ("grid-columns", po::value<int64_t>()->default_value(10), "images per grid row")
+      ("grid-scale", po::value<int64_t>()->default_value(0), "grid pixels per image pixel (0 = tiles of about 96 px)")
+      ("grid-names", po::value<bool>()->default_value(true), "name each row's class (the file's class_names, else 'class K')")
       ("json", "print the result as one JSON object");
   add_thread_option(options);
   po::variables_map vm;
@@ -244,8 +246,8 @@ int run_fid_command(int argc, char** argv) {
     const GridPick pick = pick_grid_images(samples, columns);
     GridStyle style;
     style.columns = columns;
-    style.scale = readable_grid_scale(samples.height());
-    style.label_rows = true;
+    style.scale = vm["grid-scale"].as<int64_t>() > 0 ? vm["grid-scale"].as<int64_t>() : readable_grid_scale(samples.height());
+    style.label_rows = vm["grid-names"].as<bool>();
     if (Hdf5Reader file(samples_path); file.has("class_names")) style.class_names = file.read_strings("class_names");
     write_sample_grid(vm["grid"].as<std::string>(), pick.images, pick.labels, style);
     log()->info("[fid] wrote the sample grid {}", vm["grid"].as<std::string>());

@@ -409,11 +409,18 @@ TEST(CliFid, WritesAPerClassGridWithoutScoring) {
     out.write("labels", at::tensor(std::vector<int64_t>{1, 1, 1, 0, 2}));
     out.commit();
   }
-  auto r = run_difffit("fid --samples " + dir.file("s.h5") + " --grid " + dir.file("g.png") + " --grid-columns 2");
+  auto r = run_difffit("fid --samples " + dir.file("s.h5") + " --grid " + dir.file("g.png") +
+                       " --grid-columns 2 --grid-scale 1 --grid-names false");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   // 3 classes -> 3 rows of up to 2 tiles: class 0 one, class 1 its first two, class 2 one: 4 tiles at 200.
   const std::string png = run_python("fid_reference.py", "check-png " + dir.file("g.png"));
   EXPECT_NE(png.find("RGB 14 17 " + std::to_string(4 * 3 * 4 * 3 * 200)), std::string::npos) << png;
+  // By default the grid is enlarged for people (4 px tiles -> x24) with the rows named.
+  auto big = run_difffit("fid --samples " + dir.file("s.h5") + " --grid " + dir.file("big.png") + " --grid-columns 2");
+  ASSERT_EQ(big.exit_code, 0) << big.output;
+  const std::string big_png = run_python("fid_reference.py", "check-png " + dir.file("big.png"));
+  EXPECT_NE(big_png.find("RGB "), std::string::npos) << big_png;
+  EXPECT_EQ(big_png.find("RGB 14 17 "), std::string::npos) << big_png;
 }
 
 TEST(CliFid, UsageErrorsExit2) {
