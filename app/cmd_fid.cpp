@@ -248,7 +248,7 @@ int run_fid_command(int argc, char** argv) {
     style.columns = columns;
     style.scale = vm["grid-scale"].as<int64_t>() > 0 ? vm["grid-scale"].as<int64_t>() : readable_grid_scale(samples.height());
     style.label_rows = vm["grid-names"].as<bool>();
-    if (Hdf5Reader file(samples_path); file.has("class_names")) style.class_names = file.read_strings("class_names");
+    style.class_names = class_names_in(samples_path);
     write_sample_grid(vm["grid"].as<std::string>(), pick.images, pick.labels, style);
     log()->info("[fid] wrote the sample grid {}", vm["grid"].as<std::string>());
   }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "common/hdf5_tensors.h"
 #include "common/image_io.h"
 #include "eval/text_render.h"
 
@@ -83,6 +84,11 @@ at::Tensor make_labelled_grid(const at::Tensor& images, const at::Tensor& labels
     out.narrow(0, y0, h).narrow(1, padding, t.size(1)).copy_(t.narrow(0, 0, h).unsqueeze(2).expand({h, t.size(1), channels}));
   }
   return out;
+}
+
+std::vector<std::string> class_names_in(const std::string& path) {
+  Hdf5Reader file(path);
+  return file.has("class_names") ? file.read_strings("class_names") : std::vector<std::string>{};
 }
 
 int64_t readable_grid_scale(int64_t side) { return std::max<int64_t>(1, (96 + side - 1) / std::max<int64_t>(side, 1)); }

@@ -26,6 +26,9 @@ struct GridStyle {
 // style.label_rows and the images are labelled.
 at::Tensor make_labelled_grid(const at::Tensor& images, const at::Tensor& labels, const GridStyle& style);
 
+// The `class_names` of a prepared (or sample) HDF5 file, or none when it has none.
+std::vector<std::string> class_names_in(const std::string& path);
+
 // The scale that shows tiles of `side` pixels at about 96 pixels or more.
 int64_t readable_grid_scale(int64_t side);
 

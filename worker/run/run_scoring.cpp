@@ -41,13 +41,12 @@ ScoreResult score_samples(const ExperimentConfig& config, const std::string& sam
   const auto begin = std::chrono::steady_clock::now();
   ImageSet samples(samples_path);
   if (!grid_path.empty()) {
-    Hdf5Reader reader(samples_path);
     GridStyle style;
     style.columns = config.eval.grid_columns;
     style.scale = readable_grid_scale(samples.height());
     style.label_rows = true;
-    if (Hdf5Reader train(config.data.train); train.has("class_names")) style.class_names = train.read_strings("class_names");
-    write_sample_grid(grid_path, samples.images(0, samples.size()), reader.read("y", at::kLong, 1), style);
+    style.class_names = class_names_in(config.data.train);
+    write_sample_grid(grid_path, samples.images(0, samples.size()), samples.labels(), style);
   }
   if (config.eval.feature_net == "none" || config.data.reference.empty()) return result;
 
