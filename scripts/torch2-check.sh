@@ -54,8 +54,10 @@ mount_all
 # 2. The working tree (tracked and untracked, not ignored files) into the chroot, then
 #    the build (ccache inside the chroot persists between runs) and the tests.
 $SUDO mkdir -p "$ROOT/src/difffit"
+# --checksum without -t: a changed file is rewritten with a fresh mtime, so make rebuilds it
+# (copied mtimes can be older than objects built from an earlier copy).
 git ls-files --cached --others --exclude-standard -z |
-  $SUDO rsync -a --delete-missing-args --from0 --files-from=- ./ "$ROOT/src/difffit/"
+  $SUDO rsync -rlp --checksum --delete-missing-args --from0 --files-from=- ./ "$ROOT/src/difffit/"
 tests=("$@")
 [ ${#tests[@]} -gt 0 ] || tests=(-LE slurm)
 $SUDO chroot "$ROOT" bash -c '
