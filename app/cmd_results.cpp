@@ -15,6 +15,7 @@
 #include "orchestrator/sweep_report.h"
 #include "results/findings.h"
 #include "results/loss_curve.h"
+#include "results/paper_table.h"
 #include "results/result_columns.h"
 #include "results/result_plot.h"
 #include "results/result_table.h"
@@ -117,6 +118,9 @@ int table_command(int argc, char** argv) {
   add_table_options(options);
   options.add_options()
       ("format", po::value<std::string>()->default_value("md"), "md | latex | csv")
+      ("paper", po::value<std::string>()->implicit_value("experiments/paper-table1.csv"),
+       "show the paper's values beside these (rows \"<method> (paper)\" where the datasets match, "
+       "else the paper's table after this one); default file experiments/paper-table1.csv")
       ("output,o", po::value<std::string>(), "write here instead of stdout");
   po::variables_map vm;
   const auto positional = inputs_positional();
@@ -129,9 +133,18 @@ int table_command(int argc, char** argv) {
   const std::string format = vm["format"].as<std::string>();
   if (format != "md" && format != "markdown" && format != "latex" && format != "tex" && format != "csv")
     throw_usage("results table: --format must be md, latex or csv, not '" + format + "'");
-  const PivotTable table = build_pivot_table(read_results_h5(one_input(vm, "table")), table_spec_from(vm));
-  emit(vm, format == "csv" ? render_csv(table) : format == "latex" || format == "tex" ? render_latex(table)
-                                                                                       : render_markdown(table));
+  PivotTable table = build_pivot_table(read_results_h5(one_input(vm, "table")), table_spec_from(vm));
+  const auto render = [&](const PivotTable& t) {
+    return format == "csv" ? render_csv(t) : format == "latex" || format == "tex" ? render_latex(t) : render_markdown(t);
+  };
+  std::string text;
+  if (vm.count("paper")) {
+    if (table.row_key != "method" || table.col_key != "dataset")
+      throw_usage("results table: --paper needs --rows method --cols dataset (the paper's table is methods x datasets)");
+    const PivotTable paper = paper_pivot(read_paper_table(vm["paper"].as<std::string>()), table);
+    if (!interleave_paper_rows(table, paper)) text = "\n" + render(paper);  // no dataset in common: the paper's own table
+  }
+  emit(vm, render(table) + text);
   return 0;
 }
 

@@ -1,5 +1,7 @@
 #include "common/yaml_fields.h"
 
+#include <filesystem>
+
 #include "common/error.h"
 
 namespace difffit {
@@ -8,6 +10,8 @@ YamlSection::YamlSection(YAML::Node node, std::string source, std::string path)
     : node_(std::move(node)), source_(std::move(source)), path_(std::move(path)) {}
 
 YamlSection YamlSection::load_file(const std::string& file) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(file, ec)) throw_io(file + ": is a folder; expected a YAML file");
   try {
     YAML::Node root = YAML::LoadFile(file);
     if (!root.IsMap()) throw_config(file + ": the top level must be a mapping");
@@ -16,6 +20,8 @@ YamlSection YamlSection::load_file(const std::string& file) {
     throw_io(file + ": cannot open config file");
   } catch (const YAML::ParserException& e) {
     throw_config(file + ": YAML syntax error: " + e.what());
+  } catch (const std::ios_base::failure& e) {
+    throw_io(file + ": cannot read config file: " + e.what());
   }
 }
 

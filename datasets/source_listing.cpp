@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "common/csv.h"
 #include "common/error.h"
 #include "datasets/mat_reader.h"
 
@@ -311,31 +312,6 @@ SourceListing list_df20_mini(const fs::path& root, const std::string& split) {
 }
 
 }  // namespace
-
-std::vector<std::string> parse_csv_line(const std::string& line) {
-  std::vector<std::string> fields(1);
-  bool quoted = false;
-  for (size_t i = 0; i < line.size(); ++i) {
-    const char c = line[i];
-    if (quoted) {
-      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
-        fields.back() += '"';
-        ++i;
-      } else if (c == '"') {
-        quoted = false;
-      } else {
-        fields.back() += c;
-      }
-    } else if (c == '"') {
-      quoted = true;
-    } else if (c == ',') {
-      fields.emplace_back();
-    } else {
-      fields.back() += c;
-    }
-  }
-  return fields;
-}
 
 const std::vector<std::string>& dataset_kinds() {
   static const std::vector<std::string> kinds = {"fashion-mnist", "imagefolder",   "food-101",

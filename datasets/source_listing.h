@@ -34,7 +34,4 @@ SourceListing list_dataset_files(const std::string& kind, const std::string& roo
 // Every --source kind prepare accepts, fashion-mnist included.
 const std::vector<std::string>& dataset_kinds();
 
-// One CSV record (RFC 4180 quoting) from a line; exposed for tests.
-std::vector<std::string> parse_csv_line(const std::string& line);
-
 }  // namespace difffit

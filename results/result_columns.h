@@ -25,9 +25,4 @@ std::string round_trip_number(double value);
 // Fixed-point with `decimals` digits ("1.50"); "" for NaN.
 std::string fixed_number(double value, int decimals);
 
-// RFC 4180: a field is quoted when it holds a comma, quote, CR or LF; quotes are doubled.
-std::string csv_field(const std::string& value);
-// Fields joined by commas, ending in "\n".
-std::string csv_line(const std::vector<std::string>& fields);
-
 }  // namespace difffit

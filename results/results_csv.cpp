@@ -1,5 +1,6 @@
 // The CSV export of a results file (declared in results_store.h).
 #include "common/atomic_file.h"
+#include "common/csv.h"
 #include "results/result_columns.h"
 #include "results/results_store.h"
 

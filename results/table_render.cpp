@@ -1,6 +1,7 @@
 // Markdown, LaTeX and CSV renderings of a pivot table (declared in result_table.h).
 #include <cctype>
 
+#include "common/csv.h"
 #include "results/result_columns.h"
 #include "results/result_table.h"
 

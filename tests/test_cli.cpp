@@ -166,5 +166,15 @@ TEST(CliUsage, UnknownThingsAreUsageErrors) {
   }
 }
 
+TEST(CliUsage, AFolderGivenForAYamlFileIsNamed) {
+  TempDir dir;
+  for (const std::string& command : {"run " + dir.path().string(), "sweep status " + dir.path().string()}) {
+    auto r = run_difffit(command);
+    EXPECT_EQ(r.exit_code, 3) << command << "\n" << r.output;
+    EXPECT_NE(r.output.find(dir.path().string() + ": is a folder; expected a YAML file"), std::string::npos)
+        << r.output;
+  }
+}
+
 }  // namespace
 }  // namespace difffit

@@ -12,6 +12,7 @@
 #include <set>
 #include <sstream>
 
+#include "common/csv.h"
 #include "common/error.h"
 #include "common/hdf5_tensors.h"
 #include "common/image_io.h"

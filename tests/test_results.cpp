@@ -11,6 +11,7 @@
 #include "common/error.h"
 #include "results/findings.h"
 #include "results/loss_curve.h"
+#include "results/paper_table.h"
 #include "results/result_plot.h"
 #include "results/result_table.h"
 #include "results/results_store.h"
@@ -274,6 +275,77 @@ TEST(ResultTable, PivotMatchesValuesWorkedOutByHand) {
             "difffit,11,1.4142135623730951,20,,15.5,2000,0.2\n"
             "full,9,,25,,17,1000000,100\n"
             "bitfit,15,,,,,5000,0.5\n");
+}
+
+// A paper table with the datasets of table_rows() (food) and one it lacks (sun).
+std::string write_paper_csv(const TempDir& dir) {
+  std::ofstream(dir.file("paper.csv")) << "# source: A. Author, Paper, 2023, Table 1\n# a note\n"
+                                          "method,food,sun,params_m\n"
+                                          "difffit,7.5,8.5,0.83\n"
+                                          "full,10.5,8,673.8\n";
+  return dir.file("paper.csv");
+}
+
+TEST(PaperTable, RowsFollowOursWithThePaperValuesOfTheSharedColumns) {
+  TempDir dir;
+  const PaperTable paper = read_paper_table(write_paper_csv(dir));
+  EXPECT_EQ(paper.source, "A. Author, Paper, 2023, Table 1");
+  ASSERT_EQ(paper.rows.size(), 4u);
+  TableSpec spec = table1_spec();
+  spec.extra = {"trainable_params"};
+  PivotTable t = build_pivot_table(table_rows(), spec);
+  const PivotTable p = paper_pivot(paper, t);
+  EXPECT_EQ(p.columns, (std::vector<std::string>{"food", "sun"}));
+  ASSERT_TRUE(interleave_paper_rows(t, p));
+  EXPECT_EQ(t.rows, (std::vector<std::string>{"difffit", "difffit (paper)", "full", "full (paper)", "bitfit"}));
+  const std::string md = render_markdown(t);
+  // The paper has no "cars": that cell and so the mean are missing; bold stays ours.
+  EXPECT_NE(md.find("| difffit (paper) | 7.50 | – | – | 0.83 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| full (paper) | 10.50 | – | – | 673.80 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| full | **9.00** | 25.00 | 17.00 | 1.00 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("rows \"(paper)\": The paper's FID by method and dataset (A. Author, Paper, 2023, Table 1)"),
+            std::string::npos)
+      << md;
+
+  // No dataset in common: nothing is interleaved (the command prints the paper's own table).
+  std::vector<ResultRow> other = table_rows();
+  for (ResultRow& row : other) row.text["dataset"] = "x-" + row.text["dataset"];
+  PivotTable unrelated = build_pivot_table(other, spec);
+  EXPECT_FALSE(interleave_paper_rows(unrelated, paper_pivot(paper, unrelated)));
+  EXPECT_EQ(unrelated.rows.size(), 3u);
+}
+
+TEST(PaperTable, BadFilesNameTheFileLineAndField) {
+  TempDir dir;
+  auto error_of = [&](const std::string& text) {
+    std::ofstream(dir.file("bad.csv")) << text;
+    try {
+      read_paper_table(dir.file("bad.csv"));
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(error_of("method,food\ndifffit,abc\n").find("bad.csv:2 (food): 'abc' is not a number"),
+            std::string::npos);
+  EXPECT_NE(error_of("method,food\ndifffit,1,2\n").find("bad.csv:2: 3 fields, the header has 2"), std::string::npos);
+  EXPECT_NE(error_of("name,food\n").find("bad.csv:1: the header must be"), std::string::npos);
+  EXPECT_NE(error_of("# only a comment\n").find("bad.csv: no rows"), std::string::npos);
+  EXPECT_THROW(read_paper_table(dir.file("missing.csv")), Error);
+}
+
+// The shipped table: eight methods x eight datasets, each row's mean as the paper prints it.
+TEST(PaperTable, TheShippedTableOneHasEveryCell) {
+  const PaperTable paper = read_paper_table(std::string(DIFFFIT_SOURCE_DIR) + "/experiments/paper-table1.csv");
+  EXPECT_EQ(paper.rows.size(), 64u);
+  TableSpec spec;
+  spec.extra = {"trainable_params"};
+  const PivotTable t = build_pivot_table(paper.rows, spec);
+  ASSERT_EQ(t.rows.size(), 8u);
+  EXPECT_EQ(t.rows.back(), "difffit");
+  EXPECT_NEAR(t.means.back().mean, 15.39, 0.005);  // the paper's DiffFit mean
+  EXPECT_NEAR(t.means.front().mean, 16.60, 0.006);  // full fine-tuning: 16.595
+  EXPECT_DOUBLE_EQ(t.extras[0].values.back(), 0.83e6);
 }
 
 TEST(ResultTable, HigherIsBetterAndFiltersAndTheMetricName) {
