@@ -17,9 +17,10 @@
 
 #include "app/cli_options.h"
 #include "app/commands.h"
-#include "common/platform.h"
 #include "common/error.h"
+#include "common/json_text.h"
 #include "common/logging.h"
+#include "common/platform.h"
 #include "eval/feature_stats.h"
 #include "eval/frechet_distance.h"
 #include "eval/mini_cnn.h"
@@ -58,15 +59,9 @@ Timing summarize(std::vector<double> ms) {
 }
 
 // The BLAS behind every matrix product, recorded with each timing.
-std::string blas_json() {
+nlohmann::ordered_json blas_json() {
   const BlasInfo blas = blas_info();
-  return nlohmann::json{{"library", blas.library}, {"core", blas.core}, {"threads", blas.threads}}.dump();
-}
-
-std::string json_number(double v) {
-  char text[48];
-  std::snprintf(text, sizeof text, "%.6g", v);
-  return text;
+  return {{"library", blas.library}, {"core", blas.core}, {"threads", blas.threads}};
 }
 
 struct StepReport {
@@ -171,26 +166,33 @@ int bench_train_step_command(int argc, char** argv) {
       full_peak = r.peak_bytes;
     }
   }
-  std::ostringstream out;
-  out << "{\"benchmark\": \"train-step\", \"model\": \"" << config.to_key_values() << "\", \"batch\": "
-      << vm["batch"].as<int64_t>() << ", \"steps\": " << vm["steps"].as<int64_t>() << ", \"threads\": "
-      << vm["threads"].as<int>() << ", \"precision\": \"" << precision << "\", \"methods\": [";
-  for (size_t i = 0; i < reports.size(); ++i) {
-    const auto& r = reports[i];
-    out << (i ? ", " : "") << "{\"method\": \"" << r.method << "\", \"options\": \"" << r.options
-        << "\", \"median_ms\": " << json_number(r.timing.median_ms) << ", \"p10_ms\": " << json_number(r.timing.p10_ms)
-        << ", \"p90_ms\": " << json_number(r.timing.p90_ms) << ", \"min_ms\": " << json_number(r.timing.min_ms)
-        << ", \"peak_rss_bytes\": " << r.peak_bytes << ", \"trainable_params\": " << r.trainable
-        << ", \"total_params\": " << r.total << ", \"optimizer_state_bytes\": " << r.optimizer_bytes
-        << ", \"delta_bytes\": " << r.delta_bytes;
+  nlohmann::ordered_json out = {{"benchmark", "train-step"},
+                                {"model", config.to_key_values()},
+                                {"batch", vm["batch"].as<int64_t>()},
+                                {"steps", vm["steps"].as<int64_t>()},
+                                {"threads", vm["threads"].as<int>()},
+                                {"precision", precision},
+                                {"methods", nlohmann::ordered_json::array()}};
+  for (const auto& r : reports) {
+    nlohmann::ordered_json m = {{"method", r.method},
+                                {"options", r.options},
+                                {"median_ms", r.timing.median_ms},
+                                {"p10_ms", r.timing.p10_ms},
+                                {"p90_ms", r.timing.p90_ms},
+                                {"min_ms", r.timing.min_ms},
+                                {"peak_rss_bytes", r.peak_bytes},
+                                {"trainable_params", r.trainable},
+                                {"total_params", r.total},
+                                {"optimizer_state_bytes", r.optimizer_bytes},
+                                {"delta_bytes", r.delta_bytes}};
     if (full_ms > 0) {
-      out << ", \"speedup_vs_full\": " << json_number(full_ms / r.timing.median_ms)
-          << ", \"peak_rss_vs_full\": " << json_number(static_cast<double>(r.peak_bytes) / full_peak);
+      m["speedup_vs_full"] = full_ms / r.timing.median_ms;
+      m["peak_rss_vs_full"] = static_cast<double>(r.peak_bytes) / full_peak;
     }
-    out << "}";
+    out["methods"].push_back(std::move(m));
   }
-  out << "], \"blas\": " << blas_json() << "}";
-  std::cout << out.str() << std::endl;
+  out["blas"] = blas_json();
+  std::cout << json_text(out, 2) << std::endl;
   return 0;
 }
 
@@ -221,14 +223,18 @@ int bench_sample_command(int argc, char** argv) {
   auto begin = Clock::now();
   generate_samples(*model, request);
   const double seconds = std::chrono::duration<double>(Clock::now() - begin).count();
-  std::ostringstream out;
-  out << "{\"benchmark\": \"sample\", \"model\": \"" << config.to_key_values() << "\", \"sampler\": \""
-      << vm["sampler"].as<std::string>() << "\", \"steps\": " << request.steps << ", \"cfg_scale\": "
-      << json_number(request.cfg_scale) << ", \"num\": " << request.num << ", \"seconds\": " << json_number(seconds)
-      << ", \"images_per_second\": " << json_number(request.num / seconds)
-      << ", \"peak_rss_bytes\": " << peak_memory_bytes() << ", \"threads\": " << vm["threads"].as<int>()
-      << ", \"blas\": " << blas_json() << "}";
-  std::cout << out.str() << std::endl;
+  const nlohmann::ordered_json out = {{"benchmark", "sample"},
+                                      {"model", config.to_key_values()},
+                                      {"sampler", vm["sampler"].as<std::string>()},
+                                      {"steps", request.steps},
+                                      {"cfg_scale", request.cfg_scale},
+                                      {"num", request.num},
+                                      {"seconds", seconds},
+                                      {"images_per_second", request.num / seconds},
+                                      {"peak_rss_bytes", peak_memory_bytes()},
+                                      {"threads", vm["threads"].as<int>()},
+                                      {"blas", blas_json()}};
+  std::cout << json_text(out, 2) << std::endl;
   return 0;
 }
 
@@ -264,13 +270,16 @@ int bench_fid_command(int argc, char** argv) {
   begin = Clock::now();
   const double fid = frechet_distance(a, b);
   const double distance_seconds = std::chrono::duration<double>(Clock::now() - begin).count();
-  std::ostringstream out;
-  out << "{\"benchmark\": \"fid\", \"num\": " << n << ", \"dim\": " << d
-      << ", \"mini_cnn_images_per_second\": " << json_number(n / cnn_seconds)
-      << ", \"stats_rows_per_second\": " << json_number(n / stats_seconds)
-      << ", \"frechet_distance_seconds\": " << json_number(distance_seconds) << ", \"fid_of_random_sets\": "
-      << json_number(fid) << ", \"threads\": " << vm["threads"].as<int>() << ", \"blas\": " << blas_json() << "}";
-  std::cout << out.str() << std::endl;
+  const nlohmann::ordered_json out = {{"benchmark", "fid"},
+                                      {"num", n},
+                                      {"dim", d},
+                                      {"mini_cnn_images_per_second", n / cnn_seconds},
+                                      {"stats_rows_per_second", n / stats_seconds},
+                                      {"frechet_distance_seconds", distance_seconds},
+                                      {"fid_of_random_sets", fid},
+                                      {"threads", vm["threads"].as<int>()},
+                                      {"blas", blas_json()}};
+  std::cout << json_text(out, 2) << std::endl;
   return 0;
 }
 

@@ -7,10 +7,14 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <iostream>
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 #include "app/cli_options.h"
 #include "app/commands.h"
+#include "common/json_text.h"
 #include "datasets/image_loader.h"
 #include "datasets/prepared_writer.h"
 
@@ -113,13 +117,17 @@ int run_bench_loader_command(int argc, char** argv) {
   loader.prefetch_batches = 0;
   Result from_disk = measure(loader, seconds, max_batches, 0);
   ImageBatchLoader info(loader);
-  std::printf(
-      "{\"benchmark\": \"loader\", \"path\": \"%s\", \"images\": %lld, \"resolution\": %lld, \"channels\": %lld, "
-      "\"batch_size\": %lld, \"sync_images_per_s\": %.0f, \"prefetch_images_per_s\": %.0f, "
-      "\"disk_sync_images_per_s\": %.0f, \"wait_ms_per_batch_with_20ms_step\": %.3f}\n",
-      path.c_str(), static_cast<long long>(info.num_images()), static_cast<long long>(info.resolution()),
-      static_cast<long long>(info.channels()), static_cast<long long>(batch_size), sync.images_per_s,
-      prefetch.images_per_s, from_disk.images_per_s, overlapped.consumer_wait_ms);
+  const nlohmann::ordered_json out = {{"benchmark", "loader"},
+                                      {"path", path},
+                                      {"images", info.num_images()},
+                                      {"resolution", info.resolution()},
+                                      {"channels", info.channels()},
+                                      {"batch_size", batch_size},
+                                      {"sync_images_per_s", sync.images_per_s},
+                                      {"prefetch_images_per_s", prefetch.images_per_s},
+                                      {"disk_sync_images_per_s", from_disk.images_per_s},
+                                      {"wait_ms_per_batch_with_20ms_step", overlapped.consumer_wait_ms}};
+  std::cout << json_text(out, 2) << std::endl;
   if (synthetic) {
     std::filesystem::remove(path);
     std::filesystem::remove(path + ".report.txt");

@@ -2,6 +2,7 @@
 // statistics, with the FID InceptionV3 or the mini benchmark's CNN; also scores
 // precomputed features, exports .npz for the ADM evaluator and writes sample grids.
 #include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
 
 #include <cmath>
 #include <cstdio>
@@ -15,6 +16,7 @@
 #include "app/commands.h"
 #include "common/error.h"
 #include "common/hdf5_tensors.h"
+#include "common/json_text.h"
 #include "common/logging.h"
 #include "eval/feature_stats.h"
 #include "eval/fid_inception.h"
@@ -29,26 +31,6 @@
 namespace difffit {
 namespace {
 
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\', out += c;
-    else if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else out += c;
-  }
-  return out + "\"";
-}
-
-std::string json_number(double v) {
-  if (!std::isfinite(v)) return "null";
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
-  return buf;
-}
-
 struct Score {
   std::string metric;       // "FID", "FID (mini-CNN)", ...
   std::string feature_net;  // the network's id
@@ -62,17 +44,20 @@ struct Score {
 
 void print_score(const Score& s, bool json) {
   if (json) {
-    std::ostringstream out;
-    out << "{\"metric\": " << json_string(s.metric) << ", \"fid\": " << json_number(s.fid)
-        << ", \"n_samples\": " << s.n_samples << ", \"n_reference\": " << s.n_reference
-        << ", \"feature_net\": " << json_string(s.feature_net) << ", \"samples\": " << json_string(s.samples)
-        << ", \"reference\": " << json_string(s.reference);
-    if (s.has_kid)
-      out << ", \"kid_mean\": " << json_number(s.kid.mean) << ", \"kid_std\": " << json_number(s.kid.std)
-          << ", \"kid_subset_size\": " << s.kid.subset_size << ", \"kid_subsets\": " << s.kid.subsets;
-    if (s.class_accuracy) out << ", \"class_accuracy\": " << json_number(*s.class_accuracy);
-    out << "}";
-    std::cout << out.str() << std::endl;
+    // Non-finite numbers are written as null (json_text), the metric still named.
+    auto number = [](double v) { return std::isfinite(v) ? nlohmann::ordered_json(v) : nlohmann::ordered_json(); };
+    nlohmann::ordered_json out = {{"metric", s.metric},           {"fid", number(s.fid)},
+                                  {"n_samples", s.n_samples},     {"n_reference", s.n_reference},
+                                  {"feature_net", s.feature_net}, {"samples", s.samples},
+                                  {"reference", s.reference}};
+    if (s.has_kid) {
+      out["kid_mean"] = number(s.kid.mean);
+      out["kid_std"] = number(s.kid.std);
+      out["kid_subset_size"] = s.kid.subset_size;
+      out["kid_subsets"] = s.kid.subsets;
+    }
+    if (s.class_accuracy) out["class_accuracy"] = number(*s.class_accuracy);
+    std::cout << json_text(out, 2) << std::endl;
     return;
   }
   // Tiny negative values are round-off: clamp for display only (the JSON keeps them).

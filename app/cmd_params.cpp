@@ -1,11 +1,12 @@
 // difffit params: total and trainable parameter counts per fine-tuning method.
 #include <cstdio>
 #include <iostream>
-#include <sstream>
+#include <nlohmann/json.hpp>
 
 #include "app/cli_options.h"
 #include "app/commands.h"
 #include "common/error.h"
+#include "common/json_text.h"
 #include "worker/model/dit.h"
 #include "worker/model/peft_method.h"
 
@@ -17,15 +18,6 @@ std::string with_commas(int64_t value) {
   for (size_t i = 0; i < digits.size(); ++i) {
     if (i && (digits.size() - i) % 3 == 0) out += ',';
     out += digits[i];
-  }
-  return out;
-}
-
-std::string json_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
   }
   return out;
 }
@@ -59,18 +51,15 @@ int run_params_command(int argc, char** argv) {
   }
 
   if (vm.count("json")) {
-    std::ostringstream out;
-    out << "{\"model\": \"" << json_escape(config.to_key_values()) << "\", \"methods\": [";
-    for (size_t i = 0; i < setups.size(); ++i) {
-      const auto& s = setups[i];
-      char percent[32];
-      std::snprintf(percent, sizeof percent, "%.6f", s.trainable_percent());
-      out << (i ? ", " : "") << "{\"method\": \"" << s.config.name() << "\", \"options\": \""
-          << json_escape(s.config.to_options_string()) << "\", \"trainable\": " << s.trainable_params
-          << ", \"total\": " << s.total_params << ", \"percent\": " << percent << "}";
+    nlohmann::ordered_json out = {{"model", config.to_key_values()}, {"methods", nlohmann::ordered_json::array()}};
+    for (const auto& s : setups) {
+      out["methods"].push_back({{"method", s.config.name()},
+                                {"options", s.config.to_options_string()},
+                                {"trainable", s.trainable_params},
+                                {"total", s.total_params},
+                                {"percent", s.trainable_percent()}});
     }
-    out << "]}";
-    std::cout << out.str() << std::endl;
+    std::cout << json_text(out, 2) << std::endl;
     return 0;
   }
   std::cout << config.describe() << "\n\n";

@@ -5,6 +5,7 @@
 #include "common/error.h"
 
 #include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -40,235 +41,46 @@ constexpr DtypeCode kDtypes[] = {
     {"U8", at::kByte},   {"BOOL", at::kBool},
 };
 
-// ---- a tiny JSON reader/writer: just what safetensors headers need ----
+// ---- the header: JSON through nlohmann, with the checks safetensors needs ----
 
-struct Json {
-  enum class Type { Null, Bool, Number, String, Array, Object };
-  Type type = Type::Null;
-  bool b = false;
-  std::string text;  // String: the decoded value; Number: the literal as written
-  std::vector<Json> items;
-  std::vector<std::pair<std::string, Json>> members;  // in file order
+using Json = nlohmann::ordered_json;
 
-  const char* type_name() const {
-    static const char* const names[] = {"null", "a boolean", "a number", "a string", "an array", "an object"};
-    return names[static_cast<int>(type)];
+const char* type_name(const Json& j) {
+  switch (j.type()) {
+    case Json::value_t::null: return "null";
+    case Json::value_t::boolean: return "a boolean";
+    case Json::value_t::string: return "a string";
+    case Json::value_t::array: return "an array";
+    case Json::value_t::object: return "an object";
+    default: return "a number";
   }
-  const Json* member(const std::string& key) const {
-    for (const auto& m : members)
-      if (m.first == key) return &m.second;
-    return nullptr;
-  }
-  // A non-negative integer literal that fits 64 bits, else false.
-  bool as_u64(std::uint64_t& out) const {
-    if (type != Type::Number || text.empty() || text.size() > 20) return false;
-    std::uint64_t v = 0;
-    for (const char c : text) {
-      if (c < '0' || c > '9') return false;  // no sign, fraction or exponent
-      const std::uint64_t d = static_cast<std::uint64_t>(c - '0');
-      if (v > (UINT64_MAX - d) / 10) return false;
-      v = v * 10 + d;
-    }
-    out = v;
+}
+
+// A non-negative integer that fits 64 bits (no sign, fraction or exponent), else false.
+bool as_u64(const Json& j, std::uint64_t& out) {
+  if (!j.is_number_unsigned()) return false;
+  out = j.get<std::uint64_t>();
+  return true;
+}
+
+// Parses the header; a syntax error or a key repeated within one object is a data error.
+Json parse_header(const std::string& text, const std::string& path) {
+  std::vector<std::unordered_set<std::string>> keys;  // one set per open object
+  std::string duplicate;
+  const Json::parser_callback_t check = [&](int, Json::parse_event_t event, Json& parsed) {
+    if (event == Json::parse_event_t::object_start) keys.emplace_back();
+    if (event == Json::parse_event_t::object_end) keys.pop_back();
+    if (event == Json::parse_event_t::key && !keys.back().insert(parsed.get<std::string>()).second && duplicate.empty())
+      duplicate = parsed.get<std::string>();
     return true;
+  };
+  try {
+    Json root = Json::parse(text, check);
+    if (!duplicate.empty()) throw_data(path + ": malformed safetensors header: duplicate key '" + duplicate + "'");
+    return root;
+  } catch (const Json::parse_error& e) {
+    throw_data(path + ": malformed safetensors header: " + e.what());
   }
-};
-
-class JsonParser {
- public:
-  JsonParser(const std::string& s, const std::string& context) : s_(s), ctx_(context) {}
-
-  Json parse_document() {
-    Json v = value(0);
-    skip_ws();
-    if (pos_ != s_.size()) fail("unexpected trailing characters");
-    return v;
-  }
-
- private:
-  [[noreturn]] void fail(const std::string& what) const {
-    throw_data(ctx_ + ": malformed safetensors header: " + what + " at byte " + std::to_string(pos_) + " of the JSON");
-  }
-  void skip_ws() {
-    while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r')) ++pos_;
-  }
-  char peek() {
-    skip_ws();
-    if (pos_ >= s_.size()) fail("unexpected end");
-    return s_[pos_];
-  }
-  void expect(char c) {
-    if (peek() != c) fail(std::string("expected '") + c + "'");
-    ++pos_;
-  }
-  bool literal(const char* word) {
-    const std::size_t n = std::strlen(word);
-    if (s_.compare(pos_, n, word) != 0) return false;
-    pos_ += n;
-    return true;
-  }
-
-  Json value(int depth) {
-    if (depth > 64) fail("nesting too deep");
-    Json v;
-    const char c = peek();
-    if (c == '{') {
-      v.type = Json::Type::Object;
-      ++pos_;
-      if (peek() == '}') {
-        ++pos_;
-        return v;
-      }
-      std::unordered_set<std::string> seen;
-      for (;;) {
-        if (peek() != '"') fail("expected a string key");
-        std::string key = string();
-        if (!seen.insert(key).second) fail("duplicate key '" + key + "'");
-        expect(':');
-        v.members.emplace_back(std::move(key), value(depth + 1));
-        if (peek() == ',') {
-          ++pos_;
-          continue;
-        }
-        expect('}');
-        return v;
-      }
-    }
-    if (c == '[') {
-      v.type = Json::Type::Array;
-      ++pos_;
-      if (peek() == ']') {
-        ++pos_;
-        return v;
-      }
-      for (;;) {
-        v.items.push_back(value(depth + 1));
-        if (peek() == ',') {
-          ++pos_;
-          continue;
-        }
-        expect(']');
-        return v;
-      }
-    }
-    if (c == '"') {
-      v.type = Json::Type::String;
-      v.text = string();
-      return v;
-    }
-    if (literal("true") || literal("false")) {
-      v.type = Json::Type::Bool;
-      v.b = s_[pos_ - 1] == 'e' && s_[pos_ - 2] == 'u';  // "true" ends in "ue", "false" in "se"
-      return v;
-    }
-    if (literal("null")) return v;
-    if (c == '-' || (c >= '0' && c <= '9')) {
-      v.type = Json::Type::Number;
-      const std::size_t start = pos_;
-      auto digits = [&] {
-        const std::size_t d0 = pos_;
-        while (pos_ < s_.size() && s_[pos_] >= '0' && s_[pos_] <= '9') ++pos_;
-        if (pos_ == d0) fail("bad number");
-      };
-      if (s_[pos_] == '-') ++pos_;
-      digits();
-      if (pos_ < s_.size() && s_[pos_] == '.') {
-        ++pos_;
-        digits();
-      }
-      if (pos_ < s_.size() && (s_[pos_] == 'e' || s_[pos_] == 'E')) {
-        ++pos_;
-        if (pos_ < s_.size() && (s_[pos_] == '+' || s_[pos_] == '-')) ++pos_;
-        digits();
-      }
-      v.text = s_.substr(start, pos_ - start);
-      return v;
-    }
-    fail(std::string("unexpected character '") + c + "'");
-  }
-
-  unsigned hex4() {
-    if (pos_ + 4 > s_.size()) fail("truncated \\u escape");
-    unsigned v = 0;
-    for (int k = 0; k < 4; ++k) {
-      const char h = s_[pos_++];
-      v <<= 4;
-      if (h >= '0' && h <= '9') v |= static_cast<unsigned>(h - '0');
-      else if (h >= 'a' && h <= 'f') v |= static_cast<unsigned>(h - 'a' + 10);
-      else if (h >= 'A' && h <= 'F') v |= static_cast<unsigned>(h - 'A' + 10);
-      else fail("bad \\u escape");
-    }
-    return v;
-  }
-
-  std::string string() {
-    ++pos_;  // opening quote
-    std::string out;
-    for (;;) {
-      if (pos_ >= s_.size()) fail("unterminated string");
-      const char c = s_[pos_++];
-      if (c == '"') return out;
-      if (static_cast<unsigned char>(c) < 0x20) fail("control character in string");
-      if (c != '\\') {
-        out += c;
-        continue;
-      }
-      if (pos_ >= s_.size()) fail("unterminated string");
-      const char e = s_[pos_++];
-      switch (e) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
-        case 'u': {
-          std::uint32_t cp = hex4();
-          if (cp >= 0xD800 && cp < 0xDC00) {  // UTF-16 surrogate pair
-            if (s_.compare(pos_, 2, "\\u") != 0) fail("unpaired surrogate");
-            pos_ += 2;
-            const unsigned lo = hex4();
-            if (lo < 0xDC00 || lo > 0xDFFF) fail("bad low surrogate");
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-          } else if (cp >= 0xDC00 && cp < 0xE000) {
-            fail("unpaired surrogate");
-          }
-          append_utf8(out, cp);
-          break;
-        }
-        default: fail(std::string("bad escape '\\") + e + "'");
-      }
-    }
-  }
-
-  const std::string& s_;
-  const std::string& ctx_;
-  std::size_t pos_ = 0;
-};
-
-// JSON string literal; UTF-8 passes through, control characters are escaped.
-std::string json_quote(const std::string& s) {
-  std::string out = "\"";
-  for (const char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned char>(c));
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
 }
 
 // ---- file helpers ----
@@ -336,30 +148,31 @@ struct TensorInfo {
 // Validates one tensor entry of the header.
 TensorInfo parse_tensor_entry(const std::string& path, const std::string& name, const Json& j) {
   auto bad = [&](const std::string& what) { bad_entry(path, name, what); };
-  if (j.type != Json::Type::Object) bad(std::string("entry is ") + j.type_name() + ", expected an object");
+  if (!j.is_object()) bad(std::string("entry is ") + type_name(j) + ", expected an object");
   TensorInfo t{name, at::kFloat, {}, 0, 0};
 
-  const Json* dtype = j.member("dtype");
-  if (dtype == nullptr || dtype->type != Json::Type::String) bad("field 'dtype' is missing or not a string");
+  const auto dtype = j.find("dtype");
+  if (dtype == j.end() || !dtype->is_string()) bad("field 'dtype' is missing or not a string");
+  const std::string code = dtype->get<std::string>();
   bool known = false;
   for (const auto& d : kDtypes)
-    if (dtype->text == d.code) t.dtype = d.dtype, known = true;
-  if (!known) bad("field 'dtype': unsupported dtype '" + dtype->text + "'");
+    if (code == d.code) t.dtype = d.dtype, known = true;
+  if (!known) bad("field 'dtype': unsupported dtype '" + code + "'");
 
-  const Json* shape = j.member("shape");
-  if (shape == nullptr || shape->type != Json::Type::Array) bad("field 'shape' is missing or not an array");
+  const auto shape = j.find("shape");
+  if (shape == j.end() || !shape->is_array()) bad("field 'shape' is missing or not an array");
   std::uint64_t numel = 1;
-  for (const Json& d : shape->items) {
+  for (const Json& d : *shape) {
     std::uint64_t v = 0;
-    if (!d.as_u64(v) || v > static_cast<std::uint64_t>(INT64_MAX)) bad("field 'shape' holds a non-integer or negative value");
+    if (!as_u64(d, v) || v > static_cast<std::uint64_t>(INT64_MAX)) bad("field 'shape' holds a non-integer or negative value");
     if (v != 0 && numel > UINT64_MAX / 8 / v) bad("field 'shape' is too large");
     numel *= v;
     t.shape.push_back(static_cast<std::int64_t>(v));
   }
 
-  const Json* offs = j.member("data_offsets");
-  if (offs == nullptr || offs->type != Json::Type::Array || offs->items.size() != 2 ||
-      !offs->items[0].as_u64(t.begin) || !offs->items[1].as_u64(t.end))
+  const auto offs = j.find("data_offsets");
+  if (offs == j.end() || !offs->is_array() || offs->size() != 2 || !as_u64((*offs)[0], t.begin) ||
+      !as_u64((*offs)[1], t.end))
     bad("field 'data_offsets' must be an array of two non-negative integers");
   if (t.end < t.begin) bad("field 'data_offsets' has end before begin");
   const std::uint64_t nbytes = numel * c10::elementSize(t.dtype);
@@ -408,27 +221,27 @@ StateDict load_safetensors(const std::string& path, TensorFileMetadata* metadata
   std::string header(static_cast<std::size_t>(header_len), '\0');
   if (!pread_all(fd.get(), header.data(), header.size(), 8, path)) throw_data(path + ": truncated safetensors header");
 
-  const Json root = JsonParser(header, path).parse_document();
-  if (root.type != Json::Type::Object)
-    throw_data(path + ": malformed safetensors header: top level is " + root.type_name() + ", expected an object");
+  const Json root = parse_header(header, path);
+  if (!root.is_object())
+    throw_data(path + ": malformed safetensors header: top level is " + type_name(root) + ", expected an object");
 
   const std::uint64_t data_start = 8 + header_len;
   const std::uint64_t data_size = size - data_start;
   std::vector<TensorInfo> infos;
-  for (const auto& m : root.members) {
-    if (m.first == "__metadata__") {
-      if (m.second.type != Json::Type::Object)
-        throw_data(path + ": malformed safetensors header: field '__metadata__' is " + m.second.type_name() +
+  for (const auto& [key, value] : root.items()) {
+    if (key == "__metadata__") {
+      if (!value.is_object())
+        throw_data(path + ": malformed safetensors header: field '__metadata__' is " + type_name(value) +
                    ", expected an object");
-      for (const auto& kv : m.second.members) {
-        if (kv.second.type != Json::Type::String)
-          throw_data(path + ": malformed safetensors header: '__metadata__' field '" + kv.first + "' is " +
-                     kv.second.type_name() + ", expected a string");
-        if (metadata != nullptr) (*metadata)[kv.first] = kv.second.text;
+      for (const auto& [name, text] : value.items()) {
+        if (!text.is_string())
+          throw_data(path + ": malformed safetensors header: '__metadata__' field '" + name + "' is " +
+                     type_name(text) + ", expected a string");
+        if (metadata != nullptr) (*metadata)[name] = text.get<std::string>();
       }
       continue;
     }
-    infos.push_back(parse_tensor_entry(path, m.first, m.second));
+    infos.push_back(parse_tensor_entry(path, key, value));
   }
 
   // Like the reference implementation: tensors must tile the data section exactly.
@@ -468,17 +281,12 @@ StateDict load_safetensors(const std::string& path, TensorFileMetadata* metadata
 }
 
 void save_safetensors(const std::string& path, const StateDict& tensors, const TensorFileMetadata& metadata) {
-  // Header first: dtype codes and offsets in name order (StateDict is sorted).
+  // Header first: metadata, then dtype codes and offsets in name order (StateDict is sorted).
   std::vector<at::Tensor> data;
-  std::string json = "{";
+  Json header = Json::object();
   if (!metadata.empty()) {
-    json += "\"__metadata__\":{";
-    bool first = true;
-    for (const auto& kv : metadata) {
-      json += (first ? "" : ",") + json_quote(kv.first) + ":" + json_quote(kv.second);
-      first = false;
-    }
-    json += "}";
+    Json& meta = header["__metadata__"] = Json::object();
+    for (const auto& kv : metadata) meta[kv.first] = kv.second;
   }
   std::uint64_t offset = 0;
   for (const auto& kv : tensors) {
@@ -494,15 +302,16 @@ void save_safetensors(const std::string& path, const StateDict& tensors, const T
                  ", which safetensors files here do not support");
     at::Tensor t = src.to(at::kCPU).resolve_conj().resolve_neg().contiguous();
     const std::uint64_t nbytes = static_cast<std::uint64_t>(t.numel()) * t.element_size();
-    if (json.size() > 1) json += ",";
-    json += json_quote(kv.first) + ":{\"dtype\":\"" + code + "\",\"shape\":[";
-    for (std::size_t d = 0; d < static_cast<std::size_t>(t.dim()); ++d)
-      json += (d ? "," : "") + std::to_string(t.size(static_cast<std::int64_t>(d)));
-    json += "],\"data_offsets\":[" + std::to_string(offset) + "," + std::to_string(offset + nbytes) + "]}";
+    header[kv.first] = {{"dtype", code}, {"shape", t.sizes().vec()}, {"data_offsets", {offset, offset + nbytes}}};
     offset += nbytes;
     data.push_back(std::move(t));
   }
-  json += "}";
+  std::string json;
+  try {
+    json = header.dump();  // compact, as the reference writes it
+  } catch (const Json::type_error&) {
+    throw_data(path + ": a tensor name or metadata value is not valid UTF-8");
+  }
   json.append((8 - json.size() % 8) % 8, ' ');  // 8 + header length stays 8-byte aligned
 
   const std::string tmp = path + ".tmp";

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "common/json_text.h"
 
 namespace difffit {
 namespace {
@@ -49,7 +50,7 @@ std::string encode_journal_event(const JournalEvent& e) {
   if (!e.error.empty()) j["error"] = e.error;
   if (e.signal) j["signal"] = e.signal;
   if (!e.detail.empty()) j["detail"] = e.detail;
-  return j.dump();
+  return json_text(j);
 }
 
 JournalEvent decode_journal_event(const std::string& line) {
@@ -63,7 +64,7 @@ JournalEvent decode_journal_event(const std::string& line) {
   e.rank = j.value("rank", 0);
   e.seconds = j.value("seconds", 0.0);
   e.run_dir = j.value("run_dir", "");
-  if (j.contains("metrics")) e.metrics_json = j["metrics"].dump();
+  if (j.contains("metrics")) e.metrics_json = json_text(j["metrics"]);
   e.error = j.value("error", "");
   e.signal = j.value("signal", 0);
   e.detail = j.value("detail", "");

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "common/json_text.h"
 
 namespace difffit {
 namespace {
@@ -76,7 +77,7 @@ std::string encode_message(const Message& m) {
     case MessageKind::Exit:
       break;
   }
-  return j.dump();
+  return json_text(j);
 }
 
 Message decode_message(const std::string& text) {

@@ -7,6 +7,7 @@
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/file_lock.h"
+#include "common/json_text.h"
 #include "common/logging.h"
 #include "orchestrator/result_rows.h"
 #include "results/results_store.h"
@@ -187,7 +188,7 @@ int SweepLedger::finish(int stop_signal) {
   const double per_run = timings.finished ? 1.0 / static_cast<double>(timings.finished) : 0.0;
   summary["coordinator_seconds_per_run"] = (timings.journal_s + timings.snapshot_s) * per_run;
   summary["dispatch_gap_seconds_per_run"] = timings.dispatch_gap_s * per_run;
-  write_file_atomically((std::filesystem::path(config_.state_dir()) / "summary.json").string(), summary.dump(2) + "\n");
+  write_file_atomically((std::filesystem::path(config_.state_dir()) / "summary.json").string(), json_text(summary, 2) + "\n");
   log()->info("[sweep] {}: {} in {:.1f} s; results in {}/results.h5", config_.name, e.detail, wall,
               config_.state_dir());
   if (stop_signal && done + failed + blocked < total) return 128 + stop_signal;

@@ -1,7 +1,10 @@
 // The difffit binary as a user meets it: outputs, exit codes and messages.
 #include <ATen/ATen.h>
 
+#include <map>
 #include <regex>
+
+#include <nlohmann/json.hpp>
 
 #include "common/hdf5_tensors.h"
 #include "test_support.h"
@@ -136,10 +139,15 @@ TEST(CliBench, TrainStepReportsEveryMethodAgainstFull) {
   auto r = run_difffit("bench train-step --model custom --depth 1 --hidden-size 16 --num-heads 2 --patch-size 4"
                        " --input-size 8 --in-channels 1 --num-classes 3 --batch 2 --steps 2 --warmup 0 --json");
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  for (const char* method : {"full", "bitfit", "difffit", "lora", "vpt-deep", "adaptformer"}) {
-    EXPECT_NE(r.output.find(std::string("{\"method\": \"") + method + "\""), std::string::npos) << method;
-  }
-  EXPECT_NE(r.output.find("\"speedup_vs_full\": 1,"), std::string::npos) << r.output;  // full against itself
+  // The JSON document on stdout (stderr, in the same output, has the table and the log).
+  const size_t begin = r.output.find("{\n  \"benchmark\"");
+  ASSERT_NE(begin, std::string::npos) << r.output;
+  const auto report = nlohmann::json::parse(r.output.substr(begin, r.output.find("\n}", begin) + 2 - begin));
+  std::map<std::string, nlohmann::json> methods;
+  for (const auto& m : report.at("methods")) methods[m.at("method")] = m;
+  for (const char* method : {"full", "bitfit", "difffit", "lora", "vpt-deep", "adaptformer"})
+    EXPECT_TRUE(methods.count(method)) << method << "\n" << r.output;
+  EXPECT_EQ(methods["full"].at("speedup_vs_full"), 1.0) << r.output;  // full against itself
   auto f = run_difffit("bench fid --num 64 --dim 8 --json");
   ASSERT_EQ(f.exit_code, 0) << f.output;
   EXPECT_NE(f.output.find("\"mini_cnn_images_per_second\""), std::string::npos);

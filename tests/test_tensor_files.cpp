@@ -528,6 +528,18 @@ std::string safetensors_bytes(const std::string& header, const std::string& data
   return out + header + data;
 }
 
+// The writer's header is the same bytes as when the shipped model was made, so a rerun of
+// its pre-training reproduces models/mini-source.safetensors bit for bit.
+TEST_F(TensorFiles, RewritingTheShippedModelGivesTheSameBytes) {
+  const std::string shipped = std::string(DIFFFIT_SOURCE_DIR) + "/models/mini-source.safetensors";
+  TensorFileMetadata metadata;
+  const StateDict tensors = load_safetensors(shipped, &metadata);
+  ASSERT_FALSE(metadata.empty());
+  const std::string copy = path("copy.safetensors");
+  save_safetensors(copy, tensors, metadata);
+  EXPECT_TRUE(read_file(copy) == read_file(shipped));
+}
+
 TEST_F(TensorFiles, MalformedSafetensorsNameFileTensorAndField) {
   const std::string f = path("bad.safetensors");
   const std::string eight(8, '\0');
