@@ -131,6 +131,13 @@ void check_world_size(int size) {
   }
 }
 
+// DIFFFIT_INJECT_FAULT=coordinator|worker throws a library-style exception (not a difffit
+// error) there: how the tests check that any exception ends the whole job, never a hang.
+void inject_fault(const std::string& where) {
+  const char* fault = std::getenv("DIFFFIT_INJECT_FAULT");
+  if (fault && where == fault) throw std::logic_error("injected fault in the " + where + " (DIFFFIT_INJECT_FAULT)");
+}
+
 int sweep_run_command(int argc, char** argv) {
   po::options_description options("sweep run options");
   options.add_options()
@@ -162,10 +169,18 @@ int sweep_run_command(int argc, char** argv) {
 
   const SweepPlan plan = plan_sweep(config);  // every rank plans: a bad file stops them all alike
   if (rank > 0) {
-    serve_as_worker(config, *transport);
-    return 0;
+    try {
+      inject_fault("worker");
+      serve_as_worker(config, *transport);
+      return 0;
+    } catch (const std::exception& e) {  // the coordinator would wait for this rank forever: end the job
+      log()->error("[sweep] worker rank {}: {}", rank, e.what());
+      if (size > 1) transport->abort_job(1);
+      throw;
+    }
   }
   try {
+    inject_fault("coordinator");
     SweepLedger ledger(config, plan, size);
     if (args.vm.count("retry-failed")) {
       log()->info("[sweep] retrying {} failed run(s)", ledger.retry_failed());

@@ -1,5 +1,6 @@
 #include "orchestrator/sweep_config.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <set>
 
@@ -76,7 +77,9 @@ SweepAxis parse_axis(const YamlSection& axis) {
     throw_config(axis.where("values") + ": expected a list of labels or a mapping label: {field: value}");
   }
   if (out.values.empty()) throw_config(axis.where("values") + ": no values");
-  if (templ.empty() && values.IsSequence()) {
+  const bool uses_value =
+      std::any_of(templ.begin(), templ.end(), [](const std::string& o) { return o.find("{value}") != std::string::npos; });
+  if (values.IsSequence() && !uses_value) {
     throw_config(axis.where("set") + ": a list of labels needs a `set` that uses {value}");
   }
   return out;

@@ -45,6 +45,12 @@ class Planner {
   }
 
  private:
+  static std::string describe(const GridMembership& m) {
+    std::string out;
+    for (const auto& [axis, label] : m.labels) out += (out.empty() ? "" : ",") + axis + "=" + label;
+    return "(" + out + ")";
+  }
+
   // Adds (or finds) the run; returns its index. Its "run:" base is planned first.
   size_t add_run(const std::string& experiment, const Overrides& overrides, const GridMembership* membership) {
     ExperimentLoadOptions options;
@@ -75,7 +81,17 @@ class Planner {
       found = plan_.index_of.emplace(id, plan_.runs.size()).first;
       plan_.runs.push_back(std::move(run));
     }
-    if (membership) plan_.runs[found->second].memberships.push_back(*membership);
+    if (membership) {
+      // Two cells of one grid that are the same run: an axis whose values change nothing
+      // (e.g. a `set` without {value}); its table would show one run under several labels.
+      for (const GridMembership& other : plan_.runs[found->second].memberships) {
+        if (other.grid != membership->grid) continue;
+        throw_config(config_.source + ": grid " + membership->grid + ": cells " + describe(other) + " and " +
+                     describe(*membership) + " are the same run (" + id +
+                     "); an axis's values must change the run (does its `set` use {value}?)");
+      }
+      plan_.runs[found->second].memberships.push_back(*membership);
+    }
     return found->second;
   }
 

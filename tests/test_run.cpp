@@ -1,14 +1,17 @@
 // One experiment end to end: run folder, skip when done, exact resume after a stop
-// signal, clear errors for bad configs and data.
+// signal or kill -9, clear errors for bad configs and data.
 #include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
 
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 
 #include "common/error.h"
 #include "common/hdf5_tensors.h"
+#include "common/json_text.h"
 #include "common/safetensors.h"
 #include "common/stop_signals.h"
 #include "test_support.h"
@@ -146,6 +149,62 @@ TEST_F(RunTest, ADamagedCheckpointIsSetAsideAndTheRunEndsAsIfNeverInterrupted) {
   }
 }
 
+// kill -9 of `difffit run` at random points of training (after a random number of logged
+// rows, plus a random few ms), resumed each time: the run ends as if never interrupted.
+TEST_F(RunTest, KilledAtRandomStepsTheRunEndsAsIfNeverInterrupted) {
+  TempDir a, b;
+  auto write_yaml = [&](const TempDir& out) {
+    std::ofstream(out.file("run.yaml"))
+        << "name: killed\nseed: 3\noutput_dir: " << out.path().string()
+        << "\nmodel: {name: custom, depth: 2, hidden_size: 32, num_heads: 2, patch_size: 4, input_size: 16, "
+           "in_channels: 1, num_classes: 10}\nmethod: {name: difffit}\ndata: {train: "
+        << dir_->file("data.h5")
+        << "}\ntrain: {steps: 80, batch_size: 16, lr: 1.0e-3, ema_decay: 0.9, checkpoint_every: 5, log_every: 1}\n"
+           "sample: {num: 4, steps: 5, batch_size: 4}\n";
+    return out.file("run.yaml");
+  };
+  auto straight = run_difffit("run " + write_yaml(a));
+  ASSERT_EQ(straight.exit_code, 0) << straight.output;
+  const std::string yaml = write_yaml(b);
+  std::mt19937 random(20261202);
+  std::vector<int> kill_points;
+  for (int kill = 0; kill < 4; ++kill) {
+    const int rows = std::uniform_int_distribution<int>(1, 70)(random);
+    const int extra_ms = std::uniform_int_distribution<int>(0, 40)(random);
+    kill_points.push_back(rows);
+    // The log of a folder named killed-<id>: wait until it holds `rows` rows, then kill -9.
+    testing::run_command("bash -c '" + std::string(DIFFFIT_BINARY) + " run " + yaml +
+                         " > /dev/null 2>&1 & pid=$!; for i in $(seq 2000); do n=$(cat " + b.path().string() +
+                         "/killed-*/loss.csv 2>/dev/null | wc -l); [ \"$n\" -gt " + std::to_string(rows) +
+                         " ] && break; kill -0 $pid 2>/dev/null || break; sleep 0.01; done; sleep " +
+                         std::to_string(extra_ms / 1000.0) + "; kill -9 $pid; wait $pid'");
+  }
+  auto run_dir = [](const TempDir& d) {
+    for (const auto& e : std::filesystem::directory_iterator(d.path()))
+      if (e.is_directory()) return e.path().string();
+    return std::string();
+  };
+  const std::string x = run_dir(a), y = run_dir(b);
+  ASSERT_FALSE(y.empty());
+  // The kills landed in training: unfinished, with a checkpoint to resume from.
+  EXPECT_FALSE(std::filesystem::exists(y + "/DONE"));
+  EXPECT_TRUE(std::filesystem::exists(y + "/checkpoint.safetensors"));
+  auto resumed = run_difffit("run " + yaml);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("resum"), std::string::npos) << resumed.output;
+  EXPECT_EQ(read_file(x + "/loss.csv"), read_file(y + "/loss.csv")) << "kill points (rows) " << ::testing::PrintToString(kill_points);
+  EXPECT_EQ(read_file(x + "/delta.safetensors"), read_file(y + "/delta.safetensors"));
+  Hdf5Reader sa(x + "/samples.h5"), sb(y + "/samples.h5");
+  EXPECT_TRUE(at::equal(sa.read("latents", at::kFloat), sb.read("latents", at::kFloat)));
+  // metrics.json: equal but for the timings.
+  auto without_timings = [](const std::string& path) {
+    auto j = nlohmann::json::parse(read_file(path));
+    for (const char* key : {"train_seconds", "steps_per_second", "sample_seconds"}) j.erase(key);
+    return j;
+  };
+  EXPECT_EQ(without_timings(x + "/metrics.json"), without_timings(y + "/metrics.json"));
+}
+
 TEST_F(RunTest, DataThatDoesNotFitTheModelIsRefusedBeforeTraining) {
   TempDir out;
   ExperimentConfig c = config(out.path().string());
@@ -225,6 +284,24 @@ TEST_F(RunTest, BadConfigsNameTheFileAndField) {
   auto missing = run_difffit("run " + yaml);
   EXPECT_EQ(missing.exit_code, 3);
   EXPECT_NE(missing.output.find("/nope/data.h5"), std::string::npos) << missing.output;
+  // More sampling steps than diffusion steps: refused before training, naming the field.
+  std::ofstream(yaml) << "name: x\nmodel: {name: DiT-S/2}\nmethod: {name: full}\ndata: {train: a.h5}\n"
+                         "train: {timesteps: 50}\nsample: {num: 4, steps: 100}\n";
+  auto steps = run_difffit("run " + yaml + " --dump-config");
+  EXPECT_EQ(steps.exit_code, 2) << steps.output;
+  EXPECT_NE(steps.output.find("bad.yaml: sample.steps: 100 sampling steps, more than train.timesteps (50)"),
+            std::string::npos)
+      << steps.output;
+  // An output folder that cannot be made (under a file): an I/O error, exit code 3.
+  std::ofstream(out.file("a-file")) << "x";
+  ExperimentConfig c = config(out.file("a-file") + "/runs");
+  try {
+    run_experiment(c, false, {});
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.exit_code(), 3);
+    EXPECT_NE(std::string(e.what()).find("cannot create the run folder"), std::string::npos) << e.what();
+  }
 }
 
 TEST_F(RunTest, ARunNameCannotLeaveTheOutputFolder) {
@@ -238,6 +315,14 @@ TEST_F(RunTest, ARunNameCannotLeaveTheOutputFolder) {
     EXPECT_NE(r.output.find("escape.yaml: name:"), std::string::npos) << r.output;
   }
   EXPECT_FALSE(std::filesystem::exists(out.path().parent_path().parent_path() / "escape"));
+  // Not UTF-8 (a Latin-1 label): it could not be stored unchanged in the journal and results.
+  std::ofstream(yaml) << "name: caf\xe9\noutput_dir: " << out.path().string()
+                      << "\nmodel: {name: DiT-S/2}\nmethod: {name: full}\ndata: {train: a.h5}\n";
+  auto latin1 = run_difffit("run " + yaml + " --dump-config");
+  EXPECT_EQ(latin1.exit_code, 2) << latin1.output;
+  EXPECT_NE(latin1.output.find("escape.yaml: name: not valid UTF-8"), std::string::npos) << latin1.output;
+  EXPECT_TRUE(valid_utf8("Ünïcödé – 日本 🙂"));
+  for (const std::string bad : {"caf\xe9", "\xc3", "\x80", "\xc0\xaf", "\xf5\x80\x80\x80"}) EXPECT_FALSE(valid_utf8(bad));
 }
 
 TEST_F(RunTest, CyclicRunBasesAreAConfigErrorNotACrash) {

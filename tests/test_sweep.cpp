@@ -60,8 +60,29 @@ TEST(SweepConfig, ExpandsTemplatesAndNamesTheFieldOfAnError) {
                         "values: [1, 2]\n";
   message = error_of([&] { load_sweep(bad); });
   EXPECT_NE(message.find("needs a `set` that uses {value}"), std::string::npos) << message;
+  // A `set` that never uses {value} would map every label to one run.
+  std::ofstream(bad) << "sweep: x\nexperiment: e.yaml\ngrids:\n  - name: g\n    axes:\n      - name: a\n        "
+                        "set: {method.name: difffit}\n        values: [1, 2]\n";
+  message = error_of([&] { load_sweep(bad); });
+  EXPECT_NE(message.find("bad.yaml: grids[0].axes[0].set: a list of labels needs a `set` that uses {value}"),
+            std::string::npos)
+      << message;
   std::ofstream(bad) << "sweep: x/y\ngrids: []\n";
   EXPECT_NE(error_of([&] { load_sweep(bad); }).find("bad.yaml: sweep"), std::string::npos);
+}
+
+TEST(SweepPlan, TwoCellsOfAGridThatAreOneRunAreAnError) {
+  TempDir tmp;
+  auto s = testing::write_tiny_sweep(tmp);
+  // Labels whose settings change nothing: "full" and "difffit" would both be the DiffFit run.
+  const std::string sweep = tmp.file("same.yaml");
+  std::ofstream(sweep) << "sweep: same\nexperiment: " << s.finetune
+                       << "\ngrids:\n  - name: t\n    axes:\n      - name: method\n        values:\n"
+                          "          full: {method.name: difffit}\n          difffit: {method.name: difffit}\n";
+  const std::string message = error_of([&] { plan_sweep(load_sweep(sweep)); });
+  EXPECT_NE(message.find("same.yaml: grid t: cells (method=full) and (method=difffit) are the same run"),
+            std::string::npos)
+      << message;
 }
 
 TEST(SweepPlan, DistinctRunsBasesFirstSharedRunsListedOnce) {

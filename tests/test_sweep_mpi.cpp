@@ -123,6 +123,19 @@ TEST_F(SweepMpi, SigUsr2SavesRunsExitsWith140AndResumes) {
 // heartbeats: its run is recorded as failed and not handed out again in this job, the
 // other worker finishes the rest, and the job ends (a hung rank cannot finalize). The
 // next job runs the stuck run from its checkpoint.
+TEST_F(SweepMpi, ALibraryExceptionOnAnyRankEndsTheWholeJob) {
+  // Not a difffit error (those have their own path): a std::logic_error thrown where the
+  // coordinator or a worker starts. The job must end, with the reason, rather than hang
+  // in MPI with the other ranks waiting.
+  for (const std::string where : {"coordinator", "worker"}) {
+    const std::string out = tmp_->file("fault-" + where);
+    auto r = run_command("DIFFFIT_INJECT_FAULT=" + where + " timeout -s KILL 120 " + run_cmd(out));
+    EXPECT_NE(r.exit_code, 0) << where << ": " << r.output;
+    EXPECT_NE(r.exit_code, 128 + 9) << where << ": the job hung and was killed after 120 s";
+    EXPECT_NE(r.output.find("injected fault in the " + where), std::string::npos) << r.output;
+  }
+}
+
 TEST_F(SweepMpi, AHungWorkerIsDetectedAndItsRunFinishesInTheNextJob) {
   const std::string out = tmp_->file("hung");
   const std::string journal = out + "/tiny/journal.jsonl";

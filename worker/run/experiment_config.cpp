@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/json_text.h"
 #include "common/number_format.h"
 #include "common/platform.h"
 #include "common/sha256.h"
@@ -141,6 +142,7 @@ ExperimentConfig load_experiment(const std::string& path, const std::vector<std:
     throw_config(root.where("name") + ": '" + config.name +
                  "' cannot name a run folder inside output_dir (no '/', '\\', control characters or leading '.')");
   }
+  if (!valid_utf8(config.name)) throw_config(root.where("name") + ": not valid UTF-8 (names are stored as UTF-8 text)");
   int64_t seed = 0;
   root.read("seed", seed);
   config.seed = static_cast<uint64_t>(seed);
@@ -179,6 +181,11 @@ ExperimentConfig load_experiment(const std::string& path, const std::vector<std:
   if (root.has("sample")) parse_sample(root.child("sample"), config.sample);
   if (root.has("eval")) parse_eval(root.child("eval"), config.eval);
   if (config.threads < 1) throw_config(root.where("threads") + ": must be at least 1");
+  // Respacing picks sample.steps of the train.timesteps steps: found here, not after training.
+  if (config.sample.num > 0 && config.sample.steps > config.train.timesteps) {
+    throw_config(root.where("sample.steps") + ": " + std::to_string(config.sample.steps) +
+                 " sampling steps, more than train.timesteps (" + std::to_string(config.train.timesteps) + ")");
+  }
   // Relative paths in the file are relative to the working directory, as on the command line.
   return config;
 }

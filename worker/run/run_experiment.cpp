@@ -12,6 +12,7 @@
 #include "common/communicator.h"
 #include "common/error.h"
 #include "common/hdf5_tensors.h"
+#include "common/json_text.h"
 #include "common/logging.h"
 #include "common/progress_bar.h"
 #include "common/safetensors.h"
@@ -92,7 +93,7 @@ std::string metrics_json(const ExperimentConfig& config, const MethodSetup& setu
     }
     if (s.has_class_accuracy) j["class_accuracy"] = s.class_accuracy;
   }
-  return j.dump(2) + "\n";
+  return json_text(j, 2) + "\n";
 }
 
 }  // namespace
@@ -103,7 +104,9 @@ RunOutcome run_experiment(const ExperimentConfig& config, bool force, const RunH
   outcome.run_dir = config.run_dir();
   const fs::path dir = outcome.run_dir;
   const bool writer = dp.rank == 0;  // data-parallel ranks train together; rank 0 writes the run folder
-  fs::create_directories(dir);
+  std::error_code made;
+  fs::create_directories(dir, made);
+  if (made) throw_io(outcome.run_dir + ": cannot create the run folder (" + made.message() + ")");
   const bool done = fs::exists(dir / "DONE") && !force;
   if (dp.active()) dp.comm->barrier();  // every rank has looked before rank 0 clears DONE
   if (done) {
