@@ -52,8 +52,12 @@ ReportInput load_sweep_report(const std::string& sweep_dir, const std::string& p
       run.state = "pending";
     }
   }
-  // One sample grid per done run, labelled by its axes (method on dataset ...).
+  // One sample grid per cell of a grid: of runs that differ only in their seed, the first
+  // seed's (all of them would make a study's page tens of MB).
+  std::map<std::string, std::string> shown_seed;  // grid -> seed label
   for (const ResultRow& row : input.rows) {
+    const std::string seed = text_value(row, "seed");
+    if (!seed.empty() && shown_seed.emplace(text_value(row, "grid"), seed).first->second != seed) continue;
     const std::string run_dir = text_value(row, "run_dir");
     const fs::path png = fs::path(run_dir) / "samples.png";
     if (run_dir.empty() || !fs::exists(png)) continue;

@@ -49,10 +49,22 @@ TEST(HtmlReport, RendersEveryPartInAHeadlessBrowser) {
     write_png((run / "samples.png").string(), at::full({20, 30, 1}, method == "full" ? 200 : 90, at::kByte));
     rows.push_back(row(method, method == "full" ? 20.0 : 15.0, run.string()));
   }
+  // A second seed of DiffFit: in the tables, but its samples are not shown again.
+  for (ResultRow& r : rows) r.text["seed"] = "0";
+  {
+    const std::filesystem::path run = dir.path() / "study.difffit.1";
+    std::filesystem::create_directories(run);
+    write_png((run / "samples.png").string(), at::full({20, 30, 1}, 50, at::kByte));
+    rows.push_back(row("difffit", 17.0, run.string()));
+    rows.back().text["seed"] = "1";
+    rows.back().text["run_id"] = "difffit-seed1-id";
+    rows.back().text["name"] = "study.difffit.1";
+  }
   write_results_h5((sweep / "results.h5").string(), rows);
   {
     Journal journal((sweep / "journal.jsonl").string());
     for (const ResultRow& r : rows) {
+      if (r.text.at("seed") != "0") continue;
       journal.append(event("started", r.text.at("run_id")));
       JournalEvent done = event("done", r.text.at("run_id"), 12.0);
       done.run_dir = r.text.at("run_dir");
@@ -85,7 +97,7 @@ TEST(HtmlReport, RendersEveryPartInAHeadlessBrowser) {
   ASSERT_EQ(dom.exit_code, 0) << dom.output;
   std::smatch m;
   ASSERT_TRUE(std::regex_search(dom.output, m, std::regex("<title>(images=[^<]*)</title>"))) << dom.output.substr(0, 2000);
-  // 2 grids; tables: Table 1, the findings' methods table, the run status; 2 bars; 1 failed run.
+  // 2 grids (one per cell); tables: Table 1, the findings' methods table, the run status; 2 bars; 1 failed run.
   EXPECT_EQ(m[1].str(), "images=2 decoded=2 tables=3 cells=" +
                             std::to_string(2 * 5 + 2 * 7 + 3 * 6) + " bars=2 failed=1");
 }

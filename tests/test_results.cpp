@@ -239,6 +239,41 @@ with h5py.File(d + "/fixed.h5", "w") as f:
   EXPECT_EQ(fixed[1].numbers.at("steps"), 4.0);
 }
 
+TEST(Findings, MethodsAreComparedTaskByTaskAgainstTheSeedSpread) {
+  // Four tasks of very different difficulty (FID 10 ... 1000): pooled over tasks the spread
+  // would swamp every gap; within each task the seeds differ by +-1. DiffFit beats full on
+  // three tasks and loses on one; it ties BitFit on every task.
+  std::vector<ResultRow> rows;
+  const std::vector<std::pair<double, double>> tasks = {{10, 20}, {100, 130}, {1000, 1100}, {50, 40}};
+  for (size_t t = 0; t < tasks.size(); ++t) {
+    for (double d : {-1.0, 0.0, 1.0}) {
+      for (auto [method, fid] : {std::pair<std::string, double>{"difffit", tasks[t].first},
+                                 {"full", tasks[t].second}, {"bitfit", tasks[t].first + 0.5}}) {
+        ResultRow row = finding_row("table1", method, fid + d, 4.0);
+        row.text["dataset"] = "task" + std::to_string(t);
+        rows.push_back(row);
+      }
+    }
+  }
+  const std::string page = findings_markdown(rows);
+  // Mean over tasks of the task means, +- the seed spread (1 in every task).
+  EXPECT_NE(page.find("DiffFit 290.00 ± 1.00 vs full 322.50 ± 1.00: agrees (better on 3, worse on 1, within the "
+                      "spread on 0 of 4 tasks)."),
+            std::string::npos)
+      << page;
+  EXPECT_NE(page.find("vs bitfit 290.50 ± 1.00: within the spread (better on 0, worse on 0, within the spread on 4 "
+                      "of 4 tasks)."),
+            std::string::npos)
+      << page;
+  // Losing on most tasks is said plainly.
+  for (ResultRow& row : rows)
+    if (row.text["method"] == "full") row.numbers["fid"] -= 50;
+  EXPECT_NE(findings_markdown(rows).find("vs full 272.50 ± 1.00: **disagrees** (better on 1, worse on 3, within the "
+                                        "spread on 0 of 4 tasks)."),
+            std::string::npos)
+      << findings_markdown(rows);
+}
+
 TEST(ResultsCsv, QuotesFieldsAndWritesRoundTripNumbers) {
   const std::vector<ResultRow> rows = {
       make_row({{"name", "a,b"}, {"method", "say \"hi\""}, {"grid", "g"}, {"note", "two\nlines"}},
