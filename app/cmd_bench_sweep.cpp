@@ -16,6 +16,7 @@
 #include "app/cli_options.h"
 #include "app/commands.h"
 #include "common/error.h"
+#include "common/json_text.h"
 
 namespace difffit {
 namespace {
@@ -126,7 +127,7 @@ int run_bench_sweep_command(int argc, char** argv) {
     result["points"].push_back(point);
   }
   fs::remove_all(dir);
-  std::cout << result.dump(2) << std::endl;
+  std::cout << json_text(result, 2) << std::endl;
   return 0;
 }
 

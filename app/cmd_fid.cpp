@@ -44,7 +44,7 @@ struct Score {
 
 void print_score(const Score& s, bool json) {
   if (json) {
-    // Non-finite numbers are written as null (json_text), the metric still named.
+    // Non-finite numbers are written as null, the metric still named.
     auto number = [](double v) { return std::isfinite(v) ? nlohmann::ordered_json(v) : nlohmann::ordered_json(); };
     nlohmann::ordered_json out = {{"metric", s.metric},           {"fid", number(s.fid)},
                                   {"n_samples", s.n_samples},     {"n_reference", s.n_reference},

@@ -118,9 +118,10 @@ int table_command(int argc, char** argv) {
   add_table_options(options);
   options.add_options()
       ("format", po::value<std::string>()->default_value("md"), "md | latex | csv")
-      ("paper", po::value<std::string>()->implicit_value("experiments/paper-table1.csv"),
-       "show the paper's values beside these (rows \"<method> (paper)\" where the datasets match, "
-       "else the paper's table after this one); default file experiments/paper-table1.csv")
+      ("paper", "show the paper's FID beside these (rows \"<method> (paper)\" where the datasets match, "
+       "else the paper's table after this one; not with --format csv then)")
+      ("paper-file", po::value<std::string>()->default_value("experiments/paper-table1.csv"),
+       "the paper's table (relative to the working directory)")
       ("output,o", po::value<std::string>(), "write here instead of stdout");
   po::variables_map vm;
   const auto positional = inputs_positional();
@@ -139,10 +140,14 @@ int table_command(int argc, char** argv) {
   };
   std::string text;
   if (vm.count("paper")) {
-    if (table.row_key != "method" || table.col_key != "dataset")
-      throw_usage("results table: --paper needs --rows method --cols dataset (the paper's table is methods x datasets)");
-    const PivotTable paper = paper_pivot(read_paper_table(vm["paper"].as<std::string>()), table);
-    if (!interleave_paper_rows(table, paper)) text = "\n" + render(paper);  // no dataset in common: the paper's own table
+    if (table.row_key != "method" || table.col_key != "dataset" || table.value != "fid")
+      throw_usage("results table: --paper needs --rows method --cols dataset --value fid (the paper's table is FID "
+                  "of methods x datasets)");
+    const PivotTable paper = paper_pivot(read_paper_table(vm["paper-file"].as<std::string>()), table);
+    if (!interleave_paper_rows(table, paper)) {  // no dataset in common: the paper's own table after this one
+      if (format == "csv") throw_usage("results table: --paper --format csv needs datasets shared with the paper");
+      text = "\n" + render(paper);
+    }
   }
   emit(vm, render(table) + text);
   return 0;

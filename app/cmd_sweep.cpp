@@ -173,10 +173,12 @@ int sweep_run_command(int argc, char** argv) {
       inject_fault("worker");
       serve_as_worker(config, *transport);
       return 0;
-    } catch (const std::exception& e) {  // the coordinator would wait for this rank forever: end the job
+    } catch (const Error& e) {  // the coordinator would wait for this rank forever: end the job
       log()->error("[sweep] worker rank {}: {}", rank, e.what());
-      if (size > 1) transport->abort_job(1);
-      throw;
+      transport->abort_job(e.exit_code());
+    } catch (const std::exception& e) {
+      log()->error("[sweep] worker rank {}: internal error: {}", rank, e.what());
+      transport->abort_job(1);
     }
   }
   try {

@@ -12,16 +12,23 @@ std::string json_text(const Json& value, int indent = -1) {
   return value.dump(indent, ' ', false, Json::error_handler_t::replace);
 }
 
-// Well-formed UTF-8 (no stray continuation bytes, truncated sequences, 0xC0/0xC1 or > U+10FFFF leads).
+// Well-formed UTF-8 (RFC 3629): no stray continuation bytes, truncated or overlong sequences,
+// surrogates (U+D800-DFFF) or code points above U+10FFFF.
 inline bool valid_utf8(const std::string& text) {
   for (size_t i = 0; i < text.size();) {
     const auto c = static_cast<unsigned char>(text[i]);
-    const size_t extra = c < 0x80 ? 0 : (c >= 0xC2 && c <= 0xDF) ? 1 : (c >= 0xE0 && c <= 0xEF) ? 2
-                         : (c >= 0xF0 && c <= 0xF4)               ? 3
-                                                                  : 4;
-    if (extra == 4 || (extra > 0 && i + extra >= text.size())) return false;
-    for (size_t k = 1; k <= extra; ++k)
-      if ((static_cast<unsigned char>(text[i + k]) & 0xC0) != 0x80) return false;
+    size_t extra = 0;
+    unsigned char low = 0x80, high = 0xBF;  // the allowed range of the second byte
+    if (c < 0x80) extra = 0;
+    else if (c >= 0xC2 && c <= 0xDF) extra = 1;
+    else if (c >= 0xE0 && c <= 0xEF) extra = 2, low = c == 0xE0 ? 0xA0 : 0x80, high = c == 0xED ? 0x9F : 0xBF;
+    else if (c >= 0xF0 && c <= 0xF4) extra = 3, low = c == 0xF0 ? 0x90 : 0x80, high = c == 0xF4 ? 0x8F : 0xBF;
+    else return false;
+    if (extra > 0 && i + extra >= text.size()) return false;  // truncated
+    for (size_t k = 1; k <= extra; ++k) {
+      const auto b = static_cast<unsigned char>(text[i + k]);
+      if (k == 1 ? (b < low || b > high) : (b & 0xC0) != 0x80) return false;
+    }
     i += extra + 1;
   }
   return true;

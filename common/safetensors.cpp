@@ -43,7 +43,10 @@ constexpr DtypeCode kDtypes[] = {
 
 // ---- the header: JSON through nlohmann, with the checks safetensors needs ----
 
-using Json = nlohmann::ordered_json;
+// Read into nlohmann::json (keys in a std::map: a crafted header with many keys stays
+// n log n; entries are ordered by their offsets anyway); written from ordered_json, so the
+// header keeps the reference's order: __metadata__, then tensors by name.
+using Json = nlohmann::json;
 
 const char* type_name(const Json& j) {
   switch (j.type()) {
@@ -283,9 +286,9 @@ StateDict load_safetensors(const std::string& path, TensorFileMetadata* metadata
 void save_safetensors(const std::string& path, const StateDict& tensors, const TensorFileMetadata& metadata) {
   // Header first: metadata, then dtype codes and offsets in name order (StateDict is sorted).
   std::vector<at::Tensor> data;
-  Json header = Json::object();
+  nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata.empty()) {
-    Json& meta = header["__metadata__"] = Json::object();
+    nlohmann::ordered_json& meta = header["__metadata__"] = nlohmann::ordered_json::object();
     for (const auto& kv : metadata) meta[kv.first] = kv.second;
   }
   std::uint64_t offset = 0;
@@ -308,8 +311,10 @@ void save_safetensors(const std::string& path, const StateDict& tensors, const T
   }
   std::string json;
   try {
-    json = header.dump();  // compact, as the reference writes it
-  } catch (const Json::type_error&) {
+    // Compact, as the reference writes it; the same bytes as this project's earlier writer
+    // (tested on the shipped model) except that \b and \f are escaped as such.
+    json = header.dump();
+  } catch (const nlohmann::ordered_json::type_error&) {
     throw_data(path + ": a tensor name or metadata value is not valid UTF-8");
   }
   json.append((8 - json.size() % 8) % 8, ' ');  // 8 + header length stays 8-byte aligned

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "common/json_text.h"
 #include "common/yaml_fields.h"
 
 namespace difffit {
@@ -46,6 +47,7 @@ SweepAxis parse_axis(const YamlSection& axis) {
   SweepAxis out;
   axis.read("name", out.name);
   if (out.name.empty()) throw_config(axis.where("name") + ": missing");
+  if (!valid_utf8(out.name)) throw_config(axis.where("name") + ": not valid UTF-8 (it names a results column)");
   if (out.name == "grid" || out.name == "run_id" || out.name == "name") {
     throw_config(axis.where("name") + ": '" + out.name + "' is reserved for a results column");
   }
@@ -90,6 +92,7 @@ SweepGrid parse_grid(const YamlSection& grid, const std::string& file, const std
   SweepGrid out;
   grid.read("name", out.name);
   if (out.name.empty()) throw_config(grid.where("name") + ": missing");
+  if (!valid_utf8(out.name)) throw_config(grid.where("name") + ": not valid UTF-8");
   grid.read("experiment", out.experiment);
   out.overrides = read_overrides(grid, "set");
   if (grid.has("axes")) {
@@ -137,6 +140,7 @@ SweepConfig load_sweep(const std::string& path, const Overrides& overrides) {
   if (config.name.empty() || config.name.find('/') != std::string::npos) {
     throw_config(root.where("sweep") + ": a name without '/' is required (it names the state folder)");
   }
+  if (!valid_utf8(config.name)) throw_config(root.where("sweep") + ": not valid UTF-8");
   root.read("experiment", config.experiment);
   root.read("output_dir", config.output_dir);
   root.read("threads", config.threads);

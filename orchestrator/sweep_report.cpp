@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "common/error.h"
@@ -52,15 +53,17 @@ ReportInput load_sweep_report(const std::string& sweep_dir, const std::string& p
       run.state = "pending";
     }
   }
-  // One sample grid per cell of a grid: of runs that differ only in their seed, the first
-  // seed's (all of them would make a study's page tens of MB).
-  std::map<std::string, std::string> shown_seed;  // grid -> seed label
+  // One sample grid per cell: of runs that differ only in their seed, the first that has
+  // samples (all of them would make a study's page tens of MB).
+  std::set<std::string> shown_cells;
   for (const ResultRow& row : input.rows) {
-    const std::string seed = text_value(row, "seed");
-    if (!seed.empty() && shown_seed.emplace(text_value(row, "grid"), seed).first->second != seed) continue;
     const std::string run_dir = text_value(row, "run_dir");
     const fs::path png = fs::path(run_dir) / "samples.png";
     if (run_dir.empty() || !fs::exists(png)) continue;
+    std::string cell;  // every text column but the seed and the run's own names
+    for (const auto& [column, value] : row.text)
+      if (column != "seed" && column != "name" && column != "run_id" && column != "run_dir") cell += column + "=" + value + ";";
+    if (!text_value(row, "seed").empty() && !shown_cells.insert(cell).second) continue;
     std::string caption = text_value(row, "name");
     for (const ReportGrid& g : input.sample_grids)
       if (g.caption == caption) caption.clear();  // a run listed in two grids is shown once

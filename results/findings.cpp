@@ -53,16 +53,19 @@ TaskCells task_cells(const std::vector<ResultRow>& rows, const std::string& colu
 }
 
 // Over tasks: the mean of the task means, and the seed spread as the root mean square of the
-// tasks' standard deviations (with one task: that cell's mean and std). n = runs.
+// standard deviations of the tasks with several seeds (with one task: that cell's mean and
+// std). n = runs, or 1 when no task has several seeds (so no spread is shown).
 Summary over_tasks(const TaskCells& cells) {
   Summary s;
   double squares = 0.0;
+  int spread_tasks = 0;
   for (const auto& [task, cell] : cells) {
     s.n += cell.n;
     s.mean += cell.mean / static_cast<double>(cells.size());
-    squares += cell.std * cell.std / static_cast<double>(cells.size());
+    if (cell.n > 1) squares += cell.std * cell.std, ++spread_tasks;
   }
-  s.std = std::sqrt(squares);
+  s.std = spread_tasks ? std::sqrt(squares / spread_tasks) : 0.0;
+  if (spread_tasks == 0 && s.n > 0) s.n = 1;
   return s;
 }
 
@@ -88,19 +91,23 @@ std::string compare_fid(const TaskCells& claimed_better, const TaskCells& other,
     if (ties) return paper_says_better_or_equal ? "agrees (equal within the spread)" : "within the spread";
     return wins ? "agrees" : "**disagrees**";
   }
+  const std::string unjudged =
+      judged < shared ? "; " + std::to_string(shared - judged) + " with one run each not judged" : "";
   const int paper_way = wins + (paper_says_better_or_equal ? ties : 0);
   const std::string verdict = 2 * paper_way > judged ? "agrees"
                               : 2 * losses > judged  ? "**disagrees**"
                               : 2 * ties > judged    ? "within the spread"
                                                      : "mixed";
   return verdict + " (better on " + std::to_string(wins) + ", worse on " + std::to_string(losses) +
-         ", within the spread on " + std::to_string(ties) + " of " + std::to_string(judged) + " tasks)";
+         ", within the spread on " + std::to_string(ties) + " of " + std::to_string(judged) + " task" +
+         (judged == 1 ? "" : "s") + unjudged + ")";
 }
 
 struct MethodLine {
   std::string method;
   TaskCells fid_by_task;
   Summary fid, accuracy, speed, params, bytes;  // fid, accuracy: over tasks (over_tasks)
+  int runs = 0;                                 // with a score
 };
 
 MethodLine method_line(const std::vector<ResultRow>& rows, const std::string& method) {
@@ -113,7 +120,8 @@ MethodLine method_line(const std::vector<ResultRow>& rows, const std::string& me
           over_tasks(task_cells(r, "class_accuracy")),
           summarize(r, "steps_per_second"),
           summarize(r, "trainable_params"),
-          summarize(r, "delta_bytes")};
+          summarize(r, "delta_bytes"),
+          summarize(r, "fid").n};
 }
 
 std::vector<std::string> methods_in(const std::vector<ResultRow>& rows) {
@@ -136,7 +144,7 @@ std::string methods_section(const std::vector<ResultRow>& rows) {
     lines[m] = l;
     out << "| " << m << " | " << mean_std(l.fid, 2) << " | " << mean_std(l.accuracy, 1, 100.0) << " | "
         << mean_std(l.speed, 2) << " | " << (l.params.n ? format(l.params.mean, 0) : "–") << " | "
-        << (l.bytes.n ? format(l.bytes.mean, 0) : "–") << " | " << l.fid.n << " |\n";
+        << (l.bytes.n ? format(l.bytes.mean, 0) : "–") << " | " << l.runs << " |\n";
   }
   out << "\n";
   if (lines.count("difffit") && lines.count("full")) {
@@ -187,7 +195,7 @@ std::string ablation_section(const std::vector<ResultRow>& rows, const std::stri
     fid[v] = task_cells(r, "fid");
     const Summary f = over_tasks(fid[v]);
     out << "| " << v << " | " << mean_std(f, 2) << " | " << mean_std(over_tasks(task_cells(r, "class_accuracy")), 1, 100.0)
-        << " | " << f.n << " |\n";
+        << " | " << summarize(r, "fid").n << " |\n";
   }
   out << "\n- **Paper: " << claim << ".** Measured: ";
   if (!fid.count(best)) return out.str() + best + " was not run.\n";

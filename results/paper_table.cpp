@@ -34,7 +34,7 @@ PaperTable read_paper_table(const std::string& path) {
   if (!in) throw_io(path + ": cannot read the paper's table");
   PaperTable table;
   table.path = path;
-  std::vector<std::string> header;
+  std::vector<std::string> header, methods;
   int line_no = 0;
   for (std::string line; std::getline(in, line);) {
     ++line_no;
@@ -53,9 +53,15 @@ PaperTable read_paper_table(const std::string& path) {
     if (header.empty()) {
       if (fields.size() < 2 || fields[0] != "method")
         throw_data(where + ": the header must be method,<dataset>...[,params_m]");
+      for (size_t c = 1; c < fields.size(); ++c)
+        if (std::find(fields.begin() + 1, fields.begin() + c, fields[c]) != fields.begin() + c)
+          throw_data(where + ": column '" + fields[c] + "' appears twice");
       header = fields;
       continue;
     }
+    if (std::find(methods.begin(), methods.end(), fields[0]) != methods.end())
+      throw_data(where + ": method '" + fields[0] + "' appears twice");
+    methods.push_back(fields[0]);
     if (fields.size() != header.size())
       throw_data(where + ": " + std::to_string(fields.size()) + " fields, the header has " +
                  std::to_string(header.size()));
@@ -97,6 +103,7 @@ PivotTable paper_pivot(const PaperTable& paper, const PivotTable& ours) {
 }
 
 bool interleave_paper_rows(PivotTable& ours, const PivotTable& paper) {
+  if (paper.extras.size() != ours.extras.size()) throw_usage("results: the paper's table was not shaped like ours");
   bool shared_column = false;
   for (const std::string& c : ours.columns) shared_column = shared_column || index_in(paper.columns, c) >= 0;
   bool shared_row = false;

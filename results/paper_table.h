@@ -27,6 +27,7 @@ PivotTable paper_pivot(const PaperTable& paper, const PivotTable& ours);
 // `ours` with a row "<label> (paper)" after each row the paper also has, holding the
 // paper's values in the columns both tables share (the rest missing); bold marks stay
 // those of `ours`. Returns false (and leaves `ours` alone) when no row and column match.
+// `paper` comes from paper_pivot(..., ours).
 bool interleave_paper_rows(PivotTable& ours, const PivotTable& paper);
 
 }  // namespace difffit

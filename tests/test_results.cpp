@@ -366,6 +366,9 @@ TEST(PaperTable, BadFilesNameTheFileLineAndField) {
   EXPECT_NE(error_of("method,food\ndifffit,1,2\n").find("bad.csv:2: 3 fields, the header has 2"), std::string::npos);
   EXPECT_NE(error_of("name,food\n").find("bad.csv:1: the header must be"), std::string::npos);
   EXPECT_NE(error_of("# only a comment\n").find("bad.csv: no rows"), std::string::npos);
+  EXPECT_NE(error_of("method,food\ndifffit,1\ndifffit,2\n").find("bad.csv:3: method 'difffit' appears twice"),
+            std::string::npos);
+  EXPECT_NE(error_of("method,food,food\n").find("bad.csv:1: column 'food' appears twice"), std::string::npos);
   EXPECT_THROW(read_paper_table(dir.file("missing.csv")), Error);
 }
 

@@ -169,8 +169,9 @@ TEST_F(RunTest, KilledAtRandomStepsTheRunEndsAsIfNeverInterrupted) {
   std::mt19937 random(20261202);
   std::vector<int> kill_points;
   for (int kill = 0; kill < 4; ++kill) {
-    const int rows = std::uniform_int_distribution<int>(1, 70)(random);
-    const int extra_ms = std::uniform_int_distribution<int>(0, 40)(random);
+    // Rows 7-60 of 80 steps: after the first checkpoint (step 5), well before the end.
+    const int rows = 7 + static_cast<int>(random() % 54);
+    const int extra_ms = static_cast<int>(random() % 40);
     kill_points.push_back(rows);
     // The log of a folder named killed-<id>: wait until it holds `rows` rows, then kill -9.
     testing::run_command("bash -c '" + std::string(DIFFFIT_BINARY) + " run " + yaml +
@@ -322,7 +323,10 @@ TEST_F(RunTest, ARunNameCannotLeaveTheOutputFolder) {
   EXPECT_EQ(latin1.exit_code, 2) << latin1.output;
   EXPECT_NE(latin1.output.find("escape.yaml: name: not valid UTF-8"), std::string::npos) << latin1.output;
   EXPECT_TRUE(valid_utf8("Ünïcödé – 日本 🙂"));
-  for (const std::string bad : {"caf\xe9", "\xc3", "\x80", "\xc0\xaf", "\xf5\x80\x80\x80"}) EXPECT_FALSE(valid_utf8(bad));
+  for (const std::string bad : {"caf\xe9", "\xc3", "\x80", "\xc0\xaf", "\xf5\x80\x80\x80", "\xe0\x80\x80",
+                                "\xf0\x80\x80\x80", "\xed\xa0\x80", "\xf4\x90\x80\x80"})
+    EXPECT_FALSE(valid_utf8(bad)) << ::testing::PrintToString(bad);
+  EXPECT_TRUE(valid_utf8("\xed\x9f\xbf\xf4\x8f\xbf\xbf"));  // U+D7FF, U+10FFFF
 }
 
 TEST_F(RunTest, CyclicRunBasesAreAConfigErrorNotACrash) {

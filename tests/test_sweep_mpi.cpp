@@ -119,10 +119,6 @@ TEST_F(SweepMpi, SigUsr2SavesRunsExitsWith140AndResumes) {
   EXPECT_EQ(losses(out + "/tiny/results.h5"), *reference_);
 }
 
-// A worker that stops answering (frozen with SIGSTOP mid-run) is noticed by its missing
-// heartbeats: its run is recorded as failed and not handed out again in this job, the
-// other worker finishes the rest, and the job ends (a hung rank cannot finalize). The
-// next job runs the stuck run from its checkpoint.
 TEST_F(SweepMpi, ALibraryExceptionOnAnyRankEndsTheWholeJob) {
   // Not a difffit error (those have their own path): a std::logic_error thrown where the
   // coordinator or a worker starts. The job must end, with the reason, rather than hang
@@ -136,6 +132,10 @@ TEST_F(SweepMpi, ALibraryExceptionOnAnyRankEndsTheWholeJob) {
   }
 }
 
+// A worker that stops answering (frozen with SIGSTOP mid-run) is noticed by its missing
+// heartbeats: its run is recorded as failed and not handed out again in this job, the
+// other worker finishes the rest, and the job ends (a hung rank cannot finalize). The
+// next job runs the stuck run from its checkpoint.
 TEST_F(SweepMpi, AHungWorkerIsDetectedAndItsRunFinishesInTheNextJob) {
   const std::string out = tmp_->file("hung");
   const std::string journal = out + "/tiny/journal.jsonl";
