@@ -182,8 +182,14 @@ std::unique_ptr<MiniCnnFeatureNet> load_mini_cnn_feature_net(const std::string& 
   return std::make_unique<MiniCnnFeatureNet>(std::move(net), "mini-cnn/" + hash_file(path));
 }
 
+int64_t mini_cnn_epochs(int64_t images, const MiniCnnTrainOptions& options) {
+  const int64_t batch = std::max<int64_t>(1, options.batch_size);
+  const int64_t steps_per_epoch = std::max<int64_t>(1, (images + batch - 1) / batch);
+  return std::max(options.epochs, (options.min_steps + steps_per_epoch - 1) / steps_per_epoch);
+}
+
 std::unique_ptr<MiniCnnFeatureNet> load_or_train_mini_cnn(const std::string& train_set, const std::string& cache_dir,
-                                                          const MiniCnnTrainOptions& options) {
+                                                          const MiniCnnTrainOptions& requested) {
   ImageSet data(train_set);
   if (!data.has_labels()) throw_data(train_set + ": the mini-CNN trains on labelled images: dataset 'labels' missing");
   MiniCnnConfig config;
@@ -194,6 +200,9 @@ std::unique_ptr<MiniCnnFeatureNet> load_or_train_mini_cnn(const std::string& tra
                std::to_string(data.height()) + "x" + std::to_string(data.width()));
   const at::Tensor all_labels = data.labels();
   config.num_classes = std::max<int64_t>(2, all_labels.max().item<int64_t>() + 1);
+  const int64_t n = requested.max_images > 0 ? std::min(requested.max_images, data.size()) : data.size();
+  MiniCnnTrainOptions options = requested;
+  options.epochs = mini_cnn_epochs(n, requested);  // the key holds the epochs actually trained
 
   ContentHash key;
   key.text("mini-cnn-v1");
@@ -208,7 +217,6 @@ std::unique_ptr<MiniCnnFeatureNet> load_or_train_mini_cnn(const std::string& tra
     return std::make_unique<MiniCnnFeatureNet>(MiniCnn::load(file), "mini-cnn/" + key.hex());
   }
 
-  const int64_t n = options.max_images > 0 ? std::min(options.max_images, data.size()) : data.size();
   log()->info("[mini-cnn] training the feature network on {} images of {} ({} epochs)", n, train_set, options.epochs);
   torch::manual_seed(options.seed);
   MiniCnn net(config);

@@ -27,7 +27,14 @@ struct MiniCnnTrainOptions {
   double lr = 1e-3;          // Adam learning rate
   uint64_t seed = 0;         // initialisation and shuffling
   int64_t max_images = 0;    // train on the first N images only (0 = all)
+  // At least this many steps, with more epochs on a small training set (235 = one epoch of
+  // 30,000 images): a net trained for a handful of steps maps every image alike, FID ~ 0.
+  int64_t min_steps = 235;
 };
+
+// The epochs load_or_train_mini_cnn trains `images` for: options.epochs, or more to reach
+// options.min_steps.
+int64_t mini_cnn_epochs(int64_t images, const MiniCnnTrainOptions& options);
 
 struct MiniCnnTrainReport {
   int64_t steps = 0;

@@ -19,6 +19,7 @@
 #include "eval/image_resize.h"
 #include "eval/image_set.h"
 #include "eval/kid.h"
+#include "eval/mini_cnn.h"
 #include "eval/npz_export.h"
 #include "eval/sample_grid.h"
 #include "eval/text_render.h"
@@ -172,6 +173,18 @@ TEST(Kid, OneFullSubsetMatchesNumpy) {
   options.subsets = 1;
   options.subset_size = 1000;  // capped at 150: the whole set in some order
   EXPECT_NEAR(kernel_inception_distance(x, y, options).mean, want, 1e-9 * std::abs(want));
+}
+
+// A small training set trains for more epochs: the low-data task's 500 images would give
+// the feature network 4 steps, and a net that maps every image alike scores every set FID ~ 0.
+TEST(MiniCnnTraining, SmallSetsTrainForAtLeastMinSteps) {
+  MiniCnnTrainOptions o;  // 1 epoch, batch 128, at least 235 steps
+  EXPECT_EQ(mini_cnn_epochs(30000, o), 1);  // 235 steps an epoch: as before
+  EXPECT_EQ(mini_cnn_epochs(500, o), 59);   // 4 steps an epoch
+  o.epochs = 3;
+  EXPECT_EQ(mini_cnn_epochs(500000, o), 3);
+  o.min_steps = 0;
+  EXPECT_EQ(mini_cnn_epochs(500, o), 3);
 }
 
 TEST(LegacyTorchFormat, LoadsWhatTorchSaveWrote) {

@@ -82,6 +82,7 @@ class MiniCnnFashion : public ::testing::Test {
   static MiniCnnTrainOptions options() {
     MiniCnnTrainOptions o;
     o.epochs = 2;
+    o.min_steps = 0;  // exactly two epochs
     return o;
   }
   static TempDir* dir_;
