@@ -83,6 +83,8 @@ int score_given_features(const po::variables_map& vm) {
   const std::string a = vm["features-a"].as<std::string>(), b = vm["features-b"].as<std::string>();
   const at::Tensor fa = Hdf5Reader(a).read("features", at::kDouble, 2);
   const at::Tensor fb = Hdf5Reader(b).read("features", at::kDouble, 2);
+  require_finite(fa, a + ": dataset 'features'");
+  require_finite(fb, b + ": dataset 'features'");
   if (fa.size(1) != fb.size(1))
     throw_data("feature dimensions differ: " + a + " has " + std::to_string(fa.size(1)) + ", " + b + " has " +
                std::to_string(fb.size(1)));

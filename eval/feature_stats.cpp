@@ -115,17 +115,29 @@ void save_feature_stats(const std::string& path, const FeatureStats& stats, cons
   out.commit();
 }
 
+void require_finite(const at::Tensor& values, const std::string& where) {
+  const at::Tensor bad = values.isfinite().logical_not();
+  if (!bad.any().item<bool>()) return;
+  const int64_t row = values.dim() == 0 ? 0 : bad.reshape({values.size(0), -1}).any(1).nonzero()[0][0].item<int64_t>();
+  throw_data(where + ": holds NaN or infinite values (first in row " + std::to_string(row) + ")");
+}
+
 FeatureStats load_feature_stats(const std::string& path, StatsAttributes* attributes, at::Tensor* features) {
   Hdf5Reader in(path);
   const at::Tensor mu = in.read("mu", at::kDouble, 1);
   const at::Tensor sigma = in.read("sigma", at::kDouble, 2);
+  require_finite(mu, path + ": dataset 'mu'");
+  require_finite(sigma, path + ": dataset 'sigma'");
   // pytorch-fid style files carry no N; 2 keeps the covariance as stored.
   const int64_t n = in.has("n") ? in.read("n", at::kLong, 1)[0].item<int64_t>() : 2;
   if (attributes) {
     for (const char* key : {"feature_net", "metric", "resize", "dataset_hash", "source"})
       if (in.has_attribute(key)) (*attributes)[key] = in.read_string_attribute(key);
   }
-  if (features && in.has("features")) *features = in.read("features", at::kFloat, 2);
+  if (features && in.has("features")) {
+    *features = in.read("features", at::kFloat, 2);
+    require_finite(*features, path + ": dataset 'features'");
+  }
   return FeatureStats::from_moments(n, mu, sigma);
 }
 

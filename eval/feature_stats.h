@@ -49,4 +49,8 @@ void save_feature_stats(const std::string& path, const FeatureStats& stats, cons
 FeatureStats load_feature_stats(const std::string& path, StatsAttributes* attributes = nullptr,
                                 at::Tensor* features = nullptr);
 
+// Feature matrices and moments read from files must be finite: a NaN would surface later
+// as a misleading linear-algebra error. Throws a data error naming `where` and the first row.
+void require_finite(const at::Tensor& values, const std::string& where);
+
 }  // namespace difffit

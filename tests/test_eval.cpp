@@ -436,6 +436,19 @@ TEST(CliFid, WritesAPerClassGridWithoutScoring) {
   EXPECT_EQ(big_png.find("RGB 14 17 "), std::string::npos) << big_png;
 }
 
+TEST(CliFid, NonFiniteFeaturesAreADataErrorNamingFileAndRow) {
+  TempDir dir;
+  at::Tensor a = make_features(40, 6, 30);
+  a[17][3] = std::nan("");
+  write_features(dir.file("a.h5"), a);
+  write_features(dir.file("b.h5"), make_features(40, 6, 31));
+  auto r = run_difffit("fid --features-a " + dir.file("a.h5") + " --features-b " + dir.file("b.h5"));
+  EXPECT_EQ(r.exit_code, 3) << r.output;
+  EXPECT_NE(r.output.find(dir.file("a.h5") + ": dataset 'features': holds NaN or infinite values (first in row 17)"),
+            std::string::npos)
+      << r.output;
+}
+
 TEST(CliFid, UsageErrorsExit2) {
   EXPECT_EQ(run_difffit("fid --samples a.h5 --reference b.h5 --reference-stats c.h5").exit_code, 2);
   EXPECT_EQ(run_difffit("fid --features-a a.h5").exit_code, 2);
