@@ -41,7 +41,7 @@ for row in csv.DictReader(open(os.path.join(out, "runs.csv"))):
     if row.get("seed") != "0":
         continue
     label = "-".join(v for v in (row.get("dataset"), row.get("method"), row.get("blocks"), row.get("lr_ratio")) if v)
-    name = f"{row['grid']}-{label}.png"
+    name = f"{row['grid']}-{label}.png".replace(":", "-")
     src = os.path.join(row["run_dir"], "samples.png")
     if name not in seen and os.path.exists(src):
         shutil.copyfile(src, os.path.join(out, "samples", name))
