@@ -118,6 +118,7 @@ th:first-child, td:first-child { text-align: left; }
 .samples { display: flex; flex-wrap: wrap; gap: 16px; }
 figure { margin: 0; } figcaption { text-align: center; font-weight: bold; }
 figure img { image-rendering: pixelated; max-width: 560px; }
+.chart svg { max-width: 100%; height: auto; }  /* wide grids (8 tasks x 8 methods) fit the page */
 tr.failed td { background: #fdd; } tr.abandoned td, tr.running td { background: #ffd; }
 .state { margin-right: 1em; }
 )";
