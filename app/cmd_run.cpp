@@ -9,6 +9,7 @@
 #include "app/commands.h"
 #include "common/communicator.h"
 #include "common/logging.h"
+#include "common/nccl_communicator.h"
 #include "common/stop_signals.h"
 #include "worker/run/run_experiment.h"
 
@@ -54,15 +55,15 @@ int run_run_command(int argc, char** argv) {
   po::variables_map threads;
   threads.insert({"threads", po::variable_value(config.threads, false)});
   apply_thread_option(threads);
-  // Under mpirun/srun the ranks train the one run together (data parallel).
+  // Under mpirun/srun the ranks train the one run together (data parallel; NCCL on CUDA).
   std::unique_ptr<MpiSession> mpi;
   std::unique_ptr<Communicator> comm;
   if (launched_by_mpi()) {
     mpi = std::make_unique<MpiSession>(&argc, &argv);
-    comm = make_mpi_communicator();
     LoggingOptions logging;
-    logging.rank = comm->rank();
+    logging.rank = mpi_world().rank;
     init_logging(logging);
+    comm = make_data_parallel_communicator(config.train.device == "cuda");
   }
   install_stop_handlers();
   try {

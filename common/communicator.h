@@ -20,6 +20,9 @@ class Communicator {
   virtual std::vector<at::Tensor> allgather(const at::Tensor& tensor) = 0;
   virtual void broadcast(at::Tensor& tensor, int root) = 0;
   virtual void barrier() = 0;
+  // Whether collectives take tensors where they live (NCCL: CUDA tensors) rather than
+  // contiguous CPU tensors only (MPI).
+  virtual bool takes_device_tensors() const { return false; }
 };
 
 // Rank 0 of 1: collectives are identities.
@@ -34,6 +37,9 @@ struct MpiWorld {
   int size = 1;
 };
 MpiWorld mpi_world();
+
+// This process's rank among the ranks on its node (MPI_COMM_TYPE_SHARED): picks its GPU.
+int mpi_local_rank();
 
 // MPI_Init / MPI_Finalize for the lifetime of main().
 class MpiSession {

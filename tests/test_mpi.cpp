@@ -5,6 +5,8 @@
 #include <ATen/ATen.h>
 
 #include "common/communicator.h"
+#include "common/error.h"
+#include "common/nccl_communicator.h"
 #include "eval/feature_stats.h"
 
 namespace difffit {
@@ -49,6 +51,51 @@ TEST(Mpi, FeatureStatsMergedAcrossRanksEqualTheOneShotStatistics) {
   EXPECT_EQ(merged.count(), 103);
   EXPECT_TRUE(at::allclose(merged.mean(), all.mean(), 1e-12, 1e-12));
   EXPECT_TRUE(at::allclose(merged.covariance(), all.covariance(), 1e-12, 1e-12));
+}
+
+// Where NCCL cannot run, every rank gets the same clear error (so all fall back to MPI
+// together); where there is a GPU per rank, its collectives give MPI's results.
+TEST(Nccl, FailsClearlyOnEveryRankWithoutAGpuElseMatchesMpi) {
+  Communicator& mpi = *world();
+  std::unique_ptr<Communicator> nccl;
+  std::string error;
+  try {
+    nccl = make_nccl_communicator(mpi, mpi_local_rank());
+  } catch (const Error& e) {
+    error = e.what();
+  }
+  if (!nccl_compiled()) {
+    EXPECT_NE(error.find("this build has no NCCL"), std::string::npos) << error;
+    return;
+  }
+  if (cuda_device_count() == 0) {
+    EXPECT_NE(error.find("NCCL: rank 0: no CUDA device visible"), std::string::npos) << error;
+    return;
+  }
+  if (cuda_device_count() < mpi.size()) GTEST_SKIP() << "needs one CUDA device per rank";
+  ASSERT_TRUE(nccl) << error;
+  EXPECT_TRUE(nccl->takes_device_tensors());
+  EXPECT_EQ(nccl->rank(), mpi.rank());
+  const int n = mpi.size();
+  at::Tensor d = at::full({5}, static_cast<double>(mpi.rank() + 1), at::kDouble);
+  nccl->allreduce_sum(d);
+  EXPECT_TRUE(at::equal(d, at::full({5}, n * (n + 1) / 2.0, at::kDouble)));
+  at::Tensor f = at::arange(7, at::kFloat) * (mpi.rank() + 1);
+  nccl->allreduce_sum(f);
+  EXPECT_TRUE(at::equal(f, at::arange(7, at::kFloat) * (n * (n + 1) / 2)));
+  at::Tensor b = at::full({2}, mpi.rank() == 0 ? 7 : -1, at::kLong);
+  nccl->broadcast(b, 0);
+  EXPECT_TRUE(at::equal(b, at::full({2}, 7, at::kLong)));
+  auto all = nccl->allgather(at::full({2}, static_cast<float>(mpi.rank()), at::kFloat));
+  ASSERT_EQ(static_cast<int>(all.size()), n);
+  for (int r = 0; r < n; ++r) EXPECT_TRUE(at::equal(all[r], at::full({2}, static_cast<float>(r))));
+  nccl->barrier();
+  at::manual_seed(7);
+  at::Tensor rows = at::randn({40, 3}, at::kDouble);
+  FeatureStats mine;
+  mine.add(rows.narrow(0, mpi.rank() * (40 / n), 40 / n));
+  FeatureStats by_nccl = mine.merged_across(*nccl), by_mpi = mine.merged_across(mpi);
+  EXPECT_TRUE(at::allclose(by_nccl.covariance(), by_mpi.covariance(), 1e-12, 1e-12));
 }
 
 TEST(Local, TheSingleProcessCommunicatorIsAnIdentity) {

@@ -18,12 +18,15 @@ DataParallel data_parallel_over(Communicator* comm) {
 
 void average_gradients(const std::vector<at::Tensor>& params, const DataParallel& dp) {
   if (!dp.active()) return;
+  if (params.empty()) return;
+  // NCCL reduces on the GPU where the gradients are; MPI needs them on the CPU.
+  const at::Device where = dp.comm->takes_device_tensors() ? params.front().device() : at::Device(at::kCPU);
   std::vector<at::Tensor> flat;
   flat.reserve(params.size());
   for (const auto& p : params) {
     at::Tensor g = p.grad();
-    flat.push_back(g.defined() ? g.detach().to(at::kCPU, at::kFloat).reshape({-1})
-                               : at::zeros({p.numel()}, at::kFloat));
+    flat.push_back(g.defined() ? g.detach().to(where, at::kFloat).reshape({-1})
+                               : at::zeros({p.numel()}, at::TensorOptions(where).dtype(at::kFloat)));
   }
   at::Tensor buffer = at::cat(flat).contiguous();
   dp.comm->allreduce_sum(buffer);
