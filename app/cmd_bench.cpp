@@ -1,7 +1,8 @@
 // difffit bench: timings that print JSON. `train-step` times a full training step
 // (forward, hybrid loss, backward, AdamW, EMA) per method, side by side in one
-// process; `sample` times the sampler.
+// process; `sample` times the sampler and `vae` the VAE decoder (these three on the CPU or CUDA).
 #include <ATen/ATen.h>
+#include <torch/cuda.h>
 #include <torch/types.h>
 
 #include <algorithm>
@@ -18,6 +19,7 @@
 #include "app/cli_options.h"
 #include "app/commands.h"
 #include "common/error.h"
+#include "common/gpu_memory.h"
 #include "common/json_text.h"
 #include "common/logging.h"
 #include "common/platform.h"
@@ -25,6 +27,7 @@
 #include "eval/frechet_distance.h"
 #include "eval/mini_cnn.h"
 #include "worker/diffusion/gaussian_diffusion.h"
+#include "worker/model/autoencoder_kl.h"
 #include "worker/model/delta.h"
 #include "worker/model/peft_method.h"
 #include "worker/sample/sample_generator.h"
@@ -58,6 +61,45 @@ Timing summarize(std::vector<double> ms) {
   return {at(0.5), at(0.1), at(0.9), ms.front()};
 }
 
+// Where a benchmark runs: --device cpu|cuda, and on CUDA --tf32 (TF32 tensor-core matrix
+// products and convolutions for float32, as PyTorch's allow_tf32 flags).
+struct BenchDevice {
+  std::string name = "cpu";
+  bool tf32 = false;
+  bool cuda() const { return name == "cuda"; }
+  // The work queued so far has finished (timings on CUDA need it).
+  void synchronize() const {
+    if (cuda()) torch::cuda::synchronize();
+  }
+};
+
+void add_device_options(po::options_description& options) {
+  options.add_options()
+      ("device", po::value<std::string>()->default_value("cpu"), "cpu | cuda")
+      ("tf32", "CUDA: TF32 tensor cores for float32 matrix products and convolutions");
+}
+
+BenchDevice device_from(const po::variables_map& vm) {
+  BenchDevice device{vm["device"].as<std::string>(), vm.count("tf32") > 0};
+  if (device.name != "cpu" && device.name != "cuda") throw_usage("--device must be cpu or cuda");
+  if (device.cuda() && !torch::cuda::is_available()) {
+    throw_usage("--device cuda: this LibTorch has no CUDA, or no CUDA device is visible");
+  }
+  if (device.tf32 && !device.cuda()) throw_usage("--tf32 needs --device cuda");
+  at::globalContext().setAllowTF32CuBLAS(device.tf32);
+  at::globalContext().setAllowTF32CuDNN(device.tf32);
+  return device;
+}
+
+// Device facts recorded with each timing: where it ran and, on CUDA, the peak memory.
+void add_device_json(nlohmann::ordered_json& out, const BenchDevice& device) {
+  out["device"] = device.name;
+  if (device.cuda()) {
+    out["tf32"] = device.tf32;
+    out["peak_gpu_allocated_bytes"] = gpu_peak_allocated_bytes();
+  }
+}
+
 // The BLAS behind every matrix product, recorded with each timing.
 nlohmann::ordered_json blas_json() {
   const BlasInfo blas = blas_info();
@@ -67,11 +109,11 @@ nlohmann::ordered_json blas_json() {
 struct StepReport {
   std::string method, options;
   Timing timing;
-  int64_t peak_bytes = 0, trainable = 0, total = 0, optimizer_bytes = 0, delta_bytes = 0;
+  int64_t peak_bytes = 0, peak_gpu_bytes = -1, trainable = 0, total = 0, optimizer_bytes = 0, delta_bytes = 0;
 };
 
 StepReport bench_train_step(const DiTConfig& config, const MethodConfig& method, int64_t batch, int64_t steps,
-                            int64_t warmup, bool bf16) {
+                            int64_t warmup, bool bf16, const BenchDevice& device) {
   reset_peak_memory();
   torch::manual_seed(0);
   DiT model(config);
@@ -80,6 +122,9 @@ StepReport bench_train_step(const DiTConfig& config, const MethodConfig& method,
     for (auto& p : model->parameters()) p.add_(at::randn_like(p) * 0.02);
   }
   MethodSetup setup = apply_method(*model, method);
+  model->to(at::Device(device.name));
+  device.synchronize();
+  reset_gpu_peak();
   std::vector<AdamWGroup> groups;
   std::vector<std::string> names;
   std::vector<at::Tensor> params;
@@ -91,8 +136,8 @@ StepReport bench_train_step(const DiTConfig& config, const MethodConfig& method,
   AdamW optimizer(groups, AdamWOptions{});
   Ema ema(names, params, 0.9999);
   GaussianDiffusion diffusion({1000, "", config.learn_sigma});
-  at::Tensor x = at::rand({batch, config.in_channels, config.input_size, config.input_size}) * 2 - 1;
-  at::Tensor y = at::randint(0, config.num_classes, {batch}, at::kLong);
+  at::Tensor x = (at::rand({batch, config.in_channels, config.input_size, config.input_size}) * 2 - 1).to(device.name);
+  at::Tensor y = at::randint(0, config.num_classes, {batch}, at::kLong).to(device.name);
   model->train();
   std::vector<double> times;
   for (int64_t i = 0; i < warmup + steps; ++i) {
@@ -101,6 +146,7 @@ StepReport bench_train_step(const DiTConfig& config, const MethodConfig& method,
     batch_losses(*model, diffusion, x, y, bf16).loss.mean().backward();  // the trainer's step
     optimizer.step();
     ema.update();
+    device.synchronize();
     if (i >= warmup) times.push_back(std::chrono::duration<double, std::milli>(Clock::now() - begin).count());
   }
   StepReport report;
@@ -108,6 +154,7 @@ StepReport bench_train_step(const DiTConfig& config, const MethodConfig& method,
   report.options = method.to_options_string();
   report.timing = summarize(times);
   report.peak_bytes = peak_memory_bytes();
+  if (device.cuda()) report.peak_gpu_bytes = gpu_peak_allocated_bytes();
   report.trainable = setup.trainable_params;
   report.total = setup.total_params;
   report.optimizer_bytes = optimizer.state_bytes();
@@ -126,8 +173,9 @@ int bench_train_step_command(int argc, char** argv) {
       ("batch", po::value<int64_t>()->default_value(32), "images per step")
       ("steps", po::value<int64_t>()->default_value(10), "timed steps")
       ("warmup", po::value<int64_t>()->default_value(2), "untimed steps first")
-      ("precision", po::value<std::string>()->default_value("fp32"), "fp32 | bf16 (CPU autocast)")
+      ("precision", po::value<std::string>()->default_value("fp32"), "fp32 | bf16 (autocast)")
       ("json", "print JSON only");
+  add_device_options(options);
   add_model_options(options);
   add_method_options(options, "all");
   add_thread_option(options);
@@ -138,6 +186,7 @@ int bench_train_step_command(int argc, char** argv) {
     return 0;
   }
   apply_thread_option(vm);
+  const BenchDevice device = device_from(vm);
   DiTConfig config = model_config_from(vm);
   const std::string precision = vm["precision"].as<std::string>();
   if (precision != "fp32" && precision != "bf16") throw_usage("--precision must be fp32 or bf16");
@@ -150,7 +199,7 @@ int bench_train_step_command(int argc, char** argv) {
   std::vector<StepReport> reports;
   for (const auto& m : methods) {
     reports.push_back(bench_train_step(config, m, vm["batch"].as<int64_t>(), vm["steps"].as<int64_t>(),
-                                       vm["warmup"].as<int64_t>(), precision == "bf16"));
+                                       vm["warmup"].as<int64_t>(), precision == "bf16", device));
     if (!vm.count("json")) {
       std::fprintf(stderr, "%-12s %9.1f ms/step (p10 %.1f, p90 %.1f)  peak %.1f MiB  trainable %lld\n",
                    reports.back().method.c_str(), reports.back().timing.median_ms, reports.back().timing.p10_ms,
@@ -181,6 +230,7 @@ int bench_train_step_command(int argc, char** argv) {
                                 {"p90_ms", r.timing.p90_ms},
                                 {"min_ms", r.timing.min_ms},
                                 {"peak_rss_bytes", r.peak_bytes},
+                                {"peak_gpu_allocated_bytes", r.peak_gpu_bytes},
                                 {"trainable_params", r.trainable},
                                 {"total_params", r.total},
                                 {"optimizer_state_bytes", r.optimizer_bytes},
@@ -191,6 +241,8 @@ int bench_train_step_command(int argc, char** argv) {
     }
     out["methods"].push_back(std::move(m));
   }
+  out["device"] = device.name;
+  if (device.cuda()) out["tf32"] = device.tf32;
   out["blas"] = blas_json();
   std::cout << json_text(out, 2) << std::endl;
   return 0;
@@ -205,11 +257,13 @@ int bench_sample_command(int argc, char** argv) {
       ("cfg-scale", po::value<double>()->default_value(1.0), "guidance (> 1 doubles the batch)")
       ("batch-size", po::value<int64_t>()->default_value(64), "samples per batch")
       ("json", "print JSON only");
+  add_device_options(options);
   add_model_options(options);
   add_thread_option(options);
   po::variables_map vm;
   if (!parse_command_line("bench sample", "Times sampling (images/s).", argc, argv, options, vm)) return 0;
   apply_thread_option(vm);
+  const BenchDevice device = device_from(vm);
   DiTConfig config = model_config_from(vm);
   torch::manual_seed(0);
   DiT model(config);
@@ -219,11 +273,14 @@ int bench_sample_command(int argc, char** argv) {
   request.steps = vm["steps"].as<int64_t>();
   request.cfg_scale = vm["cfg-scale"].as<double>();
   request.batch_size = vm["batch-size"].as<int64_t>();
+  request.device = device.name;
   reset_peak_memory();
+  reset_gpu_peak();
   auto begin = Clock::now();
   generate_samples(*model, request);
+  device.synchronize();
   const double seconds = std::chrono::duration<double>(Clock::now() - begin).count();
-  const nlohmann::ordered_json out = {{"benchmark", "sample"},
+  nlohmann::ordered_json out = {{"benchmark", "sample"},
                                       {"model", config.to_key_values()},
                                       {"sampler", vm["sampler"].as<std::string>()},
                                       {"steps", request.steps},
@@ -234,6 +291,54 @@ int bench_sample_command(int argc, char** argv) {
                                       {"peak_rss_bytes", peak_memory_bytes()},
                                       {"threads", vm["threads"].as<int>()},
                                       {"blas", blas_json()}};
+  add_device_json(out, device);
+  std::cout << json_text(out, 2) << std::endl;
+  return 0;
+}
+
+// The SD AutoencoderKL's decoder at its default architecture (LibTorch's initial weights:
+// the speed does not depend on them), on random latents.
+int bench_vae_command(int argc, char** argv) {
+  po::options_description options("bench vae options");
+  options.add_options()
+      ("num", po::value<int64_t>()->default_value(16), "images decoded (timed)")
+      ("resolution", po::value<int64_t>()->default_value(256), "image side in pixels (latents are 1/8 of it)")
+      ("batch-size", po::value<int64_t>()->default_value(8), "images per decoder pass")
+      ("precision", po::value<std::string>()->default_value("fp32"), "fp32 | bf16 (autocast)")
+      ("json", "print JSON only");
+  add_device_options(options);
+  add_thread_option(options);
+  po::variables_map vm;
+  if (!parse_command_line("bench vae", "Times the VAE decoder (images/s).", argc, argv, options, vm)) return 0;
+  apply_thread_option(vm);
+  const BenchDevice device = device_from(vm);
+  const std::string precision = vm["precision"].as<std::string>();
+  if (precision != "fp32" && precision != "bf16") throw_usage("--precision must be fp32 or bf16");
+  const int64_t num = vm["num"].as<int64_t>(), side = vm["resolution"].as<int64_t>();
+  if (num < 1 || side < 8 || side % 8 != 0) throw_usage("--num must be >= 1 and --resolution a multiple of 8");
+  torch::manual_seed(0);
+  AutoencoderKL vae(VaeConfig{});
+  vae->to(at::Device(device.name));
+  vae->run_options().batch_size = vm["batch-size"].as<int64_t>();
+  vae->run_options().bf16 = precision == "bf16";
+  const at::Tensor latents = at::randn({num, vae->config().latent_channels, side / 8, side / 8});
+  vae->decode(latents.narrow(0, 0, std::min<int64_t>(num, vae->run_options().batch_size)));  // warm-up
+  device.synchronize();
+  reset_gpu_peak();
+  auto begin = Clock::now();
+  vae->decode(latents);
+  device.synchronize();
+  const double seconds = std::chrono::duration<double>(Clock::now() - begin).count();
+  nlohmann::ordered_json out = {{"benchmark", "vae-decode"},
+                                {"num", num},
+                                {"resolution", side},
+                                {"batch_size", vae->run_options().batch_size},
+                                {"precision", precision},
+                                {"seconds", seconds},
+                                {"images_per_second", num / seconds},
+                                {"threads", vm["threads"].as<int>()},
+                                {"blas", blas_json()}};
+  add_device_json(out, device);
   std::cout << json_text(out, 2) << std::endl;
   return 0;
 }
@@ -288,15 +393,17 @@ int bench_fid_command(int argc, char** argv) {
 int run_bench_command(int argc, char** argv) {
   return run_subcommand(
       "bench",
-      "usage: difffit bench <train-step|sample|fid|loader|sweep> [options]  (difffit bench <name> --help)\n"
+      "usage: difffit bench <train-step|sample|vae|fid|loader|sweep> [options]  (difffit bench <name> --help)\n"
       "  train-step  ms/step, peak memory, trainable params, optimizer and delta bytes per method\n"
       "  sample      sampler throughput (images/s)\n"
+      "  vae         VAE decoder throughput (images/s)\n"
       "  fid         mini-CNN feature throughput, statistics and Frechet distance timings\n"
       "  loader      the training data loader alone (images/s)\n"
       "  sweep       coordinator overhead per run, scaling with worker ranks\n",
       argc, argv,
       {{"train-step", bench_train_step_command},
        {"sample", bench_sample_command},
+       {"vae", bench_vae_command},
        {"fid", bench_fid_command},
        {"loader", run_bench_loader_command},
        {"sweep", run_bench_sweep_command}});

@@ -27,7 +27,7 @@ const std::map<std::string, Command>& commands() {
       {"demo", {difffit::run_demo_command, "a short end-to-end demonstration of what works"}},
       {"prepare", {difffit::run_prepare_command, "prepare a dataset (or the mini benchmark) into HDF5 files"}},
       {"fid", {difffit::run_fid_command, "score samples against a reference: FID (Inception or mini-CNN), KID"}},
-      {"bench", {difffit::run_bench_command, "benchmarks that print JSON (train-step, sample)"}},
+      {"bench", {difffit::run_bench_command, "benchmarks that print JSON (train-step, sample, vae, fid, loader, sweep)"}},
       {"run", {difffit::run_run_command, "run one experiment (train, sample, record) from a YAML file"}},
       {"sweep", {difffit::run_sweep_command, "run, plan or inspect a sweep of experiments (MPI ranks or one process)"}},
       {"results", {difffit::run_results_command, "tables (Markdown/LaTeX/CSV), plots (SVG) and CSV export of a sweep's results"}},
