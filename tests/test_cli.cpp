@@ -1,5 +1,6 @@
 // The difffit binary as a user meets it: outputs, exit codes and messages.
 #include <ATen/ATen.h>
+#include <torch/cuda.h>
 
 #include <map>
 #include <regex>
@@ -156,6 +157,25 @@ TEST(CliBench, TrainStepReportsEveryMethodAgainstFull) {
   EXPECT_NE(l.output.find("\"images\": 256"), std::string::npos) << l.output;
   EXPECT_NE(l.output.find("\"prefetch_images_per_s\""), std::string::npos) << l.output;
   EXPECT_EQ(run_difffit("bench nope").exit_code, 2);
+}
+
+TEST(CliBench, VaeDecoderTimingAndDeviceChoices) {
+  auto v = run_difffit("bench vae --num 2 --resolution 16 --batch-size 1 --json");
+  ASSERT_EQ(v.exit_code, 0) << v.output;
+  EXPECT_NE(v.output.find("\"benchmark\": \"vae-decode\""), std::string::npos) << v.output;
+  EXPECT_NE(v.output.find("\"device\": \"cpu\""), std::string::npos) << v.output;
+  auto odd = run_difffit("bench vae --resolution 20");
+  EXPECT_EQ(odd.exit_code, 2);
+  EXPECT_NE(odd.output.find("multiple of 8"), std::string::npos) << odd.output;
+  auto tf32 = run_difffit("bench sample --tf32");
+  EXPECT_EQ(tf32.exit_code, 2);
+  EXPECT_NE(tf32.output.find("--tf32 needs --device cuda"), std::string::npos) << tf32.output;
+  EXPECT_EQ(run_difffit("bench train-step --device tpu").exit_code, 2);
+  if (!torch::cuda::is_available()) {
+    auto cuda = run_difffit("bench vae --device cuda");
+    EXPECT_EQ(cuda.exit_code, 2);
+    EXPECT_NE(cuda.output.find("no CUDA device is visible"), std::string::npos) << cuda.output;
+  }
 }
 
 TEST(CliUsage, UnknownThingsAreUsageErrors) {
