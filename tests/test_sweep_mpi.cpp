@@ -45,8 +45,11 @@ testing::CommandResult interrupt(const std::string& sweep_command, const std::st
   const std::string target = whole_group ? "-- -$pid" : "$pid";
   return run_command("bash -c 'setsid " + sweep_command + " > " + log + " 2>&1 & pid=$!; for i in $(seq 1200); do" +
                      " n=$(grep -c \"\\\"started\\\"\" " + journal + " 2>/dev/null || true);" +
-                     " [ \"${n:-0}\" -ge " + std::to_string(started_runs) + " ] && break; sleep 0.05; done;" +
-                     " sleep 0.3; kill -" + signal + " " + target + "; wait $pid'");
+                     " d=$(grep -c \"\\\"done\\\"\" " + journal + " 2>/dev/null || true);" +
+                     // Signalled while a run is in progress (started, not yet done), not between runs.
+                     " [ \"${n:-0}\" -ge " + std::to_string(started_runs) + " ] && [ \"${n:-0}\" -gt \"${d:-0}\" ] && break;" +
+                     " sleep 0.02; done;" +
+                     " kill -" + signal + " " + target + "; wait $pid'");
 }
 
 class SweepMpi : public ::testing::Test {
