@@ -17,8 +17,8 @@ std::unique_ptr<Communicator>& world() {
   return communicator;
 }
 
-TEST(Mpi, AllreduceSumsEveryRanksTensor) {
-  Communicator& comm = *world();
+// The collectives' results, the same for every implementation (MPI, NCCL).
+void expect_allreduce_and_broadcast(Communicator& comm) {
   const int n = comm.size();
   at::Tensor t = at::full({3}, static_cast<double>(comm.rank() + 1), at::kDouble);
   comm.allreduce_sum(t);
@@ -28,12 +28,15 @@ TEST(Mpi, AllreduceSumsEveryRanksTensor) {
   EXPECT_TRUE(at::equal(b, at::full({2}, 7, at::kLong)));
 }
 
-TEST(Mpi, AllgatherReturnsRanksInOrder) {
-  Communicator& comm = *world();
+void expect_allgather_in_rank_order(Communicator& comm) {
   auto all = comm.allgather(at::full({2}, static_cast<float>(comm.rank()), at::kFloat));
   ASSERT_EQ(static_cast<int>(all.size()), comm.size());
   for (int r = 0; r < comm.size(); ++r) EXPECT_TRUE(at::equal(all[r], at::full({2}, static_cast<float>(r))));
 }
+
+TEST(Mpi, AllreduceSumsEveryRanksTensor) { expect_allreduce_and_broadcast(*world()); }
+
+TEST(Mpi, AllgatherReturnsRanksInOrder) { expect_allgather_in_rank_order(*world()); }
 
 TEST(Mpi, FeatureStatsMergedAcrossRanksEqualTheOneShotStatistics) {
   Communicator& comm = *world();
@@ -77,18 +80,11 @@ TEST(Nccl, FailsClearlyOnEveryRankWithoutAGpuElseMatchesMpi) {
   EXPECT_TRUE(nccl->takes_device_tensors());
   EXPECT_EQ(nccl->rank(), mpi.rank());
   const int n = mpi.size();
-  at::Tensor d = at::full({5}, static_cast<double>(mpi.rank() + 1), at::kDouble);
-  nccl->allreduce_sum(d);
-  EXPECT_TRUE(at::equal(d, at::full({5}, n * (n + 1) / 2.0, at::kDouble)));
+  expect_allreduce_and_broadcast(*nccl);
+  expect_allgather_in_rank_order(*nccl);
   at::Tensor f = at::arange(7, at::kFloat) * (mpi.rank() + 1);
   nccl->allreduce_sum(f);
   EXPECT_TRUE(at::equal(f, at::arange(7, at::kFloat) * (n * (n + 1) / 2)));
-  at::Tensor b = at::full({2}, mpi.rank() == 0 ? 7 : -1, at::kLong);
-  nccl->broadcast(b, 0);
-  EXPECT_TRUE(at::equal(b, at::full({2}, 7, at::kLong)));
-  auto all = nccl->allgather(at::full({2}, static_cast<float>(mpi.rank()), at::kFloat));
-  ASSERT_EQ(static_cast<int>(all.size()), n);
-  for (int r = 0; r < n; ++r) EXPECT_TRUE(at::equal(all[r], at::full({2}, static_cast<float>(r))));
   nccl->barrier();
   at::manual_seed(7);
   at::Tensor rows = at::randn({40, 3}, at::kDouble);
