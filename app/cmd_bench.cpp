@@ -91,6 +91,11 @@ BenchDevice device_from(const po::variables_map& vm) {
   return device;
 }
 
+// --precision of train-step and vae: fp32, or bf16 autocast.
+void check_precision(const std::string& precision) {
+  if (precision != "fp32" && precision != "bf16") throw_usage("--precision must be fp32 or bf16");
+}
+
 // Device facts recorded with each timing: where it ran and, on CUDA, the peak memory.
 void add_device_json(nlohmann::ordered_json& out, const BenchDevice& device) {
   out["device"] = device.name;
@@ -189,7 +194,7 @@ int bench_train_step_command(int argc, char** argv) {
   const BenchDevice device = device_from(vm);
   DiTConfig config = model_config_from(vm);
   const std::string precision = vm["precision"].as<std::string>();
-  if (precision != "fp32" && precision != "bf16") throw_usage("--precision must be fp32 or bf16");
+  check_precision(precision);
   std::vector<MethodConfig> methods;
   if (vm["method"].as<std::string>() == "all") {
     for (const auto& name : method_names()) methods.push_back(make_method_config(name));
@@ -313,7 +318,7 @@ int bench_vae_command(int argc, char** argv) {
   apply_thread_option(vm);
   const BenchDevice device = device_from(vm);
   const std::string precision = vm["precision"].as<std::string>();
-  if (precision != "fp32" && precision != "bf16") throw_usage("--precision must be fp32 or bf16");
+  check_precision(precision);
   const int64_t num = vm["num"].as<int64_t>(), side = vm["resolution"].as<int64_t>();
   if (num < 1 || side < 8 || side % 8 != 0) throw_usage("--num must be >= 1 and --resolution a multiple of 8");
   torch::manual_seed(0);
