@@ -124,7 +124,7 @@ PrepareSummary write_split(const MiniTaskSpec& spec, const SplitData& split, con
   meta.split = split.split;
   meta.crop = "pad-center";
   meta.description = spec.description;
-  meta.resolution = resolution;
+  meta.resolution = resolution * spec.scale;
   meta.channels = 1;
   std::vector<int> task_label(10, -1);
   for (size_t i = 0; i < spec.classes.size(); ++i) {
@@ -145,6 +145,7 @@ PrepareSummary write_split(const MiniTaskSpec& spec, const SplitData& split, con
     std::copy_n(images.image(i), image.pixels.size(), image.pixels.data());
     image = pad_center(image, resolution);
     spec.shift(image, split.key_base + static_cast<uint64_t>(i));
+    if (spec.scale != 1) image = pil_resize(image, resolution * spec.scale, resolution * spec.scale, ResampleFilter::Bicubic);
     writer.add(image, label, std::string("fashion-mnist/") + split.origin + "[" + std::to_string(i) + "]");
   }
   return writer.finish();
@@ -178,6 +179,9 @@ const std::vector<MiniTaskSpec>& mini_task_specs() {
          invert(im, key);
          rotate90_clockwise(im, key);
        }},
+      {"source-2x", "the source task at twice the resolution (64x64 from 32x32): each padded image enlarged 2x with "
+                    "Pillow's BICUBIC filter; for the resolution transfer",
+       range(0, 4), 0, identity, /*scale=*/2, /*transfer=*/true},
   };
   return specs;
 }
@@ -197,6 +201,7 @@ std::vector<MiniTaskFiles> build_mini_benchmark(const MiniBenchmarkOptions& opti
     files.name = spec.name;
     files.description = spec.description;
     files.num_classes = static_cast<int64_t>(spec.classes.size());
+    files.resolution = options.resolution * spec.scale;
     files.train = relative(spec.name, "train.h5");
     files.ref = relative(spec.name, "ref.h5");
     // Noise keys: train images 0.., reference images 1e6.. (never the same stream).
@@ -208,8 +213,8 @@ std::vector<MiniTaskFiles> build_mini_benchmark(const MiniBenchmarkOptions& opti
     files.ref_images = rf.images;
     files.train_hash = tr.content_hash;
     files.ref_hash = rf.content_hash;
-    log()->info("[prepare] mini {}: {} train / {} ref images, {} classes", spec.name, tr.images, rf.images,
-                files.num_classes);
+    log()->info("[prepare] mini {}: {} train / {} ref images, {} classes, {} px", spec.name, tr.images, rf.images,
+                files.num_classes, files.resolution);
     out.push_back(files);
   }
 
@@ -227,6 +232,7 @@ std::vector<MiniTaskFiles> build_mini_benchmark(const MiniBenchmarkOptions& opti
     yaml << YAML::Key << "name" << YAML::Value << f.name;
     yaml << YAML::Key << "description" << YAML::Value << f.description;
     yaml << YAML::Key << "num_classes" << YAML::Value << f.num_classes;
+    yaml << YAML::Key << "resolution" << YAML::Value << f.resolution;
     yaml << YAML::Key << "train" << YAML::Value << f.train;
     yaml << YAML::Key << "ref" << YAML::Value << f.ref;
     yaml << YAML::Key << "train_images" << YAML::Value << f.train_images;
@@ -237,9 +243,14 @@ std::vector<MiniTaskFiles> build_mini_benchmark(const MiniBenchmarkOptions& opti
   };
   yaml << YAML::Key << "source" << YAML::Value;
   emit_task(out.front());
-  yaml << YAML::Key << "tasks" << YAML::Value << YAML::BeginSeq;
-  for (size_t i = 1; i < out.size(); ++i) emit_task(out[i]);
-  yaml << YAML::EndSeq << YAML::EndMap;
+  const auto& specs = mini_task_specs();
+  for (bool transfer : {false, true}) {
+    yaml << YAML::Key << (transfer ? "transfer" : "tasks") << YAML::Value << YAML::BeginSeq;
+    for (size_t i = 1; i < out.size(); ++i)
+      if (specs[i].transfer == transfer) emit_task(out[i]);
+    yaml << YAML::EndSeq;
+  }
+  yaml << YAML::EndMap;
   const std::string yaml_path = (fs::path(options.output_dir) / "benchmark.yaml").string();
   write_file_atomically(yaml_path, std::string("# The difffit mini benchmark, written by `difffit prepare --benchmark "
                                                "mini`.\n") + yaml.c_str() + "\n");

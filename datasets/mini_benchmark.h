@@ -1,6 +1,7 @@
 // The built-in mini benchmark: Fashion-MNIST (Debian's dataset-fashion-mnist) padded
-// to 32x32x1, a pre-training source dataset and eight downstream datasets, each a
-// documented, deterministic domain shift. Train splits come from Fashion-MNIST's
+// to 32x32x1, a pre-training source dataset, eight downstream datasets, each a
+// documented, deterministic domain shift, and the source at twice the resolution for the
+// resolution transfer (the paper's 256 -> 512 px). Train splits come from Fashion-MNIST's
 // training set, held-out reference splits (for FID) from its test set.
 #pragma once
 
@@ -21,14 +22,19 @@ struct MiniTaskSpec {
   int64_t train_per_class = 0;      // cap on training images per class (0 = all)
   // Applied to each padded 32x32 image; `key` is unique per (split, image) for noise.
   std::function<void(RawImage& image, uint64_t key)> shift;
+  // After the shift the image is enlarged to scale x the resolution with Pillow's BICUBIC
+  // filter (Image.resize, bit-exact): a pure change of resolution, same picture.
+  int64_t scale = 1;
+  bool transfer = false;  // listed under `transfer:` in benchmark.yaml, not among the downstream tasks
 };
 
-// "source" first, then the eight downstream tasks in table order.
+// "source" first, then the eight downstream tasks in table order, then the transfer task.
 const std::vector<MiniTaskSpec>& mini_task_specs();
 
 struct MiniTaskFiles {
   std::string name, description;
   int64_t num_classes = 0;
+  int64_t resolution = 0;               // image side in pixels
   std::string train, ref;               // paths relative to the benchmark folder
   int64_t train_images = 0, ref_images = 0;
   std::string train_hash, ref_hash;     // content hashes

@@ -451,6 +451,7 @@ TEST(MiniBenchmark, TasksSplitsClassesAndShifts) {
             << std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() << " s ]\n";
   YAML::Node yaml = YAML::LoadFile(dir.file("mini/benchmark.yaml"));
   ASSERT_EQ(yaml["tasks"].size(), 8u);
+  ASSERT_EQ(yaml["transfer"].size(), 1u);
   EXPECT_EQ(yaml["source"]["name"].as<std::string>(), "source");
   struct Expect {
     int64_t classes, train, ref, per_class_train;
@@ -460,9 +461,10 @@ TEST(MiniBenchmark, TasksSplitsClassesAndShifts) {
       {"inverted", {10, 30000, 10000, 3000}}, {"rotated", {10, 30000, 10000, 3000}},
       {"edges", {10, 30000, 10000, 3000}},  {"low-data", {10, 500, 10000, 50}},
       {"flipped", {10, 30000, 10000, 3000}}, {"degraded", {10, 30000, 10000, 3000}},
-      {"mixed", {5, 30000, 5000, 6000}}};
+      {"mixed", {5, 30000, 5000, 6000}},    {"source-2x", {5, 30000, 5000, 6000}}};
   std::vector<YAML::Node> nodes = {yaml["source"]};
   for (const auto& t : yaml["tasks"]) nodes.push_back(t);
+  nodes.push_back(yaml["transfer"][0]);
   std::set<std::string> hashes;
   for (const auto& node : nodes) {
     const std::string name = node["name"].as<std::string>();
@@ -472,8 +474,10 @@ TEST(MiniBenchmark, TasksSplitsClassesAndShifts) {
     EXPECT_FALSE(node["description"].as<std::string>().empty());
     Hdf5Reader train(dir.file("mini/" + node["train"].as<std::string>()));
     Hdf5Reader ref(dir.file("mini/" + node["ref"].as<std::string>()));
-    EXPECT_EQ(train.shape("images"), (std::vector<int64_t>{e.train, 32, 32, 1})) << name;
-    EXPECT_EQ(ref.shape("images"), (std::vector<int64_t>{e.ref, 32, 32, 1})) << name;
+    const int64_t side = name == "source-2x" ? 64 : 32;
+    EXPECT_EQ(node["resolution"].as<int64_t>(), side) << name;
+    EXPECT_EQ(train.shape("images"), (std::vector<int64_t>{e.train, side, side, 1})) << name;
+    EXPECT_EQ(ref.shape("images"), (std::vector<int64_t>{e.ref, side, side, 1})) << name;
     EXPECT_EQ(train.read_int_attribute("num_classes"), e.classes);
     EXPECT_EQ(train.read_string_attribute("split"), "train");
     EXPECT_EQ(ref.read_string_attribute("split"), "ref");
@@ -484,7 +488,16 @@ TEST(MiniBenchmark, TasksSplitsClassesAndShifts) {
     hashes.insert(node["train_hash"].as<std::string>());
     EXPECT_EQ(node["train_hash"].as<std::string>(), train.read_string_attribute("content_hash"));
   }
-  EXPECT_EQ(hashes.size(), 9u);  // every train split differs
+  EXPECT_EQ(hashes.size(), 10u);  // every train split differs
+  // source-2x is source enlarged 2x by Pillow's BICUBIC, image for image, labels unchanged.
+  for (const char* split : {"train", "ref"}) {
+    const std::string small = dir.file(std::string("mini/source/") + split + ".h5");
+    const std::string pillow = dir.file(std::string("enlarged-") + split + ".h5");
+    testing::run_python(kScript, "enlarge " + small + " 40 64 " + pillow);
+    Hdf5Reader big(dir.file(std::string("mini/source-2x/") + split + ".h5"));
+    EXPECT_TRUE(at::equal(big.read_rows("images", at::kByte, 0, 40), Hdf5Reader(pillow).read("images", at::kByte, 4))) << split;
+    EXPECT_TRUE(at::equal(big.read("labels", at::kLong, 1), Hdf5Reader(small).read("labels", at::kLong, 1))) << split;
+  }
   // The shifts, checked on the first images against the padded originals.
   FashionMnistSplit raw = read_fashion_mnist(kDefaultFashionMnistFolder, "train");
   auto padded = [&](int64_t i) {

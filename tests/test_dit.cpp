@@ -9,6 +9,7 @@
 
 #include "common/error.h"
 #include "common/hdf5_tensors.h"
+#include "common/state_dict_file.h"
 #include "common/torch_checkpoint.h"
 #include "test_support.h"
 #include "worker/model/checkpoint_loader.h"
@@ -313,6 +314,35 @@ TEST_F(DiTReference, CorruptAndTruncatedCheckpointsGiveADataError) {
     EXPECT_NE(std::string(e.what()).find("cut.pt"), std::string::npos) << e.what();
   }
   EXPECT_THROW(load_dit_checkpoint(*model, tmp.file("absent.pt")), Error);
+}
+
+// The resolution transfer: the checkpoint of a 4x4-token model loaded into the same model at
+// twice the input size. pos_embed is rebuilt from the sin-cos formula (positions i, j or, aligned,
+// i * G_old/G_new, j * G_old/G_new; values from the independent NumPy formula); every other
+// tensor is the checkpoint's, bit for bit.
+TEST_F(DiTReference, TwiceTheInputSizeRebuildsOnlyPosEmbedFromTheFormulaAtScaledCoordinates) {
+  const StateDict file = load_state_dict_file(dir_->file("model.pt"));
+  Hdf5Reader expected(dir_->file("expected.h5"));
+  for (double scale : {1.0, 0.5}) {
+    DiTConfig bigger = config();
+    bigger.input_size = 16;
+    bigger.pos_embed_scale = scale;
+    DiT model(bigger, /*initialize=*/false);
+    LoadReport report = load_dit_checkpoint(*model, dir_->file("model.pt"));
+    EXPECT_EQ(report.rebuilt, std::vector<std::string>{"pos_embed"});
+    EXPECT_EQ(report.loaded + 1, model->parameters().size());
+    const at::Tensor want = expected.read(scale == 1.0 ? "pos_embed_2x" : "pos_embed_2x_aligned", at::kFloat);
+    ASSERT_EQ(want.size(0), 64);
+    EXPECT_TRUE(at::allclose(model->pos_embed[0], want, 1e-6, 1e-6)) << "scale " << scale;
+    int64_t compared = 0;
+    for (const auto& [name, tensor] : dit_reference_state_dict(*model)) {
+      if (name == "pos_embed") continue;
+      ASSERT_TRUE(file.count(name)) << name;
+      EXPECT_TRUE(at::equal(tensor, file.at(name))) << name;
+      ++compared;
+    }
+    EXPECT_EQ(compared + 1, static_cast<int64_t>(file.size())) << "checkpoint tensors compared";
+  }
 }
 
 TEST_F(DiTReference, PosEmbedIsRebuiltForAnotherInputSize) {

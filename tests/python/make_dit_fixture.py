@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from reference_dit import DiT  # noqa: E402
+from reference_dit import DiT, sincos_2d  # noqa: E402
 
 out_dir = sys.argv[1]
 depth, hidden, heads, patch, size, chans, classes = (int(v) for v in sys.argv[2:9])
@@ -47,4 +47,8 @@ with h5py.File(os.path.join(out_dir, "expected.h5"), "w") as f:
     f["out"] = out.numpy()
     f["out_cfg"] = guided[:n].numpy()
     f["pos_embed"] = model.pos_embed.detach().numpy()
+    # The same model at twice the input size: the grid doubled, and aligned with the old one.
+    grid = size // patch
+    f["pos_embed_2x"] = sincos_2d(hidden, 2 * grid).astype(np.float32)
+    f["pos_embed_2x_aligned"] = sincos_2d(hidden, 2 * grid, scale=0.5).astype(np.float32)
 print("ok")

@@ -8,6 +8,8 @@ python3: numpy, PIL, h5py, scipy).
   mat OUT_DIR                .mat files (scipy.io.savemat) for the MAT reader tests
   pngs OUT_DIR               PNGs in Pillow's other modes (palette + transparency, LA,
                              RGBA, 1-bit) and their convert("RGB") in OUT_DIR/expected.h5
+  enlarge IN.h5 N SIDE OUT.h5  the first N images of a prepared file resized to SIDE x SIDE
+                             with Pillow's BICUBIC filter, as `images`
 """
 import hashlib
 import os
@@ -158,6 +160,14 @@ def mat(out_dir):
     scipy.io.savemat(os.path.join(out_dir, "struct.mat"), {"annotations": annos}, do_compression=True)
 
 
+def enlarge(path, n, side, out):
+    with h5py.File(path, "r") as f:
+        images = f["images"][:n]
+    big = [np.array(Image.fromarray(im[:, :, 0], mode="L").resize((side, side), resample=Image.BICUBIC)) for im in images]
+    with h5py.File(out, "w") as f:
+        f["images"] = np.stack(big)[:, :, :, None]
+
+
 if __name__ == "__main__":
     mode = sys.argv[1]
     if mode == "resample":
@@ -172,5 +182,7 @@ if __name__ == "__main__":
         mat(sys.argv[2])
     elif mode == "pngs":
         pngs(sys.argv[2])
+    elif mode == "enlarge":
+        enlarge(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])
     else:
         sys.exit("unknown mode " + mode)

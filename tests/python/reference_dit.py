@@ -19,9 +19,10 @@ def sincos_1d(dim, pos):
     return np.concatenate([np.sin(out), np.cos(out)], axis=1)
 
 
-def sincos_2d(dim, grid_size):
-    gh = np.arange(grid_size, dtype=np.float32)
-    gw = np.arange(grid_size, dtype=np.float32)
+def sincos_2d(dim, grid_size, scale=1.0):
+    # scale != 1: the resolution-transfer alignment, positions (i * scale, j * scale).
+    gh = np.arange(grid_size, dtype=np.float64) * scale
+    gw = np.arange(grid_size, dtype=np.float64) * scale
     grid = np.stack(np.meshgrid(gw, gh), axis=0).reshape(2, 1, grid_size, grid_size)
     return np.concatenate([sincos_1d(dim // 2, grid[0]), sincos_1d(dim // 2, grid[1])], axis=1)
 
