@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -55,7 +56,7 @@ ReportInput load_sweep_report(const std::string& sweep_dir, const std::string& p
   }
   // One sample grid per cell: of runs that differ only in their seed, the first that has
   // samples (all of them would make a study's page tens of MB).
-  std::set<std::string> shown_cells;
+  std::set<std::string> shown_cells, shown_runs;
   for (const ResultRow& row : input.rows) {
     const std::string run_dir = text_value(row, "run_dir");
     const fs::path png = fs::path(run_dir) / "samples.png";
@@ -65,9 +66,10 @@ ReportInput load_sweep_report(const std::string& sweep_dir, const std::string& p
       if (column != "seed" && column != "name" && column != "run_id" && column != "run_dir") cell += column + "=" + value + ";";
     if (!text_value(row, "seed").empty() && !shown_cells.insert(cell).second) continue;
     std::string caption = text_value(row, "name");
-    for (const ReportGrid& g : input.sample_grids)
-      if (g.caption == caption) caption.clear();  // a run listed in two grids is shown once
-    if (caption.empty()) continue;
+    if (caption.empty() || !shown_runs.insert(caption).second) continue;  // a run listed in two grids is shown once
+    // The samples' side: the resolution transfer puts 32 px and 64 px grids side by side.
+    if (const double side = number_value(row, "image_size"); !std::isnan(side))
+      caption += " (" + std::to_string(static_cast<int64_t>(side)) + " px)";
     std::ifstream in(png, std::ios::binary);
     std::ostringstream bytes;
     bytes << in.rdbuf();

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Writes the mini study's reference result (reference/mini-study/: tables as Markdown and CSV,
-# charts, one sample grid per task x method, the findings page) from a finished sweep:
+# Writes the mini study's reference result from a finished sweep: tables as Markdown and CSV,
+# charts, one sample grid per cell, the findings page.
 #   mpirun -n 3 build/difffit sweep run experiments/mini-study.yaml
-#   scripts/mini-study-reference.sh [SWEEP_DIR] [OUT_DIR]
+#   scripts/mini-study-reference.sh                        # -> reference/mini-study/
+#   mpirun -n 3 build/difffit sweep run experiments/mini-transfer.yaml
+#   scripts/mini-study-reference.sh runs/mini-transfer reference/mini-study/transfer
+# It writes the tables of the grids the sweep has (Table 1 and its ablations; the resolution
+# transfer and its baselines).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B="${DIFFFIT:-build/difffit}"
@@ -11,28 +15,40 @@ OUT="${2:-reference/mini-study}"
 R="$SWEEP/results.h5"
 [ -f "$R" ] || { echo "mini-study-reference: no $R (run the sweep first)" >&2; exit 3; }
 mkdir -p "$OUT/samples"
+"$B" results export "$R" --csv "$OUT/runs.csv"
+has_grid() { python3 -c 'import csv,sys; sys.exit(0 if any(r["grid"] == sys.argv[2] for r in csv.DictReader(open(sys.argv[1]))) else 1)' "$OUT/runs.csv" "$1"; }
 
-for f in md csv; do
-  "$B" results table "$R" --grid table1 --extra trainable_params,trainable_pct,class_accuracy,steps_per_second \
-    --format $f -o "$OUT/table1.$f"
-  "$B" results table "$R" --grid table1 --value class_accuracy --higher-is-better --decimals 3 \
-    --format $f -o "$OUT/table1-class-accuracy.$f"
-  # The ablations run on one task: their one column is the metric.
-  "$B" results table "$R" --grid gamma-placement --rows blocks --cols metric --no-mean --extra class_accuracy \
-    --format $f -o "$OUT/gamma-placement.$f"
-  "$B" results table "$R" --grid lr-ratio --rows lr_ratio --cols metric --no-mean --extra class_accuracy \
-    --format $f -o "$OUT/lr-ratio.$f"
-done
-"$B" results table "$R" --grid table1 --extra trainable_params --paper -o "$OUT/table1-and-paper.md"
-"$B" results plot "$R" --grid table1 -o "$OUT/table1.svg"
-"$B" results plot "$R" --grid table1 --value class_accuracy --higher-is-better -o "$OUT/table1-class-accuracy.svg"
-"$B" results plot "$R" --grid gamma-placement --rows blocks --cols metric -o "$OUT/gamma-placement.svg"
-"$B" results plot "$R" --grid lr-ratio --rows lr_ratio --cols metric -o "$OUT/lr-ratio.svg"
-"$B" results plot --loss "$R" --grid lr-ratio --rows lr_ratio -o "$OUT/lr-ratio-loss.svg"
+if has_grid table1; then
+  for f in md csv; do
+    "$B" results table "$R" --grid table1 --extra trainable_params,trainable_pct,class_accuracy,steps_per_second \
+      --format $f -o "$OUT/table1.$f"
+    "$B" results table "$R" --grid table1 --value class_accuracy --higher-is-better --decimals 3 \
+      --format $f -o "$OUT/table1-class-accuracy.$f"
+    # The ablations run on one task: their one column is the metric.
+    "$B" results table "$R" --grid gamma-placement --rows blocks --cols metric --no-mean --extra class_accuracy \
+      --format $f -o "$OUT/gamma-placement.$f"
+    "$B" results table "$R" --grid lr-ratio --rows lr_ratio --cols metric --no-mean --extra class_accuracy \
+      --format $f -o "$OUT/lr-ratio.$f"
+  done
+  "$B" results table "$R" --grid table1 --extra trainable_params --paper -o "$OUT/table1-and-paper.md"
+  "$B" results plot "$R" --grid table1 -o "$OUT/table1.svg"
+  "$B" results plot "$R" --grid table1 --value class_accuracy --higher-is-better -o "$OUT/table1-class-accuracy.svg"
+  "$B" results plot "$R" --grid gamma-placement --rows blocks --cols metric -o "$OUT/gamma-placement.svg"
+  "$B" results plot "$R" --grid lr-ratio --rows lr_ratio --cols metric -o "$OUT/lr-ratio.svg"
+  "$B" results plot --loss "$R" --grid lr-ratio --rows lr_ratio -o "$OUT/lr-ratio-loss.svg"
+fi
+if has_grid transfer; then
+  for f in md csv; do
+    "$B" results table "$R" --grid transfer --rows method --cols pos_embed --extra class_accuracy,steps_per_second \
+      --format $f -o "$OUT/transfer.$f"
+    "$B" results table "$R" --grid transfer-baselines --rows start --cols metric --no-mean --extra class_accuracy \
+      --format $f -o "$OUT/transfer-baselines.$f"
+  done
+  "$B" results plot "$R" --grid transfer --rows method --cols pos_embed -o "$OUT/transfer.svg"
+fi
 "$B" results findings "$R" -o "$OUT/findings.md"
 
 # One sample grid per cell: the seed-0 run of each grid's task x method (or ablation value).
-"$B" results export "$R" --csv "$OUT/runs.csv"
 python3 - "$OUT" <<'EOF'
 import csv, os, shutil, sys
 out = sys.argv[1]
@@ -40,7 +56,7 @@ seen = set()
 for row in csv.DictReader(open(os.path.join(out, "runs.csv"))):
     if row.get("seed") != "0":
         continue
-    label = "-".join(v for v in (row.get("dataset"), row.get("method"), row.get("blocks"), row.get("lr_ratio")) if v)
+    label = "-".join(v for v in (row.get(axis) for axis in ("dataset", "method", "blocks", "lr_ratio", "pos_embed", "start")) if v)
     name = f"{row['grid']}-{label}.png".replace(":", "-")
     src = os.path.join(row["run_dir"], "samples.png")
     if name not in seen and os.path.exists(src):

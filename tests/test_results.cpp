@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <sstream>
 
 #include "common/error.h"
@@ -272,6 +273,40 @@ TEST(Findings, MethodsAreComparedTaskByTaskAgainstTheSeedSpread) {
                                         "spread on 0 of 4 tasks)."),
             std::string::npos)
       << findings_markdown(rows);
+}
+
+TEST(Findings, TheResolutionTransferIsJudgedAgainstScratchAndPerPosEmbedAlignment) {
+  // Seeds differ by +-1. Aligned vs unaligned: DiffFit better (50 vs 60), full a tie (40 vs
+  // 40.5), BitFit worse (70 vs 65). Every transfer beats scratch (200).
+  std::vector<ResultRow> rows;
+  const std::map<std::string, std::pair<double, double>> fid = {
+      {"full", {40.5, 40}}, {"bitfit", {65, 70}}, {"difffit", {60, 50}}};
+  for (double d : {-1.0, 0.0, 1.0}) {
+    for (const char* method : {"full", "bitfit", "difffit"}) {
+      rows.push_back(finding_row("transfer", method, fid.at(method).first + d, 3.0, "pos_embed", "unaligned"));
+      rows.push_back(finding_row("transfer", method, fid.at(method).second + d, 3.0, "pos_embed", "aligned"));
+    }
+    ResultRow scratch = finding_row("transfer-baselines", "", 200 + d, 3.0, "start", "scratch-64px");
+    ResultRow source = finding_row("transfer-baselines", "", 6 + d, 3.0, "start", "source-32px");
+    rows.push_back(scratch);
+    rows.push_back(source);
+  }
+  const std::string page = findings_markdown(rows);
+  EXPECT_EQ(page.find("## Methods"), std::string::npos) << "transfer rows are not a method comparison\n" << page;
+  EXPECT_NE(page.find("## Resolution transfer"), std::string::npos) << page;
+  EXPECT_NE(page.find("| source model | difffit | 60.00 ± 1.00 | 50.00 ± 1.00 | 50.0 ± 0.0 | 50.0 ± 0.0 | 6 |"),
+            std::string::npos)
+      << page;
+  EXPECT_NE(page.find("| scratch | full | 200.00 ± 1.00 |"), std::string::npos) << page;
+  EXPECT_NE(page.find("sampled at its own 32 px (no training): FID 6.00 ± 1.00"), std::string::npos) << page;
+  EXPECT_NE(page.find("(scratch 200.00 ± 1.00): full 40.00 ± 1.00, agrees; bitfit 70.00 ± 1.00, agrees; "
+                      "difffit 50.00 ± 1.00, agrees."),
+            std::string::npos)
+      << page;
+  EXPECT_NE(page.find("unaligned: full 40.00 ± 1.00 vs 40.50 ± 1.00, within the spread; bitfit 70.00 ± 1.00 vs "
+                      "65.00 ± 1.00, **disagrees**; difffit 50.00 ± 1.00 vs 60.00 ± 1.00, agrees."),
+            std::string::npos)
+      << page;
 }
 
 TEST(ResultsCsv, QuotesFieldsAndWritesRoundTripNumbers) {

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -99,6 +100,49 @@ TEST_F(RunTest, WritesASelfDescribingRunFolderAndSkipsWhenDone) {
   // A different setting is a different run.
   c.train.lr = 2e-3;
   EXPECT_NE(c.run_id(), first.run_id);
+}
+
+// The resolution transfer end to end: the shipped 32 px source model (an 8x8 token grid)
+// fine-tuned at 64 px (16x16 tokens, pos_embed rebuilt and aligned with the old grid) and
+// sampled at 64 px. (Scoring at 64 px runs in experiments/mini-transfer.yaml: training a
+// mini-CNN on 64 px images costs a minute.)
+TEST_F(RunTest, The32pxSourceModelFineTunesAt64pxAndSamples) {
+  TempDir out;
+  auto prep = run_difffit("prepare --source fashion-mnist --split test --limit 48 --resolution 64 --fit pad-center "
+                          "--output " + out.file("data64.h5"));
+  ASSERT_EQ(prep.exit_code, 0) << prep.output;
+  ExperimentConfig c;
+  c.name = "transfer";
+  c.output_dir = out.path().string();
+  c.base_checkpoint = std::string(DIFFFIT_SOURCE_DIR) + "/models/mini-source.safetensors";
+  c.model.depth = 4;
+  c.model.hidden_size = 96;
+  c.model.num_heads = 4;
+  c.model.patch_size = 4;
+  c.model.input_size = 64;
+  c.model.in_channels = 1;
+  c.model.num_classes = 10;  // the data's; the source has 5 (its class table is re-initialised)
+  c.model.pos_embed_scale = 0.5;
+  c.method = make_method_config("difffit");
+  c.data.train = out.file("data64.h5");
+  c.train.steps = 3;
+  c.train.batch_size = 8;
+  c.train.checkpoint_every = 3;
+  c.sample.num = 4;
+  c.sample.steps = 3;
+  c.sample.batch_size = 4;
+  const RunOutcome o = run_experiment(c);
+  EXPECT_TRUE(std::isfinite(o.train.last_loss));
+  EXPECT_EQ(o.train.steps, 3);
+  EXPECT_NE(read_file(o.run_dir + "/run.log").find("pos_embed rebuilt"), std::string::npos);
+  Hdf5Reader samples(o.run_dir + "/samples.h5");
+  EXPECT_EQ(samples.read("images", at::kByte).sizes(), (at::IntArrayRef{4, 64, 64, 1}));
+  EXPECT_TRUE(std::filesystem::exists(o.run_dir + "/samples.png"));
+  EXPECT_EQ(nlohmann::json::parse(read_file(o.run_dir + "/metrics.json"))["image_size"], 64);
+  // The delta holds the trainable tensors only: pos_embed is a fixed function of the config.
+  StateDict delta = load_safetensors(o.run_dir + "/delta.safetensors");
+  EXPECT_FALSE(delta.count("pos_embed"));
+  EXPECT_TRUE(delta.count("blocks.0.gamma1"));
 }
 
 TEST_F(RunTest, ARunStoppedBySignalResumesBitIdentically) {
@@ -258,6 +302,18 @@ TEST_F(RunTest, CommandLineRunFineTunesFromAPretrainedModel) {
   EXPECT_TRUE(delta.count("blocks.0.gamma1"));
   EXPECT_FALSE(delta.count("blocks.1.gamma1"));  // first half of 2 blocks
   EXPECT_EQ(delta.at("y_embedder.embedding_table.weight").size(0), 13);
+  // 0 steps: the base model sampled as it is; its delta holds the base's own tensors.
+  auto as_is = run_difffit("run " + yaml + " --set base_checkpoint=" + base +
+                           " --set train.steps=0 --set sample.num=2 --set sample.steps=3 --set name=as-is");
+  ASSERT_EQ(as_is.exit_code, 0) << as_is.output;
+  ExperimentConfig a = load_experiment(yaml, {"base_checkpoint=" + base, "train.steps=0", "sample.num=2",
+                                              "sample.steps=3", "name=as-is"});
+  EXPECT_EQ(nlohmann::json::parse(read_file(a.run_dir() + "/metrics.json"))["steps"], 0);
+  EXPECT_TRUE(std::filesystem::exists(a.run_dir() + "/samples.png"));
+  const StateDict unchanged = load_safetensors(a.run_dir() + "/delta.safetensors");
+  const StateDict base_tensors = load_safetensors(base);
+  ASSERT_TRUE(unchanged.count("blocks.0.attn.qkv.weight"));
+  for (const auto& [name, tensor] : unchanged) EXPECT_TRUE(at::equal(tensor, base_tensors.at(name))) << name;
   // The delta samples on top of its base from the command line.
   auto s = run_difffit("sample --checkpoint " + base + " --delta " + t.run_dir() + "/delta.safetensors" +
                        " --model custom --depth 2 --hidden-size 32 --num-heads 2 --patch-size 4 --input-size 16"
@@ -293,6 +349,13 @@ TEST_F(RunTest, BadConfigsNameTheFileAndField) {
   EXPECT_NE(steps.output.find("bad.yaml: sample.steps: 100 sampling steps, more than train.timesteps (50)"),
             std::string::npos)
       << steps.output;
+  // No training steps evaluates a base model: without one there is nothing to evaluate.
+  std::ofstream(yaml) << "name: x\nmodel: {name: DiT-S/2}\nmethod: {name: full}\ndata: {train: a.h5}\n"
+                         "train: {steps: 0}\n";
+  auto no_base = run_difffit("run " + yaml + " --dump-config");
+  EXPECT_EQ(no_base.exit_code, 2) << no_base.output;
+  EXPECT_NE(no_base.output.find("bad.yaml: train.steps: 0 steps evaluates a base_checkpoint"), std::string::npos)
+      << no_base.output;
   // An output folder that cannot be made (under a file): an I/O error, exit code 3.
   std::ofstream(out.file("a-file")) << "x";
   ExperimentConfig c = config(out.file("a-file") + "/runs");

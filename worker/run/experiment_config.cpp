@@ -63,7 +63,7 @@ void parse_train(const YamlSection& s, TrainConfig& t) {
   s.read("log_every", t.log_every);
   s.read("timesteps", t.timesteps);
   auto bad = [&](const std::string& key, const std::string& why) { throw_config(s.where(key) + ": " + why); };
-  if (t.steps < 1) bad("steps", "must be at least 1");
+  if (t.steps < 0) bad("steps", "must be at least 0 (0: sample and score the base checkpoint as it is)");
   if (t.batch_size < 1) bad("batch_size", "must be at least 1");
   if (t.grad_accum < 1) bad("grad_accum", "must be at least 1");
   if (!(t.lr > 0)) bad("lr", "must be positive");
@@ -181,6 +181,8 @@ ExperimentConfig load_experiment(const std::string& path, const std::vector<std:
   if (root.has("sample")) parse_sample(root.child("sample"), config.sample);
   if (root.has("eval")) parse_eval(root.child("eval"), config.eval);
   if (config.threads < 1) throw_config(root.where("threads") + ": must be at least 1");
+  if (config.train.steps == 0 && config.base_checkpoint.empty())
+    throw_config(root.where("train.steps") + ": 0 steps evaluates a base_checkpoint, and none is set");
   // Respacing picks sample.steps of the train.timesteps steps: found here, not after training.
   if (config.sample.num > 0 && config.sample.steps > config.train.timesteps) {
     throw_config(root.where("sample.steps") + ": " + std::to_string(config.sample.steps) +

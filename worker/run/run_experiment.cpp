@@ -80,6 +80,7 @@ std::string metrics_json(const ExperimentConfig& config, const MethodSetup& setu
   j["delta_bytes"] = delta_bytes;
   j["samples"] = config.sample.num;
   j["sample_seconds"] = outcome.sample_seconds;
+  if (outcome.image_size > 0) j["image_size"] = outcome.image_size;
   const ScoreResult& s = outcome.score;
   if (s.scored) {
     j["metric"] = s.metric;
@@ -188,6 +189,7 @@ RunOutcome run_experiment(const ExperimentConfig& config, bool force, const RunH
     for (const auto& [key, value] : vae_identity) out.write_string_attribute(key, value);
     out.commit();
     if (images.defined()) {
+      outcome.image_size = images.size(1);
       outcome.score = score_samples(config, (dir / "samples.h5").string(), (dir / "samples.png").string());
     }
   }

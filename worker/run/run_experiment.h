@@ -18,6 +18,7 @@ struct RunOutcome {
   bool skipped = false;  // already DONE: nothing recomputed
   TrainResult train;
   double sample_seconds = 0;
+  int64_t image_size = 0;  // side in pixels of the sampled images (0: none, e.g. latents without a VAE)
   ScoreResult score;
 };
 
