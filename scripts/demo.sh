@@ -33,7 +33,7 @@ echo
     --output demo-output/loss.svg
 for dir in runs/demo.*/; do
   [ -f "$dir/samples.png" ] || continue
-  method=$(sed -n 's/^method: \([a-z-]*\).*/\1/p' "$dir/config.yaml")
+  method=$(sed -n 's/^ *"method": "\([a-z-]*\)".*/\1/p' "$dir/metrics.json")
   cp "$dir/samples.png" "demo-output/samples-$method.png"
 done
 echo "sample grids (one row per class): demo-output/samples-{full,bitfit,difffit}.png;" \

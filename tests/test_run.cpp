@@ -16,6 +16,7 @@
 #include "common/safetensors.h"
 #include "common/stop_signals.h"
 #include "test_support.h"
+#include "worker/model/method_config.h"
 #include "worker/run/run_experiment.h"
 
 namespace difffit {
@@ -302,6 +303,12 @@ TEST_F(RunTest, CommandLineRunFineTunesFromAPretrainedModel) {
   EXPECT_TRUE(delta.count("blocks.0.gamma1"));
   EXPECT_FALSE(delta.count("blocks.1.gamma1"));  // first half of 2 blocks
   EXPECT_EQ(delta.at("y_embedder.embedding_table.weight").size(0), 13);
+  // Both run folders' config.yaml files run the same runs again (same ids, same folders).
+  for (const std::string& dir : {loaded.run_dir(), t.run_dir()}) {
+    auto again = run_difffit("run " + dir + "/config.yaml --print-run-dir");
+    EXPECT_EQ(again.exit_code, 0) << again.output;
+    EXPECT_NE(again.output.find(dir), std::string::npos) << again.output;
+  }
   // 0 steps: the base model sampled as it is; its delta holds the base's own tensors.
   auto as_is = run_difffit("run " + yaml + " --set base_checkpoint=" + base +
                            " --set train.steps=0 --set sample.num=2 --set sample.steps=3 --set name=as-is");
@@ -319,6 +326,46 @@ TEST_F(RunTest, CommandLineRunFineTunesFromAPretrainedModel) {
                        " --model custom --depth 2 --hidden-size 32 --num-heads 2 --patch-size 4 --input-size 16"
                        " --in-channels 1 --num-classes 12 --num 2 --steps 3 --output " + out.file("s.h5"));
   EXPECT_EQ(s.exit_code, 0) << s.output;
+}
+
+// A run folder's config.yaml is an experiment file: loading it gives the same run (id) back,
+// for every method, for pre-training and for a base made by another run.
+TEST_F(RunTest, ARunsConfigYamlLoadsBackAsTheSameRun) {
+  TempDir out;
+  auto round_trip = [&](const ExperimentConfig& c, const std::string& label) {
+    const std::string file = out.file(label + ".yaml");
+    std::ofstream(file) << c.resolved_yaml();
+    const ExperimentConfig back = load_experiment(file);
+    EXPECT_EQ(back.run_id(), c.run_id()) << label << "\n" << c.resolved_yaml();
+    EXPECT_EQ(back.canonical_yaml(), c.canonical_yaml()) << label;
+    EXPECT_EQ(back.resolved_yaml(), c.resolved_yaml()) << label;
+    EXPECT_EQ(back.train.checkpoint_every, c.train.checkpoint_every) << label;
+    EXPECT_EQ(back.eval.grid_columns, c.eval.grid_columns) << label;
+  };
+  for (const std::string& method : method_names()) {
+    ExperimentConfig c = config(out.path().string(), method);
+    c.base_checkpoint = "/models/base.safetensors";
+    c.train.lr = 3e-4;  // not exactly representable: written as the shortest text that reads back
+    c.train.ema_decay = 0.9999;
+    c.sample.cfg_scale = 1.5;
+    c.model.pos_embed_scale = 0.5;
+    c.eval.grid_columns = 4;
+    round_trip(c, method);
+  }
+  ExperimentConfig pretrain = config(out.path().string(), "full");
+  round_trip(pretrain, "pretrain");
+  ExperimentConfig from_run = config(out.path().string(), "difffit");
+  from_run.base_checkpoint = "runs/pre-0123456789abcdef/model.safetensors";
+  from_run.base_run_id = "0123456789abcdef";
+  EXPECT_NE(from_run.canonical_yaml().find("run:0123456789abcdef"), std::string::npos);
+  round_trip(from_run, "from-run");
+  // A base_run_id needs a base file, and must be a run id.
+  std::ofstream(out.file("bad.yaml")) << "name: x\nmodel: {name: DiT-S/2}\nmethod: {name: full}\ndata: {train: a.h5}\n"
+                                         "base_run_id: 0123456789abcdef\n";
+  EXPECT_THROW(load_experiment(out.file("bad.yaml")), Error);
+  std::ofstream(out.file("bad.yaml")) << "name: x\nmodel: {name: DiT-S/2}\nmethod: {name: full}\ndata: {train: a.h5}\n"
+                                         "base_checkpoint: b.pt\nbase_run_id: ../../etc\n";
+  EXPECT_THROW(load_experiment(out.file("bad.yaml")), Error);
 }
 
 TEST_F(RunTest, BadConfigsNameTheFileAndField) {
@@ -420,7 +467,7 @@ TEST_F(RunTest, AutoSettingsAreResolvedIntoTheRunId) {
   // On a CPU without AMX, auto is fp32: the same run (id) as asking for fp32.
   const std::string automatic = dump("precision: auto", "", 1), fp32 = dump("precision: fp32", "", 1);
   auto run_id_line = [](const std::string& dump) {  // log lines (e.g. the BLAS check) may come first
-    const size_t at = dump.find("# resolved by difffit; run id");
+    const size_t at = dump.find("# The resolved experiment of run");
     return at == std::string::npos ? std::string() : dump.substr(at, dump.find('\n', at) - at);
   };
   if (automatic.find("precision: fp32") != std::string::npos) {

@@ -129,8 +129,8 @@ ExperimentConfig load_experiment(const std::string& path, const std::vector<std:
   YamlSection root = YamlSection::load_file(path);
   for (const auto& o : options.inherited) apply_override(root.node(), o, path);
   for (const auto& o : overrides) apply_override(root.node(), o, path);
-  root.require_known_keys({"name", "seed", "output_dir", "base_checkpoint", "threads", "model", "method", "data",
-                           "train", "sample", "eval"});
+  root.require_known_keys({"name", "seed", "output_dir", "base_checkpoint", "base_run_id", "threads", "model", "method",
+                           "data", "train", "sample", "eval"});
   ExperimentConfig config;
   root.read("name", config.name);
   // The name becomes a folder name inside output_dir: no separators, no "..", nothing unprintable.
@@ -171,6 +171,17 @@ ExperimentConfig load_experiment(const std::string& path, const std::vector<std:
     config.base_checkpoint = model;
     config.base_experiment = other;
     config.base_run_id = base.run_id();
+  }
+  // A run's config.yaml names a base made by another run by its file and that run's id, which
+  // stands for the base in this run's id (as "run:FILE" does), so loading it keeps the run id.
+  if (root.has("base_run_id")) {
+    if (config.base_checkpoint.empty() || !config.base_run_id.empty())
+      throw_config(root.where("base_run_id") + ": goes with a base_checkpoint file (difffit writes both into a run's "
+                   "config.yaml)");
+    root.read("base_run_id", config.base_run_id);
+    const bool hex16 = config.base_run_id.size() == 16 &&
+                       config.base_run_id.find_first_not_of("0123456789abcdef") == std::string::npos;
+    if (!hex16) throw_config(root.where("base_run_id") + ": '" + config.base_run_id + "' is not a run id (16 hex digits)");
   }
   root.read("threads", config.threads);
   config.model = parse_dit_config(root.child("model"));
@@ -231,14 +242,51 @@ std::string ExperimentConfig::canonical_yaml() const {
   return out.c_str();
 }
 
+// "a=1;b=x" (the model's and the method's key=value strings) as entries of the open map.
+static void emit_key_values(YAML::Emitter& out, const std::string& items) {
+  std::stringstream stream(items);
+  std::string item;
+  while (std::getline(stream, item, ';')) {
+    const auto eq = item.find('=');
+    if (eq != std::string::npos) out << YAML::Key << item.substr(0, eq) << YAML::Value << item.substr(eq + 1);
+  }
+}
+
 std::string ExperimentConfig::resolved_yaml() const {
-  std::ostringstream out;
-  out << "# resolved by difffit; run id " << run_id() << "\n"
-      << "name: " << name << "\noutput_dir: " << output_dir << "\nthreads: " << threads
-      << "\ncheckpoint_every: " << train.checkpoint_every << "\nlog_every: " << train.log_every << "\n"
-      << (base_run_id.empty() ? "" : "# base checkpoint file: " + base_checkpoint + "\n")
-      << canonical_yaml() << "\n";
-  return out.str();
+  using YAML::Key, YAML::Value;
+  YAML::Emitter out;
+  out << YAML::BeginMap << Key << "name" << Value << name << Key << "seed" << Value << seed << Key << "output_dir"
+      << Value << output_dir << Key << "base_checkpoint" << Value << base_checkpoint;
+  if (!base_run_id.empty()) out << Key << "base_run_id" << Value << base_run_id;
+  out << Key << "threads" << Value << threads;
+  out << Key << "model" << Value << YAML::BeginMap << Key << "name" << Value << "custom";
+  emit_key_values(out, model.to_key_values());
+  out << YAML::EndMap << Key << "method" << Value << YAML::BeginMap << Key << "name" << Value << method.name();
+  emit_key_values(out, method.to_options_string());
+  out << YAML::EndMap;
+  out << Key << "data" << Value << YAML::BeginMap << Key << "train" << Value << data.train << Key << "reference" << Value
+      << data.reference << Key << "random_flip" << Value << data.random_flip << YAML::EndMap;
+  out << Key << "train" << Value << YAML::BeginMap << Key << "steps" << Value << train.steps << Key << "batch_size"
+      << Value << train.batch_size << Key << "grad_accum" << Value << train.grad_accum << Key << "lr" << Value
+      << shortest_double(train.lr) << Key << "weight_decay" << Value << shortest_double(train.weight_decay) << Key
+      << "ema_decay" << Value << shortest_double(train.ema_decay) << Key << "ema_warmup" << Value << train.ema_warmup
+      << Key << "grad_clip" << Value << shortest_double(train.grad_clip) << Key << "precision" << Value
+      << train.precision << Key << "device" << Value << train.device << Key << "checkpoint_every" << Value
+      << train.checkpoint_every << Key << "log_every" << Value << train.log_every << Key << "timesteps" << Value
+      << train.timesteps << YAML::EndMap;
+  out << Key << "sample" << Value << YAML::BeginMap << Key << "num" << Value << sample.num << Key << "sampler" << Value
+      << sample.sampler << Key << "steps" << Value << sample.steps << Key << "cfg_scale" << Value
+      << shortest_double(sample.cfg_scale) << Key << "eta" << Value << shortest_double(sample.eta) << Key
+      << "batch_size" << Value << sample.batch_size << Key << "clip_denoised" << Value
+      << (clip_samples() ? "true" : "false") << YAML::EndMap;
+  out << Key << "eval" << Value << YAML::BeginMap << Key << "feature_net" << Value << eval.feature_net << Key
+      << "feature_train" << Value << eval.feature_train << Key << "num_reference" << Value << eval.num_reference
+      << Key << "inception_weights" << Value << eval.inception_weights << Key << "resize" << Value << eval.resize
+      << Key << "kid" << Value << eval.kid << Key << "grid_columns" << Value << eval.grid_columns;
+  if (!eval.vae.empty()) out << Key << "vae" << Value << eval.vae;
+  out << YAML::EndMap << YAML::EndMap;
+  return "# The resolved experiment of run " + run_id() + " (difffit): `difffit run` on this file runs it again.\n" +
+         out.c_str() + "\n";
 }
 
 bool ExperimentConfig::clip_samples() const {
