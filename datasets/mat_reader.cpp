@@ -1,8 +1,11 @@
 #include "datasets/mat_reader.h"
 
+#include <hdf5.h>
+#include <matio.h>
 #include <zlib.h>
 
 #include <cstring>
+#include <memory>
 #include <fstream>
 #include <sstream>
 
@@ -169,6 +172,104 @@ MatValue parse_matrix(const Element& matrix, std::string* name, const std::strin
   return value;
 }
 
+// ---- v7.3 (HDF5) files, through libmatio ------------------------------------------
+// (Level 5 files keep the bounds-checked reader above: libmatio 1.5.23 crashes on some
+// corrupted level 5 files, and no input may crash difffit.)
+
+template <typename T>
+void append_values(const void* data, size_t count, std::vector<double>& out) {
+  const T* p = static_cast<const T*>(data);
+  for (size_t i = 0; i < count; ++i) out.push_back(static_cast<double>(p[i]));
+}
+
+// The real part of a numeric or char variable, as doubles (at most what its buffer holds).
+std::vector<double> matio_numbers(const matvar_t* v, size_t count) {
+  std::vector<double> out;
+  const void* data = v->isComplex && v->data ? static_cast<const mat_complex_split_t*>(v->data)->Re : v->data;
+  if (!data) return out;
+  const size_t width = Mat_SizeOf(v->data_type);
+  if (width == 0) return out;
+  count = std::min(count, v->nbytes / width);
+  switch (v->data_type) {
+    case MAT_T_INT8: append_values<int8_t>(data, count, out); break;
+    case MAT_T_UINT8: case MAT_T_UTF8: append_values<uint8_t>(data, count, out); break;
+    case MAT_T_INT16: append_values<int16_t>(data, count, out); break;
+    case MAT_T_UINT16: case MAT_T_UTF16: append_values<uint16_t>(data, count, out); break;
+    case MAT_T_INT32: append_values<int32_t>(data, count, out); break;
+    case MAT_T_UINT32: case MAT_T_UTF32: append_values<uint32_t>(data, count, out); break;
+    case MAT_T_SINGLE: append_values<float>(data, count, out); break;
+    case MAT_T_DOUBLE: append_values<double>(data, count, out); break;
+    case MAT_T_INT64: append_values<int64_t>(data, count, out); break;
+    case MAT_T_UINT64: append_values<uint64_t>(data, count, out); break;
+    default: break;
+  }
+  return out;
+}
+
+MatValue from_matio(matvar_t* v, const std::string& where, int depth) {
+  if (depth > 32) throw_data(where + ": .mat nesting too deep");
+  MatValue value;
+  for (int d = 0; d < v->rank; ++d) value.dims.push_back(static_cast<int64_t>(v->dims[d]));
+  const int64_t n = value.numel();
+  auto child = [&](matvar_t* c) { return c ? from_matio(c, where, depth + 1) : MatValue{}; };
+  switch (v->class_type) {
+    case MAT_C_CELL:
+      value.kind = MatValue::Kind::Cell;
+      for (int64_t i = 0; i < n; ++i) value.elements.push_back(child(Mat_VarGetCell(v, static_cast<int>(i))));
+      break;
+    case MAT_C_STRUCT: {
+      value.kind = MatValue::Kind::Struct;
+      const unsigned fields = Mat_VarGetNumberOfFields(v);
+      char* const* names = Mat_VarGetStructFieldnames(v);
+      for (unsigned f = 0; f < fields; ++f) value.field_names.emplace_back(names && names[f] ? names[f] : "");
+      for (int64_t i = 0; i < n; ++i)
+        for (unsigned f = 0; f < fields; ++f)
+          value.elements.push_back(child(Mat_VarGetStructFieldByIndex(v, f, static_cast<size_t>(i))));
+      break;
+    }
+    case MAT_C_CHAR:
+      value.kind = MatValue::Kind::Char;
+      for (double code : matio_numbers(v, static_cast<size_t>(n))) value.text += code < 256 ? static_cast<char>(code) : '?';
+      break;
+    case MAT_C_DOUBLE: case MAT_C_SINGLE: case MAT_C_INT8: case MAT_C_UINT8: case MAT_C_INT16: case MAT_C_UINT16:
+    case MAT_C_INT32: case MAT_C_UINT32: case MAT_C_INT64: case MAT_C_UINT64:
+      value.kind = MatValue::Kind::Numeric;
+      value.numbers = matio_numbers(v, static_cast<size_t>(n));
+      break;
+    default:
+      value.kind = MatValue::Kind::Unsupported;
+  }
+  return value;
+}
+
+// Silences HDF5's own error stack printing for its lifetime: a damaged file becomes one
+// clear error naming it, not pages of HDF5 diagnostics.
+class QuietHdf5Errors {
+ public:
+  QuietHdf5Errors() {
+    H5Eget_auto2(H5E_DEFAULT, &func_, &data_);
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  }
+  ~QuietHdf5Errors() { H5Eset_auto2(H5E_DEFAULT, func_, data_); }
+
+ private:
+  H5E_auto2_t func_ = nullptr;
+  void* data_ = nullptr;
+};
+
+std::map<std::string, MatValue> read_mat73_file(const std::string& path) {
+  QuietHdf5Errors quiet;
+  std::unique_ptr<mat_t, int (*)(mat_t*)> file(Mat_Open(path.c_str(), MAT_ACC_RDONLY), Mat_Close);
+  if (!file) throw_data(path + ": cannot read this MATLAB v7.3 (HDF5) .mat file");
+  std::map<std::string, MatValue> out;
+  while (true) {
+    std::unique_ptr<matvar_t, void (*)(matvar_t*)> var(Mat_VarReadNext(file.get()), Mat_VarFree);
+    if (!var) break;
+    out.emplace(var->name ? var->name : "", from_matio(var.get(), path, 0));
+  }
+  return out;
+}
+
 }  // namespace
 
 int64_t MatValue::numel() const {
@@ -207,11 +308,9 @@ std::map<std::string, MatValue> read_mat_file(const std::string& path) {
   std::ostringstream ss;
   ss << in.rdbuf();
   const std::string bytes = ss.str();
-  if (bytes.size() < 128 || bytes.compare(0, 6, "MATLAB") != 0) throw_data(path + ": not a MATLAB 5 .mat file");
+  if (bytes.size() < 128 || bytes.compare(0, 6, "MATLAB") != 0) throw_data(path + ": not a MATLAB .mat file");
+  if (bytes.compare(0, 19, "MATLAB 7.3 MAT-file") == 0) return read_mat73_file(path);
   if (bytes.compare(126, 2, "IM") != 0) throw_data(path + ": big-endian .mat files are not supported");
-  if (bytes.compare(0, 19, "MATLAB 7.3 MAT-file") == 0) {
-    throw_data(path + ": MATLAB v7.3 (HDF5) files are not supported; re-save with -v7");
-  }
   std::map<std::string, MatValue> out;
   Cursor top(reinterpret_cast<const uint8_t*>(bytes.data()) + 128, bytes.size() - 128, path);
   while (!top.done()) {

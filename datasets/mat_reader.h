@@ -1,7 +1,7 @@
-// A reader for the subset of MATLAB level-5 .mat files that dataset annotations use
-// (Oxford Flowers-102 imagelabels.mat/setid.mat, Stanford Cars devkit): numeric
-// arrays, char arrays, cell arrays and struct arrays, zlib-compressed or not,
-// little-endian. HDF5-based v7.3 files are not supported (they are plain HDF5).
+// Reads what dataset annotations keep in MATLAB .mat files (Oxford Flowers-102
+// imagelabels.mat/setid.mat, Stanford Cars devkit): numeric, char, cell and struct arrays.
+// Level 5 files (v5-v7: zlib-compressed or not, little-endian) are parsed here with every
+// length checked; v7.3 files (HDF5) are read with libmatio.
 #pragma once
 
 #include <cstdint>

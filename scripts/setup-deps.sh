@@ -15,6 +15,7 @@ PACKAGES=(
   libyaml-cpp-dev               # experiment and sweep files
   nlohmann-json3-dev            # sweep journal and messages between ranks
   libpng-dev libjpeg-dev zlib1g-dev  # image decoding/encoding
+  libmatio-dev                  # MATLAB v7.3 (HDF5) .mat annotations
   libfreetype-dev fonts-dejavu-core  # class names drawn on sample grids
   libcmark-gfm-dev libcmark-gfm-extensions-dev  # Markdown to HTML for the report
   chromium                      # test-only: the HTML report is checked in a headless browser

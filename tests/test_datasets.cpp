@@ -9,6 +9,7 @@
 #include <chrono>
 #include <fstream>
 #include <map>
+#include <random>
 #include <set>
 #include <sstream>
 
@@ -213,23 +214,62 @@ TEST(PilResample, PadCenterPlacesTheImageInTheMiddle) {
 
 // ---- annotations ------------------------------------------------------------------
 
-TEST(MatReader, ReadsNumbersCellsAndStructsWrittenByScipy) {
+// The same contents as level 5 files (scipy.io.savemat) and as v7.3 (HDF5) files.
+TEST(MatReader, ReadsNumbersCellsAndStructsOfLevel5AndV73Files) {
   TempDir dir;
   testing::run_python(kScript, "mat " + dir.path().string());
-  auto numbers = read_mat_file(dir.file("numbers.mat"));
-  EXPECT_EQ(numbers["labels"].numbers, (std::vector<double>{3, 1, 2, 2, 1}));
-  EXPECT_EQ(numbers["trnid"].numbers, (std::vector<double>{1, 4}));
-  EXPECT_EQ(numbers["valid"].numbers, (std::vector<double>{2}));
-  EXPECT_EQ(numbers["tstid"].numbers, (std::vector<double>{3, 5}));
-  auto cells = read_mat_file(dir.file("cells.mat"));
-  ASSERT_EQ(cells["class_names"].elements.size(), 3u);
-  EXPECT_EQ(cells["class_names"].elements[1].as_string(), "Acura RL Sedan 2012");
-  auto annos = read_mat_file(dir.file("struct.mat"))["annotations"];
-  ASSERT_EQ(annos.numel(), 3);
-  EXPECT_EQ(annos.field(0, "class").as_scalar(), 3);
-  EXPECT_EQ(annos.field(2, "fname").as_string(), "00003.jpg");
-  EXPECT_EQ(annos.field(1, "bbox_x1").as_scalar(), 11);
-  EXPECT_THROW(annos.field(0, "nope"), Error);
+  testing::run_python(kScript, "mat73 " + dir.path().string());
+  for (const std::string suffix : {"", "73"}) {
+    SCOPED_TRACE("numbers" + suffix + ".mat");
+    auto numbers = read_mat_file(dir.file("numbers" + suffix + ".mat"));
+    EXPECT_EQ(numbers["labels"].numbers, (std::vector<double>{3, 1, 2, 2, 1}));
+    EXPECT_EQ(numbers["labels"].dims, (std::vector<int64_t>{1, 5}));
+    EXPECT_EQ(numbers["trnid"].numbers, (std::vector<double>{1, 4}));
+    EXPECT_EQ(numbers["valid"].numbers, (std::vector<double>{2}));
+    EXPECT_EQ(numbers["tstid"].numbers, (std::vector<double>{3, 5}));
+    auto cells = read_mat_file(dir.file("cells" + suffix + ".mat"));
+    ASSERT_EQ(cells["class_names"].elements.size(), 3u);
+    EXPECT_EQ(cells["class_names"].elements[1].as_string(), "Acura RL Sedan 2012");
+    auto annos = read_mat_file(dir.file("struct" + suffix + ".mat"))["annotations"];
+    ASSERT_EQ(annos.numel(), 3);
+    EXPECT_EQ(annos.field(0, "class").as_scalar(), 3);
+    EXPECT_EQ(annos.field(2, "fname").as_string(), "00003.jpg");
+    EXPECT_EQ(annos.field(1, "bbox_x1").as_scalar(), 11);
+    EXPECT_THROW(annos.field(0, "nope"), Error);
+  }
+}
+
+// Damaged files (bytes changed at random, seeded; or cut short) are read or refused with a
+// data error naming the file: never a crash or a hang.
+TEST(MatReader, DamagedFilesAreRefusedNeverACrash) {
+  TempDir dir;
+  testing::run_python(kScript, "mat " + dir.path().string());
+  testing::run_python(kScript, "mat73 " + dir.path().string());
+  std::mt19937 rng(7);
+  int refused = 0, read = 0;
+  for (const char* name : {"struct.mat", "cells.mat", "numbers.mat", "struct73.mat", "cells73.mat"}) {
+    const std::string original = testing::read_text_file(dir.file(name));
+    const std::string damaged = dir.file(std::string("damaged-") + name);
+    for (int k = 0; k < 120; ++k) {
+      std::string bytes = original;
+      if (k % 10 == 0) {
+        bytes.resize(std::uniform_int_distribution<size_t>(0, bytes.size() - 1)(rng));
+      } else {
+        for (int flips = 1 + k % 4; flips > 0; --flips)
+          bytes[std::uniform_int_distribution<size_t>(0, bytes.size() - 1)(rng)] = static_cast<char>(rng());
+      }
+      write_bytes(damaged, bytes);
+      try {
+        read_mat_file(damaged);
+        ++read;
+      } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find(damaged), std::string::npos) << e.what();
+        ++refused;
+      }
+    }
+  }
+  EXPECT_GT(refused, 100);
+  std::cout << "[ damaged .mat files: " << refused << " refused, " << read << " read ]\n";
 }
 
 TEST(SourceListing, CsvQuoting) {

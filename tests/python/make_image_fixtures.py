@@ -6,6 +6,8 @@ python3: numpy, PIL, h5py, scipy).
   folder ROOT SIZE OUT.h5    what DiT's ImageFolder + center_crop_arr make of ROOT
   hash FILE.h5               sha256 over images bytes then labels (int64 LE) bytes
   mat OUT_DIR                .mat files (scipy.io.savemat) for the MAT reader tests
+  mat73 OUT_DIR              the same contents as MATLAB v7.3 (HDF5) files, written with h5py
+                             the way MATLAB lays them out (numbers73.mat, cells73.mat, struct73.mat)
   pngs OUT_DIR               PNGs in Pillow's other modes (palette + transparency, LA,
                              RGBA, 1-bit) and their convert("RGB") in OUT_DIR/expected.h5
   enlarge IN.h5 N SIDE OUT.h5  the first N images of a prepared file resized to SIDE x SIDE
@@ -160,6 +162,70 @@ def mat(out_dir):
     scipy.io.savemat(os.path.join(out_dir, "struct.mat"), {"annotations": annos}, do_compression=True)
 
 
+def mat73(out_dir):
+    # MATLAB v7.3: HDF5 after a 512-byte header; arrays stored transposed (column-major),
+    # each with a null-terminated MATLAB_class string; strings as uint16 code units; cells and
+    # struct-array fields as object references into /#refs#; structs list MATLAB_fields.
+    os.makedirs(out_dir, exist_ok=True)
+
+    def matlab_class(obj, name):
+        t = h5py.h5t.C_S1.copy()
+        t.set_size(len(name))
+        t.set_strpad(h5py.h5t.STR_NULLTERM)
+        attr = h5py.h5a.create(obj.id, b"MATLAB_class", t, h5py.h5s.create(h5py.h5s.SCALAR))
+        attr.write(np.array(name.encode(), dtype="S%d" % len(name)), mtype=t)
+
+    def array(group, name, values, cls):
+        d = group.create_dataset(name, data=np.asarray(values).reshape(1, -1).T)
+        matlab_class(d, cls)
+        return d
+
+    def text(group, name, s):
+        return array(group, name, np.frombuffer(s.encode("utf-16-le"), dtype=np.uint16), "char")
+
+    def create(name, fill):
+        path = os.path.join(out_dir, name)
+        with h5py.File(path, "w", userblock_size=512) as f:
+            fill(f, f.create_group("#refs#"))
+        header = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Wed Dec  2 00:00:00 2026 HDF5 schema 1.00 ."
+        header = header.ljust(116, b" ") + bytes(8) + b"\x00\x02IM"
+        with open(path, "r+b") as f:
+            f.write(header.ljust(512, b"\x00"))
+
+    def numbers(f, refs):
+        array(f, "labels", np.array([3, 1, 2, 2, 1], dtype=np.float64), "double")
+        array(f, "trnid", np.array([1, 4], dtype=np.uint16), "uint16")
+        array(f, "valid", np.array([2], dtype=np.uint8), "uint8")
+        array(f, "tstid", np.array([3, 5], dtype=np.int32), "int32")
+
+    def cells(f, refs):
+        names = ["AM General Hummer SUV 2000", "Acura RL Sedan 2012", "Zeta"]
+        r = [text(refs, "n%d" % i, n).ref for i, n in enumerate(names)]
+        matlab_class(f.create_dataset("class_names", data=np.array([r], dtype=h5py.ref_dtype).T), "cell")
+
+    def struct(f, refs):
+        g = f.create_group("annotations")
+        matlab_class(g, "struct")
+        fields = ["bbox_x1", "class", "fname"]
+        vl = h5py.vlen_dtype(np.dtype("S1"))
+        listed = np.empty(len(fields), dtype=vl)
+        for i, n in enumerate(fields):
+            listed[i] = np.frombuffer(n.encode(), dtype="S1")
+        g.attrs.create("MATLAB_fields", listed, dtype=vl)
+        rows = [(10 + i, cls, "%05d.jpg" % (i + 1)) for i, cls in enumerate([3, 1, 2])]
+        for k, field in enumerate(fields):
+            r = []
+            for i, row in enumerate(rows):
+                name = "%s%d" % (field, i)
+                d = text(refs, name, row[k]) if isinstance(row[k], str) else array(refs, name, np.array([row[k]], dtype=np.uint8), "uint8")
+                r.append(d.ref)
+            g.create_dataset(field, data=np.array([r], dtype=h5py.ref_dtype).T)
+
+    create("numbers73.mat", numbers)
+    create("cells73.mat", cells)
+    create("struct73.mat", struct)
+
+
 def enlarge(path, n, side, out):
     with h5py.File(path, "r") as f:
         images = f["images"][:n]
@@ -180,6 +246,8 @@ if __name__ == "__main__":
         content_hash(sys.argv[2])
     elif mode == "mat":
         mat(sys.argv[2])
+    elif mode == "mat73":
+        mat73(sys.argv[2])
     elif mode == "pngs":
         pngs(sys.argv[2])
     elif mode == "enlarge":
