@@ -8,6 +8,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <utility>
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
@@ -37,9 +38,33 @@ std::string utc_now_iso8601() {
   return buffer;
 }
 
+namespace {
+constexpr std::pair<JournalEventType, const char*> kEventNames[] = {
+    {JournalEventType::SweepStarted, "sweep-started"}, {JournalEventType::Started, "started"},
+    {JournalEventType::Done, "done"},                  {JournalEventType::Failed, "failed"},
+    {JournalEventType::Stopped, "stopped"},            {JournalEventType::Abandoned, "abandoned"},
+    {JournalEventType::Reset, "reset"},                {JournalEventType::SweepEnded, "sweep-ended"},
+};
+}  // namespace
+
+const char* journal_event_name(JournalEventType type) {
+  for (const auto& [t, name] : kEventNames)
+    if (t == type) return name;
+  return "?";
+}
+
+JournalEventType parse_journal_event_type(const std::string& name) {
+  std::string known;
+  for (const auto& [type, n] : kEventNames) {
+    if (name == n) return type;
+    known += std::string(known.empty() ? "" : ", ") + n;
+  }
+  throw_data("unknown journal event '" + name + "' (known: " + known + ")");
+}
+
 std::string encode_journal_event(const JournalEvent& e) {
   nlohmann::ordered_json j;
-  j["event"] = e.event;
+  j["event"] = journal_event_name(e.type);
   j["time"] = e.time;
   if (!e.run_id.empty()) j["run"] = e.run_id;
   if (e.attempt) j["attempt"] = e.attempt;
@@ -57,7 +82,7 @@ JournalEvent decode_journal_event(const std::string& line) {
   auto j = nlohmann::ordered_json::parse(line);  // throws on a torn line
   if (!j.is_object() || !j.contains("event")) throw std::runtime_error("not a journal event");
   JournalEvent e;
-  e.event = j.at("event").get<std::string>();
+  e.type = parse_journal_event_type(j.at("event").get<std::string>());
   e.time = j.value("time", "");
   e.run_id = j.value("run", "");
   e.attempt = j.value("attempt", 0);
@@ -100,10 +125,12 @@ std::vector<JournalEvent> Journal::read(const std::string& path, int* skipped) {
   std::ifstream in(path);
   if (!in) return events;  // no journal yet: nothing has happened
   std::string line;
-  while (std::getline(in, line)) {
+  for (int number = 1; std::getline(in, line); ++number) {
     if (line.empty()) continue;
     try {
       events.push_back(decode_journal_event(line));
+    } catch (const Error& e) {
+      throw_data(path + ":" + std::to_string(number) + ": " + e.what());
     } catch (const std::exception&) {
       if (skipped) ++*skipped;
     }

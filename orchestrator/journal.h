@@ -8,9 +8,14 @@
 
 namespace difffit {
 
+// What happened; written to the journal by name (sweep-started, started, ...).
+enum class JournalEventType { SweepStarted, Started, Done, Failed, Stopped, Abandoned, Reset, SweepEnded };
+const char* journal_event_name(JournalEventType type);
+// The type of a name as written; throws a data error listing the known names otherwise.
+JournalEventType parse_journal_event_type(const std::string& name);
+
 struct JournalEvent {
-  // sweep-started | started | done | failed | stopped | abandoned | reset | sweep-ended
-  std::string event;
+  JournalEventType type = JournalEventType::Started;
   std::string time;          // UTC, ISO 8601 (filled in by append when empty)
   std::string run_id;        // run events
   int attempt = 0;
@@ -36,7 +41,8 @@ class Journal {
   const std::string& path() const { return path_; }
 
   // Every readable event in order; unreadable lines (torn writes) are skipped and
-  // counted in `skipped` when given.
+  // counted in `skipped` when given. A readable line with an unknown event is a data error
+  // naming the file and line (a journal of another version, not a crash's trace).
   static std::vector<JournalEvent> read(const std::string& path, int* skipped = nullptr);
 
  private:
@@ -45,7 +51,7 @@ class Journal {
 };
 
 std::string encode_journal_event(const JournalEvent& event);  // one line, no newline
-JournalEvent decode_journal_event(const std::string& line);   // throws on a bad line
+JournalEvent decode_journal_event(const std::string& line);   // throws on a bad line (Error on an unknown event)
 std::string utc_now_iso8601();
 
 }  // namespace difffit

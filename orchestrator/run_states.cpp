@@ -20,27 +20,27 @@ void RunStates::apply(const JournalEvent& e) {
   auto found = plan_.index_of.find(e.run_id);
   if (found == plan_.index_of.end()) return;
   RunProgress& p = progress_[found->second];
-  if (e.event == "started") {
+  if (e.type == JournalEventType::Started) {
     p.running = true;
     p.starts = std::max(p.starts, e.attempt);
     p.rank = e.rank;
-  } else if (e.event == "done") {
+  } else if (e.type == JournalEventType::Done) {
     p.running = false;
     p.done = true;
     p.seconds = e.seconds;
     p.run_dir = e.run_dir;
     p.metrics_json = e.metrics_json;
-  } else if (e.event == "failed") {
+  } else if (e.type == JournalEventType::Failed) {
     p.running = false;
     ++p.failures;
     p.last_error = e.error;
-  } else if (e.event == "abandoned") {
+  } else if (e.type == JournalEventType::Abandoned) {
     p.running = false;
     ++p.abandoned;
     p.last_error = e.error;
-  } else if (e.event == "stopped") {
+  } else if (e.type == JournalEventType::Stopped) {
     p.running = false;  // saved its checkpoint on a signal: not a failure
-  } else if (e.event == "reset") {
+  } else if (e.type == JournalEventType::Reset) {
     p.failures = 0;
     p.abandoned = 0;
   }

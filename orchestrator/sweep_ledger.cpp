@@ -34,7 +34,7 @@ SweepLedger::SweepLedger(const SweepConfig& config, const SweepPlan& plan, int r
   journal_ = std::make_unique<Journal>(path);
   for (size_t index : states_.running()) {
     JournalEvent e;
-    e.event = "abandoned";
+    e.type = JournalEventType::Abandoned;
     e.run_id = plan_.runs[index].run_id;
     e.attempt = states_.progress(index).starts;
     e.rank = states_.progress(index).rank;
@@ -43,7 +43,7 @@ SweepLedger::SweepLedger(const SweepConfig& config, const SweepPlan& plan, int r
     log()->warn("[sweep] {} was running when the last job ended: it will resume", plan_.runs[index].name);
   }
   JournalEvent started;
-  started.event = "sweep-started";
+  started.type = JournalEventType::SweepStarted;
   started.detail = std::to_string(plan_.runs.size()) + " runs, " + std::to_string(ranks_) + " ranks, " +
                    std::to_string(states_.count(RunState::Done)) + " already done";
   append(started);
@@ -60,7 +60,7 @@ RunRequest SweepLedger::start(size_t index, int rank) {
   RunRequest request = plan_.runs.at(index).request;
   request.attempt = states_.progress(index).starts + 1;
   JournalEvent e;
-  e.event = "started";
+  e.type = JournalEventType::Started;
   e.run_id = plan_.runs[index].run_id;
   e.attempt = request.attempt;
   e.rank = rank;
@@ -81,28 +81,28 @@ void SweepLedger::record(const RunReport& report, int rank) {
       if (const auto metrics = nlohmann::json::parse(report.metrics_json, nullptr, /*allow_exceptions=*/false);
           !metrics.is_object()) {
         // Never let a bad report take the coordinator down: the run failed, and says why.
-        e.event = "failed";
+        e.type = JournalEventType::Failed;
         e.error = report.run_dir + "/metrics.json: not a JSON object; the run's result cannot be recorded";
         log()->error("[sweep] {}: {}", run.name, e.error);
         break;
       }
-      e.event = "done";
+      e.type = JournalEventType::Done;
       e.run_dir = report.run_dir;
       e.metrics_json = report.metrics_json;
       break;
     case RunStatus::Failed:
-      e.event = "failed";
+      e.type = JournalEventType::Failed;
       e.error = report.error;
       break;
     case RunStatus::Stopped:
-      e.event = "stopped";
+      e.type = JournalEventType::Stopped;
       e.signal = report.signal;
       break;
   }
   append(e);
   ++timings.finished;
   timings.run_seconds += report.seconds;
-  if (e.event == "done") {
+  if (e.type == JournalEventType::Done) {
     // ETA: the runs left at this session's mean time per attempt, over the workers.
     const size_t done = states_.count(RunState::Done);
     const size_t left = states_.count(RunState::Pending) + states_.count(RunState::Running);
@@ -121,7 +121,7 @@ void SweepLedger::record(const RunReport& report, int rank) {
 
 void SweepLedger::record_lost(size_t index, int rank, const std::string& why) {
   JournalEvent e;
-  e.event = "failed";
+  e.type = JournalEventType::Failed;
   e.run_id = plan_.runs.at(index).run_id;
   e.attempt = states_.progress(index).starts;
   e.rank = rank;
@@ -134,7 +134,7 @@ size_t SweepLedger::retry_failed() {
   size_t n = 0;
   for (size_t index : states_.given_up()) {
     JournalEvent e;
-    e.event = "reset";
+    e.type = JournalEventType::Reset;
     e.run_id = plan_.runs[index].run_id;
     append(e);
     ++n;
@@ -162,7 +162,7 @@ int SweepLedger::finish(int stop_signal) {
   const size_t done = states_.count(RunState::Done), failed = states_.count(RunState::Failed),
                blocked = states_.count(RunState::Blocked), total = plan_.runs.size();
   JournalEvent e;
-  e.event = "sweep-ended";
+  e.type = JournalEventType::SweepEnded;
   e.signal = stop_signal;
   e.detail = std::to_string(done) + "/" + std::to_string(total) + " done, " + std::to_string(failed) + " failed, " +
              std::to_string(blocked) + " blocked";

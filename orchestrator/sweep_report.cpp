@@ -37,20 +37,20 @@ ReportInput load_sweep_report(const std::string& sweep_dir, const std::string& p
       input.runs.back().run_id = e.run_id;
     }
     ReportRun& run = input.runs[it->second];
-    if (e.event == "started") {
+    if (e.type == JournalEventType::Started) {
       ++run.attempts;
       run.state = "running";
-    } else if (e.event == "done" || e.event == "failed" || e.event == "stopped" || e.event == "abandoned") {
-      run.state = e.event;
+    } else if (e.type == JournalEventType::Done || e.type == JournalEventType::Failed || e.type == JournalEventType::Stopped || e.type == JournalEventType::Abandoned) {
+      run.state = journal_event_name(e.type);
       run.seconds = e.seconds;
       if (!e.error.empty()) run.error = e.error;
       if (!e.run_dir.empty()) run.run_dir = e.run_dir;
-      if (e.event == "done") run.error.clear();
+      if (e.type == JournalEventType::Done) run.error.clear();
       if (!e.metrics_json.empty()) {
         const auto metrics = nlohmann::json::parse(e.metrics_json, nullptr, /*allow_exceptions=*/false);
         if (metrics.is_object() && metrics.contains("name") && metrics["name"].is_string()) run.name = metrics["name"];
       }
-    } else if (e.event == "reset") {
+    } else if (e.type == JournalEventType::Reset) {
       run.state = "pending";
     }
   }

@@ -29,7 +29,7 @@ ResultRow row(const std::string& method, double fid, const std::string& run_dir)
 
 JournalEvent event(const std::string& kind, const std::string& run_id, double seconds = 0) {
   JournalEvent e;
-  e.event = kind;
+  e.type = parse_journal_event_type(kind);
   e.run_id = run_id;
   e.attempt = 1;
   e.rank = 1;

@@ -128,7 +128,7 @@ TEST(SweepPlan, DistinctRunsBasesFirstSharedRunsListedOnce) {
 
 JournalEvent event(const std::string& kind, const std::string& run, int attempt = 1) {
   JournalEvent e;
-  e.event = kind;
+  e.type = parse_journal_event_type(kind);
   e.run_id = run;
   e.attempt = attempt;
   return e;
@@ -236,6 +236,29 @@ TEST(Journal, SurvivesATornLastLine) {
   EXPECT_EQ(Journal::read(tmp.file("missing.jsonl")).size(), 0u);
 }
 
+// Events are a closed set: every name round-trips, and a readable line with an unknown event
+// (a journal of another version) is an error naming the file and line, never skipped silently.
+TEST(Journal, AnUnknownEventIsAnErrorNamingTheFileAndLine) {
+  for (const char* name : {"sweep-started", "started", "done", "failed", "stopped", "abandoned", "reset", "sweep-ended"})
+    EXPECT_STREQ(journal_event_name(parse_journal_event_type(name)), name);
+  TempDir tmp;
+  const std::string path = tmp.file("journal.jsonl");
+  {
+    Journal journal(path);
+    journal.append(event("started", "r1"));
+  }
+  std::ofstream(path, std::ios::app) << R"({"event":"paused","run":"r1"})" << "\n";
+  try {
+    Journal::read(path);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.exit_code(), 3);
+    const std::string what = e.what();
+    EXPECT_NE(what.find(path + ":2: unknown journal event 'paused'"), std::string::npos) << what;
+    EXPECT_NE(what.find("known: sweep-started, started, done"), std::string::npos) << what;
+  }
+}
+
 TEST(Messages, EveryKindRoundTrips) {
   Message assign{MessageKind::Assign};
   assign.request.index = 7;
@@ -327,7 +350,7 @@ TEST(SweepInProcess, StopsOnASignalResumesAndMatchesAnUninterruptedSweep) {
   EXPECT_EQ(first.exit_code, 143) << read_file(tmp.file("first.log"));
   auto events = Journal::read(journal);
   int stopped = 0;
-  for (const auto& e : events) stopped += e.event == "stopped";
+  for (const auto& e : events) stopped += e.type == JournalEventType::Stopped;
   EXPECT_EQ(stopped, 1) << read_file(journal);
 
   auto second = run_difffit("sweep run " + s.sweep);
@@ -335,7 +358,7 @@ TEST(SweepInProcess, StopsOnASignalResumesAndMatchesAnUninterruptedSweep) {
   events = Journal::read(journal);
   std::map<std::string, int> done;
   for (const auto& e : events) {
-    if (e.event == "done") ++done[e.run_id];
+    if (e.type == JournalEventType::Done) ++done[e.run_id];
   }
   ASSERT_EQ(done.size(), 8u);
   for (const auto& [id, n] : done) EXPECT_EQ(n, 1) << id;
@@ -374,12 +397,12 @@ TEST(SweepInProcess, AFailingRunIsRetriedThenGivenUpWithoutEndingTheSweep) {
   EXPECT_NE(status.output.find("8/9 done, 0 running, 0 pending, 1 failed"), std::string::npos) << status.output;
   EXPECT_NE(status.output.find("no-such-data.h5"), std::string::npos) << status.output;
   int failures = 0;
-  for (const auto& e : Journal::read(tmp.file("runs/tiny/journal.jsonl"))) failures += e.event == "failed";
+  for (const auto& e : Journal::read(tmp.file("runs/tiny/journal.jsonl"))) failures += e.type == JournalEventType::Failed;
   EXPECT_EQ(failures, 2);  // max_attempts
   r = run_difffit("sweep run " + s.sweep + " --retry-failed");
   EXPECT_EQ(r.exit_code, 5);
   failures = 0;
-  for (const auto& e : Journal::read(tmp.file("runs/tiny/journal.jsonl"))) failures += e.event == "failed";
+  for (const auto& e : Journal::read(tmp.file("runs/tiny/journal.jsonl"))) failures += e.type == JournalEventType::Failed;
   EXPECT_EQ(failures, 4);
   // Results of the finished runs are intact and readable throughout.
   EXPECT_EQ(read_results_h5(tmp.file("runs/tiny/results.h5")).size(), 8u);
@@ -396,7 +419,7 @@ TEST(SweepInProcess, AResultsFileThatCannotBeWrittenDoesNotStopTheSweep) {
   EXPECT_NE(r.output.find("results snapshot not written"), std::string::npos) << r.output;
   EXPECT_FALSE(std::filesystem::exists(tmp.file("runs/tiny/results.h5")));
   int done = 0;
-  for (const auto& e : Journal::read(tmp.file("runs/tiny/journal.jsonl"))) done += e.event == "done";
+  for (const auto& e : Journal::read(tmp.file("runs/tiny/journal.jsonl"))) done += e.type == JournalEventType::Done;
   EXPECT_EQ(done, 8);
   std::filesystem::remove_all(tmp.file("runs/tiny/results.h5.tmp"));
   r = run_difffit("sweep run " + s.sweep);

@@ -26,7 +26,7 @@ std::map<std::string, double> losses(const std::string& results) {
 void expect_each_run_done_once(const std::string& journal, size_t runs) {
   std::map<std::string, int> done;
   for (const auto& e : Journal::read(journal)) {
-    if (e.event == "done") ++done[e.run_id];
+    if (e.type == JournalEventType::Done) ++done[e.run_id];
   }
   EXPECT_EQ(done.size(), runs);
   for (const auto& [id, n] : done) EXPECT_EQ(n, 1) << id;
@@ -34,7 +34,7 @@ void expect_each_run_done_once(const std::string& journal, size_t runs) {
 
 int count_events(const std::string& journal, const std::string& kind) {
   int n = 0;
-  for (const auto& e : Journal::read(journal)) n += e.event == kind;
+  for (const auto& e : Journal::read(journal)) n += e.type == parse_journal_event_type(kind);
   return n;
 }
 
@@ -88,7 +88,7 @@ TEST_F(SweepMpi, ThreeRanksGiveTheResultsOfOneProcess) {
   // Both workers took part, and each rank kept its own log.
   std::set<int> ranks;
   for (const auto& e : Journal::read(out + "/tiny/journal.jsonl")) {
-    if (e.event == "done") ranks.insert(e.rank);
+    if (e.type == JournalEventType::Done) ranks.insert(e.rank);
   }
   EXPECT_EQ(ranks, (std::set<int>{1, 2}));
   EXPECT_TRUE(std::filesystem::exists(out + "/tiny/logs/rank-2.log"));
@@ -152,7 +152,7 @@ TEST_F(SweepMpi, AHungWorkerIsDetectedAndItsRunFinishesInTheNextJob) {
   EXPECT_NE(first.exit_code, 0) << first.output;
   int silent = 0;
   for (const auto& e : Journal::read(journal)) {
-    silent += e.event == "failed" && e.error.find("no heartbeat from rank 1") != std::string::npos;
+    silent += e.type == JournalEventType::Failed && e.error.find("no heartbeat from rank 1") != std::string::npos;
   }
   EXPECT_EQ(silent, 1);
   EXPECT_EQ(count_events(journal, "done"), 7);  // everything but the stuck run
