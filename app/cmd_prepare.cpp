@@ -43,10 +43,10 @@ int run_prepare_command(int argc, char** argv) {
     mini.output_dir = output;
     if (!vm["input"].as<std::string>().empty()) mini.fashion_mnist_dir = vm["input"].as<std::string>();
     if (!vm["resolution"].defaulted()) mini.resolution = vm["resolution"].as<int64_t>();
-    build_mini_benchmark(mini);
+    const auto tasks = build_mini_benchmark(mini);
     int64_t transfer = 0;
-    for (const auto& spec : mini_task_specs()) transfer += spec.transfer;
-    const int64_t downstream = static_cast<int64_t>(mini_task_specs().size()) - 1 - transfer;
+    for (const auto& task : tasks) transfer += task.transfer;
+    const int64_t downstream = static_cast<int64_t>(tasks.size()) - 1 - transfer;
     std::cout << output << "/benchmark.yaml: source, " << downstream << " downstream datasets and " << transfer
               << " at twice the resolution (transfer)\n";
     return 0;

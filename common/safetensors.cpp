@@ -204,47 +204,76 @@ bool is_safetensors_file(const std::string& path) {
   return n >= 2 && n <= kMaxHeaderSize && n <= size - 8 && head[8] == '{';
 }
 
+namespace {
+
+struct Header {
+  Json root;                 // the parsed JSON object
+  std::uint64_t length = 0;  // its size in bytes (data starts at 8 + length)
+  std::uint64_t file_size = 0;
+};
+
+// Reads and parses the header of an open file, with every framing check.
+Header read_header(int fd, const std::string& path) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) throw_io(path + ": cannot stat: " + std::strerror(errno));
+  Header h;
+  h.file_size = static_cast<std::uint64_t>(st.st_size);
+  if (h.file_size < 8) throw_data(path + ": not a safetensors file: only " + std::to_string(h.file_size) + " bytes");
+  unsigned char len_bytes[8];
+  if (!pread_all(fd, len_bytes, 8, 0, path)) throw_data(path + ": truncated safetensors file");
+  for (int k = 7; k >= 0; --k) h.length = (h.length << 8) | len_bytes[k];
+  if (h.length > kMaxHeaderSize)
+    throw_data(path + ": not a safetensors file: header length " + std::to_string(h.length) + " is implausible");
+  if (h.length > h.file_size - 8)
+    throw_data(path + ": truncated safetensors file: header of " + std::to_string(h.length) +
+               " bytes does not fit in " + std::to_string(h.file_size) + " bytes");
+  std::string text(static_cast<std::size_t>(h.length), '\0');
+  if (!pread_all(fd, text.data(), text.size(), 8, path)) throw_data(path + ": truncated safetensors header");
+  h.root = parse_header(text, path);
+  if (!h.root.is_object())
+    throw_data(path + ": malformed safetensors header: top level is " + type_name(h.root) + ", expected an object");
+  return h;
+}
+
+// The "__metadata__" object: strings only.
+TensorFileMetadata metadata_of(const Json& root, const std::string& path) {
+  TensorFileMetadata out;
+  const auto it = root.find("__metadata__");
+  if (it == root.end()) return out;
+  if (!it->is_object())
+    throw_data(path + ": malformed safetensors header: field '__metadata__' is " + type_name(*it) +
+               ", expected an object");
+  for (const auto& [name, text] : it->items()) {
+    if (!text.is_string())
+      throw_data(path + ": malformed safetensors header: '__metadata__' field '" + name + "' is " + type_name(text) +
+                 ", expected a string");
+    out[name] = text.get<std::string>();
+  }
+  return out;
+}
+
+}  // namespace
+
+TensorFileMetadata read_safetensors_metadata(const std::string& path) {
+  Fd fd(path, O_RDONLY);
+  if (fd.get() < 0) throw_io(path + ": cannot open: " + std::strerror(errno));
+  return metadata_of(read_header(fd.get(), path).root, path);
+}
+
 StateDict load_safetensors(const std::string& path, TensorFileMetadata* metadata) {
   Fd fd(path, O_RDONLY);
   if (fd.get() < 0) throw_io(path + ": cannot open: " + std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) throw_io(path + ": cannot stat: " + std::strerror(errno));
-  const auto size = static_cast<std::uint64_t>(st.st_size);
-  if (size < 8) throw_data(path + ": not a safetensors file: only " + std::to_string(size) + " bytes");
-
-  unsigned char len_bytes[8];
-  if (!pread_all(fd.get(), len_bytes, 8, 0, path)) throw_data(path + ": truncated safetensors file");
-  std::uint64_t header_len = 0;
-  for (int k = 7; k >= 0; --k) header_len = (header_len << 8) | len_bytes[k];
-  if (header_len > kMaxHeaderSize)
-    throw_data(path + ": not a safetensors file: header length " + std::to_string(header_len) + " is implausible");
-  if (header_len > size - 8)
-    throw_data(path + ": truncated safetensors file: header of " + std::to_string(header_len) +
-               " bytes does not fit in " + std::to_string(size) + " bytes");
-  std::string header(static_cast<std::size_t>(header_len), '\0');
-  if (!pread_all(fd.get(), header.data(), header.size(), 8, path)) throw_data(path + ": truncated safetensors header");
-
-  const Json root = parse_header(header, path);
-  if (!root.is_object())
-    throw_data(path + ": malformed safetensors header: top level is " + type_name(root) + ", expected an object");
+  const Header h = read_header(fd.get(), path);
+  const Json& root = h.root;
+  const std::uint64_t header_len = h.length, size = h.file_size;
+  TensorFileMetadata meta = metadata_of(root, path);
+  if (metadata != nullptr) *metadata = std::move(meta);
 
   const std::uint64_t data_start = 8 + header_len;
   const std::uint64_t data_size = size - data_start;
   std::vector<TensorInfo> infos;
   for (const auto& [key, value] : root.items()) {
-    if (key == "__metadata__") {
-      if (!value.is_object())
-        throw_data(path + ": malformed safetensors header: field '__metadata__' is " + type_name(value) +
-                   ", expected an object");
-      for (const auto& [name, text] : value.items()) {
-        if (!text.is_string())
-          throw_data(path + ": malformed safetensors header: '__metadata__' field '" + name + "' is " +
-                     type_name(text) + ", expected a string");
-        if (metadata != nullptr) (*metadata)[name] = text.get<std::string>();
-      }
-      continue;
-    }
-    infos.push_back(parse_tensor_entry(path, key, value));
+    if (key != "__metadata__") infos.push_back(parse_tensor_entry(path, key, value));
   }
 
   // Like the reference implementation: tensors must tile the data section exactly.

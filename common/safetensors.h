@@ -14,6 +14,9 @@ namespace difffit {
 // and, for a malformed header, the tensor and field.
 StateDict load_safetensors(const std::string& path, TensorFileMetadata* metadata = nullptr);
 
+// The "__metadata__" map alone (reads the header only).
+TensorFileMetadata read_safetensors_metadata(const std::string& path);
+
 // Writes tensors (sorted by name, 8-byte aligned data) plus optional metadata.
 // Atomic: writes path + ".tmp", fsyncs it, then renames.
 void save_safetensors(const std::string& path, const StateDict& tensors, const TensorFileMetadata& metadata = {});

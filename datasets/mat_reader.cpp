@@ -212,6 +212,13 @@ MatValue from_matio(matvar_t* v, const std::string& where, int depth) {
   for (int d = 0; d < v->rank; ++d) value.dims.push_back(static_cast<int64_t>(v->dims[d]));
   const int64_t n = value.numel();
   auto child = [&](matvar_t* c) { return c ? from_matio(c, where, depth + 1) : MatValue{}; };
+  const size_t fields = v->class_type == MAT_C_STRUCT ? Mat_VarGetNumberOfFields(v) : 1;
+  if ((v->class_type == MAT_C_CELL || v->class_type == MAT_C_STRUCT) && fields > 0) {
+    // libmatio indexes the element array without checks: trust only the elements it holds.
+    const int64_t held = v->data ? static_cast<int64_t>(v->nbytes / sizeof(matvar_t*) / fields) : 0;
+    if (n < 0 || n > held) throw_data(where + ": malformed .mat file (" + std::to_string(n) + " elements, " +
+                                      std::to_string(held) + " stored)");
+  }
   switch (v->class_type) {
     case MAT_C_CELL:
       value.kind = MatValue::Kind::Cell;
@@ -219,11 +226,10 @@ MatValue from_matio(matvar_t* v, const std::string& where, int depth) {
       break;
     case MAT_C_STRUCT: {
       value.kind = MatValue::Kind::Struct;
-      const unsigned fields = Mat_VarGetNumberOfFields(v);
       char* const* names = Mat_VarGetStructFieldnames(v);
-      for (unsigned f = 0; f < fields; ++f) value.field_names.emplace_back(names && names[f] ? names[f] : "");
+      for (size_t f = 0; f < fields; ++f) value.field_names.emplace_back(names && names[f] ? names[f] : "");
       for (int64_t i = 0; i < n; ++i)
-        for (unsigned f = 0; f < fields; ++f)
+        for (size_t f = 0; f < fields; ++f)
           value.elements.push_back(child(Mat_VarGetStructFieldByIndex(v, f, static_cast<size_t>(i))));
       break;
     }
@@ -309,7 +315,9 @@ std::map<std::string, MatValue> read_mat_file(const std::string& path) {
   ss << in.rdbuf();
   const std::string bytes = ss.str();
   if (bytes.size() < 128 || bytes.compare(0, 6, "MATLAB") != 0) throw_data(path + ": not a MATLAB .mat file");
-  if (bytes.compare(0, 19, "MATLAB 7.3 MAT-file") == 0) return read_mat73_file(path);
+  // v7.3 by its version field (0x0200, little-endian), as libmatio decides: a damaged header
+  // must not send a level 5 file to libmatio's level 5 reader.
+  if (bytes.compare(124, 4, std::string("\x00\x02IM", 4)) == 0) return read_mat73_file(path);
   if (bytes.compare(126, 2, "IM") != 0) throw_data(path + ": big-endian .mat files are not supported");
   std::map<std::string, MatValue> out;
   Cursor top(reinterpret_cast<const uint8_t*>(bytes.data()) + 128, bytes.size() - 128, path);

@@ -179,8 +179,8 @@ const std::vector<MiniTaskSpec>& mini_task_specs() {
          invert(im, key);
          rotate90_clockwise(im, key);
        }},
-      {"source-2x", "the source task at twice the resolution (64x64 from 32x32): each padded image enlarged 2x with "
-                    "Pillow's BICUBIC filter; for the resolution transfer",
+      {"source-2x", "the source task at twice the resolution (64x64 at the default 32): each padded image enlarged 2x "
+                    "with Pillow's BICUBIC filter; for the resolution transfer",
        range(0, 4), 0, identity, /*scale=*/2, /*transfer=*/true},
   };
   return specs;
@@ -202,6 +202,7 @@ std::vector<MiniTaskFiles> build_mini_benchmark(const MiniBenchmarkOptions& opti
     files.description = spec.description;
     files.num_classes = static_cast<int64_t>(spec.classes.size());
     files.resolution = options.resolution * spec.scale;
+    files.transfer = spec.transfer;
     files.train = relative(spec.name, "train.h5");
     files.ref = relative(spec.name, "ref.h5");
     // Noise keys: train images 0.., reference images 1e6.. (never the same stream).
@@ -243,11 +244,10 @@ std::vector<MiniTaskFiles> build_mini_benchmark(const MiniBenchmarkOptions& opti
   };
   yaml << YAML::Key << "source" << YAML::Value;
   emit_task(out.front());
-  const auto& specs = mini_task_specs();
   for (bool transfer : {false, true}) {
     yaml << YAML::Key << (transfer ? "transfer" : "tasks") << YAML::Value << YAML::BeginSeq;
     for (size_t i = 1; i < out.size(); ++i)
-      if (specs[i].transfer == transfer) emit_task(out[i]);
+      if (out[i].transfer == transfer) emit_task(out[i]);
     yaml << YAML::EndSeq;
   }
   yaml << YAML::EndMap;

@@ -35,6 +35,7 @@ struct MiniTaskFiles {
   std::string name, description;
   int64_t num_classes = 0;
   int64_t resolution = 0;               // image side in pixels
+  bool transfer = false;                // the resolution transfer's task (MiniTaskSpec::transfer)
   std::string train, ref;               // paths relative to the benchmark folder
   int64_t train_images = 0, ref_images = 0;
   std::string train_hash, ref_hash;     // content hashes

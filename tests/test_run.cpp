@@ -309,13 +309,29 @@ TEST_F(RunTest, CommandLineRunFineTunesFromAPretrainedModel) {
     EXPECT_EQ(again.exit_code, 0) << again.output;
     EXPECT_NE(again.output.find(dir), std::string::npos) << again.output;
   }
+  // A run base named by file and run id must be that run's model: a stale id is refused.
+  auto with_base_id = [&](const std::string& id) {
+    std::ofstream(out.file("based.yaml")) << read_file(t.run_dir() + "/config.yaml") << "base_run_id: " << id << "\n";
+    return load_experiment(out.file("based.yaml"));
+  };
+  const ExperimentConfig based = with_base_id(loaded.run_id());
+  EXPECT_NE(based.canonical_yaml().find("run:" + loaded.run_id()), std::string::npos);
+  try {
+    with_base_id("0123456789abcdef");
+    ADD_FAILURE() << "a stale base_run_id was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("made by run " + loaded.run_id()), std::string::npos) << e.what();
+  }
   // 0 steps: the base model sampled as it is; its delta holds the base's own tensors.
   auto as_is = run_difffit("run " + yaml + " --set base_checkpoint=" + base +
                            " --set train.steps=0 --set sample.num=2 --set sample.steps=3 --set name=as-is");
   ASSERT_EQ(as_is.exit_code, 0) << as_is.output;
   ExperimentConfig a = load_experiment(yaml, {"base_checkpoint=" + base, "train.steps=0", "sample.num=2",
                                               "sample.steps=3", "name=as-is"});
-  EXPECT_EQ(nlohmann::json::parse(read_file(a.run_dir() + "/metrics.json"))["steps"], 0);
+  const auto as_is_metrics = nlohmann::json::parse(read_file(a.run_dir() + "/metrics.json"));
+  EXPECT_EQ(as_is_metrics["steps"], 0);
+  EXPECT_TRUE(as_is_metrics["final_loss"].is_null()) << as_is_metrics;  // no step, no loss (not 0)
+  EXPECT_TRUE(as_is_metrics["steps_per_second"].is_null()) << as_is_metrics;
   EXPECT_TRUE(std::filesystem::exists(a.run_dir() + "/samples.png"));
   const StateDict unchanged = load_safetensors(a.run_dir() + "/delta.safetensors");
   const StateDict base_tensors = load_safetensors(base);
@@ -351,6 +367,24 @@ TEST_F(RunTest, ARunsConfigYamlLoadsBackAsTheSameRun) {
     c.model.pos_embed_scale = 0.5;
     c.eval.grid_columns = 4;
     round_trip(c, method);
+  }
+  // Options other than the paper's defaults, and the settings written only when set.
+  const std::vector<std::pair<std::string, std::vector<std::pair<std::string, std::string>>>> variants = {
+      {"lora", {{"rank", "4"}, {"alpha", "6"}, {"targets", "qkv,fc1"}, {"blocks", "list:0,1"}}},
+      {"difffit", {{"sites", "branches,qkv"}, {"blocks", "last:1"}, {"train_bias", "false"}, {"gamma_lr_mult", "3"}}},
+      {"difffit", {{"sites", ""}}},
+      {"vpt-deep", {{"prompts", "3"}, {"train_class_table", "false"}}},
+      {"adaptformer", {{"mode", "sequential"}, {"bottleneck", "8"}, {"scale", "0.25"}, {"lr_mult", "0.5"}}},
+  };
+  for (size_t k = 0; k < variants.size(); ++k) {
+    ExperimentConfig c = config(out.path().string());
+    c.method = make_method_config(variants[k].first, variants[k].second);
+    c.base_checkpoint = "/models/base.safetensors";
+    c.seed = static_cast<uint64_t>(-3);  // read from YAML as an int64
+    c.sample.clip_denoised = "false";
+    c.eval.vae = out.file("vae.safetensors");
+    std::ofstream(c.eval.vae) << "x";  // must exist to be accepted
+    round_trip(c, variants[k].first + "-" + std::to_string(k));
   }
   ExperimentConfig pretrain = config(out.path().string(), "full");
   round_trip(pretrain, "pretrain");

@@ -11,6 +11,7 @@
 #include "common/json_text.h"
 #include "common/number_format.h"
 #include "common/platform.h"
+#include "common/safetensors.h"
 #include "common/sha256.h"
 #include "common/yaml_fields.h"
 
@@ -116,6 +117,16 @@ void parse_sample(const YamlSection& s, SampleConfig& c) {
   if (c.steps < 1) throw_config(s.where("steps") + ": must be at least 1");
 }
 
+// "a=1;b=x" (the model's and the method's key=value strings) as entries of the open map.
+void emit_key_values(YAML::Emitter& out, const std::string& items) {
+  std::stringstream stream(items);
+  std::string item;
+  while (std::getline(stream, item, ';')) {
+    const auto eq = item.find('=');
+    if (eq != std::string::npos) out << YAML::Key << item.substr(0, eq) << YAML::Value << item.substr(eq + 1);
+  }
+}
+
 std::string short_hash(const std::string& text) {
   Sha256 sha;
   sha.update(text);
@@ -174,14 +185,26 @@ ExperimentConfig load_experiment(const std::string& path, const std::vector<std:
   }
   // A run's config.yaml names a base made by another run by its file and that run's id, which
   // stands for the base in this run's id (as "run:FILE" does), so loading it keeps the run id.
-  if (root.has("base_run_id")) {
+  std::string base_run_id;
+  root.read("base_run_id", base_run_id);
+  if (!base_run_id.empty()) {
     if (config.base_checkpoint.empty() || !config.base_run_id.empty())
       throw_config(root.where("base_run_id") + ": goes with a base_checkpoint file (difffit writes both into a run's "
                    "config.yaml)");
-    root.read("base_run_id", config.base_run_id);
-    const bool hex16 = config.base_run_id.size() == 16 &&
-                       config.base_run_id.find_first_not_of("0123456789abcdef") == std::string::npos;
-    if (!hex16) throw_config(root.where("base_run_id") + ": '" + config.base_run_id + "' is not a run id (16 hex digits)");
+    const bool hex16 = base_run_id.size() == 16 && base_run_id.find_first_not_of("0123456789abcdef") == std::string::npos;
+    if (!hex16) throw_config(root.where("base_run_id") + ": '" + base_run_id + "' is not a run id (16 hex digits)");
+    // The id stands for the file in this run's id: it must be the id of the run that made it
+    // (a base_checkpoint changed with --set and a stale base_run_id would take another run's id).
+    if (std::filesystem::is_regular_file(config.base_checkpoint)) {
+      const std::string made_by = is_safetensors_file(config.base_checkpoint)
+                                      ? read_safetensors_metadata(config.base_checkpoint)["run_id"]
+                                      : "";
+      if (made_by != base_run_id)
+        throw_config(root.where("base_run_id") + ": " + base_run_id + ", but " + config.base_checkpoint + " was " +
+                     (made_by.empty() ? "not made by a difffit run" : "made by run " + made_by) +
+                     " (set base_run_id to match, or to \"\" for a plain file)");
+    }
+    config.base_run_id = base_run_id;
   }
   root.read("threads", config.threads);
   config.model = parse_dit_config(root.child("model"));
@@ -203,67 +226,35 @@ ExperimentConfig load_experiment(const std::string& path, const std::vector<std:
   return config;
 }
 
-std::string ExperimentConfig::canonical_yaml() const {
-  YAML::Emitter out;
-  out << YAML::BeginMap;
-  out << YAML::Key << "seed" << YAML::Value << seed;
-  // A base from another run is named by that run's id, so ids (and seeds) do not depend on
-  // where the runs are stored.
-  out << YAML::Key << "base_checkpoint" << YAML::Value
-      << (base_run_id.empty() ? base_checkpoint : "run:" + base_run_id);
-  out << YAML::Key << "model" << YAML::Value << model.to_key_values();
-  out << YAML::Key << "method" << YAML::Value << method.name() + ":" + method.to_options_string();
-  out << YAML::Key << "data" << YAML::Value << YAML::BeginMap << YAML::Key << "train" << YAML::Value << data.train
-      << YAML::Key << "reference" << YAML::Value << data.reference << YAML::Key << "random_flip" << YAML::Value
-      << data.random_flip << YAML::EndMap;
-  out << YAML::Key << "train" << YAML::Value << YAML::BeginMap;
-  out << YAML::Key << "steps" << YAML::Value << train.steps << YAML::Key << "batch_size" << YAML::Value
-      << train.batch_size << YAML::Key << "grad_accum" << YAML::Value << train.grad_accum << YAML::Key << "lr"
-      << YAML::Value << shortest_double(train.lr) << YAML::Key << "weight_decay" << YAML::Value << shortest_double(train.weight_decay) << YAML::Key
-      << "ema_decay" << YAML::Value << shortest_double(train.ema_decay) << YAML::Key << "ema_warmup" << YAML::Value
-      << train.ema_warmup << YAML::Key << "grad_clip" << YAML::Value << shortest_double(train.grad_clip)
-      << YAML::Key << "precision" << YAML::Value << train.precision << YAML::Key << "timesteps" << YAML::Value
-      << train.timesteps << YAML::EndMap;
-  out << YAML::Key << "sample" << YAML::Value << YAML::BeginMap;
-  out << YAML::Key << "num" << YAML::Value << sample.num << YAML::Key << "sampler" << YAML::Value << sample.sampler
-      << YAML::Key << "steps" << YAML::Value << sample.steps << YAML::Key << "cfg_scale" << YAML::Value
-      << shortest_double(sample.cfg_scale) << YAML::Key << "eta" << YAML::Value << shortest_double(sample.eta) << YAML::Key << "batch_size"
-      << YAML::Value << sample.batch_size << YAML::Key << "clip_denoised" << YAML::Value << clip_samples()
-      << YAML::EndMap;
-  out << YAML::Key << "eval" << YAML::Value << YAML::BeginMap;
-  out << YAML::Key << "feature_net" << YAML::Value << eval.feature_net << YAML::Key << "feature_train"
-      << YAML::Value << eval.feature_train << YAML::Key << "num_reference" << YAML::Value << eval.num_reference
-      << YAML::Key << "inception_weights" << YAML::Value << eval.inception_weights << YAML::Key << "resize"
-      << YAML::Value << eval.resize << YAML::Key << "kid" << YAML::Value << eval.kid;
-  // Only when set, so the ids of runs without a VAE stay as they were.
-  if (!eval.vae.empty()) out << YAML::Key << "vae" << YAML::Value << eval.vae;
-  out << YAML::EndMap;
-  out << YAML::EndMap;
-  return out.c_str();
-}
-
-// "a=1;b=x" (the model's and the method's key=value strings) as entries of the open map.
-static void emit_key_values(YAML::Emitter& out, const std::string& items) {
-  std::stringstream stream(items);
-  std::string item;
-  while (std::getline(stream, item, ';')) {
-    const auto eq = item.find('=');
-    if (eq != std::string::npos) out << YAML::Key << item.substr(0, eq) << YAML::Value << item.substr(eq + 1);
-  }
-}
-
-std::string ExperimentConfig::resolved_yaml() const {
+// One writer for both forms. Canonical: what changes results, hashed into the run id (its
+// bytes must never change, or every run id would). Resolved: the whole experiment, an
+// experiment file itself, written into the run folder (model and method as maps, the
+// settings that do not change results added after the canonical ones).
+std::string ExperimentConfig::to_yaml(bool resolved) const {
   using YAML::Key, YAML::Value;
   YAML::Emitter out;
-  out << YAML::BeginMap << Key << "name" << Value << name << Key << "seed" << Value << seed << Key << "output_dir"
-      << Value << output_dir << Key << "base_checkpoint" << Value << base_checkpoint;
-  if (!base_run_id.empty()) out << Key << "base_run_id" << Value << base_run_id;
-  out << Key << "threads" << Value << threads;
-  out << Key << "model" << Value << YAML::BeginMap << Key << "name" << Value << "custom";
-  emit_key_values(out, model.to_key_values());
-  out << YAML::EndMap << Key << "method" << Value << YAML::BeginMap << Key << "name" << Value << method.name();
-  emit_key_values(out, method.to_options_string());
-  out << YAML::EndMap;
+  out << YAML::BeginMap;
+  if (resolved) out << Key << "name" << Value << name;
+  out << Key << "seed" << Value;
+  if (resolved) out << static_cast<int64_t>(seed);  // as it was read
+  else out << seed;
+  if (resolved) out << Key << "output_dir" << Value << output_dir;
+  // A base from another run is named by that run's id, so ids (and seeds) do not depend on
+  // where the runs are stored; the resolved file keeps the path and the id.
+  out << Key << "base_checkpoint" << Value
+      << (resolved || base_run_id.empty() ? base_checkpoint : "run:" + base_run_id);
+  if (resolved && !base_run_id.empty()) out << Key << "base_run_id" << Value << base_run_id;
+  if (resolved) out << Key << "threads" << Value << threads;
+  if (resolved) {
+    out << Key << "model" << Value << YAML::BeginMap << Key << "name" << Value << "custom";
+    emit_key_values(out, model.to_key_values());
+    out << YAML::EndMap << Key << "method" << Value << YAML::BeginMap << Key << "name" << Value << method.name();
+    emit_key_values(out, method.to_options_string());
+    out << YAML::EndMap;
+  } else {
+    out << Key << "model" << Value << model.to_key_values();
+    out << Key << "method" << Value << method.name() + ":" + method.to_options_string();
+  }
   out << Key << "data" << Value << YAML::BeginMap << Key << "train" << Value << data.train << Key << "reference" << Value
       << data.reference << Key << "random_flip" << Value << data.random_flip << YAML::EndMap;
   out << Key << "train" << Value << YAML::BeginMap << Key << "steps" << Value << train.steps << Key << "batch_size"
@@ -271,22 +262,33 @@ std::string ExperimentConfig::resolved_yaml() const {
       << shortest_double(train.lr) << Key << "weight_decay" << Value << shortest_double(train.weight_decay) << Key
       << "ema_decay" << Value << shortest_double(train.ema_decay) << Key << "ema_warmup" << Value << train.ema_warmup
       << Key << "grad_clip" << Value << shortest_double(train.grad_clip) << Key << "precision" << Value
-      << train.precision << Key << "device" << Value << train.device << Key << "checkpoint_every" << Value
-      << train.checkpoint_every << Key << "log_every" << Value << train.log_every << Key << "timesteps" << Value
-      << train.timesteps << YAML::EndMap;
+      << train.precision << Key << "timesteps" << Value << train.timesteps;
+  if (resolved) {
+    out << Key << "device" << Value << train.device << Key << "checkpoint_every" << Value << train.checkpoint_every
+        << Key << "log_every" << Value << train.log_every;
+  }
+  out << YAML::EndMap;
   out << Key << "sample" << Value << YAML::BeginMap << Key << "num" << Value << sample.num << Key << "sampler" << Value
       << sample.sampler << Key << "steps" << Value << sample.steps << Key << "cfg_scale" << Value
       << shortest_double(sample.cfg_scale) << Key << "eta" << Value << shortest_double(sample.eta) << Key
-      << "batch_size" << Value << sample.batch_size << Key << "clip_denoised" << Value
-      << (clip_samples() ? "true" : "false") << YAML::EndMap;
+      << "batch_size" << Value << sample.batch_size << Key << "clip_denoised" << Value << clip_samples()
+      << YAML::EndMap;
   out << Key << "eval" << Value << YAML::BeginMap << Key << "feature_net" << Value << eval.feature_net << Key
       << "feature_train" << Value << eval.feature_train << Key << "num_reference" << Value << eval.num_reference
       << Key << "inception_weights" << Value << eval.inception_weights << Key << "resize" << Value << eval.resize
-      << Key << "kid" << Value << eval.kid << Key << "grid_columns" << Value << eval.grid_columns;
+      << Key << "kid" << Value << eval.kid;
+  if (resolved) out << Key << "grid_columns" << Value << eval.grid_columns;
+  // Only when set, so the ids of runs without a VAE stay as they were.
   if (!eval.vae.empty()) out << Key << "vae" << Value << eval.vae;
   out << YAML::EndMap << YAML::EndMap;
+  return out.c_str();
+}
+
+std::string ExperimentConfig::canonical_yaml() const { return to_yaml(false); }
+
+std::string ExperimentConfig::resolved_yaml() const {
   return "# The resolved experiment of run " + run_id() + " (difffit): `difffit run` on this file runs it again.\n" +
-         out.c_str() + "\n";
+         to_yaml(true) + "\n";
 }
 
 bool ExperimentConfig::clip_samples() const {

@@ -73,12 +73,16 @@ struct ExperimentConfig {
 
   // Canonical YAML of everything that changes results (not output_dir/threads/logging).
   std::string canonical_yaml() const;
-  // Full resolved YAML, written into the run folder.
+  // The whole experiment, written into the run folder as config.yaml: an experiment file
+  // that loads back to the same run id.
   std::string resolved_yaml() const;
   std::string run_id() const;       // 16 hex digits of SHA-256(canonical_yaml)
   std::string run_dir() const;      // output_dir/name-run_id
   bool pixel_space() const { return model.in_channels == 1 || model.in_channels == 3; }
   bool clip_samples() const;        // sample.clip_denoised resolved for this model
+
+ private:
+  std::string to_yaml(bool resolved) const;  // the one writer of both forms
 };
 
 struct ExperimentLoadOptions {

@@ -9,6 +9,7 @@
 #include <cctype>
 #include <cmath>
 #include <chrono>
+#include <limits>
 #include <filesystem>
 #include <fstream>
 
@@ -346,6 +347,11 @@ TrainResult Trainer::run() {
   result.steps_this_session = s.step - first_step;
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
   result.steps_per_second = result.seconds > 0 ? result.steps_this_session / result.seconds : 0;
+  // No step, no measurement (train.steps 0 evaluates the base): NaN, written as null, not a 0
+  // that would read as a perfect loss or drag a mean speed down.
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  if (s.step == 0) result.last_loss = nan;
+  if (result.steps_this_session == 0) result.steps_per_second = nan;
   return result;
 }
 
