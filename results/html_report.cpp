@@ -63,12 +63,18 @@ std::string grid_section(const std::string& grid, const std::vector<ResultRow>& 
     return false;
   }();
   if (!has || axes.empty()) return "";
-  // Rows: the method (or the grid's one other axis); columns: the dataset (or the grid).
-  spec.col_key = std::find(axes.begin(), axes.end(), "dataset") != axes.end() ? "dataset" : "grid";
-  spec.row_key = std::find(axes.begin(), axes.end(), "method") != axes.end() ? "method" : "";
-  for (const std::string& a : axes)
-    if (spec.row_key.empty() && a != spec.col_key) spec.row_key = a;
+  // Rows: the method, else the first axis but the seed; columns: the dataset, else another
+  // axis but the seed (the transfer's pos_embed), else the grid. Seeds are pooled (mean ± std).
+  auto has_axis = [&](const char* axis) { return std::find(axes.begin(), axes.end(), axis) != axes.end(); };
+  auto other_axis = [&](const std::string& not_this) {
+    for (const std::string& a : axes)
+      if (a != "seed" && a != not_this) return a;
+    return std::string();
+  };
+  spec.row_key = has_axis("method") ? "method" : other_axis("");
   if (spec.row_key.empty()) spec.row_key = axes.front();
+  spec.col_key = has_axis("dataset") ? "dataset" : other_axis(spec.row_key);
+  if (spec.col_key.empty()) spec.col_key = "grid";
   for (const char* extra : {"class_accuracy", "trainable_params", "steps_per_second"}) {
     for (const ResultRow& r : rows) {
       if (!std::isnan(number_value(r, extra))) {

@@ -10,6 +10,7 @@
 
 #include "common/image_io.h"
 #include "orchestrator/journal.h"
+#include "results/html_report.h"
 #include "results/results_store.h"
 #include "test_support.h"
 
@@ -35,6 +36,39 @@ JournalEvent event(const std::string& kind, const std::string& run_id, double se
   e.rank = 1;
   e.seconds = seconds;
   return e;
+}
+
+// Without a dataset axis a grid's table pivots on its own axes, never pooling them: the
+// transfer's methods by pos_embed, its baselines by start; seeds are what is averaged.
+TEST(HtmlReport, AGridWithoutADatasetAxisIsTabledByItsOwnAxes) {
+  ReportInput input;
+  input.title = "Sweep t";
+  for (const char* seed : {"0", "1"}) {
+    for (const char* method : {"full", "difffit"}) {
+      for (const char* pos : {"unaligned", "aligned"}) {
+        ResultRow r = row(method, std::string(pos) == "aligned" ? 10.0 : 30.0, "");
+        r.text.erase("dataset");
+        r.text["grid"] = "transfer";
+        r.text["pos_embed"] = pos;
+        r.text["seed"] = seed;
+        input.rows.push_back(r);
+      }
+    }
+    for (const char* start : {"scratch-64px", "source-32px"}) {
+      ResultRow r = row("full", std::string(start) == "scratch-64px" ? 90.0 : 5.0, "");
+      r.text.erase("dataset");
+      r.text.erase("method");  // not an axis of this grid
+      r.text["grid"] = "transfer-baselines";
+      r.text["start"] = start;
+      r.text["seed"] = seed;
+      input.rows.push_back(r);
+    }
+  }
+  const std::string page = html_report(input);
+  EXPECT_NE(page.find("by method and pos_embed (grid transfer)"), std::string::npos) << page;
+  EXPECT_NE(page.find("<th align=\"right\">aligned</th>"), std::string::npos) << page;
+  EXPECT_NE(page.find("by start and grid (grid transfer-baselines)"), std::string::npos) << page;
+  EXPECT_NE(page.find("<td align=\"left\">source-32px</td>"), std::string::npos) << page;
 }
 
 TEST(HtmlReport, RendersEveryPartInAHeadlessBrowser) {
