@@ -112,26 +112,16 @@ TEST_F(RunTest, The32pxSourceModelFineTunesAt64pxAndSamples) {
   auto prep = run_difffit("prepare --source fashion-mnist --split test --limit 48 --resolution 64 --fit pad-center "
                           "--output " + out.file("data64.h5"));
   ASSERT_EQ(prep.exit_code, 0) << prep.output;
-  ExperimentConfig c;
-  c.name = "transfer";
-  c.output_dir = out.path().string();
+  ExperimentConfig c = config(out.path().string(), "difffit");  // the tiny run's settings, the source's shape
   c.base_checkpoint = std::string(DIFFFIT_SOURCE_DIR) + "/models/mini-source.safetensors";
   c.model.depth = 4;
   c.model.hidden_size = 96;
   c.model.num_heads = 4;
-  c.model.patch_size = 4;
   c.model.input_size = 64;
-  c.model.in_channels = 1;
-  c.model.num_classes = 10;  // the data's; the source has 5 (its class table is re-initialised)
-  c.model.pos_embed_scale = 0.5;
-  c.method = make_method_config("difffit");
+  c.model.pos_embed_scale = 0.5;  // num_classes 10 (the data's; the source's 5-class table is re-initialised)
   c.data.train = out.file("data64.h5");
   c.train.steps = 3;
   c.train.batch_size = 8;
-  c.train.checkpoint_every = 3;
-  c.sample.num = 4;
-  c.sample.steps = 3;
-  c.sample.batch_size = 4;
   const RunOutcome o = run_experiment(c);
   EXPECT_TRUE(std::isfinite(o.train.last_loss));
   EXPECT_EQ(o.train.steps, 3);
