@@ -1,6 +1,5 @@
 #include "datasets/mat_reader.h"
 
-#include <hdf5.h>
 #include <matio.h>
 #include <zlib.h>
 
@@ -10,6 +9,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/hdf5_handles.h"
 
 namespace difffit {
 namespace {
@@ -248,23 +248,8 @@ MatValue from_matio(matvar_t* v, const std::string& where, int depth) {
   return value;
 }
 
-// Silences HDF5's own error stack printing for its lifetime: a damaged file becomes one
-// clear error naming it, not pages of HDF5 diagnostics.
-class QuietHdf5Errors {
- public:
-  QuietHdf5Errors() {
-    H5Eget_auto2(H5E_DEFAULT, &func_, &data_);
-    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
-  }
-  ~QuietHdf5Errors() { H5Eset_auto2(H5E_DEFAULT, func_, data_); }
-
- private:
-  H5E_auto2_t func_ = nullptr;
-  void* data_ = nullptr;
-};
-
 std::map<std::string, MatValue> read_mat73_file(const std::string& path) {
-  QuietHdf5Errors quiet;
+  hdf5::QuietErrors quiet;  // a damaged file is one error naming it, not pages of HDF5 diagnostics
   std::unique_ptr<mat_t, int (*)(mat_t*)> file(Mat_Open(path.c_str(), MAT_ACC_RDONLY), Mat_Close);
   if (!file) throw_data(path + ": cannot read this MATLAB v7.3 (HDF5) .mat file");
   std::map<std::string, MatValue> out;

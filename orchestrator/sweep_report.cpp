@@ -40,7 +40,8 @@ ReportInput load_sweep_report(const std::string& sweep_dir, const std::string& p
     if (e.type == JournalEventType::Started) {
       ++run.attempts;
       run.state = "running";
-    } else if (e.type == JournalEventType::Done || e.type == JournalEventType::Failed || e.type == JournalEventType::Stopped || e.type == JournalEventType::Abandoned) {
+    } else if (e.type == JournalEventType::Done || e.type == JournalEventType::Failed ||
+               e.type == JournalEventType::Stopped || e.type == JournalEventType::Abandoned) {  // an attempt ended
       run.state = journal_event_name(e.type);
       run.seconds = e.seconds;
       if (!e.error.empty()) run.error = e.error;

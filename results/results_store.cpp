@@ -7,7 +7,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
-#include "results/hdf5_handles.h"
+#include "common/hdf5_handles.h"
 #include "results/result_columns.h"
 
 namespace difffit {

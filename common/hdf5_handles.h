@@ -1,4 +1,4 @@
-// Small RAII pieces over the HDF5 C API, for the results store.
+// Small RAII pieces over the HDF5 C API (the results store, the .mat v7.3 reader).
 #pragma once
 
 #include <hdf5.h>
