@@ -1,11 +1,9 @@
 #include "app/cli_options.h"
 
-#include <ATen/Parallel.h>
-#include <dlfcn.h>
-
 #include <iostream>
 
 #include "common/error.h"
+#include "common/platform.h"
 
 namespace difffit {
 
@@ -87,16 +85,7 @@ void add_thread_option(po::options_description& options) {
                         "intra-op threads (one rank per core with 1 thread is fastest on CPU)");
 }
 
-void apply_thread_option(const po::variables_map& vm) {
-  int threads = vm["threads"].as<int>();
-  if (threads < 1) throw_usage("--threads must be at least 1");
-  at::set_num_threads(threads);
-  // Debian's OpenBLAS ignores torch's setting; set it directly when it is the BLAS in use.
-  using SetThreads = void (*)(int);
-  if (auto set_blas = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
-    set_blas(threads);
-  }
-}
+void apply_thread_option(const po::variables_map& vm) { set_compute_threads(vm["threads"].as<int>()); }
 
 int run_subcommand(const std::string& group, const std::string& usage, int argc, char** argv,
                    const std::vector<Subcommand>& subcommands) {

@@ -9,6 +9,7 @@
 #include "app/commands.h"
 #include "common/communicator.h"
 #include "common/logging.h"
+#include "common/platform.h"
 #include "common/nccl_communicator.h"
 #include "common/stop_signals.h"
 #include "worker/run/run_experiment.h"
@@ -52,9 +53,7 @@ int run_run_command(int argc, char** argv) {
     std::cout << config.resolved_yaml();
     return 0;
   }
-  po::variables_map threads;
-  threads.insert({"threads", po::variable_value(config.threads, false)});
-  apply_thread_option(threads);
+  set_compute_threads(config.threads);
   // Under mpirun/srun the ranks train the one run together (data parallel; NCCL on CUDA).
   std::unique_ptr<MpiSession> mpi;
   std::unique_ptr<Communicator> comm;

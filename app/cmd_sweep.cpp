@@ -11,6 +11,7 @@
 #include "common/communicator.h"
 #include "common/error.h"
 #include "common/logging.h"
+#include "common/platform.h"
 #include "common/stop_signals.h"
 #include "orchestrator/coordinator.h"
 #include "orchestrator/message_transport.h"
@@ -162,9 +163,7 @@ int sweep_run_command(int argc, char** argv) {
   logging.level = args.vm["log-level"].as<std::string>();
   logging.log_file = (std::filesystem::path(config.state_dir()) / "logs" / ("rank-" + std::to_string(rank) + ".log")).string();
   init_logging(logging);
-  po::variables_map threads;
-  threads.insert({"threads", po::variable_value(config.threads, false)});
-  apply_thread_option(threads);
+  set_compute_threads(config.threads);
   install_stop_handlers();
 
   const SweepPlan plan = plan_sweep(config);  // every rank plans: a bad file stops them all alike

@@ -9,7 +9,7 @@ int run_params_command(int argc, char** argv);
 int run_merge_command(int argc, char** argv);
 int run_demo_command(int argc, char** argv);
 int run_prepare_command(int argc, char** argv);
-int run_fid_command(int argc, char** argv);
+int run_eval_command(int argc, char** argv);  // also `difffit fid`
 int run_sample_command(int argc, char** argv);
 int run_loss_command(int argc, char** argv);
 int run_run_command(int argc, char** argv);

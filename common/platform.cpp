@@ -9,6 +9,9 @@
 #include <fstream>
 #include <set>
 
+#include <ATen/Parallel.h>
+
+#include "common/error.h"
 #include "common/logging.h"
 
 namespace difffit {
@@ -111,6 +114,13 @@ void ensure_blas_kernels(char** argv) {
   log()->warn("[blas] OpenBLAS runs its {} kernels on a CPU that supports {}: set OPENBLAS_CORETYPE={} "
               "for 2-5x faster matrix products",
               info.core, core == "SkylakeX" ? "AVX-512" : "AVX2", core);
+}
+
+void set_compute_threads(int threads) {
+  if (threads < 1) throw_usage("--threads must be at least 1");
+  at::set_num_threads(threads);
+  using SetThreads = void (*)(int);
+  if (auto set_blas = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set_blas(threads);
 }
 
 }  // namespace difffit

@@ -36,4 +36,8 @@ BlasInfo blas_info();
 // only when the library loads), and logs that it did so in the restarted process.
 void ensure_blas_kernels(char** argv);
 
+// Intra-op threads for LibTorch and for OpenBLAS (Debian's ignores LibTorch's setting).
+// Throws Usage when threads < 1.
+void set_compute_threads(int threads);
+
 }  // namespace difffit

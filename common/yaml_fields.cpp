@@ -58,6 +58,21 @@ void YamlSection::read(const std::string& key, double& out) const { read_scalar(
 void YamlSection::read(const std::string& key, bool& out) const { read_scalar(*this, key, out, "true or false"); }
 void YamlSection::read(const std::string& key, std::string& out) const { read_scalar(*this, key, out, "a string"); }
 
+void YamlSection::read(const std::string& key, std::vector<std::string>& out) const {
+  if (!has(key)) return;
+  const YAML::Node value = node_[key];
+  out.clear();
+  if (value.IsScalar()) {
+    out.push_back(value.Scalar());
+    return;
+  }
+  if (!value.IsSequence()) throw_config(where(key) + ": expected a list of names");
+  for (const auto& item : value) {
+    if (!item.IsScalar()) throw_config(where(key) + ": expected a list of names");
+    out.push_back(item.Scalar());
+  }
+}
+
 std::vector<std::string> YamlSection::keys() const {
   std::vector<std::string> result;
   if (!node_.IsMap()) return result;

@@ -26,6 +26,7 @@ class YamlSection {
   void read(const std::string& key, double& out) const;
   void read(const std::string& key, bool& out) const;
   void read(const std::string& key, std::string& out) const;
+  void read(const std::string& key, std::vector<std::string>& out) const;  // a list, or one scalar
 
   // Every key of the mapping must be one of `known`: catches typos.
   void require_known_keys(const std::set<std::string>& known) const;

@@ -156,17 +156,22 @@ struct FidInceptionNetImpl : BlockBase {
     m7a = register_module("Mixed_7a", InceptionD(768));
     m7b = register_module("Mixed_7b", InceptionE(1280, false));
     m7c = register_module("Mixed_7c", InceptionE(2048, true));
-    fc = register_module("fc", torch::nn::Linear(2048, 1008));  // in the weights file; pool3 does not use it
+    fc = register_module("fc", torch::nn::Linear(2048, 1008));  // IS logits: the weight only, as ADM
   }
-  // x: (N, 3, 299, 299) in [-1, 1] -> (N, 2048).
-  torch::Tensor forward(torch::Tensor x) {
+  // x: (N, 3, 299, 299) in [-1, 1] -> pool3 (N, 2048), and the ADM evaluator's sFID
+  // tensor: the TF graph's "mixed_6/conv" is the ReLU output of Mixed_6d's 1x1 branch
+  // (mixed, mixed_1, ... are Mixed_5b, 5c, ...); ADM keeps its first 7 channels, flattened
+  // in TF's (H, W, C) order: (N, 17 * 17 * 7).
+  std::pair<torch::Tensor, torch::Tensor> forward(torch::Tensor x) {
     x = c2b(c2a(c1a(x)));
     x = at::max_pool2d(x, {3, 3}, {2, 2});
     x = c4a(c3b(x));
     x = at::max_pool2d(x, {3, 3}, {2, 2});
-    x = m6e(m6d(m6c(m6b(m6a(m5d(m5c(m5b(x))))))));
+    x = m6c(m6b(m6a(m5d(m5c(m5b(x))))));
+    torch::Tensor spatial = m6d->b1(x).narrow(1, 0, 7).permute({0, 2, 3, 1}).flatten(1);
+    x = m6e(m6d(x));
     x = m7c(m7b(m7a(x)));
-    return at::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
+    return {at::adaptive_avg_pool2d(x, {1, 1}).flatten(1), spatial};
   }
   BasicConv2d c1a{nullptr}, c2a{nullptr}, c2b{nullptr}, c3b{nullptr}, c4a{nullptr};
   InceptionA m5b{nullptr}, m5c{nullptr}, m5d{nullptr};
@@ -184,14 +189,6 @@ bool ignored_key(const std::string& key) {
 }
 
 }  // namespace
-
-ResizeMode parse_resize_mode(const std::string& name) {
-  if (name == "pytorch-fid" || name == "bilinear") return ResizeMode::PytorchFid;
-  if (name == "clean" || name == "bicubic") return ResizeMode::Clean;
-  throw_usage("unknown resize mode '" + name + "' (expected pytorch-fid or clean)");
-}
-
-std::string resize_mode_name(ResizeMode mode) { return mode == ResizeMode::Clean ? "clean" : "pytorch-fid"; }
 
 std::string resolve_inception_weights(const std::string& option) {
   std::string path = option;
@@ -270,20 +267,29 @@ void FidInceptionV3::to_device(const std::string& device) {
   impl_->net->to(impl_->device);
 }
 
-at::Tensor FidInceptionV3::pool3_normalized(const at::Tensor& x) {
+NetworkOutputs FidInceptionV3::outputs_normalized(const at::Tensor& x) {
   if (x.dim() != 4 || x.size(1) != 3 || x.size(2) != 299 || x.size(3) != 299)
     throw_data("FID Inception: expected (N, 3, 299, 299), got " + c10::str(x.sizes()));
   torch::NoGradGuard no_grad;
-  return impl_->net->forward(x.to(impl_->device, at::kFloat)).to(at::kCPU);
+  auto [pool, spatial] = impl_->net->forward(x.to(impl_->device, at::kFloat));
+  NetworkOutputs out;
+  // The ADM evaluator's softmax input: pool3 times the logits weight, without the bias.
+  out.logits = at::mm(pool, impl_->net->fc->weight.t()).to(at::kCPU);
+  out.pool = pool.to(at::kCPU);
+  out.spatial = spatial.to(at::kCPU);
+  return out;
 }
 
-at::Tensor FidInceptionV3::pool3(const at::Tensor& x) {
+NetworkOutputs FidInceptionV3::outputs(const at::Tensor& x) {
   if (x.dim() != 4 || x.size(1) != 3) throw_data("FID Inception: expected (N, 3, H, W), got " + c10::str(x.sizes()));
   torch::NoGradGuard no_grad;
   at::Tensor y = x.to(impl_->device, at::kFloat);
   y = at::upsample_bilinear2d(y, {299, 299}, /*align_corners=*/false);
-  return pool3_normalized(2.0 * y - 1.0);
+  return outputs_normalized(2.0 * y - 1.0);
 }
+
+at::Tensor FidInceptionV3::pool3_normalized(const at::Tensor& x) { return outputs_normalized(x).pool; }
+at::Tensor FidInceptionV3::pool3(const at::Tensor& x) { return outputs(x).pool; }
 
 InceptionFeatureNet::InceptionFeatureNet(const std::string& weights_path, ResizeMode resize, const std::string& device)
     : resize_(resize) {
@@ -295,7 +301,7 @@ InceptionFeatureNet::InceptionFeatureNet(const std::string& weights_path, Resize
 
 InceptionFeatureNet::~InceptionFeatureNet() = default;
 
-at::Tensor InceptionFeatureNet::features(const at::Tensor& images) {
+NetworkOutputs InceptionFeatureNet::outputs(const at::Tensor& images) {
   if (images.dim() != 4 || (images.size(3) != 1 && images.size(3) != 3))
     throw_data("FID Inception: images must be uint8 (N, H, W, C) with C = 1 or 3, got " + c10::str(images.sizes()));
   // Grey images become RGB by repeating the channel (PIL's convert('RGB')).
@@ -303,9 +309,9 @@ at::Tensor InceptionFeatureNet::features(const at::Tensor& images) {
   if (x.size(1) == 1) x = x.expand({-1, 3, -1, -1});
   if (resize_ == ResizeMode::Clean) {
     x = resize_pil_bicubic(x, 299, 299).clamp(0.0, 255.0) / 255.0f;
-    return net_.pool3_normalized(2.0 * x - 1.0);
+    return net_.outputs_normalized(2.0 * x - 1.0);
   }
-  return net_.pool3(x / 255.0f);
+  return net_.outputs(x / 255.0f);
 }
 
 }  // namespace difffit

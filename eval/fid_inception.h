@@ -1,7 +1,7 @@
 // The FID InceptionV3 exactly as pytorch-fid builds it (TF 2015-12-05 port):
 // torchvision module names so `pt_inception-2015-12-05-6726825d.pth` loads by key,
 // BN eps 1e-3, count_include_pad=False average pools in the A/C/E blocks, a max pool
-// in Mixed_7c's pool branch, fc 2048 -> 1008 (unused), no aux logits.
+// in Mixed_7c's pool branch, fc 2048 -> 1008 (its weight gives the IS logits), no aux logits.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -11,15 +11,10 @@
 #include <vector>
 
 #include "common/state_dict.h"
+#include "eval/eval_choices.h"
 #include "eval/feature_network.h"
 
 namespace difffit {
-
-// How images reach 299x299: pytorch-fid (bilinear, align_corners=False, on [0,1]
-// floats) or clean (PIL's float bicubic on 0..255, clipped, as clean-fid resizes).
-enum class ResizeMode { PytorchFid, Clean };
-ResizeMode parse_resize_mode(const std::string& name);  // "pytorch-fid" | "clean"; throws Usage
-std::string resize_mode_name(ResizeMode mode);
 
 // The environment variable consulted when --inception-weights is not given.
 constexpr const char* kInceptionWeightsEnv = "DIFFFIT_INCEPTION_WEIGHTS";
@@ -52,6 +47,10 @@ class FidInceptionV3 {
   at::Tensor pool3(const at::Tensor& x);
   // Same, but x is already (N, 3, 299, 299) in [-1, 1] (no resize).
   at::Tensor pool3_normalized(const at::Tensor& x);
+  // pool3, the sFID features (Mixed_6d's 1x1 branch, channels 0-6, (H, W, C) order:
+  // 2023 values) and the IS logits (pool3 x fc.weight^T, no bias, as the ADM evaluator).
+  NetworkOutputs outputs(const at::Tensor& x);
+  NetworkOutputs outputs_normalized(const at::Tensor& x);
 
  private:
   struct Impl;
@@ -65,9 +64,9 @@ class InceptionFeatureNet : public FeatureNetwork {
   InceptionFeatureNet(const std::string& weights_path, ResizeMode resize, const std::string& device = "cpu");
   ~InceptionFeatureNet() override;
   std::string id() const override { return id_; }
-  std::string metric_name() const override { return "FID"; }
+  std::string metric_suffix() const override { return ""; }
   int64_t dim() const override { return 2048; }
-  at::Tensor features(const at::Tensor& images) override;
+  NetworkOutputs outputs(const at::Tensor& images) override;
 
  private:
   FidInceptionV3 net_;

@@ -23,17 +23,20 @@ ExtractResult extract_features(const ImageSet& images, FeatureNetwork& net, cons
   if (n < 2) throw_data(images.path() + ": needs at least 2 images for feature statistics, has " + std::to_string(n));
   const int64_t batch = std::max<int64_t>(1, options.batch_size);
   ExtractResult r;
-  std::vector<at::Tensor> kept;
+  std::vector<at::Tensor> kept, logits;
   const auto start = std::chrono::steady_clock::now();
   for (int64_t s = 0; s < n; s += batch) {
-    const at::Tensor f = net.features(images.images(s, std::min(batch, n - s)));
-    r.stats.add(f);
-    if (options.keep_features) kept.push_back(f.to(at::kFloat));
+    const NetworkOutputs out = net.outputs(images.images(s, std::min(batch, n - s)));
+    r.stats.add(out.pool);
+    if (options.keep_features) kept.push_back(out.pool.to(at::kFloat));
+    if (options.spatial) r.spatial_stats.add(out.spatial);
+    if (options.keep_logits) logits.push_back(out.logits.to(at::kFloat));
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   r.images = n;
   r.images_per_second = seconds > 0 ? static_cast<double>(n) / seconds : 0.0;
   if (options.keep_features) r.features = at::cat(kept, 0);
+  if (options.keep_logits) r.logits = at::cat(logits, 0);
   if (n <= net.dim())
     log()->warn("[eval] {}: {} images for {}-d features: the covariance is rank-deficient and the score is "
                 "strongly biased", images.path(), n, net.dim());
@@ -49,18 +52,23 @@ ExtractResult reference_statistics(const std::string& path, FeatureNetwork& net,
   if (cache_dir.empty()) return extract_features(images, net, options);
 
   const std::string dataset_hash = images.content_hash();
-  ContentHash key;
-  key.text("refstats-v1");
-  key.text(dataset_hash);
-  key.text(net.id());
-  key.value(n);
-  const std::string file = (std::filesystem::path(cache_dir) / ("refstats-" + key.hex() + ".h5")).string();
-  if (std::filesystem::exists(file)) {
+  auto cache_file = [&](const std::string& kind) {
+    ContentHash key;
+    key.text(kind);
+    key.text(dataset_hash);
+    key.text(net.id());
+    key.value(n);
+    return (std::filesystem::path(cache_dir) / ("refstats-" + key.hex() + ".h5")).string();
+  };
+  const std::string file = cache_file("refstats-v1");
+  const std::string spatial_file = cache_file("refstats-spatial-v1");
+  if (std::filesystem::exists(file) && (!options.spatial || std::filesystem::exists(spatial_file))) {
     ExtractResult r;
     at::Tensor features;
     r.stats = load_feature_stats(file, nullptr, options.keep_features ? &features : nullptr);
     if (!options.keep_features || features.defined()) {
       r.features = features;
+      if (options.spatial) r.spatial_stats = load_feature_stats(spatial_file);
       r.images = r.stats.count();
       r.from_cache = true;
       r.cache_file = file;
@@ -68,14 +76,18 @@ ExtractResult reference_statistics(const std::string& path, FeatureNetwork& net,
       return r;
     }
   }
-  ExtractResult r = extract_features(images, net, options);
+  ExtractOptions all = options;
+  all.spatial = true;  // cheap beside the forward pass, and the cache then holds both
+  ExtractResult r = extract_features(images, net, all);
   std::error_code ec;
   std::filesystem::create_directories(cache_dir, ec);
   if (ec) throw_io(cache_dir + ": cannot create the cache folder: " + ec.message());
-  save_feature_stats(file, r.stats,
-                     {{"feature_net", net.id()}, {"metric", net.metric_name()}, {"dataset_hash", dataset_hash},
-                      {"source", path}},
-                     r.features);
+  const StatsAttributes attributes = {{"feature_net", net.id()}, {"metric", net.metric_name()},
+                                      {"dataset_hash", dataset_hash}, {"source", path}};
+  save_feature_stats(file, r.stats, attributes, r.features);
+  StatsAttributes spatial_attributes = attributes;
+  spatial_attributes["metric"] = "sFID" + net.metric_suffix();
+  save_feature_stats(spatial_file, r.spatial_stats, spatial_attributes);
   r.cache_file = file;
   return r;
 }

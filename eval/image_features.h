@@ -17,12 +17,16 @@ class ImageSet;
 struct ExtractOptions {
   int64_t max_images = 0;   // use the first N images (0 = all)
   int64_t batch_size = 50;  // images per forward pass
-  bool keep_features = false;  // also return the raw (N, D) features (KID needs them)
+  bool keep_features = false;  // also return the raw (N, D) features (KID, precision/recall need them)
+  bool spatial = false;        // also the statistics of the spatial features (sFID)
+  bool keep_logits = false;    // also return the class logits (Inception Score)
 };
 
 struct ExtractResult {
   FeatureStats stats;
-  at::Tensor features;  // float32 (N, D) when keep_features
+  at::Tensor features;         // float32 (N, D) when keep_features
+  FeatureStats spatial_stats;  // when spatial
+  at::Tensor logits;           // float32 (N, classes) when keep_logits
   int64_t images = 0;
   double images_per_second = 0.0;
   bool from_cache = false;
@@ -32,8 +36,9 @@ struct ExtractResult {
 ExtractResult extract_features(const ImageSet& images, FeatureNetwork& net, const ExtractOptions& options);
 
 // The reference set's statistics: read from cache_dir when a file for the same
-// (content hash, net id, N) exists (and holds features if they are wanted), else
-// computed and written there. An empty cache_dir disables the cache.
+// (content hash, net id, N) exists (and holds features if they are wanted; the spatial
+// statistics live in a second file), else computed and written there. An empty
+// cache_dir disables the cache. Logits are never cached (IS is a samples-only metric).
 ExtractResult reference_statistics(const std::string& path, FeatureNetwork& net, const ExtractOptions& options,
                                    const std::string& cache_dir);
 

@@ -24,13 +24,15 @@ struct MiniCnnNetImpl : torch::nn::Module {
     fc1 = register_module("fc1", torch::nn::Linear(128 * side * side, c.feature_dim));
     fc2 = register_module("fc2", torch::nn::Linear(c.feature_dim, c.num_classes));
   }
-  // x: (N, C, S, S) in [-1, 1] -> penultimate features (before the ReLU).
-  torch::Tensor embed(torch::Tensor x) {
+  // x: (N, C, S, S) in [-1, 1] -> the last conv map (after its ReLU, before its pool).
+  torch::Tensor conv_map(torch::Tensor x) {
     x = torch::max_pool2d(torch::relu(conv1(x)), 2);
     x = torch::max_pool2d(torch::relu(conv2(x)), 2);
-    x = torch::max_pool2d(torch::relu(conv3(x)), 2);
-    return fc1(x.flatten(1));
+    return torch::relu(conv3(x));
   }
+  // -> penultimate features (before the ReLU).
+  torch::Tensor embed_map(const torch::Tensor& map) { return fc1(torch::max_pool2d(map, 2).flatten(1)); }
+  torch::Tensor embed(const torch::Tensor& x) { return embed_map(conv_map(x)); }
   torch::Tensor forward(const torch::Tensor& x) { return fc2(torch::relu(embed(x))); }
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, conv3{nullptr};
   torch::nn::Linear fc1{nullptr}, fc2{nullptr};
@@ -131,6 +133,17 @@ at::Tensor MiniCnn::logits(const at::Tensor& images) {
   torch::NoGradGuard no_grad;
   impl_->net->eval();
   return impl_->net->forward(impl_->prepare(images));
+}
+
+NetworkOutputs MiniCnn::outputs(const at::Tensor& images) {
+  torch::NoGradGuard no_grad;
+  impl_->net->eval();
+  const torch::Tensor map = impl_->net->conv_map(impl_->prepare(images));
+  NetworkOutputs out;
+  out.pool = impl_->net->embed_map(map);
+  out.logits = impl_->net->fc2(torch::relu(out.pool));
+  out.spatial = map.narrow(1, 0, 7).permute({0, 2, 3, 1}).flatten(1);
+  return out;
 }
 
 double MiniCnn::accuracy(const at::Tensor& images, const at::Tensor& labels, int64_t batch_size) {

@@ -55,6 +55,9 @@ class MiniCnn {
   MiniCnnTrainReport train(const at::Tensor& images, const at::Tensor& labels, const MiniCnnTrainOptions& options);
   at::Tensor features(const at::Tensor& images);  // float32 (N, feature_dim), eval mode
   at::Tensor logits(const at::Tensor& images);    // float32 (N, num_classes)
+  // features, logits, and as sFID features the first 7 channels of the last conv map
+  // (after its ReLU, before its pool; (H, W, C) order, as the ADM evaluator's).
+  NetworkOutputs outputs(const at::Tensor& images);
   double accuracy(const at::Tensor& images, const at::Tensor& labels, int64_t batch_size = 512);
 
   // safetensors with the config in its metadata (atomic write).
@@ -70,9 +73,9 @@ class MiniCnnFeatureNet : public FeatureNetwork {
  public:
   MiniCnnFeatureNet(MiniCnn net, std::string id) : net_(std::move(net)), id_(std::move(id)) {}
   std::string id() const override { return id_; }
-  std::string metric_name() const override { return "FID (mini-CNN)"; }
+  std::string metric_suffix() const override { return " (mini-CNN)"; }
   int64_t dim() const override;
-  at::Tensor features(const at::Tensor& images) override { return net_.features(images); }
+  NetworkOutputs outputs(const at::Tensor& images) override { return net_.outputs(images); }
   MiniCnn& net() { return net_; }
 
  private:

@@ -9,6 +9,7 @@
 #include "common/error.h"
 #include "common/hdf5_tensors.h"
 #include "common/image_io.h"
+#include "eval/image_set.h"
 #include "eval/text_render.h"
 
 namespace difffit {
@@ -96,6 +97,32 @@ int64_t readable_grid_scale(int64_t side) { return std::max<int64_t>(1, (96 + si
 void write_sample_grid(const std::string& path, const at::Tensor& images, const at::Tensor& labels,
                        const GridStyle& style) {
   write_png(path, make_labelled_grid(images, labels, style));
+}
+
+void write_image_set_grid(const std::string& path, const ImageSet& set, const GridStyle& style) {
+  const int64_t columns = style.columns;
+  if (!set.has_labels()) {
+    write_sample_grid(path, set.images(0, std::min(set.size(), columns * columns)), at::Tensor(), style);
+    return;
+  }
+  // The first `columns` of each class, read in batches so a large file is never loaded whole.
+  const at::Tensor labels = set.labels();
+  const int64_t* l = labels.data_ptr<int64_t>();
+  std::map<int64_t, int64_t> shown;
+  std::vector<int64_t> chosen;
+  for (int64_t i = 0; i < set.size(); ++i)
+    if (shown[l[i]]++ < columns) chosen.push_back(i);
+  std::vector<at::Tensor> images;
+  constexpr int64_t kBatch = 1024;
+  size_t next = 0;
+  for (int64_t s = 0; s < set.size() && next < chosen.size(); s += kBatch) {
+    const int64_t k = std::min(kBatch, set.size() - s);
+    if (chosen[next] >= s + k) continue;  // nothing wanted in this batch
+    const at::Tensor batch = set.images(s, k);
+    for (; next < chosen.size() && chosen[next] < s + k; ++next) images.push_back(batch[chosen[next] - s]);
+  }
+  write_sample_grid(path, at::stack(images),
+                    labels.index_select(0, at::tensor(chosen, at::TensorOptions().dtype(at::kLong))), style);
 }
 
 }  // namespace difffit

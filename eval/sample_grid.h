@@ -10,6 +10,8 @@
 
 namespace difffit {
 
+class ImageSet;
+
 // images uint8 (N, H, W, C); labels int64 (N) or undefined. Tiles are separated
 // by `padding` pixels of value `pad_value`. Returns uint8 (H', W', C).
 at::Tensor make_sample_grid(const at::Tensor& images, const at::Tensor& labels, int64_t columns,
@@ -35,5 +37,9 @@ int64_t readable_grid_scale(int64_t side);
 // make_labelled_grid written with write_png (atomic).
 void write_sample_grid(const std::string& path, const at::Tensor& images, const at::Tensor& labels,
                        const GridStyle& style);
+
+// The grid of an image file: the first style.columns images of each class (labelled
+// sets) or columns x columns images, read in batches.
+void write_image_set_grid(const std::string& path, const ImageSet& set, const GridStyle& style);
 
 }  // namespace difffit

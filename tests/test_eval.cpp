@@ -410,7 +410,7 @@ TEST(CliFid, GivenFeaturesMatchScipyAndReportKid) {
   std::smatch m;
   ASSERT_TRUE(std::regex_search(r.output, m, std::regex("\"fid\": ([-0-9.e+]+)"))) << r.output;
   EXPECT_NEAR(std::stod(m[1]), scipy, 1e-6 * scipy);
-  EXPECT_NE(r.output.find("\"kid_mean\": "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("\"kid\": "), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("\"kid_subset_size\": 100"), std::string::npos) << r.output;
 }
 

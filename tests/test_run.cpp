@@ -90,8 +90,9 @@ TEST_F(RunTest, WritesASelfDescribingRunFolderAndSkipsWhenDone) {
   EXPECT_NE(metrics.find("\"steps\": 9"), std::string::npos) << metrics;
   EXPECT_NE(metrics.find("\"metric\": \"FID (mini-CNN)\""), std::string::npos) << metrics;
   EXPECT_NE(metrics.find("\"fid_reference\": 96"), std::string::npos) << metrics;
-  EXPECT_TRUE(first.score.scored);
-  EXPECT_GT(first.score.fid, 0.0);
+  ASSERT_TRUE(first.score.has_value());
+  ASSERT_TRUE(first.score->fid.has_value());
+  EXPECT_GT(*first.score->fid, 0.0);
   Hdf5Reader samples(d + "/samples.h5");
   EXPECT_EQ(samples.read("images", at::kByte).sizes(), (at::IntArrayRef{4, 16, 16, 1}));
   // 1 header + 9 steps

@@ -363,7 +363,7 @@ TEST_F(VaeTest, ARunOnLatentsDecodesAndScoresItsSamples) {
   RunOutcome no_vae = run_experiment(plain);
   Hdf5Reader latent_samples(no_vae.run_dir + "/samples.h5");
   EXPECT_FALSE(latent_samples.has("images"));
-  EXPECT_FALSE(no_vae.score.scored);
+  EXPECT_FALSE(no_vae.score.has_value());
   EXPECT_FALSE(fs::exists(no_vae.run_dir + "/samples.png"));
 
   ExperimentConfig c = load_experiment(yaml, {"eval.vae=" + weights()});
@@ -376,9 +376,9 @@ TEST_F(VaeTest, ARunOnLatentsDecodesAndScoresItsSamples) {
   LoadedVae vae = load_vae(weights());
   EXPECT_LE(max_abs_diff(pixels, decode_to_uint8(*vae.model, samples.read("latents", at::kFloat))), 1.0);
   EXPECT_TRUE(fs::exists(run.run_dir + "/samples.png"));
-  EXPECT_TRUE(run.score.scored);
-  EXPECT_EQ(run.score.metric, "FID (mini-CNN)");
-  EXPECT_EQ(run.score.num_samples, 6);
+  ASSERT_TRUE(run.score.has_value());
+  EXPECT_EQ("FID" + run.score->metric_suffix, "FID (mini-CNN)");
+  EXPECT_EQ(run.score->num_samples, 6);
 
   // A missing weight file is a config error naming the field.
   r = run_difffit("run " + yaml + " --set eval.vae=" + tmp.file("missing.safetensors"));

@@ -80,18 +80,29 @@ void parse_train(const YamlSection& s, TrainConfig& t) {
 
 void parse_eval(const YamlSection& s, EvalConfig& e) {
   s.require_known_keys({"feature_net", "feature_train", "num_reference", "inception_weights", "resize", "kid",
-                        "grid_columns", "vae"});
-  s.read("feature_net", e.feature_net);
+                        "metrics", "grid_columns", "vae"});
+  std::string feature_net = feature_net_kind_name(e.feature_net), resize = resize_mode_name(e.resize);
+  s.read("feature_net", feature_net);
+  e.feature_net = parse_feature_net_kind(feature_net, s.where("feature_net"));
   s.read("feature_train", e.feature_train);
   s.read("num_reference", e.num_reference);
   s.read("inception_weights", e.inception_weights);
-  s.read("resize", e.resize);
-  s.read("kid", e.kid);
+  s.read("resize", resize);
+  e.resize = parse_resize_mode(resize, s.where("resize"));
+  if (s.has("metrics")) {
+    std::vector<std::string> names;
+    s.read("metrics", names);
+    e.metrics = parse_metric_set(names, s.where("metrics"));
+  }
+  bool kid = e.metrics.count(Metric::Kid) > 0;
+  s.read("kid", kid);
+  if (kid) {
+    e.metrics.insert(Metric::Kid);
+  } else if (e.metrics.count(Metric::Kid)) {
+    throw_config(s.where("kid") + ": false, but eval.metrics names kid");
+  }
   s.read("grid_columns", e.grid_columns);
   s.read("vae", e.vae);
-  static const std::set<std::string> nets = {"auto", "mini-cnn", "inception", "none"};
-  if (!nets.count(e.feature_net)) throw_config(s.where("feature_net") + ": auto | mini-cnn | inception | none");
-  if (e.resize != "pytorch-fid" && e.resize != "clean") throw_config(s.where("resize") + ": pytorch-fid | clean");
   if (e.num_reference < 0) throw_config(s.where("num_reference") + ": must be >= 0");
   if (e.grid_columns < 1) throw_config(s.where("grid_columns") + ": must be at least 1");
   if (!e.vae.empty() && !std::filesystem::is_regular_file(e.vae)) {
@@ -273,10 +284,14 @@ std::string ExperimentConfig::to_yaml(bool resolved) const {
       << shortest_double(sample.cfg_scale) << Key << "eta" << Value << shortest_double(sample.eta) << Key
       << "batch_size" << Value << sample.batch_size << Key << "clip_denoised" << Value << clip_samples()
       << YAML::EndMap;
-  out << Key << "eval" << Value << YAML::BeginMap << Key << "feature_net" << Value << eval.feature_net << Key
-      << "feature_train" << Value << eval.feature_train << Key << "num_reference" << Value << eval.num_reference
-      << Key << "inception_weights" << Value << eval.inception_weights << Key << "resize" << Value << eval.resize
-      << Key << "kid" << Value << eval.kid;
+  out << Key << "eval" << Value << YAML::BeginMap << Key << "feature_net" << Value
+      << feature_net_kind_name(eval.feature_net) << Key << "feature_train" << Value << eval.feature_train << Key
+      << "num_reference" << Value << eval.num_reference << Key << "inception_weights" << Value
+      << eval.inception_weights << Key << "resize" << Value << resize_mode_name(eval.resize) << Key << "kid" << Value
+      << (eval.metrics.count(Metric::Kid) > 0);
+  // Only beyond FID and KID, so the ids of runs that score just those stay as they were.
+  if (eval.metrics != MetricSet{Metric::Fid} && eval.metrics != MetricSet{Metric::Fid, Metric::Kid})
+    out << Key << "metrics" << Value << YAML::Flow << metric_keys(eval.metrics);
   if (resolved) out << Key << "grid_columns" << Value << eval.grid_columns;
   // Only when set, so the ids of runs without a VAE stay as they were.
   if (!eval.vae.empty()) out << Key << "vae" << Value << eval.vae;

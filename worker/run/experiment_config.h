@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "eval/eval_choices.h"
 #include "worker/model/dit_config.h"
 #include "worker/model/method_config.h"
 
@@ -46,12 +47,12 @@ struct SampleConfig {
 };
 
 struct EvalConfig {
-  std::string feature_net = "auto";  // auto (mini-cnn for 1-channel data, else inception) | mini-cnn | inception | none
+  FeatureNetKind feature_net = FeatureNetKind::Auto;  // auto (mini-cnn for 1-channel data, else inception) | mini-cnn | inception | none
   std::string feature_train;         // mini-CNN training set (default: data.train, i.e. one net per task)
-  int64_t num_reference = 0;         // reference images used (0 = all); FID depends on it, so it is recorded
+  int64_t num_reference = 0;         // reference images used (0 = all); the scores depend on it, so it is recorded
   std::string inception_weights;     // pt_inception-2015-12-05 .pth or safetensors (or $DIFFFIT_INCEPTION_WEIGHTS)
-  std::string resize = "pytorch-fid";  // Inception input resize: pytorch-fid | clean
-  bool kid = false;                  // also KID (needs raw features)
+  ResizeMode resize = ResizeMode::PytorchFid;  // Inception input resize: pytorch-fid | clean
+  MetricSet metrics = {Metric::Fid}; // eval.metrics: fid kid sfid is pr (or all); `kid: true` adds kid
   int64_t grid_columns = 10;         // samples per row of samples.png (one row per class)
   std::string vae;                   // AutoencoderKL weights that decode latent samples (or $DIFFFIT_VAE_WEIGHTS)
 };

@@ -81,19 +81,7 @@ std::string metrics_json(const ExperimentConfig& config, const MethodSetup& setu
   j["samples"] = config.sample.num;
   j["sample_seconds"] = outcome.sample_seconds;
   if (outcome.image_size > 0) j["image_size"] = outcome.image_size;
-  const ScoreResult& s = outcome.score;
-  if (s.scored) {
-    j["metric"] = s.metric;
-    j["fid"] = s.fid;
-    j["feature_net"] = s.feature_net;
-    j["fid_samples"] = s.num_samples;
-    j["fid_reference"] = s.num_reference;
-    if (s.has_kid) {
-      j["kid"] = s.kid_mean;
-      j["kid_std"] = s.kid_std;
-    }
-    if (s.has_class_accuracy) j["class_accuracy"] = s.class_accuracy;
-  }
+  if (outcome.score) add_evaluation_json(*outcome.score, j);
   return json_text(j, 2) + "\n";
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "worker/run/experiment_config.h"
@@ -19,7 +20,7 @@ struct RunOutcome {
   TrainResult train;
   double sample_seconds = 0;
   int64_t image_size = 0;  // side in pixels of the sampled images (0: none, e.g. latents without a VAE)
-  ScoreResult score;
+  std::optional<Evaluation> score;  // when the run scores its samples
 };
 
 struct RunHooks {

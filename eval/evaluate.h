@@ -1,0 +1,75 @@
+// The one way generated samples are scored: `difffit eval`, `difffit run` and a sweep's
+// runs each describe what they want in an EvaluationRequest and get an Evaluation.
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "eval/eval_choices.h"
+#include "eval/kid.h"
+#include "eval/mini_cnn.h"
+#include "eval/sample_metrics.h"
+
+namespace difffit {
+
+class FeatureNetwork;
+
+struct FeatureNetChoice {
+  FeatureNetKind kind = FeatureNetKind::Auto;  // Auto: mini-CNN for 1-channel images, else Inception
+  std::string inception_weights;               // "" = $DIFFFIT_INCEPTION_WEIGHTS
+  ResizeMode resize = ResizeMode::PytorchFid;  // Inception input resize
+  std::string device = "cpu";                  // Inception only: cpu | cuda[:k]
+  std::string mini_cnn_train;                  // labelled images the mini-CNN trains on (once; cached)
+  std::string mini_cnn_weights;                // ... or a trained mini-CNN used as is
+  MiniCnnTrainOptions mini_cnn;                // its training
+  std::string cache_dir;                       // where trained mini-CNNs are kept
+};
+// The network `choice` names for images of `image_channels` channels; nullptr for None.
+// Throws Data when the Inception weights are missing, Usage when the mini-CNN has no data.
+std::unique_ptr<FeatureNetwork> make_feature_network(const FeatureNetChoice& choice, int64_t image_channels);
+
+struct EvaluationRequest {
+  std::string samples;          // HDF5 `images` uint8 (N, H, W, C) [+ `y`]
+  std::string reference;        // reference images (statistics cached in cache_dir), or ...
+  std::string reference_stats;  // ... a statistics file (FID; KID and P/R when it holds features)
+  MetricSet metrics = {Metric::Fid};
+  int64_t num_samples = 0;      // the first N samples (0 = all)
+  int64_t num_reference = 0;    // the first N reference images (0 = all)
+  int64_t batch_size = 50;      // images per forward pass
+  KidOptions kid;
+  int64_t is_split_size = 5000; // ADM's Inception Score splits
+  int64_t pr_k = 3;             // ADM's k-NN neighbourhood for precision/recall
+  std::string cache_dir;        // reference statistics cache ("" = none)
+  std::string save_reference_stats;  // also write the reference statistics here (optional)
+  std::string export_reference_npz;  // ... and its mu, sigma as .npz for the ADM evaluator (optional)
+};
+
+struct Evaluation {
+  std::string feature_net;    // the network's id (weights, resize)
+  std::string metric_suffix;  // "" (Inception) or " (mini-CNN)": every metric's name ends with it
+  std::string samples, reference;
+  int64_t num_samples = 0, num_reference = 0;
+  bool reference_from_cache = false;
+  std::optional<double> fid, sfid;
+  std::optional<KidResult> kid;
+  std::optional<InceptionScoreResult> inception_score;
+  std::optional<PrecisionRecall> precision_recall;
+  std::optional<double> class_accuracy;  // mini-CNN, labelled samples: share drawn as the class they show
+  double seconds = 0.0;
+};
+
+Evaluation evaluate_samples(const EvaluationRequest& request, FeatureNetwork& net);
+
+// The same keys everywhere (metrics.json, `difffit eval --json`): metric, feature_net,
+// reference, fid, fid_samples, fid_reference, kid, kid_std, kid_subset_size, kid_subsets,
+// sfid, inception_score, inception_score_splits, precision, recall, precision_recall_k,
+// class_accuracy, and metric_names (key -> the metric's full name). Non-finite -> null.
+void add_evaluation_json(const Evaluation& evaluation, nlohmann::ordered_json& out);
+// One line per metric, for people.
+std::string evaluation_text(const Evaluation& evaluation);
+
+}  // namespace difffit
