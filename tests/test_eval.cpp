@@ -13,6 +13,7 @@
 #include "common/hdf5_tensors.h"
 #include "common/safetensors.h"
 #include "common/state_dict_file.h"
+#include "eval/feature_network.h"
 #include "eval/feature_stats.h"
 #include "eval/fid_inception.h"
 #include "eval/frechet_distance.h"
@@ -300,6 +301,19 @@ TEST_F(FidInception, Pool3MatchesPytorchEagerFidNetwork) {
   InceptionFeatureNet clean(file("inception.pth"), ResizeMode::Clean);
   EXPECT_NE(clean.id(), bilinear.id());  // separate cache entries
   expect_features_match(clean.features(rgb), expected.read("rgb_clean", at::kFloat), "rgb, clean resize");
+}
+
+// The ADM evaluator's other two Inception tensors: sFID's spatial features (TF's
+// mixed_6/conv = Mixed_6d's 1x1 branch, first 7 channels, (H, W, C) order) and IS logits.
+TEST_F(FidInception, SpatialFeaturesAndLogitsMatchPytorchEager) {
+  Hdf5Reader expected(file("expected.h5"));
+  const at::Tensor rgb = ImageSet(file("rgb.h5")).images(0, 3);
+  InceptionFeatureNet net(file("inception.pth"), ResizeMode::PytorchFid);
+  const NetworkOutputs out = net.outputs(rgb);
+  EXPECT_EQ(out.spatial.size(1), 17 * 17 * 7);
+  expect_features_match(out.spatial, expected.read("rgb_spatial", at::kFloat), "sFID features");
+  expect_features_match(out.logits, expected.read("rgb_logits", at::kFloat), "IS logits");
+  expect_features_match(out.pool, expected.read("rgb_bilinear", at::kFloat), "pool3 from outputs()");
 }
 
 TEST_F(FidInception, CliWithoutWeightsSaysSoAndExits3) {

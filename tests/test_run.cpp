@@ -375,8 +375,19 @@ TEST_F(RunTest, ARunsConfigYamlLoadsBackAsTheSameRun) {
     c.sample.clip_denoised = "false";
     c.eval.vae = out.file("vae.safetensors");
     std::ofstream(c.eval.vae) << "x";  // must exist to be accepted
+    c.eval.metrics = k % 2 ? MetricSet{Metric::Fid, Metric::Kid} : MetricSet{Metric::Sfid, Metric::PrecisionRecall};
+    c.eval.feature_net = k % 2 ? FeatureNetKind::Inception : FeatureNetKind::MiniCnn;
+    c.eval.resize = ResizeMode::Clean;
     round_trip(c, variants[k].first + "-" + std::to_string(k));
   }
+  // Metrics beyond FID and KID are part of the run id; FID alone or with KID leave it as it was.
+  ExperimentConfig fid_only = config(out.path().string()), with_is = fid_only, with_kid = fid_only;
+  with_is.eval.metrics.insert(Metric::InceptionScore);
+  with_kid.eval.metrics.insert(Metric::Kid);
+  EXPECT_NE(with_is.run_id(), fid_only.run_id());
+  EXPECT_NE(with_kid.run_id(), fid_only.run_id());  // `kid: true`, as before
+  EXPECT_EQ(fid_only.canonical_yaml().find("metrics"), std::string::npos);
+  EXPECT_EQ(with_kid.canonical_yaml().find("metrics"), std::string::npos);
   ExperimentConfig pretrain = config(out.path().string(), "full");
   round_trip(pretrain, "pretrain");
   ExperimentConfig from_run = config(out.path().string(), "difffit");
@@ -428,6 +439,27 @@ TEST_F(RunTest, BadConfigsNameTheFileAndField) {
   EXPECT_EQ(no_base.exit_code, 2) << no_base.output;
   EXPECT_NE(no_base.output.find("bad.yaml: train.steps: 0 steps evaluates a base_checkpoint"), std::string::npos)
       << no_base.output;
+  // An unknown metric, or kid switched off while the list names it.
+  std::ofstream(yaml) << "name: x\nmodel: {name: DiT-S/2}\nmethod: {name: full}\ndata: {train: a.h5}\n"
+                         "eval: {metrics: [fid, lpips]}\n";
+  auto metric = run_difffit("run " + yaml + " --dump-config");
+  EXPECT_EQ(metric.exit_code, 2) << metric.output;
+  EXPECT_NE(metric.output.find("bad.yaml: eval.metrics: unknown metric 'lpips' (expected fid, kid, sfid, is or pr)"),
+            std::string::npos)
+      << metric.output;
+  std::ofstream(yaml) << "name: x\nmodel: {name: DiT-S/2}\nmethod: {name: full}\ndata: {train: a.h5}\n"
+                         "eval: {metrics: [fid, kid], kid: false}\n";
+  auto kid = run_difffit("run " + yaml + " --dump-config");
+  EXPECT_EQ(kid.exit_code, 2) << kid.output;
+  EXPECT_NE(kid.output.find("bad.yaml: eval.kid: false, but eval.metrics names kid"), std::string::npos) << kid.output;
+  std::ofstream(yaml) << "name: x\nmodel: {name: DiT-S/2}\nmethod: {name: full}\ndata: {train: a.h5}\n"
+                         "eval: {feature_net: vgg}\n";
+  auto net = run_difffit("run " + yaml + " --dump-config");
+  EXPECT_EQ(net.exit_code, 2) << net.output;
+  EXPECT_NE(net.output.find("bad.yaml: eval.feature_net: unknown feature network 'vgg' (expected auto, inception, "
+                            "mini-cnn or none)"),
+            std::string::npos)
+      << net.output;
   // An output folder that cannot be made (under a file): an I/O error, exit code 3.
   std::ofstream(out.file("a-file")) << "x";
   ExperimentConfig c = config(out.file("a-file") + "/runs");

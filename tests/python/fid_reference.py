@@ -14,7 +14,14 @@
       network, random weights with calibrated BatchNorm statistics -> OUTDIR/inception.pth
       (legacy format), OUTDIR/keys.txt ("name d0,d1,..." per state-dict entry), images
       (rgb.h5, gray.h5) and their pool3 features (expected.h5: rgb_bilinear, rgb_clean,
-      gray_bilinear).
+      gray_bilinear), the ADM evaluator's sFID tensor of rgb (rgb_spatial: the ReLU output of
+      Mixed_6d.branch1x1, its first 7 channels, flattened in (H, W, C) order) and IS logits
+      (rgb_logits: pool3 times fc.weight transposed, no bias).
+  fid_reference.py adm-metrics IN.h5
+      The ADM evaluator's Inception Score (softmax of `logits`, splits of 5000, mean of
+      exp(mean KL)) and improved precision/recall (k = 3; SciPy's squared Euclidean cdist,
+      k-th smallest distance counting the point itself) of `samples` against `reference`;
+      prints "is precision recall".
   fid_reference.py pil-resize IN.h5 OUT.h5 H W
       PIL mode-'F' Image.resize(BICUBIC) of each (N, C) plane of dataset `x` -> `y`.
   fid_reference.py check-npz FILE
@@ -63,6 +70,30 @@ def cmd_kid_full(a, b):
     value = ((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
              - 2 * kxy.sum() / (m * n))
     print(repr(float(value)))
+
+
+def cmd_adm_metrics(path):
+    from scipy.spatial.distance import cdist
+    with h5py.File(path, "r") as f:
+        logits = np.asarray(f["logits"], dtype=np.float64)
+        ref = np.asarray(f["reference"], dtype=np.float64)
+        gen = np.asarray(f["samples"], dtype=np.float64)
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    preds = e / e.sum(1, keepdims=True)
+    scores = []
+    for i in range(0, len(preds), 5000):
+        part = preds[i:i + 5000]
+        kl = part * (np.log(part) - np.log(np.mean(part, 0, keepdims=True)))
+        scores.append(np.exp(np.mean(np.sum(kl, 1))))
+    k = 3
+
+    def radii(x):
+        return np.sort(cdist(x, x, "sqeuclidean"), axis=1)[:, k]
+
+    r_ref, r_gen = radii(ref), radii(gen)
+    precision = np.mean(np.any(cdist(gen, ref, "sqeuclidean") <= r_ref[None, :], axis=1))
+    recall = np.mean(np.any(cdist(ref, gen, "sqeuclidean") <= r_gen[None, :], axis=1))
+    print(repr(float(np.mean(scores))), repr(float(precision)), repr(float(recall)))
 
 
 def cmd_legacy_save(outdir):
@@ -200,7 +231,17 @@ def cmd_inception(outdir):
         with torch.no_grad():
             return pool3(torch, net, 2 * x - 1).numpy()
 
+    # The sFID tensor: a forward hook on Mixed_6d's 1x1 branch (BasicConv2d: conv, bn, relu).
+    captured = {}
+    hook = net.Mixed_6d.branch1x1.register_forward_hook(lambda m, i, o: captured.__setitem__("x", o))
+    pooled = bilinear(rgb)
+    hook.remove()
+    spatial = captured["x"][:, :7].permute(0, 2, 3, 1).reshape(len(rgb), -1).numpy()
+    logits = pooled.astype(np.float64) @ net.fc.weight.detach().numpy().astype(np.float64).T
+
     with h5py.File(os.path.join(outdir, "expected.h5"), "w") as f:
+        f["rgb_spatial"] = spatial
+        f["rgb_logits"] = logits
         f["rgb_bilinear"] = bilinear(rgb)
         f["rgb_clean"] = clean(rgb)
         f["gray_bilinear"] = bilinear(gray)
@@ -237,6 +278,8 @@ if __name__ == "__main__":
         cmd_frechet(*args)
     elif cmd == "kid-full":
         cmd_kid_full(*args)
+    elif cmd == "adm-metrics":
+        cmd_adm_metrics(*args)
     elif cmd == "legacy-save":
         cmd_legacy_save(*args)
     elif cmd == "inception":
