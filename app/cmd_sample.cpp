@@ -8,9 +8,8 @@
 #include "common/logging.h"
 #include "common/progress_bar.h"
 #include "worker/model/build_model.h"
-#include "worker/model/vae_loader.h"
 #include "worker/sample/sample_generator.h"
-#include "worker/vae/latent_decode.h"
+#include "worker/sample/samples_file.h"
 
 namespace difffit {
 
@@ -69,27 +68,19 @@ int run_sample_command(int argc, char** argv) {
   SampleResult result = generate_samples(*model, request, [&](int64_t done, int64_t) { progress.update(done); });
   progress.finish();
 
-  Hdf5Writer out(vm["output"].as<std::string>());
-  out.write("latents", result.latents);
-  out.write("y", result.labels);
-  if (config.in_channels == 1 || config.in_channels == 3) {
-    out.write("images", to_uint8_images(result.latents), /*compress=*/true);
-  } else if (const std::string vae_path = vm["vae"].as<std::string>(); !vae_path.empty()) {
-    VaeLoadOptions load;
-    load.device = request.device;
-    LoadedVae vae = load_vae(vae_path, load);
-    out.write("images", decode_to_uint8(*vae.model, result.latents), /*compress=*/true);
-    out.write_string_attribute("vae_sha256", vae.sha256);
-  } else {
+  LatentDecoding decoding;
+  decoding.vae = vm["vae"].as<std::string>();
+  decoding.device = request.device;
+  SamplesFile file = samples_with_images(result, decoding);
+  if (!file.images.defined())
     log()->warn("[sample] {} model channels: no 'images' dataset is written (pass --vae FILE, or decode later with "
                 "`difffit vae decode`)",
                 config.in_channels);
-  }
-  out.write_string_attribute("model", config.to_key_values());
-  out.write_string_attribute("sampler", vm["sampler"].as<std::string>() + std::to_string(request.steps));
-  out.write_string_attribute("cfg_scale", std::to_string(request.cfg_scale));
-  out.write_string_attribute("seed", std::to_string(request.seed));
-  out.commit();
+  file.attributes["model"] = config.to_key_values();
+  file.attributes["sampler"] = vm["sampler"].as<std::string>() + std::to_string(request.steps);
+  file.attributes["cfg_scale"] = std::to_string(request.cfg_scale);
+  file.attributes["seed"] = std::to_string(request.seed);
+  write_samples_file(vm["output"].as<std::string>(), file);
   log()->info("[sample] wrote {} samples to {}", request.num, vm["output"].as<std::string>());
   return 0;
 }

@@ -21,6 +21,7 @@
 #include "worker/model/peft_method.h"
 #include "worker/model/vae_loader.h"
 #include "worker/sample/sample_generator.h"
+#include "worker/sample/samples_file.h"
 #include "worker/vae/latent_decode.h"
 
 namespace difffit {
@@ -37,29 +38,15 @@ DiT build_run_model(const ExperimentConfig& config) {
   return build_model(config.model, source);
 }
 
-// Latent samples -> uint8 images with the run's VAE (batched, on the run's device).
-at::Tensor decode_latent_samples(const ExperimentConfig& config, const std::string& vae_path, const at::Tensor& latents,
-                                 TensorFileMetadata& identity) {
-  VaeLoadOptions load;
-  load.device = config.train.device;
-  LoadedVae vae = load_vae(vae_path, load);
-  if (vae.model->config().latent_channels != latents.size(1)) {
-    throw_data(vae_path + " (eval.vae): a VAE with " + std::to_string(vae.model->config().latent_channels) +
-               " latent channels cannot decode " + std::to_string(latents.size(1)) + "-channel samples");
-  }
+// The training latents should come from the VAE that decodes the samples.
+void check_vae_matches_training_latents(const ExperimentConfig& config, const SamplesFile& samples) {
+  const auto it = samples.attributes.find("vae_sha256");
+  if (it == samples.attributes.end()) return;
   Hdf5Reader train(config.data.train);
-  if (train.has_attribute("vae_sha256") && train.read_string_attribute("vae_sha256") != vae.sha256) {
+  if (train.has_attribute("vae_sha256") && train.read_string_attribute("vae_sha256") != it->second) {
     log()->warn("[run] the training latents ({}) come from another VAE (sha256 {}) than eval.vae ({})",
-                config.data.train, train.read_string_attribute("vae_sha256").substr(0, 16), vae.sha256.substr(0, 16));
+                config.data.train, train.read_string_attribute("vae_sha256").substr(0, 16), it->second.substr(0, 16));
   }
-  vae.model->run_options().batch_size = std::min<int64_t>(std::max<int64_t>(config.sample.batch_size, 1), 16);
-  vae.model->run_options().bf16 = config.train.precision == "bf16";
-  ProgressBar progress("[vae decode]", latents.size(0));
-  at::Tensor images = decode_to_uint8(*vae.model, latents, [&](int64_t done, int64_t) { progress.update(done); });
-  progress.finish();
-  identity["vae_file"] = fs::path(vae_path).filename().string();
-  identity["vae_sha256"] = vae.sha256;
-  return images;
 }
 
 // nlohmann writes valid JSON whatever the names hold (quotes, newlines) and non-finite
@@ -157,25 +144,21 @@ RunOutcome run_experiment(const ExperimentConfig& config, bool force, const RunH
     progress.finish();
     outcome.sample_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
     // Pixel-space samples are images already; latent ones need the VAE's decoder.
-    at::Tensor images;
-    TensorFileMetadata vae_identity;
-    if (config.model.in_channels == 1 || config.model.in_channels == 3) {
-      images = to_uint8_images(samples.latents);
-    } else if (const std::string vae = resolve_vae_weights(config.eval.vae); !vae.empty()) {
-      images = decode_latent_samples(config, vae, samples.latents, vae_identity);
-    } else {
+    LatentDecoding decoding;
+    decoding.vae = resolve_vae_weights(config.eval.vae);
+    decoding.device = config.train.device;
+    decoding.batch_size = std::min<int64_t>(std::max<int64_t>(config.sample.batch_size, 1), 16);
+    decoding.bf16 = config.train.precision == "bf16";
+    SamplesFile file = samples_with_images(samples, decoding);
+    check_vae_matches_training_latents(config, file);
+    if (!file.images.defined())
       log()->info("[run] {}-channel samples stay latents (no images, score or samples.png): set eval.vae or "
                   "$DIFFFIT_VAE_WEIGHTS to decode them",
                   config.model.in_channels);
-    }
-    Hdf5Writer out((dir / "samples.h5").string());
-    out.write("latents", samples.latents);
-    out.write("y", samples.labels);
-    if (images.defined()) out.write("images", images, /*compress=*/true);
-    out.write_string_attribute("run_id", outcome.run_id);
-    out.write_string_attribute("sampler", config.sample.sampler + std::to_string(config.sample.steps));
-    for (const auto& [key, value] : vae_identity) out.write_string_attribute(key, value);
-    out.commit();
+    file.attributes["run_id"] = outcome.run_id;
+    file.attributes["sampler"] = config.sample.sampler + std::to_string(config.sample.steps);
+    write_samples_file((dir / "samples.h5").string(), file);
+    const at::Tensor& images = file.images;
     if (images.defined()) {
       outcome.image_size = images.size(1);
       outcome.score = score_samples(config, (dir / "samples.h5").string(), (dir / "samples.png").string());

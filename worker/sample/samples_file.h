@@ -1,0 +1,39 @@
+// The samples file (`samples.h5`, written by `difffit run` and `difffit sample`): `latents`
+// and `y` always; `images` uint8 (N, H, W, C) for pixel-space models, and for latent models
+// when a VAE decodes them; string attributes saying how the samples were made.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+namespace difffit {
+
+struct SampleResult;
+
+struct SamplesFile {
+  at::Tensor latents;  // float32 (N, C, H, W), the model-space samples
+  at::Tensor labels;   // int64 (N): the class each sample was drawn for
+  at::Tensor images;   // uint8 (N, H, W, C); undefined for latents nobody decoded
+  std::map<std::string, std::string> attributes;  // sampler, seed, vae_sha256, ...
+};
+
+struct LatentDecoding {
+  std::string vae;         // AutoencoderKL weights; "" = keep latents only
+  std::string device = "cpu";
+  int64_t batch_size = 16; // latents per decoder pass
+  bool bf16 = false;       // decoder under bf16 autocast
+};
+
+// The samples with their images: pixel-space samples (1 or 3 channels) as uint8 directly,
+// latent ones through the VAE (batched, with progress; its file name and SHA-256 recorded
+// as vae_file / vae_sha256), or none when no VAE is given. A VAE whose latent channels
+// differ from the samples' is a data error naming the file.
+SamplesFile samples_with_images(const SampleResult& samples, const LatentDecoding& decoding);
+
+// Written atomically.
+void write_samples_file(const std::string& path, const SamplesFile& file);
+
+}  // namespace difffit
