@@ -26,6 +26,7 @@
 #include "eval/feature_stats.h"
 #include "eval/frechet_distance.h"
 #include "eval/mini_cnn.h"
+#include "worker/model/build_model.h"
 #include "worker/diffusion/gaussian_diffusion.h"
 #include "worker/model/autoencoder_kl.h"
 #include "worker/model/delta.h"
@@ -122,24 +123,13 @@ StepReport bench_train_step(const DiTConfig& config, const MethodConfig& method,
   reset_peak_memory();
   torch::manual_seed(0);
   DiT model(config);
-  {
-    torch::NoGradGuard no_grad;  // a "pre-trained" start: the reference init zeroes the output layers
-    for (auto& p : model->parameters()) p.add_(at::randn_like(p) * 0.02);
-  }
+  perturb_trainable_weights(*model, 0.02);  // a "pre-trained" start
   MethodSetup setup = apply_method(*model, method);
   model->to(at::Device(device.name));
   device.synchronize();
   reset_gpu_peak();
-  std::vector<AdamWGroup> groups;
-  std::vector<std::string> names;
-  std::vector<at::Tensor> params;
-  for (const auto& g : setup.groups) {
-    groups.push_back({g.name, 1e-4 * g.lr_mult, g.names, g.params});
-    names.insert(names.end(), g.names.begin(), g.names.end());
-    params.insert(params.end(), g.params.begin(), g.params.end());
-  }
-  AdamW optimizer(groups, AdamWOptions{});
-  Ema ema(names, params, 0.9999);
+  AdamW optimizer(method_adamw_groups(setup, 1e-4), AdamWOptions{});
+  Ema ema(setup.trainable_names(), setup.trainable_tensors(), 0.9999);
   GaussianDiffusion diffusion({1000, "", config.learn_sigma});
   at::Tensor x = (at::rand({batch, config.in_channels, config.input_size, config.input_size}) * 2 - 1).to(device.name);
   at::Tensor y = at::randint(0, config.num_classes, {batch}, at::kLong).to(device.name);

@@ -18,15 +18,6 @@ namespace {
 
 double max_abs_diff(const at::Tensor& a, const at::Tensor& b) { return (a - b).abs().max().item<double>(); }
 
-// Stands in for pre-training: the reference init zeroes adaLN and the output layer,
-// which would make every output 0 and every comparison trivial.
-void perturb_all(DiTImpl& model, double std) {
-  torch::NoGradGuard no_grad;
-  for (auto& p : model.parameters()) {
-    if (p.requires_grad()) p.add_(at::randn_like(p) * std);
-  }
-}
-
 }  // namespace
 
 int run_demo_command(int argc, char** argv) {
@@ -67,7 +58,7 @@ int run_demo_command(int argc, char** argv) {
   small.in_channels = 4;
   small.num_classes = 10;
   DiT base(small);
-  perturb_all(*base, 0.02);
+  perturb_trainable_weights(*base, 0.02);
   const std::string base_path = (dir / "base.pt").string();
   save_torch_state_dict(base_path, dit_reference_state_dict(*base));
   base->eval();
@@ -91,7 +82,7 @@ int run_demo_command(int argc, char** argv) {
     MethodSetup setup = apply_method(*model, make_method_config(name));
     model->eval();
     double init_diff = max_abs_diff(model->forward(x, t, y), base_out);
-    perturb_all(*model, 0.05);  // stands in for fine-tuning
+    perturb_trainable_weights(*model, 0.05);  // stands in for fine-tuning
     const std::string delta_path = (dir / ("delta-" + name + ".safetensors")).string();
     save_delta(delta_path, *model, setup.config);
     std::string merged = "not linear";

@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "test_support.h"
+#include "worker/model/build_model.h"
 #include "worker/diffusion/gaussian_diffusion.h"
 #include "worker/diffusion/respacing.h"
 #include "worker/diffusion/samplers.h"
@@ -201,8 +202,8 @@ DiTConfig tiny_config() {
 TEST(Sampling, SameSeedSameSamplesAndInitNoiseReproduces) {
   torch::manual_seed(5);
   DiT model(tiny_config());
+  perturb_trainable_weights(*model, 0.02);
   torch::NoGradGuard no_grad;
-  for (auto& p : model->parameters()) p.add_(at::randn_like(p) * 0.02);
   SampleRequest request;
   request.num = 3;
   request.steps = 5;
@@ -246,16 +247,11 @@ TEST(Training, EveryMethodOverfitsOneBatch) {
   for (const auto& method : method_names()) {
     torch::manual_seed(9);
     DiT model(tiny_config());
-    {
-      torch::NoGradGuard no_grad;
-      for (auto& p : model->parameters()) p.add_(at::randn_like(p) * 0.05);  // a "pre-trained" start
-    }
+    perturb_trainable_weights(*model, 0.05);  // a "pre-trained" start
     MethodSetup setup = apply_method(*model, make_method_config(method));
     // Prompt tuning needs a larger step, as in the VPT paper's sweeps.
     const double lr = method == "vpt-deep" ? 5e-2 : 1e-2;
-    std::vector<AdamWGroup> groups;
-    for (const auto& g : setup.groups) groups.push_back({g.name, lr * g.lr_mult / (method == "difffit" ? 10 : 1), g.names, g.params});
-    AdamW opt(groups, AdamWOptions{});
+    AdamW opt(method_adamw_groups(setup, lr / (method == "difffit" ? 10 : 1)), AdamWOptions{});
     model->eval();  // no label dropout: the batch is fixed
     double first = 0, last = 0;
     for (int step = 0; step < 200; ++step) {

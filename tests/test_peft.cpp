@@ -6,6 +6,7 @@
 #include "common/error.h"
 #include "common/safetensors.h"
 #include "test_support.h"
+#include "worker/model/build_model.h"
 #include "worker/model/checkpoint_loader.h"
 #include "worker/model/delta.h"
 #include "worker/model/peft_method.h"
@@ -191,14 +192,6 @@ TEST(PeftGradients, FrozenTensorsGetNoGradient) {
   }
 }
 
-// Moves every trainable tensor, standing in for a fine-tuning run.
-void fake_training(DiTImpl& m) {
-  torch::NoGradGuard no_grad;
-  for (auto& p : m.parameters()) {
-    if (p.requires_grad()) p.add_(at::randn_like(p) * 0.05);
-  }
-}
-
 TEST(PeftDelta, SaveAndLoadRoundTripReproducesTheModel) {
   const DiTConfig c = small_config();
   Batch b = batch();
@@ -206,7 +199,7 @@ TEST(PeftDelta, SaveAndLoadRoundTripReproducesTheModel) {
   for (const auto& method : method_names()) {
     DiT tuned = pretrained(c);
     MethodSetup s = apply_method(*tuned, make_method_config(method));
-    fake_training(*tuned);
+    perturb_trainable_weights(*tuned, 0.05);  // stands in for fine-tuning
     const std::string path = dir.file(method + ".safetensors");
     save_delta(path, *tuned, s.config, {{"run_id", "abc"}});
     TensorFileMetadata meta;
@@ -242,7 +235,7 @@ TEST(PeftMerge, MergedPlainModelEqualsThePeftModel) {
   for (const auto& [method, options] : cases) {
     DiT tuned = pretrained(c);
     apply_method(*tuned, make_method_config(method, options));
-    fake_training(*tuned);
+    perturb_trainable_weights(*tuned, 0.05);  // stands in for fine-tuning
     tuned->eval();
     DiT plain(c, false);
     load_dit_state_dict(*plain, merge_to_plain_state_dict(*tuned), LoadOptions{}, "merged");

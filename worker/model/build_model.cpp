@@ -1,5 +1,8 @@
 #include "worker/model/build_model.h"
 
+#include <ATen/ATen.h>
+#include <torch/nn/module.h>
+
 #include "common/logging.h"
 #include "worker/model/delta.h"
 
@@ -21,6 +24,12 @@ DiT build_model(const DiTConfig& config, const ModelSource& source) {
     log()->info("[model] applied {} delta {}", info.method.name(), source.delta);
   }
   return model;
+}
+
+void perturb_trainable_weights(DiTImpl& model, double std) {
+  at::NoGradGuard no_grad;
+  for (auto& p : model.parameters())
+    if (p.requires_grad()) p.add_(at::randn_like(p) * std);
 }
 
 }  // namespace difffit

@@ -110,4 +110,16 @@ MethodSetup apply_method(DiTImpl& model, const MethodConfig& config) {
   return setup;
 }
 
+std::vector<std::string> MethodSetup::trainable_names() const {
+  std::vector<std::string> names;
+  for (const auto& g : groups) names.insert(names.end(), g.names.begin(), g.names.end());
+  return names;
+}
+
+std::vector<at::Tensor> MethodSetup::trainable_tensors() const {
+  std::vector<at::Tensor> params;
+  for (const auto& g : groups) params.insert(params.end(), g.params.begin(), g.params.end());
+  return params;
+}
+
 }  // namespace difffit

@@ -26,6 +26,9 @@ struct MethodSetup {
   int64_t trainable_params = 0;
   int64_t total_params = 0;  // every parameter of the model, pos_embed and additions included
   double trainable_percent() const { return total_params ? 100.0 * trainable_params / total_params : 0; }
+  // Every trainable tensor and its name, group after group (the EMA's and checkpoint's order).
+  std::vector<std::string> trainable_names() const;
+  std::vector<at::Tensor> trainable_tensors() const;
 };
 
 // Call once, after the base weights are loaded. Frozen tensors get requires_grad=false,

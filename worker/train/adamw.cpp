@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "worker/model/peft_method.h"
 
 namespace difffit {
 
@@ -91,6 +92,12 @@ int64_t AdamW::state_bytes() const {
     for (const auto& s : group) bytes += 2 * s.exp_avg.numel() * static_cast<int64_t>(s.exp_avg.element_size());
   }
   return bytes;
+}
+
+std::vector<AdamWGroup> method_adamw_groups(const MethodSetup& setup, double base_lr) {
+  std::vector<AdamWGroup> groups;
+  for (const auto& g : setup.groups) groups.push_back({g.name, base_lr * g.lr_mult, g.names, g.params});
+  return groups;
 }
 
 }  // namespace difffit

@@ -11,6 +11,8 @@
 
 namespace difffit {
 
+struct MethodSetup;
+
 struct AdamWOptions {
   double lr = 1e-4;
   double beta1 = 0.9, beta2 = 0.999;
@@ -24,6 +26,9 @@ struct AdamWGroup {
   std::vector<std::string> names;
   std::vector<at::Tensor> params;
 };
+
+// A method's optimizer groups: one per trainable group, lr = base_lr x its multiplier.
+std::vector<AdamWGroup> method_adamw_groups(const MethodSetup& setup, double base_lr);
 
 class AdamW {
  public:

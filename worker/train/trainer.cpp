@@ -110,16 +110,12 @@ Trainer::Trainer(const ExperimentConfig& config, DiT model, MethodSetup setup, s
   state_->loader = std::make_unique<ImageBatchLoader>(loader_options);
   check_data_fits_model(*state_->loader, model_->config(), config_.data.train);
 
-  std::vector<AdamWGroup> groups;
-  for (const auto& group : setup_.groups) {
-    groups.push_back({group.name, config_.train.lr * group.lr_mult, group.names, group.params});
-    state_->names.insert(state_->names.end(), group.names.begin(), group.names.end());
-    state_->params.insert(state_->params.end(), group.params.begin(), group.params.end());
-  }
+  state_->names = setup_.trainable_names();
+  state_->params = setup_.trainable_tensors();
   AdamWOptions options;
   options.lr = config_.train.lr;
   options.weight_decay = config_.train.weight_decay;
-  state_->optimizer = std::make_unique<AdamW>(groups, options);
+  state_->optimizer = std::make_unique<AdamW>(method_adamw_groups(setup_, config_.train.lr), options);
   state_->ema =
       std::make_unique<Ema>(state_->names, state_->params, config_.train.ema_decay, config_.train.ema_warmup);
 }
