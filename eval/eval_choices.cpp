@@ -81,6 +81,11 @@ std::string feature_net_kind_name(FeatureNetKind kind) {
   return "?";
 }
 
+FeatureNetKind resolved_feature_net(FeatureNetKind kind, int64_t channels) {
+  if (kind != FeatureNetKind::Auto) return kind;
+  return channels == 1 ? FeatureNetKind::MiniCnn : FeatureNetKind::Inception;
+}
+
 ResizeMode parse_resize_mode(const std::string& name, const std::string& where) {
   if (name == "pytorch-fid" || name == "bilinear") return ResizeMode::PytorchFid;
   if (name == "clean" || name == "bicubic") return ResizeMode::Clean;

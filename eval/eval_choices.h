@@ -2,6 +2,7 @@
 // networks, resize modes. Parsed once where they come in; errors list the valid names.
 #pragma once
 
+#include <cstdint>
 #include <set>
 #include <string>
 #include <vector>
@@ -22,6 +23,8 @@ std::vector<std::string> metric_keys(const MetricSet& metrics);  // in the enum'
 enum class FeatureNetKind { Auto, Inception, MiniCnn, None };
 FeatureNetKind parse_feature_net_kind(const std::string& name, const std::string& where);
 std::string feature_net_kind_name(FeatureNetKind kind);
+// Auto resolved for images of `channels` channels; other kinds as they are.
+FeatureNetKind resolved_feature_net(FeatureNetKind kind, int64_t channels);
 
 // How images reach 299x299 for the Inception: pytorch-fid (bilinear, align_corners=False,
 // on [0,1] floats) or clean (PIL's float bicubic on 0..255, clipped, as clean-fid resizes).

@@ -44,9 +44,7 @@ ExtractResult stats_file_reference(const EvaluationRequest& request, const Featu
 }  // namespace
 
 std::unique_ptr<FeatureNetwork> make_feature_network(const FeatureNetChoice& choice, int64_t image_channels) {
-  FeatureNetKind kind = choice.kind;
-  if (kind == FeatureNetKind::Auto) kind = image_channels == 1 ? FeatureNetKind::MiniCnn : FeatureNetKind::Inception;
-  switch (kind) {
+  switch (resolved_feature_net(choice.kind, image_channels)) {
     case FeatureNetKind::None:
     case FeatureNetKind::Auto:
       return nullptr;

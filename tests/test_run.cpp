@@ -424,42 +424,24 @@ TEST_F(RunTest, BadConfigsNameTheFileAndField) {
   auto missing = run_difffit("run " + yaml);
   EXPECT_EQ(missing.exit_code, 3);
   EXPECT_NE(missing.output.find("/nope/data.h5"), std::string::npos) << missing.output;
-  // More sampling steps than diffusion steps: refused before training, naming the field.
-  std::ofstream(yaml) << "name: x\nmodel: {name: DiT-S/2}\nmethod: {name: full}\ndata: {train: a.h5}\n"
-                         "train: {timesteps: 50}\nsample: {num: 4, steps: 100}\n";
-  auto steps = run_difffit("run " + yaml + " --dump-config");
-  EXPECT_EQ(steps.exit_code, 2) << steps.output;
-  EXPECT_NE(steps.output.find("bad.yaml: sample.steps: 100 sampling steps, more than train.timesteps (50)"),
-            std::string::npos)
-      << steps.output;
+  // Refused at --dump-config (exit 2), before any training, naming the file and field.
+  auto expect_refused = [&](const std::string& extra, const std::string& message) {
+    std::ofstream(yaml) << "name: x\nmodel: {name: DiT-S/2}\nmethod: {name: full}\ndata: {train: a.h5}\n" << extra;
+    auto r = run_difffit("run " + yaml + " --dump-config");
+    EXPECT_EQ(r.exit_code, 2) << extra << "\n" << r.output;
+    EXPECT_NE(r.output.find(message), std::string::npos) << r.output;
+  };
+  // More sampling steps than diffusion steps.
+  expect_refused("train: {timesteps: 50}\nsample: {num: 4, steps: 100}\n",
+                 "bad.yaml: sample.steps: 100 sampling steps, more than train.timesteps (50)");
   // No training steps evaluates a base model: without one there is nothing to evaluate.
-  std::ofstream(yaml) << "name: x\nmodel: {name: DiT-S/2}\nmethod: {name: full}\ndata: {train: a.h5}\n"
-                         "train: {steps: 0}\n";
-  auto no_base = run_difffit("run " + yaml + " --dump-config");
-  EXPECT_EQ(no_base.exit_code, 2) << no_base.output;
-  EXPECT_NE(no_base.output.find("bad.yaml: train.steps: 0 steps evaluates a base_checkpoint"), std::string::npos)
-      << no_base.output;
-  // An unknown metric, or kid switched off while the list names it.
-  std::ofstream(yaml) << "name: x\nmodel: {name: DiT-S/2}\nmethod: {name: full}\ndata: {train: a.h5}\n"
-                         "eval: {metrics: [fid, lpips]}\n";
-  auto metric = run_difffit("run " + yaml + " --dump-config");
-  EXPECT_EQ(metric.exit_code, 2) << metric.output;
-  EXPECT_NE(metric.output.find("bad.yaml: eval.metrics: unknown metric 'lpips' (expected fid, kid, sfid, is or pr)"),
-            std::string::npos)
-      << metric.output;
-  std::ofstream(yaml) << "name: x\nmodel: {name: DiT-S/2}\nmethod: {name: full}\ndata: {train: a.h5}\n"
-                         "eval: {metrics: [fid, kid], kid: false}\n";
-  auto kid = run_difffit("run " + yaml + " --dump-config");
-  EXPECT_EQ(kid.exit_code, 2) << kid.output;
-  EXPECT_NE(kid.output.find("bad.yaml: eval.kid: false, but eval.metrics names kid"), std::string::npos) << kid.output;
-  std::ofstream(yaml) << "name: x\nmodel: {name: DiT-S/2}\nmethod: {name: full}\ndata: {train: a.h5}\n"
-                         "eval: {feature_net: vgg}\n";
-  auto net = run_difffit("run " + yaml + " --dump-config");
-  EXPECT_EQ(net.exit_code, 2) << net.output;
-  EXPECT_NE(net.output.find("bad.yaml: eval.feature_net: unknown feature network 'vgg' (expected auto, inception, "
-                            "mini-cnn or none)"),
-            std::string::npos)
-      << net.output;
+  expect_refused("train: {steps: 0}\n", "bad.yaml: train.steps: 0 steps evaluates a base_checkpoint");
+  // An unknown metric, kid switched off while the list names it, an unknown feature network.
+  expect_refused("eval: {metrics: [fid, lpips]}\n",
+                 "bad.yaml: eval.metrics: unknown metric 'lpips' (expected fid, kid, sfid, is or pr)");
+  expect_refused("eval: {metrics: [fid, kid], kid: false}\n", "bad.yaml: eval.kid: false, but eval.metrics names kid");
+  expect_refused("eval: {feature_net: vgg}\n",
+                 "bad.yaml: eval.feature_net: unknown feature network 'vgg' (expected auto, inception, mini-cnn or none)");
   // An output folder that cannot be made (under a file): an I/O error, exit code 3.
   std::ofstream(out.file("a-file")) << "x";
   ExperimentConfig c = config(out.file("a-file") + "/runs");

@@ -31,8 +31,7 @@ std::optional<Evaluation> score_samples(const ExperimentConfig& config, const st
   choice.device = config.train.device;
   // One mini-CNN per task: trained on the task's own training images unless told otherwise.
   choice.mini_cnn_train = config.eval.feature_train.empty() ? config.data.train : config.eval.feature_train;
-  const bool mini_cnn = choice.kind == FeatureNetKind::MiniCnn ||
-                        (choice.kind == FeatureNetKind::Auto && samples.channels() == 1);
+  const bool mini_cnn = resolved_feature_net(choice.kind, samples.channels()) == FeatureNetKind::MiniCnn;
   if (mini_cnn && config.eval.feature_train.empty() && !Hdf5Reader(choice.mini_cnn_train).has("images"))
     throw_config("eval.feature_train: the training set " + choice.mini_cnn_train +
                  " holds latents, not images: name an image file for the mini-CNN");
