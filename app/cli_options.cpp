@@ -1,8 +1,11 @@
 #include "app/cli_options.h"
 
+#include <cstdlib>
 #include <iostream>
 
 #include "common/error.h"
+#include "common/logging.h"
+#include "common/nccl_communicator.h"
 #include "common/platform.h"
 
 namespace difffit {
@@ -122,6 +125,19 @@ bool parse_command_line(const std::string& command, const std::string& summary, 
     throw_usage(command + ": " + e.what() + " (see difffit " + command + " --help)");
   }
   return true;
+}
+
+LaunchRanks join_launch_ranks(int* argc, char*** argv, bool on_cuda) {
+  LaunchRanks ranks;
+  bool launched = false;
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE"}) launched = launched || std::getenv(name);
+  if (!launched) return ranks;
+  ranks.mpi = std::make_unique<MpiSession>(argc, argv);
+  LoggingOptions logging;
+  logging.rank = mpi_world().rank;
+  init_logging(logging);
+  ranks.comm = make_data_parallel_communicator(on_cuda);
+  return ranks;
 }
 
 }  // namespace difffit

@@ -5,9 +5,11 @@
 #include <boost/program_options.hpp>
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "common/communicator.h"
 #include "worker/model/build_model.h"
 #include "worker/model/dit_config.h"
 #include "worker/model/method_config.h"
@@ -15,6 +17,7 @@
 namespace difffit {
 
 namespace po = boost::program_options;
+
 
 // --model --depth --hidden-size --num-heads --patch-size --input-size --in-channels
 // --num-classes --learn-sigma --class-dropout-prob --pos-embed-scale
@@ -33,6 +36,15 @@ ModelSource model_source_from(const po::variables_map& vm);
 // --threads (intra-op threads for LibTorch and OpenBLAS)
 void add_thread_option(po::options_description& options);
 void apply_thread_option(const po::variables_map& vm);
+
+// The ranks this process was launched among: under mpirun/srun (Open MPI or PMIx
+// variables set) MPI is started, log lines carry the rank, and `comm` spans the ranks
+// (NCCL when on_cuda); otherwise both stay empty and the command runs in one process.
+struct LaunchRanks {
+  std::unique_ptr<MpiSession> mpi;
+  std::unique_ptr<Communicator> comm;
+};
+LaunchRanks join_launch_ranks(int* argc, char*** argv, bool on_cuda);
 
 // `difffit GROUP SUB ...` for the commands that group several (sweep, vae, bench, results):
 // runs SUB with argv starting at SUB; without SUB prints `usage` to stderr and returns 2,

@@ -41,17 +41,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Peak resident memory (VmHWM) in bytes; reset_peak_memory() restarts it (Linux >= 4.0).
-int64_t peak_memory_bytes() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
-  }
-  return -1;
-}
-void reset_peak_memory() { std::ofstream("/proc/self/clear_refs") << "5"; }
-
 struct Timing {
   double median_ms = 0, p10_ms = 0, p90_ms = 0, min_ms = 0;
 };
@@ -92,9 +81,10 @@ BenchDevice device_from(const po::variables_map& vm) {
   return device;
 }
 
-// --precision of train-step and vae: fp32, or bf16 autocast.
-void check_precision(const std::string& precision) {
-  if (precision != "fp32" && precision != "bf16") throw_usage("--precision must be fp32 or bf16");
+// --precision of train-step and vae: fp32, or bf16 autocast (auto: what a run would pick).
+Precision precision_from(const po::variables_map& vm, const BenchDevice& device) {
+  return parse_precision(vm["precision"].as<std::string>(), "--precision",
+                         device.cuda() ? DeviceKind::Cuda : DeviceKind::Cpu);
 }
 
 // Device facts recorded with each timing: where it ran and, on CUDA, the peak memory.
@@ -168,7 +158,7 @@ int bench_train_step_command(int argc, char** argv) {
       ("batch", po::value<int64_t>()->default_value(32), "images per step")
       ("steps", po::value<int64_t>()->default_value(10), "timed steps")
       ("warmup", po::value<int64_t>()->default_value(2), "untimed steps first")
-      ("precision", po::value<std::string>()->default_value("fp32"), "fp32 | bf16 (autocast)")
+      ("precision", po::value<std::string>()->default_value("fp32"), "fp32 | bf16 (autocast) | auto")
       ("json", "print JSON only");
   add_device_options(options);
   add_model_options(options);
@@ -183,8 +173,7 @@ int bench_train_step_command(int argc, char** argv) {
   apply_thread_option(vm);
   const BenchDevice device = device_from(vm);
   DiTConfig config = model_config_from(vm);
-  const std::string precision = vm["precision"].as<std::string>();
-  check_precision(precision);
+  const Precision precision = precision_from(vm, device);
   std::vector<MethodConfig> methods;
   if (vm["method"].as<std::string>() == "all") {
     for (const auto& name : method_names()) methods.push_back(make_method_config(name));
@@ -194,7 +183,7 @@ int bench_train_step_command(int argc, char** argv) {
   std::vector<StepReport> reports;
   for (const auto& m : methods) {
     reports.push_back(bench_train_step(config, m, vm["batch"].as<int64_t>(), vm["steps"].as<int64_t>(),
-                                       vm["warmup"].as<int64_t>(), precision == "bf16", device));
+                                       vm["warmup"].as<int64_t>(), precision == Precision::Bf16, device));
     if (!vm.count("json")) {
       std::fprintf(stderr, "%-12s %9.1f ms/step (p10 %.1f, p90 %.1f)  peak %.1f MiB  trainable %lld\n",
                    reports.back().method.c_str(), reports.back().timing.median_ms, reports.back().timing.p10_ms,
@@ -215,7 +204,7 @@ int bench_train_step_command(int argc, char** argv) {
                                 {"batch", vm["batch"].as<int64_t>()},
                                 {"steps", vm["steps"].as<int64_t>()},
                                 {"threads", vm["threads"].as<int>()},
-                                {"precision", precision},
+                                {"precision", precision_name(precision)},
                                 {"methods", nlohmann::ordered_json::array()}};
   for (const auto& r : reports) {
     nlohmann::ordered_json m = {{"method", r.method},
@@ -243,10 +232,13 @@ int bench_train_step_command(int argc, char** argv) {
   return 0;
 }
 
+// Under mpirun/srun the ranks share the samples out (as `difffit sample` and a run do):
+// the JSON (rank 0's) has the whole set's images/s, each rank's busy seconds (its own
+// block) and the gather's seconds, so the scaling with ranks and the idle share show.
 int bench_sample_command(int argc, char** argv) {
   po::options_description options("bench sample options");
   options.add_options()
-      ("num", po::value<int64_t>()->default_value(64), "samples")
+      ("num", po::value<int64_t>()->default_value(0), "samples over all ranks (0 = one batch per rank)")
       ("sampler", po::value<std::string>()->default_value("ddim"), "ddpm | ddim")
       ("steps", po::value<int64_t>()->default_value(25), "sampling steps")
       ("cfg-scale", po::value<double>()->default_value(1.0), "guidance (> 1 doubles the batch)")
@@ -256,36 +248,64 @@ int bench_sample_command(int argc, char** argv) {
   add_model_options(options);
   add_thread_option(options);
   po::variables_map vm;
-  if (!parse_command_line("bench sample", "Times sampling (images/s).", argc, argv, options, vm)) return 0;
+  if (!parse_command_line("bench sample", "Times sampling (images/s), shared over the ranks under mpirun.", argc,
+                          argv, options, vm)) {
+    return 0;
+  }
   apply_thread_option(vm);
   const BenchDevice device = device_from(vm);
+  LaunchRanks ranks = join_launch_ranks(&argc, &argv, device.cuda());
+  const int world = ranks.comm ? ranks.comm->size() : 1;
   DiTConfig config = model_config_from(vm);
   torch::manual_seed(0);
   DiT model(config);
   SampleRequest request;
-  request.num = vm["num"].as<int64_t>();
+  request.batch_size = vm["batch-size"].as<int64_t>();
+  if (request.batch_size < 1) throw_usage("--batch-size must be at least 1");
+  request.num = vm["num"].as<int64_t>() > 0 ? vm["num"].as<int64_t>() : request.batch_size * world;
   request.sampler = parse_sampler(vm["sampler"].as<std::string>());
   request.steps = vm["steps"].as<int64_t>();
   request.cfg_scale = vm["cfg-scale"].as<double>();
-  request.batch_size = vm["batch-size"].as<int64_t>();
   request.device = device.name;
   reset_peak_memory();
   reset_gpu_peak();
+  if (ranks.comm) ranks.comm->barrier();
   auto begin = Clock::now();
-  generate_samples(*model, request);
+  double busy = 0.0;  // this rank's own block, up to its last step
+  generate_samples_across_ranks(*model, request, ranks.comm.get(), [&](int64_t done, int64_t total) {
+    if (done == total) busy = std::chrono::duration<double>(Clock::now() - begin).count();
+  });
   device.synchronize();
   const double seconds = std::chrono::duration<double>(Clock::now() - begin).count();
+  at::Tensor mine = at::tensor({busy, static_cast<double>(peak_memory_bytes())}, at::kDouble);
+  std::vector<at::Tensor> every = ranks.comm ? ranks.comm->allgather(mine) : std::vector<at::Tensor>{mine};
+  if (ranks.comm && ranks.comm->rank() != 0) return 0;
+  std::vector<double> busy_seconds;
+  double max_busy = 0.0, peak_rss = 0.0;
+  for (const at::Tensor& rank : every) {
+    busy_seconds.push_back(rank[0].item<double>());
+    max_busy = std::max(max_busy, busy_seconds.back());
+    peak_rss = std::max(peak_rss, rank[1].item<double>());
+  }
+  double mean_busy = 0.0;
+  for (double b : busy_seconds) mean_busy += b / busy_seconds.size();
   nlohmann::ordered_json out = {{"benchmark", "sample"},
-                                      {"model", config.to_key_values()},
-                                      {"sampler", vm["sampler"].as<std::string>()},
-                                      {"steps", request.steps},
-                                      {"cfg_scale", request.cfg_scale},
-                                      {"num", request.num},
-                                      {"seconds", seconds},
-                                      {"images_per_second", request.num / seconds},
-                                      {"peak_rss_bytes", peak_memory_bytes()},
-                                      {"threads", vm["threads"].as<int>()},
-                                      {"blas", blas_json()}};
+                                {"model", config.to_key_values()},
+                                {"sampler", vm["sampler"].as<std::string>()},
+                                {"steps", request.steps},
+                                {"cfg_scale", request.cfg_scale},
+                                {"num", request.num},
+                                {"batch_size", request.batch_size},
+                                {"ranks", world},
+                                {"seconds", seconds},
+                                {"images_per_second", request.num / seconds},
+                                {"images_per_second_per_rank", request.num / seconds / world},
+                                {"rank_busy_seconds", busy_seconds},
+                                {"busy_share", mean_busy / seconds},  // 1 = no rank waited
+                                {"gather_seconds", seconds - max_busy},
+                                {"peak_rss_bytes", static_cast<int64_t>(peak_rss)},
+                                {"threads", vm["threads"].as<int>()},
+                                {"blas", blas_json()}};
   add_device_json(out, device);
   std::cout << json_text(out, 2) << std::endl;
   return 0;
@@ -299,7 +319,7 @@ int bench_vae_command(int argc, char** argv) {
       ("num", po::value<int64_t>()->default_value(16), "images decoded (timed)")
       ("resolution", po::value<int64_t>()->default_value(256), "image side in pixels (latents are 1/8 of it)")
       ("batch-size", po::value<int64_t>()->default_value(8), "images per decoder pass")
-      ("precision", po::value<std::string>()->default_value("fp32"), "fp32 | bf16 (autocast)")
+      ("precision", po::value<std::string>()->default_value("fp32"), "fp32 | bf16 (autocast) | auto")
       ("json", "print JSON only");
   add_device_options(options);
   add_thread_option(options);
@@ -307,15 +327,14 @@ int bench_vae_command(int argc, char** argv) {
   if (!parse_command_line("bench vae", "Times the VAE decoder (images/s).", argc, argv, options, vm)) return 0;
   apply_thread_option(vm);
   const BenchDevice device = device_from(vm);
-  const std::string precision = vm["precision"].as<std::string>();
-  check_precision(precision);
+  const Precision precision = precision_from(vm, device);
   const int64_t num = vm["num"].as<int64_t>(), side = vm["resolution"].as<int64_t>();
   if (num < 1 || side < 8 || side % 8 != 0) throw_usage("--num must be >= 1 and --resolution a multiple of 8");
   torch::manual_seed(0);
   AutoencoderKL vae(VaeConfig{});
   vae->to(at::Device(device.name));
   vae->run_options().batch_size = vm["batch-size"].as<int64_t>();
-  vae->run_options().bf16 = precision == "bf16";
+  vae->run_options().bf16 = precision == Precision::Bf16;
   const at::Tensor latents = at::randn({num, vae->config().latent_channels, side / 8, side / 8});
   vae->decode(latents.narrow(0, 0, std::min<int64_t>(num, vae->run_options().batch_size)));  // warm-up
   device.synchronize();
@@ -328,7 +347,7 @@ int bench_vae_command(int argc, char** argv) {
                                 {"num", num},
                                 {"resolution", side},
                                 {"batch_size", vae->run_options().batch_size},
-                                {"precision", precision},
+                                {"precision", precision_name(precision)},
                                 {"seconds", seconds},
                                 {"images_per_second", num / seconds},
                                 {"threads", vm["threads"].as<int>()},

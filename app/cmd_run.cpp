@@ -1,31 +1,14 @@
 // difffit run: one experiment from a YAML file, end to end; under mpirun/srun the ranks
 // train it together (data parallel: train.batch_size is the global batch).
-#include <csignal>
-#include <cstdlib>
 #include <iostream>
-#include <memory>
 
 #include "app/cli_options.h"
 #include "app/commands.h"
-#include "common/communicator.h"
-#include "common/logging.h"
 #include "common/platform.h"
-#include "common/nccl_communicator.h"
 #include "common/stop_signals.h"
 #include "worker/run/run_experiment.h"
 
 namespace difffit {
-namespace {
-
-// mpirun (Open MPI) or srun with PMIx started this process as one rank of several.
-bool launched_by_mpi() {
-  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE"}) {
-    if (std::getenv(name)) return true;
-  }
-  return false;
-}
-
-}  // namespace
 
 int run_run_command(int argc, char** argv) {
   po::options_description options("run options");
@@ -55,18 +38,10 @@ int run_run_command(int argc, char** argv) {
   }
   set_compute_threads(config.threads);
   // Under mpirun/srun the ranks train the one run together (data parallel; NCCL on CUDA).
-  std::unique_ptr<MpiSession> mpi;
-  std::unique_ptr<Communicator> comm;
-  if (launched_by_mpi()) {
-    mpi = std::make_unique<MpiSession>(&argc, &argv);
-    LoggingOptions logging;
-    logging.rank = mpi_world().rank;
-    init_logging(logging);
-    comm = make_data_parallel_communicator(config.train.device == "cuda");
-  }
+  LaunchRanks ranks = join_launch_ranks(&argc, &argv, config.train.device == DeviceKind::Cuda);
   install_stop_handlers();
   try {
-    run_experiment(config, vm.count("force") > 0, {}, data_parallel_over(comm.get()));
+    run_experiment(config, vm.count("force") > 0, {}, data_parallel_over(ranks.comm.get()));
   } catch (const StoppedBySignal& stopped) {
     return 128 + stopped.signal;
   }

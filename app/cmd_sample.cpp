@@ -1,4 +1,5 @@
-// difffit sample: draw samples from a checkpoint (+ delta) with DDPM or DDIM.
+// difffit sample: draw samples from a checkpoint (+ delta) with DDPM or DDIM; under
+// mpirun/srun the ranks share the samples out and rank 0 writes the one file.
 #include <ATen/ATen.h>
 
 #include "app/cli_options.h"
@@ -25,6 +26,9 @@ int run_sample_command(int argc, char** argv) {
       ("cfg-scale", po::value<double>()->default_value(1.0), "classifier-free guidance scale (used when > 1)")
       ("cfg-channels", po::value<std::string>()->default_value("reference"), "reference (first 3) | eps | all")
       ("seed", po::value<uint64_t>()->default_value(0), "seed of the noise and labels")
+      ("seeding", po::value<std::string>()->default_value("per-sample"),
+       "per-sample (each sample its own stream: the same samples for any batch size or rank count) | "
+       "reference (one stream in batch order, as DiT's sample.py)")
       ("batch-size", po::value<int64_t>()->default_value(0), "samples per batch (0 = all)")
       ("device", po::value<std::string>()->default_value("cpu"), "cpu | cuda (noise is drawn on the CPU)")
       ("init-noise", po::value<std::string>()->default_value(""), "HDF5 with z (N,C,H,W float32) and y (int64 N)")
@@ -48,6 +52,7 @@ int run_sample_command(int argc, char** argv) {
   request.cfg_scale = vm["cfg-scale"].as<double>();
   request.cfg_channels = parse_cfg_channels(vm["cfg-channels"].as<std::string>());
   request.seed = vm["seed"].as<uint64_t>();
+  request.seeding = parse_sample_seeding(vm["seeding"].as<std::string>());
   request.batch_size = vm["batch-size"].as<int64_t>();
   request.device = vm["device"].as<std::string>();
   const std::string clip = vm["clip-denoised"].as<std::string>();
@@ -61,12 +66,16 @@ int run_sample_command(int argc, char** argv) {
     if (in.has("y")) request.init_labels = in.read("y", at::kLong, 1);
   }
 
+  LaunchRanks ranks = join_launch_ranks(&argc, &argv, request.device.rfind("cuda", 0) == 0);
+  const int rank = ranks.comm ? ranks.comm->rank() : 0;
   ModelSource source = model_source_from(vm);
   DiT model = build_model(config, source);
 
-  ProgressBar progress("[sample]", request.num);
-  SampleResult result = generate_samples(*model, request, [&](int64_t done, int64_t) { progress.update(done); });
+  ProgressBar progress("[sample]", sample_share(request.num, request.batch_size, rank, ranks.comm ? ranks.comm->size() : 1).count);
+  SampleResult result = generate_samples_across_ranks(*model, request, ranks.comm.get(),
+                                                      [&](int64_t done, int64_t) { progress.update(done); });
   progress.finish();
+  if (rank != 0) return 0;  // rank 0 holds every sample and writes the one file
 
   LatentDecoding decoding;
   decoding.vae = vm["vae"].as<std::string>();
@@ -80,6 +89,7 @@ int run_sample_command(int argc, char** argv) {
   file.attributes["sampler"] = vm["sampler"].as<std::string>() + std::to_string(request.steps);
   file.attributes["cfg_scale"] = std::to_string(request.cfg_scale);
   file.attributes["seed"] = std::to_string(request.seed);
+  file.attributes["seeding"] = vm["seeding"].as<std::string>();
   write_samples_file(vm["output"].as<std::string>(), file);
   log()->info("[sample] wrote {} samples to {}", request.num, vm["output"].as<std::string>());
   return 0;

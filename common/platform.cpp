@@ -50,8 +50,25 @@ CpuFeatures detect_cpu_features() {
   return cpu;
 }
 
-std::string auto_precision(const std::string& device, const CpuFeatures& cpu) {
-  return device == "cuda" || cpu.amx_bf16 ? "bf16" : "fp32";
+DeviceKind parse_device_kind(const std::string& name, const std::string& where) {
+  if (name == "cpu") return DeviceKind::Cpu;
+  if (name == "cuda") return DeviceKind::Cuda;
+  throw_config(where + ": unknown device '" + name + "' (expected cpu or cuda)");
+}
+
+std::string device_kind_name(DeviceKind device) { return device == DeviceKind::Cuda ? "cuda" : "cpu"; }
+
+Precision parse_precision(const std::string& name, const std::string& where, DeviceKind device) {
+  if (name == "fp32") return Precision::Fp32;
+  if (name == "bf16") return Precision::Bf16;
+  if (name == "auto") return auto_precision(device, detect_cpu_features());
+  throw_config(where + ": unknown precision '" + name + "' (expected auto, fp32 or bf16)");
+}
+
+std::string precision_name(Precision precision) { return precision == Precision::Bf16 ? "bf16" : "fp32"; }
+
+Precision auto_precision(DeviceKind device, const CpuFeatures& cpu) {
+  return device == DeviceKind::Cuda || cpu.amx_bf16 ? Precision::Bf16 : Precision::Fp32;
 }
 
 std::string blas_core_override(const std::string& chosen_core, const CpuFeatures& cpu, const std::string& user_core) {
@@ -122,5 +139,16 @@ void set_compute_threads(int threads) {
   using SetThreads = void (*)(int);
   if (auto set_blas = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set_blas(threads);
 }
+
+long long peak_memory_bytes() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
+  }
+  return -1;
+}
+
+void reset_peak_memory() { std::ofstream("/proc/self/clear_refs") << "5"; }
 
 }  // namespace difffit

@@ -19,9 +19,20 @@ CpuFeatures detect_cpu_features();
 // core already uses them (or is unknown to this check, or `user_core` is set: never override).
 std::string blas_core_override(const std::string& chosen_core, const CpuFeatures& cpu, const std::string& user_core);
 
-// train.precision "auto": bf16 on CUDA and on CPUs with AMX, fp32 elsewhere (on AVX-512
-// BF16 without AMX, bf16 autocast measured slower than fp32 for small models).
-std::string auto_precision(const std::string& device, const CpuFeatures& cpu);
+// Where training and sampling run, and in which precision: closed sets parsed once where
+// they come in (errors name `where` and the valid names).
+enum class DeviceKind { Cpu, Cuda };
+DeviceKind parse_device_kind(const std::string& name, const std::string& where);  // "cpu" | "cuda"
+std::string device_kind_name(DeviceKind device);
+
+enum class Precision { Fp32, Bf16 };  // fp32: exact; bf16: autocast
+// "fp32" | "bf16", or "auto" resolved for `device` on this machine with auto_precision.
+Precision parse_precision(const std::string& name, const std::string& where, DeviceKind device);
+std::string precision_name(Precision precision);
+
+// "auto": bf16 on CUDA and on CPUs with AMX, fp32 elsewhere (on AVX-512 BF16 without AMX,
+// bf16 autocast measured slower than fp32 for small models).
+Precision auto_precision(DeviceKind device, const CpuFeatures& cpu);
 
 struct BlasInfo {
   std::string library;  // "OpenBLAS" with its build configuration, or "unknown" (not OpenBLAS)
@@ -35,6 +46,11 @@ BlasInfo blas_info();
 // generic ones on an AVX2 CPU, AVX2 ones on an AVX-512 CPU), re-executes this program once with OPENBLAS_CORETYPE set (the variable is read
 // only when the library loads), and logs that it did so in the restarted process.
 void ensure_blas_kernels(char** argv);
+
+// This process's peak resident memory (VmHWM) in bytes, -1 when unknown;
+// reset_peak_memory() restarts it (Linux >= 4.0).
+long long peak_memory_bytes();
+void reset_peak_memory();
 
 // Intra-op threads for LibTorch and for OpenBLAS (Debian's ignores LibTorch's setting).
 // Throws Usage when threads < 1.

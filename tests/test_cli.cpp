@@ -94,7 +94,7 @@ TEST_F(CliDiffusion, SamplersReproduceTheReferenceFromTheSameNoiseAndSeed) {
     for (const std::string cfg : {"1.0", "4.0"}) {
       const std::string out = dir_->file(sampler + cfg + ".h5");
       // The reference samples without clipping x0 (DiT); auto would clip this pixel-space model.
-      auto r = run_difffit("sample" + model_flags() + " --sampler " + sampler + " --steps 10 --seed 77 --cfg-scale " +
+      auto r = run_difffit("sample" + model_flags() + " --sampler " + sampler + " --steps 10 --seed 77 --seeding reference --cfg-scale " +
                            cfg + " --clip-denoised false --init-noise " + dir_->file("noise.h5") + " --output " + out);
       ASSERT_EQ(r.exit_code, 0) << r.output;
       Hdf5Reader got(out), want(dir_->file("expected.h5"));
@@ -112,7 +112,7 @@ TEST_F(CliDiffusion, ClippedSamplingMatchesTheReferenceClipDenoised) {
   for (const std::string sampler : {"ddpm", "ddim"}) {
     const std::string out = dir_->file(sampler + "_clip.h5");
     // auto = clip for this 1-channel (pixel-space) model.
-    auto r = run_difffit("sample" + model_flags() + " --sampler " + sampler + " --steps 10 --seed 77 --init-noise " +
+    auto r = run_difffit("sample" + model_flags() + " --sampler " + sampler + " --steps 10 --seed 77 --seeding reference --init-noise " +
                          dir_->file("noise.h5") + " --output " + out);
     ASSERT_EQ(r.exit_code, 0) << r.output;
     at::Tensor a = Hdf5Reader(out).read("latents", at::kFloat);
@@ -120,6 +120,28 @@ TEST_F(CliDiffusion, ClippedSamplingMatchesTheReferenceClipDenoised) {
     at::Tensor unclipped = Hdf5Reader(dir_->file("expected.h5")).read(sampler, at::kFloat);
     EXPECT_TRUE(at::allclose(a, b, 1e-3, 1e-4)) << sampler << " max diff " << (a - b).abs().max().item<float>();
     EXPECT_FALSE(at::allclose(b, unclipped, 1e-3, 1e-4)) << "the fixture must exercise the clamp";
+  }
+}
+
+TEST_F(CliDiffusion, PerSampleSeedingMatchesTheReferenceFedEachSamplesOwnStream) {
+  // The fixture draws sample i's class, x_T and step noise from its own generator
+  // (seed SplitMix64(77) + i); in batches of 2 or all at once, difffit draws the same
+  // (the samples of the two agree to the rounding of the model's products at each size).
+  at::Tensor want = Hdf5Reader(dir_->file("expected.h5")).read("per_sample_cfg", at::kFloat);
+  at::Tensor want_y = Hdf5Reader(dir_->file("expected.h5")).read("per_sample_y", at::kLong);
+  at::Tensor first;
+  for (const std::string batch : {"2", "5"}) {
+    const std::string out = dir_->file("per_sample_" + batch + ".h5");
+    auto r = run_difffit("sample" + model_flags() + " --steps 10 --seed 77 --cfg-scale 4.0 --clip-denoised false"
+                         " --num 5 --batch-size " + batch + " --output " + out);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    at::Tensor got = Hdf5Reader(out).read("latents", at::kFloat);
+    EXPECT_TRUE(at::allclose(got, want, 1e-3, 1e-4)) << "batch " << batch << " max diff "
+                                                     << (got - want).abs().max().item<float>();
+    EXPECT_TRUE(at::equal(Hdf5Reader(out).read("y", at::kLong), want_y));
+    if (first.defined())
+      EXPECT_TRUE(at::allclose(got, first, 1e-4, 1e-4)) << "max diff " << (got - first).abs().max().item<float>();
+    first = got;
   }
 }
 

@@ -1,13 +1,17 @@
 // One run trained by two MPI ranks together (`mpirun -n 2 difffit run`): each rank takes
 // half of every global batch, gradients are averaged, and the run matches the same run in
 // one process step by step (up to float summation order), also when it is stopped by
-// SIGUSR2 and resumed.
+// SIGUSR2 and resumed. Sampling shared over ranks (`mpirun -n 3 difffit sample`) gives
+// exactly the samples of one process.
 #include <ATen/ATen.h>
 
 #include <fstream>
 #include <sstream>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "common/hdf5_tensors.h"
 #include "common/safetensors.h"
 #include "test_support.h"
 
@@ -17,6 +21,7 @@ namespace {
 using testing::mpirun_difffit;
 using testing::run_command;
 using testing::run_difffit;
+using testing::run_python;
 using testing::TempDir;
 
 std::vector<std::vector<double>> read_loss_csv(const std::string& path) {
@@ -108,6 +113,43 @@ TEST_F(DataParallelRun, ABatchThatDoesNotSplitOverTheRanksIsRefused) {
                        " --set train.batch_size=15");
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("train.batch_size 15 does not split over 2"), std::string::npos) << r.output;
+}
+
+TEST(DataParallelSample, ThreeRanksDrawBitForBitTheSamplesOfOneProcess) {
+  TempDir tmp;
+  run_python("make_diffusion_fixture.py", tmp.path().string());
+  const std::string flags = " sample --checkpoint " + tmp.file("model.pt") +
+                            " --model custom --depth 2 --hidden-size 32 --num-heads 2 --patch-size 2 --input-size 8"
+                            " --in-channels 1 --num-classes 3 --steps 5 --seed 3 --cfg-scale 4.0 --num 11"
+                            " --batch-size 2";
+  auto one = run_difffit(flags + " --output " + tmp.file("one.h5"));
+  ASSERT_EQ(one.exit_code, 0) << one.output;
+  // 6 batches of 2 (the last of 1), 2 per rank.
+  auto three = run_command(mpirun_difffit(3) + flags + " --output " + tmp.file("three.h5"));
+  ASSERT_EQ(three.exit_code, 0) << three.output;
+  Hdf5Reader a(tmp.file("one.h5")), b(tmp.file("three.h5"));
+  EXPECT_TRUE(at::equal(a.read("latents", at::kFloat), b.read("latents", at::kFloat)));
+  EXPECT_TRUE(at::equal(a.read("y", at::kLong), b.read("y", at::kLong)));
+  EXPECT_TRUE(at::equal(a.read("images", at::kByte), b.read("images", at::kByte)));
+
+  auto refused = run_command(mpirun_difffit(3) + flags + " --seeding reference --output " + tmp.file("ref.h5"));
+  EXPECT_EQ(refused.exit_code, 2) << refused.output;
+  EXPECT_NE(refused.output.find("use per-sample seeding"), std::string::npos) << refused.output;
+  EXPECT_FALSE(std::filesystem::exists(tmp.file("ref.h5")));
+}
+
+TEST(DataParallelSample, BenchSampleReportsTheWholeSetAndEveryRanksBusyTime) {
+  auto r = run_command(mpirun_difffit(2) +
+                       " bench sample --model custom --depth 1 --hidden-size 16 --num-heads 2 --patch-size 4"
+                       " --input-size 8 --in-channels 1 --num-classes 3 --batch-size 3 --steps 2 --cfg-scale 2 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const nlohmann::json j = nlohmann::json::parse(r.output.substr(r.output.find('{')));
+  EXPECT_EQ(j["ranks"], 2);
+  EXPECT_EQ(j["num"], 6);
+  ASSERT_EQ(j["rank_busy_seconds"].size(), 2u);
+  for (const auto& busy : j["rank_busy_seconds"]) EXPECT_GT(busy.get<double>(), 0.0);
+  EXPECT_GT(j["busy_share"].get<double>(), 0.0);
+  EXPECT_LE(j["busy_share"].get<double>(), 1.0);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "small_dit.h"
 #include "test_support.h"
 #include "worker/model/build_model.h"
 #include "worker/diffusion/gaussian_diffusion.h"
@@ -187,17 +188,7 @@ TEST(Samplers, DdpmStepIsMeanPlusScaledNoise) {
   EXPECT_TRUE(at::allclose(last, d.p_mean_variance(out, x, at::zeros({2}, at::kLong)).mean));
 }
 
-DiTConfig tiny_config() {
-  DiTConfig c;
-  c.depth = 2;
-  c.hidden_size = 32;
-  c.num_heads = 2;
-  c.patch_size = 2;
-  c.input_size = 8;
-  c.in_channels = 1;
-  c.num_classes = 3;
-  return c;
-}
+DiTConfig tiny_config() { return testing::small_dit_config(2, 32, 1, 3); }
 
 TEST(Sampling, SameSeedSameSamplesAndInitNoiseReproduces) {
   torch::manual_seed(5);
@@ -224,6 +215,59 @@ TEST(Sampling, SameSeedSameSamplesAndInitNoiseReproduces) {
   EXPECT_TRUE(at::equal(generate_samples(*model, request).latents, d1));
   at::Tensor images = to_uint8_images(at::tensor({-1.0f, 0.0f, 1.0f, 2.0f}).view({1, 1, 2, 2}));
   EXPECT_TRUE(at::equal(images.flatten(), at::tensor({0, 128, 255, 255}, at::kByte)));
+}
+
+TEST(Sampling, PerSampleSeedsGiveTheSameSamplesForAnyBatchSizeOrShare) {
+  // SplitMix64's first output from 0 is 0xE220A8397B1DCDAF; a seed keeps its low 32 bits.
+  EXPECT_EQ(per_sample_seed(0, 0), 0x7B1DCDAFULL);
+  EXPECT_EQ(per_sample_seed(0, 5), 0x7B1DCDAFULL + 5);
+  torch::manual_seed(5);
+  DiT model(tiny_config());
+  perturb_trainable_weights(*model, 0.02);
+  SampleRequest request;
+  request.num = 50;
+  request.steps = 4;
+  request.cfg_scale = 2.0;
+  request.seed = 11;
+  request.batch_size = 50;
+  SampleResult all = generate_samples(*model, request);
+  // Batches of 7 draw the same classes and noise; the model's small matrix products may
+  // round differently in a batch of 7 rows than in one of 50 (OpenBLAS picks its kernels
+  // by size), so the samples agree to float rounding.
+  request.batch_size = 7;
+  SampleResult sevens = generate_samples(*model, request);
+  EXPECT_TRUE(at::equal(sevens.labels, all.labels));
+  EXPECT_TRUE(at::allclose(sevens.latents, all.latents, 1e-5, 1e-5))
+      << (sevens.latents - all.latents).abs().max().item<float>();
+  // Samples 21..34 on their own (a rank's share of whole batches) are bit for bit rows
+  // 21..34 of the set drawn in the same batches.
+  request.num = 14;
+  request.first_index = 21;
+  SampleResult share = generate_samples(*model, request);
+  EXPECT_TRUE(at::equal(share.latents, sevens.latents.narrow(0, 21, 14)));
+  EXPECT_TRUE(at::equal(share.labels, sevens.labels.narrow(0, 21, 14)));
+  // Reference seeding draws from one stream in batch order: the batch size matters there.
+  request.num = 50;
+  request.first_index = 0;
+  request.seeding = SampleSeeding::Reference;
+  SampleResult reference_sevens = generate_samples(*model, request);
+  request.batch_size = 50;
+  EXPECT_FALSE(at::equal(generate_samples(*model, request).labels, reference_sevens.labels));
+}
+
+TEST(Sampling, RankSharesAreWholeBatchesCoveringEverySample) {
+  // 10 samples in batches of 3 over 3 ranks: batches {0-2} {3-5} {6-8} {9}, 2 per rank.
+  const std::vector<std::pair<int64_t, int64_t>> ten = {{0, 6}, {6, 4}, {10, 0}};
+  // Batch 0 (all at once) over 3 ranks: one batch of ceil(10/3) per rank.
+  const std::vector<std::pair<int64_t, int64_t>> whole = {{0, 4}, {4, 4}, {8, 2}};
+  for (int r = 0; r < 3; ++r) {
+    EXPECT_EQ(sample_share(10, 3, r, 3).first, ten[r].first);
+    EXPECT_EQ(sample_share(10, 3, r, 3).count, ten[r].second);
+    EXPECT_EQ(sample_share(10, 0, r, 3).first, whole[r].first);
+    EXPECT_EQ(sample_share(10, 0, r, 3).count, whole[r].second);
+  }
+  EXPECT_EQ(sample_share(7, 0, 0, 1).count, 7);
+  EXPECT_EQ(sample_share(7, 50, 0, 1).count, 7);
 }
 
 TEST(AdamW, FirstStepMovesEachWeightByLrTimesSignOfItsGradient) {

@@ -11,6 +11,7 @@
 #include "common/hdf5_tensors.h"
 #include "common/state_dict_file.h"
 #include "common/torch_checkpoint.h"
+#include "small_dit.h"
 #include "test_support.h"
 #include "worker/model/checkpoint_loader.h"
 #include "worker/model/dit.h"
@@ -100,17 +101,7 @@ TEST(DiTKeys, XL2StateDictKeysAndShapesEqualTheOfficialCheckpoint) {
   EXPECT_EQ(actual, expected);
 }
 
-DiTConfig small_config() {
-  DiTConfig c;
-  c.depth = 2;
-  c.hidden_size = 64;
-  c.num_heads = 4;
-  c.patch_size = 2;
-  c.input_size = 8;
-  c.in_channels = 4;
-  c.num_classes = 5;
-  return c;
-}
+DiTConfig small_config() { return testing::small_dit_config(2, 64, 4, 5); }
 
 TEST(DiTInit, OutputIsZeroAtInitialisation) {
   torch::manual_seed(0);

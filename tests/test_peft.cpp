@@ -5,6 +5,7 @@
 
 #include "common/error.h"
 #include "common/safetensors.h"
+#include "small_dit.h"
 #include "test_support.h"
 #include "worker/model/build_model.h"
 #include "worker/model/checkpoint_loader.h"
@@ -49,17 +50,7 @@ TEST(PeftCounts, XL2OnFood101MatchesThePapersParameterColumn) {
   EXPECT_NEAR(setup_for(c, "bitfit").trainable_percent(), 0.09, 0.001);
 }
 
-DiTConfig small_config() {
-  DiTConfig c;
-  c.depth = 4;
-  c.hidden_size = 32;
-  c.num_heads = 2;
-  c.patch_size = 2;
-  c.input_size = 8;
-  c.in_channels = 4;
-  c.num_classes = 6;
-  return c;
-}
+DiTConfig small_config() { return testing::small_dit_config(4, 32, 4, 6); }
 
 std::set<std::string> trainable_names(const DiTImpl& model) {
   std::set<std::string> names;

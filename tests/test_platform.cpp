@@ -47,10 +47,10 @@ TEST(BlasCore, NeverOverridesTheUsersChoice) {
 TEST(BlasCore, NotOpenBlasMeansNothingToDo) { EXPECT_EQ(blas_core_override("", avx512(), ""), ""); }
 
 TEST(AutoPrecision, Bf16OnlyWhereItIsFaster) {
-  EXPECT_EQ(auto_precision("cuda", avx512()), "bf16");
-  EXPECT_EQ(auto_precision("cpu", amx()), "bf16");
-  EXPECT_EQ(auto_precision("cpu", avx512()), "fp32");
-  EXPECT_EQ(auto_precision("cpu", sse_only()), "fp32");
+  EXPECT_EQ(auto_precision(DeviceKind::Cuda, avx512()), Precision::Bf16);
+  EXPECT_EQ(auto_precision(DeviceKind::Cpu, amx()), Precision::Bf16);
+  EXPECT_EQ(auto_precision(DeviceKind::Cpu, avx512()), Precision::Fp32);
+  EXPECT_EQ(auto_precision(DeviceKind::Cpu, sse_only()), Precision::Fp32);
 }
 
 TEST(BlasInfo, ReportsTheLibraryInUse) {

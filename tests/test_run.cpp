@@ -372,7 +372,7 @@ TEST_F(RunTest, ARunsConfigYamlLoadsBackAsTheSameRun) {
     c.method = make_method_config(variants[k].first, variants[k].second);
     c.base_checkpoint = "/models/base.safetensors";
     c.seed = static_cast<uint64_t>(-3);  // read from YAML as an int64
-    c.sample.clip_denoised = "false";
+    c.sample.clip_denoised = false;
     c.eval.vae = out.file("vae.safetensors");
     std::ofstream(c.eval.vae) << "x";  // must exist to be accepted
     c.eval.metrics = k % 2 ? MetricSet{Metric::Fid, Metric::Kid} : MetricSet{Metric::Sfid, Metric::PrecisionRecall};
@@ -442,6 +442,12 @@ TEST_F(RunTest, BadConfigsNameTheFileAndField) {
   expect_refused("eval: {metrics: [fid, kid], kid: false}\n", "bad.yaml: eval.kid: false, but eval.metrics names kid");
   expect_refused("eval: {feature_net: vgg}\n",
                  "bad.yaml: eval.feature_net: unknown feature network 'vgg' (expected auto, inception, mini-cnn or none)");
+  // Closed sets of names: each refused with the valid ones.
+  expect_refused("train: {precision: fp16}\n",
+                 "bad.yaml: train.precision: unknown precision 'fp16' (expected auto, fp32 or bf16)");
+  expect_refused("train: {device: tpu}\n", "bad.yaml: train.device: unknown device 'tpu' (expected cpu or cuda)");
+  expect_refused("sample: {sampler: euler}\n",
+                 "bad.yaml: sample.sampler: unknown sampler 'euler' (expected ddpm or ddim)");
   // An output folder that cannot be made (under a file): an I/O error, exit code 3.
   std::ofstream(out.file("a-file")) << "x";
   ExperimentConfig c = config(out.file("a-file") + "/runs");

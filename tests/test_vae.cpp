@@ -223,8 +223,16 @@ TEST_F(VaeTest, BadWeightFilesNameTheKeys) {
   EXPECT_NE(m.find("encoder.down_blocks.0.extra.weight"), std::string::npos) << m;
   m = message_of({{"model.diffusion_model.x", at::zeros({1})}});
   EXPECT_NE(m.find("not an AutoencoderKL state dict"), std::string::npos) << m;
+  // A config.json that is not JSON, or has a field of the wrong type: named.
+  const fs::path config_json = tmp.path() / "bad" / "config.json";
+  std::ofstream(config_json) << "{\"layers_per_block\": 1,";
+  m = message_of(good);
+  EXPECT_NE(m.find(config_json.string() + ": not a readable config.json"), std::string::npos) << m;
+  std::ofstream(config_json) << "{\"norm_num_groups\": \"eight\"}";
+  m = message_of(good);
+  EXPECT_NE(m.find(config_json.string() + ": norm_num_groups: unexpected value \"eight\""), std::string::npos) << m;
   // Without config.json the SD default of 32 groups cannot split 16 channels: say what to do.
-  fs::remove(tmp.path() / "bad" / "config.json");
+  fs::remove(config_json);
   m = message_of(good);
   EXPECT_NE(m.find("config.json"), std::string::npos) << m;
   VaeLoadOptions groups;

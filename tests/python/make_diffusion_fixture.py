@@ -1,6 +1,7 @@
 """Loss and sampler fixtures from the independent reference (reference_dit.py +
 reference_diffusion.py): a random-weight DiT saved with torch.save, loss inputs and
-expected terms, initial noise and expected DDPM / DDIM samples (with CFG).
+expected terms, initial noise and expected DDPM / DDIM samples (with CFG), and samples
+whose every random number comes from the sample's own stream (per-sample seeding).
 
 usage: make_diffusion_fixture.py OUTDIR
 """
@@ -55,6 +56,39 @@ with torch.no_grad():
         torch.manual_seed(77)
         expected[kind + "_clip"] = sd.sample(lambda x, tt: model(x, tt, labels), z.clone(), ddim=kind == "ddim",
                                              clip=True)
+
+
+def per_sample_seed(seed, index):
+    """SplitMix64(seed) + index, kept to the 32 bits a CPU generator uses of its seed."""
+    mask = (1 << 64) - 1
+    x = (seed + 0x9E3779B97F4A7C15) & mask
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & mask
+    return ((x ^ (x >> 31)) + index) & 0xFFFFFFFF
+
+
+# Per-sample seeding: sample i draws z, then y, then one normal per step from its own
+# stream; with CFG the uncond half (which the model ignores) repeats the cond half's noise.
+streams = [torch.Generator().manual_seed(per_sample_seed(77, i)) for i in range(5)]
+z5, y5 = [], []
+for g in streams:
+    z5.append(torch.randn(1, 1, 8, 8, generator=g))
+    y5.append(torch.randint(0, 3, (1,), generator=g))
+z5, y5 = torch.cat(z5), torch.cat(y5)
+
+
+def per_sample_noise(x):
+    rows = torch.cat([torch.randn(1, 1, 8, 8, generator=g) for g in streams])
+    return torch.cat([rows] * (x.shape[0] // len(streams)))
+
+
+with torch.no_grad():
+    sd = Diffusion(1000, "10")
+    y10 = torch.cat([y5, torch.full_like(y5, 3)])
+    expected["per_sample_cfg"] = sd.sample(lambda x, tt: model.forward_with_cfg(x, tt, y10, 4.0), torch.cat([z5, z5]),
+                                           noise_like=per_sample_noise)[:5]
+    expected["per_sample_y"] = y5
+
 with h5py.File(os.path.join(out_dir, "expected.h5"), "w") as f:
     f["mse"], f["vb"], f["loss"] = mse.numpy(), vb.numpy(), loss.numpy()
     for k, v in expected.items():

@@ -96,14 +96,15 @@ class Diffusion:
         vb = torch.where(t == 0, nll, kl)
         return mse, vb, mse + vb
 
-    def sample(self, model, x, ddim=False, clip=False):
-        """model(x, original_t) -> output; noise from the default generator, after the model call."""
+    def sample(self, model, x, ddim=False, clip=False, noise_like=torch.randn_like):
+        """model(x, original_t) -> output; each step's noise from noise_like(x) (the default
+        generator), drawn after the model call."""
         mapping = torch.tensor(self.map)
         for i in reversed(range(self.num)):
             t = torch.tensor([i] * x.shape[0])
             out = model(x, mapping[t])
             mean, logvar, x0 = self.p_mean_var(out, x, t, clip)
-            noise = torch.randn_like(x)
+            noise = noise_like(x)
             mask = (t != 0).float().view(-1, 1, 1, 1)
             if ddim:
                 eps = (take(self.sqrt_recip, t, 4) * x - x0) / take(self.sqrt_recipm1, t, 4)

@@ -6,11 +6,13 @@
 
 namespace difffit {
 
-SamplerKind parse_sampler(const std::string& name) {
+SamplerKind parse_sampler(const std::string& name, const std::string& where) {
   if (name == "ddpm") return SamplerKind::Ddpm;
   if (name == "ddim") return SamplerKind::Ddim;
-  throw_usage("unknown sampler '" + name + "' (ddpm | ddim)");
+  throw_config(where + ": unknown sampler '" + name + "' (expected ddpm or ddim)");
 }
+
+std::string sampler_name(SamplerKind sampler) { return sampler == SamplerKind::Ddim ? "ddim" : "ddpm"; }
 
 at::Tensor sample_step(const GaussianDiffusion& diffusion, const DenoiserFn& model, const at::Tensor& x,
                        int64_t index, const SamplerOptions& options, const at::Tensor& step_noise) {
@@ -33,26 +35,33 @@ at::Tensor sample_step(const GaussianDiffusion& diffusion, const DenoiserFn& mod
 }
 
 at::Tensor sample_loop(const GaussianDiffusion& diffusion, const DenoiserFn& model, const at::Tensor& noise,
-                       const SamplerOptions& options, c10::optional<at::Generator> generator,
-                       const StepCallback& on_step) {
+                       const SamplerOptions& options, const StepNoiseFn& step_noise, const StepCallback& on_step) {
   at::Tensor x = noise;
   const int64_t steps = diffusion.num_steps();
   for (int64_t i = steps - 1; i >= 0; --i) {
-    at::Tensor step_noise;
     at::Tensor next;
     {
       // The reference draws the step noise after the model call; same order here.
       at::Tensor t = at::full({x.size(0)}, i, at::TensorOptions().dtype(at::kLong).device(x.device()));
       at::Tensor output = model(x, diffusion.model_timesteps(t));
       // Drawn on the CPU so a seed gives the same samples on every device.
-      step_noise = at::randn(x.sizes(), generator, x.options().device(at::kCPU)).to(x.device());
+      at::Tensor z = step_noise(x.sizes()).to(x.device(), x.scalar_type());
       DenoiserFn cached = [&output](const at::Tensor&, const at::Tensor&) { return output; };
-      next = sample_step(diffusion, cached, x, i, options, step_noise);
+      next = sample_step(diffusion, cached, x, i, options, z);
     }
     x = next;
     if (on_step) on_step(steps - i, steps);
   }
   return x;
+}
+
+at::Tensor sample_loop(const GaussianDiffusion& diffusion, const DenoiserFn& model, const at::Tensor& noise,
+                       const SamplerOptions& options, c10::optional<at::Generator> generator,
+                       const StepCallback& on_step) {
+  StepNoiseFn from_generator = [&generator](at::IntArrayRef shape) {
+    return at::randn(shape, generator, at::TensorOptions().dtype(at::kFloat));
+  };
+  return sample_loop(diffusion, model, noise, options, from_generator, on_step);
 }
 
 }  // namespace difffit

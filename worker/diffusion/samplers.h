@@ -8,6 +8,7 @@
 #include <functional>
 
 #include "worker/diffusion/gaussian_diffusion.h"
+#include "worker/diffusion/sampler_kind.h"
 
 namespace difffit {
 
@@ -15,9 +16,9 @@ namespace difffit {
 using DenoiserFn = std::function<at::Tensor(const at::Tensor& x_t, const at::Tensor& model_t)>;
 // Called after each step with (steps done, total steps).
 using StepCallback = std::function<void(int64_t, int64_t)>;
+// Each step's noise for a batch of the given shape, float32 on the CPU.
+using StepNoiseFn = std::function<at::Tensor(at::IntArrayRef shape)>;
 
-enum class SamplerKind { Ddpm, Ddim };
-SamplerKind parse_sampler(const std::string& name);  // "ddpm" | "ddim"
 
 struct SamplerOptions {
   SamplerKind kind = SamplerKind::Ddpm;
@@ -25,8 +26,13 @@ struct SamplerOptions {
   bool clip_denoised = false;  // DiT samples without clipping x0
 };
 
-// Runs the reverse process from `noise` (x_T) to x_0. Step noise comes from `generator`
-// (the default generator when undefined), one randn_like(x) per step as the reference.
+// Runs the reverse process from `noise` (x_T) to x_0, drawing each step's noise after the
+// model call as the reference does.
+at::Tensor sample_loop(const GaussianDiffusion& diffusion, const DenoiserFn& model, const at::Tensor& noise,
+                       const SamplerOptions& options, const StepNoiseFn& step_noise,
+                       const StepCallback& on_step = nullptr);
+// ... with the step noise from `generator` (the default one when undefined), one
+// randn_like(x) per step as the reference.
 at::Tensor sample_loop(const GaussianDiffusion& diffusion, const DenoiserFn& model, const at::Tensor& noise,
                        const SamplerOptions& options, c10::optional<at::Generator> generator = c10::nullopt,
                        const StepCallback& on_step = nullptr);

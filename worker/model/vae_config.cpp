@@ -1,9 +1,10 @@
 #include "worker/model/vae_config.h"
 
 #include <ATen/core/Tensor.h>
-#include <yaml-cpp/yaml.h>
+#include <nlohmann/json.hpp>
 
 #include <cstdio>
+#include <fstream>
 #include <sstream>
 
 #include "common/error.h"
@@ -75,20 +76,22 @@ VaeConfig VaeConfig::tiny() {
 }
 
 void read_diffusers_vae_config(const std::string& path, VaeConfig& config) {
-  YAML::Node root;
+  std::ifstream in(path);
+  if (!in) throw_io(path + ": cannot open");
+  nlohmann::json root;
   try {
-    root = YAML::LoadFile(path);  // JSON is read as YAML (flow style)
-  } catch (const YAML::Exception& e) {
+    root = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::parse_error& e) {
     throw_data(path + ": not a readable config.json (" + std::string(e.what()) + ")");
   }
-  if (!root.IsMap()) throw_data(path + ": expected a JSON object");
+  if (!root.is_object()) throw_data(path + ": expected a JSON object");
   auto field = [&](const char* key, auto& out) {
-    const YAML::Node node = root[key];
-    if (!node.IsDefined() || node.IsNull()) return;
+    const auto it = root.find(key);
+    if (it == root.end() || it->is_null()) return;
     try {
-      out = node.as<std::decay_t<decltype(out)>>();
-    } catch (const YAML::Exception&) {
-      throw_data(path + ": " + key + ": unexpected value");
+      out = it->get<std::decay_t<decltype(out)>>();
+    } catch (const nlohmann::json::exception&) {
+      throw_data(path + ": " + key + ": unexpected value " + it->dump());
     }
   };
   std::string class_name;

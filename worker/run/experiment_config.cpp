@@ -58,8 +58,9 @@ void parse_train(const YamlSection& s, TrainConfig& t) {
   s.read("ema_decay", t.ema_decay);
   s.read("ema_warmup", t.ema_warmup);
   s.read("grad_clip", t.grad_clip);
-  s.read("precision", t.precision);
-  s.read("device", t.device);
+  std::string precision = precision_name(t.precision), device = device_kind_name(t.device);
+  s.read("precision", precision);
+  s.read("device", device);
   s.read("checkpoint_every", t.checkpoint_every);
   s.read("log_every", t.log_every);
   s.read("timesteps", t.timesteps);
@@ -69,13 +70,10 @@ void parse_train(const YamlSection& s, TrainConfig& t) {
   if (t.grad_accum < 1) bad("grad_accum", "must be at least 1");
   if (!(t.lr > 0)) bad("lr", "must be positive");
   if (t.ema_decay < 0 || t.ema_decay > 1) bad("ema_decay", "must be in [0, 1]");
-  if (t.precision != "auto" && t.precision != "fp32" && t.precision != "bf16") {
-    bad("precision", "must be auto, fp32 or bf16");
-  }
   if (t.timesteps < 2) bad("timesteps", "must be at least 2");
-  if (t.device != "cpu" && t.device != "cuda") bad("device", "must be cpu or cuda");
-  // Resolved here, so the run id and config.yaml name the precision that actually ran.
-  if (t.precision == "auto") t.precision = auto_precision(t.device, detect_cpu_features());
+  t.device = parse_device_kind(device, s.where("device"));
+  // "auto" is resolved here, so the run id and config.yaml name the precision that actually ran.
+  t.precision = parse_precision(precision, s.where("precision"), t.device);
 }
 
 void parse_eval(const YamlSection& s, EvalConfig& e) {
@@ -114,16 +112,19 @@ void parse_eval(const YamlSection& s, EvalConfig& e) {
 void parse_sample(const YamlSection& s, SampleConfig& c) {
   s.require_known_keys({"num", "sampler", "steps", "cfg_scale", "eta", "batch_size", "clip_denoised"});
   s.read("num", c.num);
-  s.read("sampler", c.sampler);
+  std::string sampler = sampler_name(c.sampler);
+  s.read("sampler", sampler);
+  c.sampler = parse_sampler(sampler, s.where("sampler"));
   s.read("steps", c.steps);
   s.read("cfg_scale", c.cfg_scale);
   s.read("eta", c.eta);
   s.read("batch_size", c.batch_size);
-  s.read("clip_denoised", c.clip_denoised);
-  if (c.clip_denoised != "auto" && c.clip_denoised != "true" && c.clip_denoised != "false") {
+  std::string clip = c.clip_denoised ? (*c.clip_denoised ? "true" : "false") : "auto";
+  s.read("clip_denoised", clip);
+  if (clip != "auto" && clip != "true" && clip != "false") {
     throw_config(s.where("clip_denoised") + ": must be auto, true or false");
   }
-  if (c.sampler != "ddpm" && c.sampler != "ddim") throw_config(s.where("sampler") + ": must be ddpm or ddim");
+  c.clip_denoised = clip == "auto" ? std::nullopt : std::optional<bool>(clip == "true");
   if (c.num < 0) throw_config(s.where("num") + ": must be >= 0");
   if (c.steps < 1) throw_config(s.where("steps") + ": must be at least 1");
 }
@@ -273,14 +274,14 @@ std::string ExperimentConfig::to_yaml(bool resolved) const {
       << shortest_double(train.lr) << Key << "weight_decay" << Value << shortest_double(train.weight_decay) << Key
       << "ema_decay" << Value << shortest_double(train.ema_decay) << Key << "ema_warmup" << Value << train.ema_warmup
       << Key << "grad_clip" << Value << shortest_double(train.grad_clip) << Key << "precision" << Value
-      << train.precision << Key << "timesteps" << Value << train.timesteps;
+      << precision_name(train.precision) << Key << "timesteps" << Value << train.timesteps;
   if (resolved) {
-    out << Key << "device" << Value << train.device << Key << "checkpoint_every" << Value << train.checkpoint_every
+    out << Key << "device" << Value << device_kind_name(train.device) << Key << "checkpoint_every" << Value << train.checkpoint_every
         << Key << "log_every" << Value << train.log_every;
   }
   out << YAML::EndMap;
   out << Key << "sample" << Value << YAML::BeginMap << Key << "num" << Value << sample.num << Key << "sampler" << Value
-      << sample.sampler << Key << "steps" << Value << sample.steps << Key << "cfg_scale" << Value
+      << sampler_name(sample.sampler) << Key << "steps" << Value << sample.steps << Key << "cfg_scale" << Value
       << shortest_double(sample.cfg_scale) << Key << "eta" << Value << shortest_double(sample.eta) << Key
       << "batch_size" << Value << sample.batch_size << Key << "clip_denoised" << Value << clip_samples()
       << YAML::EndMap;
@@ -307,7 +308,7 @@ std::string ExperimentConfig::resolved_yaml() const {
 }
 
 bool ExperimentConfig::clip_samples() const {
-  return sample.clip_denoised == "auto" ? pixel_space() : sample.clip_denoised == "true";
+  return sample.clip_denoised.value_or(pixel_space());
 }
 
 std::string ExperimentConfig::run_id() const { return short_hash(canonical_yaml()); }

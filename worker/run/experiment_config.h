@@ -4,11 +4,14 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "common/platform.h"
 #include "eval/eval_choices.h"
+#include "worker/diffusion/sampler_kind.h"
 #include "worker/model/dit_config.h"
 #include "worker/model/method_config.h"
 
@@ -29,8 +32,8 @@ struct TrainConfig {
   double ema_decay = 0.9999;   // EMA of the trainable tensors; samples use the EMA
   bool ema_warmup = false;     // decay min(ema_decay, (1+k)/(10+k)) at update k (short runs); off = reference
   double grad_clip = 0.0;      // max global grad norm (0 = off)
-  std::string precision = "fp32";  // fp32 (exact) | bf16 (autocast) | auto in files (resolved on load: bf16 where faster)
-  std::string device = "cpu";  // cpu | cuda (noise is drawn on the CPU either way, so seeds agree)
+  Precision precision = Precision::Fp32;  // fp32 (exact) | bf16 (autocast) | auto in files (resolved on load: bf16 where faster)
+  DeviceKind device = DeviceKind::Cpu;    // cpu | cuda (noise is drawn on the CPU either way, so seeds agree)
   int64_t checkpoint_every = 500;  // steps between run checkpoints (0 = only at the end/on signals)
   int64_t log_every = 50;      // steps between log lines
   int64_t timesteps = 1000;    // T of the diffusion process
@@ -38,11 +41,11 @@ struct TrainConfig {
 
 struct SampleConfig {
   int64_t num = 0;             // samples written by the run (0 = none)
-  std::string sampler = "ddim";  // ddpm | ddim
+  SamplerKind sampler = SamplerKind::Ddim;  // ddpm | ddim
   int64_t steps = 25;          // respacing "K"
   double cfg_scale = 1.0;      // guidance when > 1
   double eta = 0.0;            // DDIM eta
-  std::string clip_denoised = "auto";  // auto (clip x0 to [-1, 1] in pixel space, not for latents) | true | false
+  std::optional<bool> clip_denoised;  // clamp x0 to [-1, 1]; unset = auto (in pixel space, not for latents)
   int64_t batch_size = 100;    // samples per batch
 };
 

@@ -49,6 +49,31 @@ void check_vae_matches_training_latents(const ExperimentConfig& config, const Sa
   }
 }
 
+// Pixel-space samples are images already; latent ones need the VAE's decoder. Writes
+// samples.h5, and scores the images and draws samples.png when there are images.
+void write_and_score_samples(const ExperimentConfig& config, const SampleResult& samples, RunOutcome& outcome) {
+  const fs::path dir = outcome.run_dir;
+  LatentDecoding decoding;
+  decoding.vae = resolve_vae_weights(config.eval.vae);
+  decoding.device = device_kind_name(config.train.device);
+  decoding.batch_size = std::min<int64_t>(std::max<int64_t>(config.sample.batch_size, 1), 16);
+  decoding.bf16 = config.train.precision == Precision::Bf16;
+  SamplesFile file = samples_with_images(samples, decoding);
+  check_vae_matches_training_latents(config, file);
+  if (!file.images.defined())
+    log()->info("[run] {}-channel samples stay latents (no images, score or samples.png): set eval.vae or "
+                "$DIFFFIT_VAE_WEIGHTS to decode them",
+                config.model.in_channels);
+  file.attributes["run_id"] = outcome.run_id;
+  file.attributes["sampler"] = sampler_name(config.sample.sampler) + std::to_string(config.sample.steps);
+  file.attributes["seeding"] = "per-sample";
+  write_samples_file((dir / "samples.h5").string(), file);
+  if (file.images.defined()) {
+    outcome.image_size = file.images.size(1);
+    outcome.score = score_samples(config, (dir / "samples.h5").string(), (dir / "samples.png").string());
+  }
+}
+
 // nlohmann writes valid JSON whatever the names hold (quotes, newlines) and non-finite
 // numbers as null.
 std::string metrics_json(const ExperimentConfig& config, const MethodSetup& setup, const RunOutcome& outcome,
@@ -57,7 +82,7 @@ std::string metrics_json(const ExperimentConfig& config, const MethodSetup& setu
   j["run_id"] = outcome.run_id;
   j["name"] = config.name;
   j["method"] = setup.config.name();
-  j["precision"] = config.train.precision;
+  j["precision"] = precision_name(config.train.precision);
   j["steps"] = outcome.train.steps;
   j["final_loss"] = outcome.train.last_loss;
   j["train_seconds"] = outcome.train.seconds;
@@ -108,28 +133,31 @@ RunOutcome run_experiment(const ExperimentConfig& config, bool force, const RunH
   Trainer trainer(config, model, setup, outcome.run_dir, dp);
   if (hooks.on_step) trainer.set_step_hook(hooks.on_step);
   outcome.train = trainer.run();
-  if (!writer) return outcome;  // sampling, scoring and the files are rank 0's
 
-  // The result is the EMA weights: saved as a delta, and as a full model when pre-training.
+  // The result is the EMA weights (the same on every rank): saved as a delta, and as a
+  // full model when pre-training.
   trainer.use_ema_weights();
   const fs::path delta = dir / "delta.safetensors";
-  save_delta(delta.string(), *model, setup.config,
-             {{"run_id", outcome.run_id}, {"steps", std::to_string(outcome.train.steps)}});
-  if (config.base_checkpoint.empty()) {
-    // Self-describing: the model shape, and the settings and run that made it (nothing
-    // machine- or time-dependent, so rerunning the experiment reproduces the file's bytes).
-    save_safetensors((dir / "model.safetensors").string(), merge_to_plain_state_dict(*model),
-                     {{"model", config.model.to_key_values()},
-                      {"run_id", outcome.run_id},
-                      {"steps", std::to_string(outcome.train.steps)},
-                      {"config", config.canonical_yaml()},
-                      {"format", "difffit.model.v1"}});
+  if (writer) {
+    save_delta(delta.string(), *model, setup.config,
+               {{"run_id", outcome.run_id}, {"steps", std::to_string(outcome.train.steps)}});
+    if (config.base_checkpoint.empty()) {
+      // Self-describing: the model shape, and the settings and run that made it (nothing
+      // machine- or time-dependent, so rerunning the experiment reproduces the file's bytes).
+      save_safetensors((dir / "model.safetensors").string(), merge_to_plain_state_dict(*model),
+                       {{"model", config.model.to_key_values()},
+                        {"run_id", outcome.run_id},
+                        {"steps", std::to_string(outcome.train.steps)},
+                        {"config", config.canonical_yaml()},
+                        {"format", "difffit.model.v1"}});
+    }
   }
 
   if (config.sample.num > 0) {
+    // Every rank samples its share; rank 0 gets them all and writes and scores them.
     SampleRequest request;
     request.num = config.sample.num;
-    request.sampler = parse_sampler(config.sample.sampler);
+    request.sampler = config.sample.sampler;
     request.steps = config.sample.steps;
     request.cfg_scale = config.sample.cfg_scale;
     request.eta = config.sample.eta;
@@ -137,33 +165,16 @@ RunOutcome run_experiment(const ExperimentConfig& config, bool force, const RunH
     request.batch_size = config.sample.batch_size;
     request.timesteps = config.train.timesteps;
     request.seed = derive_seed(config, "sample");
-    request.device = config.train.device;
+    request.device = device_kind_name(config.train.device);
     auto begin = std::chrono::steady_clock::now();
-    ProgressBar progress("[sample]", request.num);
-    SampleResult samples = generate_samples(*model, request, [&](int64_t done, int64_t) { progress.update(done); });
+    ProgressBar progress("[sample]", sample_share(request.num, request.batch_size, dp.rank, dp.world).count);
+    SampleResult samples = generate_samples_across_ranks(*model, request, dp.active() ? dp.comm : nullptr,
+                                                         [&](int64_t done, int64_t) { progress.update(done); });
     progress.finish();
     outcome.sample_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
-    // Pixel-space samples are images already; latent ones need the VAE's decoder.
-    LatentDecoding decoding;
-    decoding.vae = resolve_vae_weights(config.eval.vae);
-    decoding.device = config.train.device;
-    decoding.batch_size = std::min<int64_t>(std::max<int64_t>(config.sample.batch_size, 1), 16);
-    decoding.bf16 = config.train.precision == "bf16";
-    SamplesFile file = samples_with_images(samples, decoding);
-    check_vae_matches_training_latents(config, file);
-    if (!file.images.defined())
-      log()->info("[run] {}-channel samples stay latents (no images, score or samples.png): set eval.vae or "
-                  "$DIFFFIT_VAE_WEIGHTS to decode them",
-                  config.model.in_channels);
-    file.attributes["run_id"] = outcome.run_id;
-    file.attributes["sampler"] = config.sample.sampler + std::to_string(config.sample.steps);
-    write_samples_file((dir / "samples.h5").string(), file);
-    const at::Tensor& images = file.images;
-    if (images.defined()) {
-      outcome.image_size = images.size(1);
-      outcome.score = score_samples(config, (dir / "samples.h5").string(), (dir / "samples.png").string());
-    }
+    if (writer) write_and_score_samples(config, samples, outcome);
   }
+  if (!writer) return outcome;
 
   write_file_atomically((dir / "metrics.json").string(),
                         metrics_json(config, setup, outcome, static_cast<int64_t>(fs::file_size(delta))));

@@ -28,7 +28,7 @@ std::optional<Evaluation> score_samples(const ExperimentConfig& config, const st
   choice.kind = config.eval.feature_net;
   choice.inception_weights = config.eval.inception_weights;
   choice.resize = config.eval.resize;
-  choice.device = config.train.device;
+  choice.device = device_kind_name(config.train.device);
   // One mini-CNN per task: trained on the task's own training images unless told otherwise.
   choice.mini_cnn_train = config.eval.feature_train.empty() ? config.data.train : config.eval.feature_train;
   const bool mini_cnn = resolved_feature_net(choice.kind, samples.channels()) == FeatureNetKind::MiniCnn;

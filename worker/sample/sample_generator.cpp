@@ -4,21 +4,23 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/types.h>
 
+#include "common/communicator.h"
 #include "common/error.h"
 
 namespace difffit {
+namespace {
 
-at::Tensor to_uint8_images(const at::Tensor& samples) {
-  return (127.5 * samples + 128.0).clamp(0, 255).to(at::kByte).permute({0, 2, 3, 1}).contiguous();
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
 }
 
-SampleResult generate_samples(DiTImpl& model, const SampleRequest& request,
-                              const std::function<void(int64_t, int64_t)>& on_step) {
-  const DiTConfig& config = model.config();
+void check_request(const DiTConfig& config, const SampleRequest& request) {
   const int64_t n = request.num;
   if (n <= 0) throw_usage("sample: --num must be positive");
-  const bool use_cfg = request.cfg_scale > 1.0;
-  if (use_cfg && config.class_dropout_prob <= 0) {
+  if (request.cfg_scale > 1.0 && config.class_dropout_prob <= 0) {
     throw_usage("sample: CFG needs a model with a null class (class_dropout_prob > 0)");
   }
   if (request.init_noise.defined()) {
@@ -34,6 +36,85 @@ SampleResult generate_samples(DiTImpl& model, const SampleRequest& request,
     throw_data("sample: labels must be N = " + std::to_string(n) + " values in 0.." +
                std::to_string(config.num_classes - 1));
   }
+}
+
+// Where one batch's random numbers come from: x_T, y and the step noise.
+class BatchRandomness {
+ public:
+  // Reference: `shared` in batch order. PerSample: one stream per sample of the batch.
+  BatchRandomness(const SampleRequest& request, at::Generator shared, int64_t start, int64_t size)
+      : shared_(std::move(shared)) {
+    if (request.seeding == SampleSeeding::PerSample) {
+      for (int64_t i = 0; i < size; ++i) {
+        own_.push_back(at::make_generator<at::CPUGeneratorImpl>(
+            per_sample_seed(request.seed, request.first_index + start + i)));
+      }
+    }
+  }
+  // sample_ddp.py order: z first, then y. PerSample: one row per sample, whatever shape[0].
+  at::Tensor noise(at::IntArrayRef shape) {
+    if (own_.empty()) return at::randn(shape, shared_, at::kFloat);
+    std::vector<at::Tensor> rows;
+    for (auto& g : own_) rows.push_back(at::randn(one_row(shape), g, at::kFloat));
+    return at::cat(rows);
+  }
+  at::Tensor labels(int64_t size, int64_t num_classes) {
+    if (own_.empty()) return at::randint(0, num_classes, {size}, shared_, at::kLong);
+    std::vector<at::Tensor> rows;
+    for (auto& g : own_) rows.push_back(at::randint(0, num_classes, {1}, g, at::kLong));
+    return at::cat(rows);
+  }
+  // A CFG batch is [cond; uncond] and the model reads the cond half only: per-sample
+  // streams draw for that half and repeat it, so the kept samples do not depend on CFG's
+  // doubling (the reference draws both halves from its one generator).
+  at::Tensor step_noise(at::IntArrayRef shape) {
+    at::Tensor drawn = noise(shape);
+    if (own_.empty() || shape[0] == drawn.size(0)) return drawn;
+    return at::cat(std::vector<at::Tensor>(shape[0] / drawn.size(0), drawn));
+  }
+
+ private:
+  static std::vector<int64_t> one_row(at::IntArrayRef shape) {
+    std::vector<int64_t> row(shape.begin(), shape.end());
+    row[0] = 1;
+    return row;
+  }
+  at::Generator shared_;
+  std::vector<at::Generator> own_;
+};
+
+}  // namespace
+
+SampleSeeding parse_sample_seeding(const std::string& name) {
+  if (name == "per-sample") return SampleSeeding::PerSample;
+  if (name == "reference") return SampleSeeding::Reference;
+  throw_usage("unknown seeding '" + name + "' (per-sample | reference)");
+}
+
+uint64_t per_sample_seed(uint64_t seed, int64_t index) {
+  return (splitmix64(seed) + static_cast<uint64_t>(index)) & 0xFFFFFFFFULL;
+}
+
+SampleShare sample_share(int64_t num, int64_t batch, int rank, int ranks) {
+  if (batch <= 0) batch = (num + ranks - 1) / ranks;
+  const int64_t batches = (num + batch - 1) / batch;
+  const int64_t block = (batches + ranks - 1) / ranks * batch;
+  SampleShare share;
+  share.first = std::min(num, rank * block);
+  share.count = std::min(num, share.first + block) - share.first;
+  return share;
+}
+
+at::Tensor to_uint8_images(const at::Tensor& samples) {
+  return (127.5 * samples + 128.0).clamp(0, 255).to(at::kByte).permute({0, 2, 3, 1}).contiguous();
+}
+
+SampleResult generate_samples(DiTImpl& model, const SampleRequest& request,
+                              const std::function<void(int64_t, int64_t)>& on_step) {
+  const DiTConfig& config = model.config();
+  check_request(config, request);
+  const int64_t n = request.num;
+  const bool use_cfg = request.cfg_scale > 1.0;
 
   DiffusionConfig diffusion_config;
   diffusion_config.timesteps = request.timesteps;
@@ -45,7 +126,7 @@ SampleResult generate_samples(DiTImpl& model, const SampleRequest& request,
   options.eta = request.eta;
   options.clip_denoised = request.clip_denoised;
 
-  at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(request.seed);
+  at::Generator shared = at::make_generator<at::CPUGeneratorImpl>(request.seed);
   const at::Device device(request.device);
   model.to(device);
   model.eval();
@@ -55,13 +136,13 @@ SampleResult generate_samples(DiTImpl& model, const SampleRequest& request,
   int64_t done = 0;
   for (int64_t start = 0; start < n; start += batch) {
     const int64_t b = std::min(batch, n - start);
-    const auto shape = std::vector<int64_t>{b, config.in_channels, config.input_size, config.input_size};
-    // sample_ddp.py order: z first, then y.
-    at::Tensor z = request.init_noise.defined() ? request.init_noise.narrow(0, start, b).contiguous()
-                                                : at::randn(shape, generator, at::kFloat);
+    BatchRandomness random(request, shared, start, b);
+    at::Tensor z = request.init_noise.defined()
+                       ? request.init_noise.narrow(0, start, b).contiguous()
+                       : random.noise({b, config.in_channels, config.input_size, config.input_size});
     at::Tensor y = request.init_labels.defined() && request.init_labels.numel()
                        ? request.init_labels.narrow(0, start, b).contiguous()
-                       : at::randint(0, config.num_classes, {b}, generator, at::kLong);
+                       : random.labels(b, config.num_classes);
     DenoiserFn denoiser;
     z = z.to(device);
     y = y.to(device);
@@ -75,7 +156,8 @@ SampleResult generate_samples(DiTImpl& model, const SampleRequest& request,
     } else {
       denoiser = [&model, y](const at::Tensor& x, const at::Tensor& t) { return model.forward(x, t, y); };
     }
-    at::Tensor out = sample_loop(diffusion, denoiser, x_T, options, generator, [&](int64_t step, int64_t steps) {
+    StepNoiseFn step_noise = [&random](at::IntArrayRef shape) { return random.step_noise(shape); };
+    at::Tensor out = sample_loop(diffusion, denoiser, x_T, options, step_noise, [&](int64_t step, int64_t steps) {
       if (on_step) on_step(done + b * step / steps, n);
     });
     done += b;
@@ -83,6 +165,40 @@ SampleResult generate_samples(DiTImpl& model, const SampleRequest& request,
     all_labels.push_back(y.cpu());
   }
   return {at::cat(all_samples), at::cat(all_labels)};
+}
+
+SampleResult generate_samples_across_ranks(DiTImpl& model, const SampleRequest& request, Communicator* comm,
+                                           const std::function<void(int64_t, int64_t)>& on_step) {
+  if (!comm || comm->size() == 1) return generate_samples(model, request, on_step);
+  if (request.seeding != SampleSeeding::PerSample)
+    throw_usage("sample: reference seeding draws from one generator in order and cannot be shared over " +
+                std::to_string(comm->size()) + " ranks: use per-sample seeding");
+  check_request(model.config(), request);
+  const int64_t n = request.num;
+  const int64_t share = sample_share(n, request.batch_size, 0, comm->size()).count;
+  const auto [first, count] = sample_share(n, request.batch_size, comm->rank(), comm->size());
+  const DiTConfig& config = model.config();
+  at::Tensor latents = at::zeros({share, config.in_channels, config.input_size, config.input_size}, at::kFloat);
+  at::Tensor labels = at::zeros({share}, at::kLong);
+  if (count > 0) {
+    SampleRequest mine = request;
+    mine.num = count;
+    mine.batch_size = request.batch_size > 0 ? request.batch_size : share;
+    mine.first_index = request.first_index + first;
+    if (request.init_noise.defined()) mine.init_noise = request.init_noise.narrow(0, first, count);
+    if (request.init_labels.defined() && request.init_labels.numel())
+      mine.init_labels = request.init_labels.narrow(0, first, count);
+    SampleResult result = generate_samples(model, mine, on_step);
+    latents.narrow(0, 0, count).copy_(result.latents);
+    labels.narrow(0, 0, count).copy_(result.labels);
+  }
+  // Every block padded to `share` rows, so the gather sees one shape on every rank.
+  auto gather = [&](const at::Tensor& mine) {
+    const bool on_device = comm->takes_device_tensors();
+    std::vector<at::Tensor> blocks = comm->allgather(on_device ? mine.to(at::Device(request.device)) : mine);
+    return at::cat(blocks).narrow(0, 0, n).cpu().contiguous();
+  };
+  return {gather(latents), gather(labels)};
 }
 
 }  // namespace difffit

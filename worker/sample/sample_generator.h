@@ -1,5 +1,11 @@
-// Generates samples from a DiT the way the reference's sample.py does: noise and
-// labels from one seeded generator, CFG on a doubled batch, the first half kept.
+// Generates samples from a DiT with the reference's loops (CFG on a doubled batch, the
+// first half kept). By default every sample has its own random stream, seeded from
+// (seed, its index): its class, x_T and every step's noise are the same whatever the
+// batch size and however many ranks share the work, so results compare across machines
+// (bit for bit across rank counts; across batch sizes up to the rounding of the model's
+// matrix products, whose BLAS kernels depend on the batch).
+// SampleSeeding::Reference draws from one generator in batch order instead, as DiT's
+// sample.py does (with the same seed it reproduces that script's samples).
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -13,6 +19,16 @@
 
 namespace difffit {
 
+class Communicator;
+
+enum class SampleSeeding { PerSample, Reference };
+SampleSeeding parse_sample_seeding(const std::string& name);  // "per-sample" | "reference"
+
+// The seed of sample `index`'s own stream: (SplitMix64(seed) + index) mod 2^32, as the
+// CPU generator (MT19937) keeps 32 bits of a seed; consecutive indices never collide.
+// The stream gives z (1,C,H,W), then y (1), then one (1,C,H,W) normal draw per step.
+uint64_t per_sample_seed(uint64_t seed, int64_t index);
+
 struct SampleRequest {
   int64_t num = 16;                 // how many samples
   SamplerKind sampler = SamplerKind::Ddpm;
@@ -22,7 +38,9 @@ struct SampleRequest {
   double eta = 0.0;                 // DDIM eta
   bool clip_denoised = false;       // clamp each predicted x0 to [-1, 1] (ADM's pixel-space default)
   uint64_t seed = 0;                // noise and labels
-  int64_t batch_size = 0;           // 0 = all at once; batches draw from one generator in order
+  SampleSeeding seeding = SampleSeeding::PerSample;
+  int64_t first_index = 0;          // PerSample: the global index of this request's first sample
+  int64_t batch_size = 0;           // 0 = all at once
   int64_t timesteps = 1000;         // T of the base process
   at::Tensor init_noise;            // optional (N,C,H,W): x_T instead of drawn noise
   at::Tensor init_labels;           // optional (N): labels instead of drawn ones
@@ -34,9 +52,27 @@ struct SampleResult {
   at::Tensor labels;   // int64 (N)
 };
 
-// `on_progress(samples_done, total)` after every sampler step batch.
+// `on_step(samples_done, total)` after every sampler step.
 SampleResult generate_samples(DiTImpl& model, const SampleRequest& request,
                               const std::function<void(int64_t, int64_t)>& on_step = nullptr);
+
+// Rank `rank`'s share of `num` samples over `ranks`: whole batches of `batch` samples
+// counted from sample 0 (batch 0: one batch per rank), in contiguous runs of
+// ceil(batches / ranks) batches; the last shares shorter or empty. Each batch is the same
+// model call whatever the number of ranks, so the samples are bit-identical too (a
+// model's output rows can round differently when the batch is cut differently: BLAS
+// picks its kernels by matrix size).
+struct SampleShare {
+  int64_t first = 0, count = 0;
+};
+SampleShare sample_share(int64_t num, int64_t batch, int rank, int ranks);
+
+// The `request.num` samples shared out over the ranks of `comm` (sample_share): each rank
+// samples its share and every rank gets all of them, in index order. `comm` null or of
+// one rank: generate_samples. `on_step` reports this rank's own progress. Needs
+// PerSample seeding over several ranks.
+SampleResult generate_samples_across_ranks(DiTImpl& model, const SampleRequest& request, Communicator* comm,
+                                           const std::function<void(int64_t, int64_t)>& on_step = nullptr);
 
 // Model space [-1, 1] -> uint8 (N,H,W,C): clamp(127.5 x + 128, 0, 255), truncated.
 at::Tensor to_uint8_images(const at::Tensor& samples);

@@ -93,7 +93,7 @@ GaussianDiffusion::Losses batch_losses(DiTImpl& model, const GaussianDiffusion& 
 Trainer::Trainer(const ExperimentConfig& config, DiT model, MethodSetup setup, std::string run_dir,
                  const DataParallel& dp)
     : config_(config), model_(std::move(model)), setup_(std::move(setup)), run_dir_(std::move(run_dir)),
-      state_(std::make_shared<State>()), device_(config.train.device), dp_(dp) {
+      state_(std::make_shared<State>()), device_(device_kind_name(config.train.device)), dp_(dp) {
   if (device_.is_cuda() && !at::hasCUDA()) throw_usage("train.device is cuda, but this LibTorch has no CUDA");
   model_->to(device_);
   LoaderOptions loader_options;
@@ -254,7 +254,7 @@ TrainResult Trainer::run() {
   diffusion_config.timesteps = tc.timesteps;
   diffusion_config.learned_variance = model_->config().learn_sigma;
   GaussianDiffusion diffusion(diffusion_config);
-  const bool bf16 = tc.precision == "bf16";
+  const bool bf16 = tc.precision == Precision::Bf16;
 
   const std::string loss_path = (std::filesystem::path(run_dir_) / "loss.csv").string();
   const bool writer = dp_.rank == 0;  // one rank writes the run's files
