@@ -2,6 +2,9 @@
 // runs scales with the number of worker ranks. Each point launches a real sweep
 // (`mpiexec -n W+1 difffit sweep run`, or one process for W = 0) on a synthetic
 // dataset, times it end to end and reads the sweep's own summary.json. Prints JSON.
+// --simulate: the workers answer every run at once (`sweep run --simulate-runs`), so
+// runs finish together as fast as the coordinator takes them; points over --sizes show
+// how the coordinator's time and memory per run grow with the sweep's size.
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -30,7 +33,7 @@ int shell(const std::string& command) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-std::vector<int> parse_counts(const std::string& text) {
+std::vector<int> parse_counts(const std::string& text, const std::string& flag) {
   std::vector<int> counts;
   std::stringstream in(text);
   std::string item;
@@ -38,11 +41,11 @@ std::vector<int> parse_counts(const std::string& text) {
     try {
       counts.push_back(std::stoi(item));
     } catch (const std::exception&) {
-      throw_usage("--workers: expected a comma-separated list of integers, got '" + text + "'");
+      throw_usage(flag + ": expected a comma-separated list of integers, got '" + text + "'");
     }
-    if (counts.back() < 0) throw_usage("--workers: counts must be >= 0 (0 = one process, no MPI workers)");
+    if (counts.back() < 0) throw_usage(flag + ": counts must be >= 0 (--workers 0 = one process, no MPI workers)");
   }
-  if (counts.empty()) throw_usage("--workers: empty list");
+  if (counts.empty()) throw_usage(flag + ": empty list");
   return counts;
 }
 
@@ -72,15 +75,25 @@ int run_bench_sweep_command(int argc, char** argv) {
       ("workers", po::value<std::string>()->default_value("0,1,2"), "worker counts to time (0 = one process)")
       ("runs", po::value<int>()->default_value(8), "runs in the sweep")
       ("steps", po::value<int>()->default_value(2), "training steps per run (tiny: the point is the overhead)")
+      ("simulate", "simulated runs (answered at once, no training): the coordinator's cost alone")
+      ("sizes", po::value<std::string>()->default_value(""),
+       "with --simulate: sweep sizes (runs) to time, e.g. 1000,3000,10000 (default: --runs)")
       ("mpiexec", po::value<std::string>()->default_value("mpiexec"), "MPI launcher");
   po::variables_map vm;
   if (!parse_command_line("bench sweep", "Coordinator overhead per run and scaling with worker ranks (JSON).", argc,
                           argv, options, vm)) {
     return 0;
   }
-  const auto counts = parse_counts(vm["workers"].as<std::string>());
-  const int runs = vm["runs"].as<int>(), steps = vm["steps"].as<int>();
-  if (runs < 1 || steps < 1) throw_usage("--runs and --steps must be at least 1");
+  const bool simulate = vm.count("simulate") > 0;
+  const auto counts = parse_counts(vm["workers"].as<std::string>(), "--workers");
+  const int steps = vm["steps"].as<int>();
+  const std::vector<int> sizes = vm["sizes"].as<std::string>().empty()
+                                     ? std::vector<int>{vm["runs"].as<int>()}
+                                     : parse_counts(vm["sizes"].as<std::string>(), "--sizes");
+  if (!simulate && sizes.size() > 1) throw_usage("--sizes needs --simulate (real runs: use --runs)");
+  for (int runs : sizes)
+    if (runs < 1) throw_usage("--runs and --sizes must be at least 1");
+  if (steps < 1) throw_usage("--steps must be at least 1");
   const fs::path dir = fs::temp_directory_path() / ("difffit-bench-sweep-" + std::to_string(::getpid()));
   fs::create_directories(dir);
   const std::string self = self_binary(), data = (dir / "data.h5").string();
@@ -88,43 +101,56 @@ int run_bench_sweep_command(int argc, char** argv) {
             " > " + (dir / "prepare.log").string() + " 2>&1") != 0) {
     throw_io("bench sweep: preparing the data failed; see " + (dir / "prepare.log").string());
   }
-  const std::string sweep = write_bench_sweep(dir, runs, steps, data);
   const std::string root = geteuid() == 0 ? " --allow-run-as-root" : "";
 
   nlohmann::ordered_json result;
-  result["benchmark"] = "sweep";
-  result["runs"] = runs;
-  result["steps_per_run"] = steps;
+  result["benchmark"] = simulate ? "sweep-simulated" : "sweep";
+  result["runs"] = sizes.back();
+  if (!simulate) result["steps_per_run"] = steps;
   result["points"] = nlohmann::json::array();
   double base_wall = 0;
-  for (int workers : counts) {
-    const fs::path out = dir / ("w" + std::to_string(workers));
-    const std::string launch =
-        workers == 0 ? self : vm["mpiexec"].as<std::string>() + root + " --oversubscribe -n " +
-                                  std::to_string(workers + 1) + " " + self;
-    const std::string log = (dir / ("w" + std::to_string(workers) + ".log")).string();
-    std::cerr << "[bench] sweep of " << runs << " runs with " << workers << " worker(s)\n";
-    const auto begin = std::chrono::steady_clock::now();
-    const int code = shell(launch + " sweep run " + sweep + " --set output_dir=" + out.string() + " > " + log + " 2>&1");
-    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
-    if (code != 0) throw_io("bench sweep: the sweep with " + std::to_string(workers) + " worker(s) exited " +
-                            std::to_string(code) + "; see " + log);
-    std::ifstream in(out / "bench" / "summary.json");
-    const auto summary = nlohmann::json::parse(in);
-    const int parallel = std::max(workers, 1);
-    if (base_wall == 0) base_wall = wall;
-    nlohmann::ordered_json point;
-    point["workers"] = workers;
-    point["ranks"] = workers == 0 ? 1 : workers + 1;
-    point["wall_seconds"] = wall;
-    point["runs_per_second"] = runs / wall;
-    point["speedup_vs_first"] = base_wall / wall;
-    point["mean_run_seconds"] = summary["run_seconds"].get<double>() / runs;
-    // Everything that is not a worker running a run: launch, planning, dispatch, journal, idle tails.
-    point["overhead_seconds_per_run"] = (wall * parallel - summary["run_seconds"].get<double>()) / runs;
-    point["coordinator_seconds_per_run"] = summary["coordinator_seconds_per_run"];
-    point["dispatch_gap_seconds_per_run"] = summary["dispatch_gap_seconds_per_run"];
-    result["points"].push_back(point);
+  for (int runs : sizes) {
+    const std::string sweep = write_bench_sweep(dir, runs, steps, data);
+    for (int workers : counts) {
+      const std::string name = "n" + std::to_string(runs) + "-w" + std::to_string(workers);
+      const fs::path out = dir / name;
+      const std::string launch =
+          workers == 0 ? self : vm["mpiexec"].as<std::string>() + root + " --oversubscribe -n " +
+                                    std::to_string(workers + 1) + " " + self;
+      const std::string log = (dir / (name + ".log")).string();
+      std::cerr << "[bench] sweep of " << runs << (simulate ? " simulated" : "") << " runs with " << workers
+                << " worker(s)\n";
+      const auto begin = std::chrono::steady_clock::now();
+      const int code = shell(launch + " sweep run " + sweep + " --set output_dir=" + out.string() +
+                             (simulate ? " --simulate-runs" : "") + " > " + log + " 2>&1");
+      const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+      if (code != 0) throw_io("bench sweep: the sweep with " + std::to_string(workers) + " worker(s) exited " +
+                              std::to_string(code) + "; see " + log);
+      std::ifstream in(out / "bench" / "summary.json");
+      const auto summary = nlohmann::json::parse(in);
+      const int parallel = std::max(workers, 1);
+      if (base_wall == 0) base_wall = wall;
+      nlohmann::ordered_json point;
+      point["runs"] = runs;
+      point["workers"] = workers;
+      point["ranks"] = workers == 0 ? 1 : workers + 1;
+      point["wall_seconds"] = wall;
+      point["runs_per_second"] = runs / wall;
+      if (!simulate) {
+        point["speedup_vs_first"] = base_wall / wall;
+        point["mean_run_seconds"] = summary["run_seconds"].get<double>() / runs;
+        // Everything that is not a worker running a run: launch, planning, dispatch, journal, idle tails.
+        point["overhead_seconds_per_run"] = (wall * parallel - summary["run_seconds"].get<double>()) / runs;
+      }
+      point["coordinator_seconds_per_run"] = summary["coordinator_seconds_per_run"];
+      point["journal_seconds"] = summary["journal_seconds"];
+      point["snapshot_seconds"] = summary["snapshot_seconds"];
+      point["snapshots_written"] = summary["snapshots_written"];
+      point["sweep_wall_seconds"] = summary["wall_seconds"];  // the coordinator's own, from its start
+      point["dispatch_gap_seconds_per_run"] = summary["dispatch_gap_seconds_per_run"];
+      point["coordinator_peak_rss_bytes"] = summary["coordinator_peak_rss_bytes"];
+      result["points"].push_back(point);
+    }
   }
   fs::remove_all(dir);
   std::cout << json_text(result, 2) << std::endl;

@@ -15,6 +15,7 @@
 #include "common/stop_signals.h"
 #include "orchestrator/coordinator.h"
 #include "orchestrator/message_transport.h"
+#include "orchestrator/run_groups.h"
 #include "orchestrator/sweep_plan.h"
 #include "orchestrator/worker_service.h"
 
@@ -143,6 +144,8 @@ int sweep_run_command(int argc, char** argv) {
   po::options_description options("sweep run options");
   options.add_options()
       ("retry-failed", "give runs that failed max_attempts times a fresh set of attempts")
+      ("simulate-runs", "workers answer each run at once with made-up metrics, writing no run folders: "
+       "measures the coordinator alone (difffit bench sweep --simulate)")
       ("log-level", po::value<std::string>()->default_value("info"), "trace|debug|info|warn|error");
   SweepArgs args;
   if (!parse_sweep_args("sweep run",
@@ -167,10 +170,37 @@ int sweep_run_command(int argc, char** argv) {
   install_stop_handlers();
 
   const SweepPlan plan = plan_sweep(config);  // every rank plans: a bad file stops them all alike
+  const RunExecutor execute = args.vm.count("simulate-runs") ? simulated_runs() : real_runs();
+  // Run groups (ranks_per_run > 1): every rank works out the same layout and joins the
+  // split, which is collective; the groups' collectives run beside the heartbeat thread.
+  const RunGroups groups = plan_run_groups(size, config.ranks_per_run, config.source);
+  std::unique_ptr<Communicator> group;
+  if (config.ranks_per_run > 1 && size > 1) {
+    if (!mpi_threads_concurrent())
+      throw_usage("ranks_per_run " + std::to_string(config.ranks_per_run) +
+                  " needs an MPI library with MPI_THREAD_MULTIPLE (a group trains while its leader's heartbeat "
+                  "thread talks to the coordinator)");
+    group = split_mpi_communicator(groups.group_of(rank), rank);
+  } else if (config.ranks_per_run > 1 && rank == 0) {
+    log()->warn("[sweep] ranks_per_run {}: one process runs each run alone (launch under mpirun/srun for run groups)",
+                config.ranks_per_run);
+  }
   if (rank > 0) {
     try {
       inject_fault("worker");
-      serve_as_worker(config, *transport);
+      const int g = groups.group_of(rank);
+      if (g < 0) {
+        log()->warn("[sweep] rank {} is not in a run group ({} worker ranks, {} per run): it stays idle", rank,
+                    size - 1, config.ranks_per_run);
+      } else if (!group) {
+        serve_as_worker(config, *transport, execute);
+      } else if (groups.is_leader(rank)) {
+        std::vector<int> members = groups.members_of(g);
+        members.erase(members.begin());
+        serve_as_worker(config, *transport, execute, group.get(), members);
+      } else {
+        serve_as_group_member(*transport, execute, *group);
+      }
       return 0;
     } catch (const Error& e) {  // the coordinator would wait for this rank forever: end the job
       log()->error("[sweep] worker rank {}: {}", rank, e.what());
@@ -189,7 +219,8 @@ int sweep_run_command(int argc, char** argv) {
     log()->info("[sweep] {}: {} runs, {} done, {} failed; {} rank(s), {} thread(s) each", config.name,
                 plan.runs.size(), ledger.states().count(RunState::Done), ledger.states().count(RunState::Failed),
                 size, config.threads);
-    return size == 1 ? run_sweep_in_process(config, ledger) : coordinate_sweep(config, ledger, *transport);
+    return size == 1 ? run_sweep_in_process(config, ledger, execute)
+                     : coordinate_sweep(config, ledger, *transport, groups.leaders());
   } catch (const Error& e) {
     // Workers wait for orders that will not come: end the whole job.
     if (size > 1) {

@@ -38,18 +38,26 @@ void require_cpu_contiguous(const at::Tensor& t) {
 
 class MpiCommunicator : public Communicator {
  public:
-  MpiCommunicator() {
-    const MpiWorld world = mpi_world();
-    rank_ = world.rank;
-    size_ = world.size;
+  // Over `comm`; a communicator made by a split is freed with this object.
+  explicit MpiCommunicator(MPI_Comm comm = MPI_COMM_WORLD) : comm_(comm) {
+    mpi_world();  // checks MPI is initialised
+    MPI_Comm_rank(comm_, &rank_);
+    MPI_Comm_size(comm_, &size_);
   }
+  ~MpiCommunicator() override {
+    int finalised = 0;
+    MPI_Finalized(&finalised);
+    if (comm_ != MPI_COMM_WORLD && !finalised) MPI_Comm_free(&comm_);
+  }
+  MpiCommunicator(const MpiCommunicator&) = delete;
+  MpiCommunicator& operator=(const MpiCommunicator&) = delete;
   int rank() const override { return rank_; }
   int size() const override { return size_; }
 
   void allreduce_sum(at::Tensor& t) override {
     require_cpu_contiguous(t);
     check(MPI_Allreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t), MPI_SUM,
-                        MPI_COMM_WORLD),
+                        comm_),
           "allreduce");
   }
 
@@ -60,7 +68,7 @@ class MpiCommunicator : public Communicator {
     for (int64_t s : t.sizes()) shape.push_back(s);
     at::Tensor all = at::empty(shape, t.options());
     check(MPI_Allgather(t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t), all.data_ptr(),
-                        static_cast<int>(t.numel()), mpi_type(t), MPI_COMM_WORLD),
+                        static_cast<int>(t.numel()), mpi_type(t), comm_),
           "allgather");
     std::vector<at::Tensor> out;
     for (int r = 0; r < size_; ++r) out.push_back(all[r]);
@@ -69,12 +77,13 @@ class MpiCommunicator : public Communicator {
 
   void broadcast(at::Tensor& t, int root) override {
     require_cpu_contiguous(t);
-    check(MPI_Bcast(t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t), root, MPI_COMM_WORLD), "broadcast");
+    check(MPI_Bcast(t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t), root, comm_), "broadcast");
   }
 
-  void barrier() override { check(MPI_Barrier(MPI_COMM_WORLD), "barrier"); }
+  void barrier() override { check(MPI_Barrier(comm_), "barrier"); }
 
  private:
+  MPI_Comm comm_;
   int rank_ = 0, size_ = 1;
 };
 
@@ -103,10 +112,26 @@ int mpi_local_rank() {
 std::unique_ptr<Communicator> make_local_communicator() { return std::make_unique<LocalCommunicator>(); }
 std::unique_ptr<Communicator> make_mpi_communicator() { return std::make_unique<MpiCommunicator>(); }
 
-// Serialized threads: a sweep worker's heartbeat thread sends while its main thread trains.
+std::unique_ptr<Communicator> split_mpi_communicator(int color, int key) {
+  mpi_world();
+  MPI_Comm part = MPI_COMM_NULL;
+  check(MPI_Comm_split(MPI_COMM_WORLD, color < 0 ? MPI_UNDEFINED : color, key, &part), "comm_split");
+  if (part == MPI_COMM_NULL) return nullptr;
+  return std::make_unique<MpiCommunicator>(part);
+}
+
+bool mpi_threads_concurrent() {
+  int level = MPI_THREAD_SINGLE;
+  MPI_Query_thread(&level);
+  return level >= MPI_THREAD_MULTIPLE;
+}
+
+// At least serialised threads: a sweep worker's heartbeat thread sends while its main
+// thread trains. Concurrent ones when the library has them: a run group's main thread
+// runs collectives while the heartbeat thread talks to the coordinator.
 MpiSession::MpiSession(int* argc, char*** argv) {
   int provided = 0;
-  MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided);
+  MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided);
   if (provided < MPI_THREAD_SERIALIZED) throw_usage("this MPI library does not support MPI_THREAD_SERIALIZED");
 }
 MpiSession::~MpiSession() {

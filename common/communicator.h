@@ -31,6 +31,13 @@ std::unique_ptr<Communicator> make_local_communicator();
 // MPI_COMM_WORLD; MPI must be initialised (see MpiSession).
 std::unique_ptr<Communicator> make_mpi_communicator();
 
+// Collective over MPI_COMM_WORLD: the ranks that pass the same color >= 0 get one
+// communicator together (ranked by key); a negative color gets nullptr.
+std::unique_ptr<Communicator> split_mpi_communicator(int color, int key);
+
+// Whether MPI was started with MPI_THREAD_MULTIPLE (any thread may call at any time).
+bool mpi_threads_concurrent();
+
 // This process's rank and the number of ranks in MPI_COMM_WORLD; MPI must be initialised.
 struct MpiWorld {
   int rank = 0;

@@ -216,8 +216,8 @@ std::unique_ptr<Communicator> make_nccl_communicator(Communicator& bootstrap, in
 
 #endif
 
-std::unique_ptr<Communicator> make_data_parallel_communicator(bool on_cuda) {
-  std::unique_ptr<Communicator> mpi = make_mpi_communicator();
+std::unique_ptr<Communicator> make_data_parallel_communicator(bool on_cuda, std::unique_ptr<Communicator> mpi) {
+  if (!mpi) mpi = make_mpi_communicator();
   if (!on_cuda) return mpi;
   try {
     return make_nccl_communicator(*mpi, mpi_local_rank());

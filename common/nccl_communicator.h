@@ -21,8 +21,9 @@ int cuda_device_count();
 // rank, built without NCCL, NCCL's own error), so every rank can fall back alike.
 std::unique_ptr<Communicator> make_nccl_communicator(Communicator& bootstrap, int local_rank);
 
-// The data-parallel communicator of `difffit run` under mpirun/srun: NCCL when the run is
-// on CUDA and NCCL works, else MPI (logging once why NCCL is not used).
-std::unique_ptr<Communicator> make_data_parallel_communicator(bool on_cuda);
+// The data-parallel communicator over `mpi`'s ranks (all of MPI_COMM_WORLD when null; a
+// sweep's run group otherwise): NCCL when the run is on CUDA and NCCL works, else `mpi`
+// itself (logging once why NCCL is not used).
+std::unique_ptr<Communicator> make_data_parallel_communicator(bool on_cuda, std::unique_ptr<Communicator> mpi = nullptr);
 
 }  // namespace difffit

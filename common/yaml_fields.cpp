@@ -1,6 +1,10 @@
 #include "common/yaml_fields.h"
 
 #include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <sstream>
 
 #include "common/error.h"
 
@@ -9,11 +13,33 @@ namespace difffit {
 YamlSection::YamlSection(YAML::Node node, std::string source, std::string path)
     : node_(std::move(node)), source_(std::move(source)), path_(std::move(path)) {}
 
+namespace {
+
+// Parsed files by path, reused while the file's text stays the same: a sweep's planner
+// loads the same template once per run (10,000 times in a large sweep), and parsing YAML
+// is the slow part. Callers get a deep copy they may change.
+YAML::Node parse_file_cached(const std::string& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return YAML::LoadFile(file);  // the parser reports why
+  std::ostringstream text;
+  text << in.rdbuf();
+  static std::mutex mutex;
+  static std::map<std::string, std::pair<std::string, YAML::Node>> cache;  // path -> (text, parsed)
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = cache.find(file);
+  if (it == cache.end() || it->second.first != text.str()) {
+    it = cache.insert_or_assign(file, std::make_pair(text.str(), YAML::Load(text.str()))).first;
+  }
+  return YAML::Clone(it->second.second);
+}
+
+}  // namespace
+
 YamlSection YamlSection::load_file(const std::string& file) {
   std::error_code ec;
   if (std::filesystem::is_directory(file, ec)) throw_io(file + ": is a folder; expected a YAML file");
   try {
-    YAML::Node root = YAML::LoadFile(file);
+    YAML::Node root = parse_file_cached(file);
     if (!root.IsMap()) throw_config(file + ": the top level must be a mapping");
     return YamlSection(root, file);
   } catch (const YAML::BadFile&) {

@@ -8,7 +8,6 @@
 #include "common/logging.h"
 #include "common/stop_signals.h"
 #include "orchestrator/messages.h"
-#include "worker/run/execute_run.h"
 
 namespace difffit {
 namespace {
@@ -30,11 +29,18 @@ struct WorkerSlot {
 
 class Coordinator {
  public:
-  Coordinator(const SweepConfig& config, SweepLedger& ledger, MessageTransport& transport)
-      : config_(config), ledger_(ledger), transport_(transport), slots_(transport.size()) {}
+  Coordinator(const SweepConfig& config, SweepLedger& ledger, MessageTransport& transport, std::vector<int> workers)
+      : config_(config), ledger_(ledger), transport_(transport), slots_(transport.size()), workers_(std::move(workers)) {
+    if (workers_.empty())
+      for (int rank = 1; rank < transport_.size(); ++rank) workers_.push_back(rank);
+  }
 
   int run() {
-    log()->info("[sweep] coordinating {} worker rank(s)", transport_.size() - 1);
+    if (config_.ranks_per_run > 1) {
+      log()->info("[sweep] coordinating {} run group(s) of {} ranks", workers_.size(), config_.ranks_per_run);
+    } else {
+      log()->info("[sweep] coordinating {} worker rank(s)", workers_.size());
+    }
     while (true) {
       notice_stop_signal();
       if (auto envelope = transport_.poll(Channel::Work, 0.02)) handle(envelope->source, envelope->text);
@@ -43,11 +49,11 @@ class Coordinator {
       watch_heartbeats();
       if (finished()) break;
     }
-    for (int rank = 1; rank < transport_.size(); ++rank) {
+    for (int rank : workers_) {
       if (slots_[rank].state == SlotState::Idle) send(rank, Channel::Work, Message{MessageKind::Exit});
     }
     const int code = ledger_.finish(stop_signal_);
-    for (int rank = 1; rank < transport_.size(); ++rank) {
+    for (int rank : workers_) {
       if (slots_[rank].state == SlotState::Lost) {
         log()->error("[sweep] rank {} stopped answering; ending the job (rerun the sweep to resume)", rank);
         transport_.abort_job(code == 0 ? 1 : code);
@@ -72,7 +78,7 @@ class Coordinator {
     stopping_ = true;
     stop_signal_ = signal;
     log()->warn("[sweep] {}: letting busy workers save their runs, then stopping", why);
-    for (int rank = 1; rank < transport_.size(); ++rank) {
+    for (int rank : workers_) {
       if (slots_[rank].state != SlotState::Busy) continue;
       Message stop{MessageKind::Stop};
       stop.signal = signal;
@@ -107,7 +113,7 @@ class Coordinator {
   }
 
   void dispatch() {
-    for (int rank = 1; rank < transport_.size(); ++rank) {
+    for (int rank : workers_) {
       WorkerSlot& slot = slots_[rank];
       if (slot.state != SlotState::Idle) continue;
       const long index = ledger_.next_runnable(quarantined_);
@@ -126,7 +132,7 @@ class Coordinator {
   void watch_heartbeats() {
     if (config_.heartbeat_timeout_s <= 0) return;
     const auto now = Clock::now();
-    for (int rank = 1; rank < transport_.size(); ++rank) {
+    for (int rank : workers_) {
       WorkerSlot& slot = slots_[rank];
       if (slot.state != SlotState::Busy || seconds_between(slot.last_heard, now) < config_.heartbeat_timeout_s) continue;
       ledger_.record_lost(static_cast<size_t>(slot.index), rank,
@@ -140,7 +146,7 @@ class Coordinator {
 
   bool finished() const {
     bool any_idle = false;
-    for (int rank = 1; rank < transport_.size(); ++rank) {
+    for (int rank : workers_) {
       if (slots_[rank].state == SlotState::Busy || slots_[rank].state == SlotState::Starting) return false;
       any_idle = any_idle || slots_[rank].state == SlotState::Idle;
     }
@@ -153,6 +159,7 @@ class Coordinator {
   SweepLedger& ledger_;
   MessageTransport& transport_;
   std::vector<WorkerSlot> slots_;  // indexed by rank; slot 0 (this rank) unused
+  std::vector<int> workers_;       // the ranks runs are handed to
   std::set<size_t> quarantined_;  // runs of ranks that went silent
   bool stopping_ = false;
   int stop_signal_ = 0;
@@ -160,17 +167,18 @@ class Coordinator {
 
 }  // namespace
 
-int coordinate_sweep(const SweepConfig& config, SweepLedger& ledger, MessageTransport& transport) {
-  return Coordinator(config, ledger, transport).run();
+int coordinate_sweep(const SweepConfig& config, SweepLedger& ledger, MessageTransport& transport,
+                     std::vector<int> workers) {
+  return Coordinator(config, ledger, transport, std::move(workers)).run();
 }
 
-int run_sweep_in_process(const SweepConfig& config, SweepLedger& ledger) {
+int run_sweep_in_process(const SweepConfig& config, SweepLedger& ledger, const RunExecutor& execute) {
   int signal = 0;
   while (!(signal = stop_signal())) {
     const long index = ledger.next_runnable();
     if (index < 0) break;
     const RunRequest request = ledger.start(static_cast<size_t>(index), 0);
-    const RunReport report = execute_run(request);
+    const RunReport report = execute(request, {}, DataParallel{});
     ledger.record(report, 0);
     if (report.status == RunStatus::Stopped) {
       signal = report.signal;

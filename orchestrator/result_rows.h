@@ -11,5 +11,7 @@
 namespace difffit {
 
 std::vector<ResultRow> result_rows(const SweepPlan& plan, const RunStates& states);
+// The rows of one done run (one per grid it belongs to).
+std::vector<ResultRow> result_rows_of(const SweepPlan& plan, size_t index, const RunProgress& progress);
 
 }  // namespace difffit

@@ -14,7 +14,9 @@ const char* run_state_name(RunState state) {
 }
 
 RunStates::RunStates(const SweepPlan& plan, int max_attempts)
-    : plan_(plan), max_attempts_(max_attempts), progress_(plan.runs.size()) {}
+    : plan_(plan), max_attempts_(max_attempts), progress_(plan.runs.size()) {
+  for (size_t i = 0; i < progress_.size(); ++i) not_done_.insert(not_done_.end(), i);
+}
 
 void RunStates::apply(const JournalEvent& e) {
   auto found = plan_.index_of.find(e.run_id);
@@ -25,6 +27,10 @@ void RunStates::apply(const JournalEvent& e) {
     p.starts = std::max(p.starts, e.attempt);
     p.rank = e.rank;
   } else if (e.type == JournalEventType::Done) {
+    if (!p.done) {
+      ++done_;
+      not_done_.erase(found->second);
+    }
     p.running = false;
     p.done = true;
     p.seconds = e.seconds;
@@ -65,8 +71,8 @@ RunState RunStates::state(size_t index) const {
 }
 
 long RunStates::next_runnable(const std::set<size_t>& excluded) const {
-  for (size_t i = 0; i < progress_.size(); ++i) {
-    if (state(i) != RunState::Pending || excluded.count(i)) continue;
+  for (size_t i : not_done_) {
+    if (progress_[i].running || state(i) != RunState::Pending || excluded.count(i)) continue;
     bool ready = true;
     for (size_t dep : plan_.runs[i].depends_on) ready = ready && progress_[dep].done;
     if (ready) return static_cast<long>(i);
@@ -99,6 +105,7 @@ std::vector<size_t> RunStates::given_up() const {
 }
 
 size_t RunStates::count(RunState s) const {
+  if (s == RunState::Done) return done_;
   size_t n = 0;
   for (size_t i = 0; i < progress_.size(); ++i) n += state(i) == s;
   return n;

@@ -43,17 +43,21 @@ class RunStates {
   RunState state(size_t index) const;
   const RunProgress& progress(size_t index) const { return progress_.at(index); }
   // The first run in plan order that may start now: not done, not running, not given up,
-  // every dependency done, not in `excluded`. -1 when none.
+  // every dependency done, not in `excluded`. -1 when none. Looks at runs not done only,
+  // so its cost does not grow with the runs finished.
   long next_runnable(const std::set<size_t>& excluded = {}) const;
   bool any_runnable_or_running() const;
   std::vector<size_t> running() const;
   std::vector<size_t> given_up() const;  // failed max_attempts times
-  size_t count(RunState state) const;
+  size_t count(RunState state) const;  // O(runs); count_done() is O(1)
+  size_t count_done() const { return done_; }
 
  private:
   const SweepPlan& plan_;
   int max_attempts_;
   std::vector<RunProgress> progress_;
+  std::set<size_t> not_done_;  // in plan order
+  size_t done_ = 0;
 };
 
 }  // namespace difffit

@@ -12,7 +12,8 @@ namespace difffit {
 namespace {
 
 const std::set<std::string> kSweepScalars = {"sweep", "experiment", "output_dir", "threads", "max_attempts",
-                                             "run_time_limit", "heartbeat_timeout", "heartbeat_interval"};
+                                             "run_time_limit", "heartbeat_timeout", "heartbeat_interval",
+                                             "ranks_per_run"};
 
 // `set:` mappings may nest ({train: {steps: 4}}) or use dotted keys ({train.steps: 4}).
 void flatten_overrides(const YAML::Node& node, const std::string& prefix, const std::string& where, Overrides& out) {
@@ -145,6 +146,7 @@ SweepConfig load_sweep(const std::string& path, const Overrides& overrides) {
   root.read("output_dir", config.output_dir);
   root.read("threads", config.threads);
   root.read("max_attempts", config.max_attempts);
+  root.read("ranks_per_run", config.ranks_per_run);
   root.read("run_time_limit", config.run_time_limit_s);
   root.read("heartbeat_timeout", config.heartbeat_timeout_s);
   root.read("heartbeat_interval", config.heartbeat_interval_s);
@@ -152,6 +154,7 @@ SweepConfig load_sweep(const std::string& path, const Overrides& overrides) {
   config.overrides.insert(config.overrides.end(), extra.begin(), extra.end());
   if (config.threads < 1) throw_config(root.where("threads") + ": must be at least 1");
   if (config.max_attempts < 1) throw_config(root.where("max_attempts") + ": must be at least 1");
+  if (config.ranks_per_run < 1) throw_config(root.where("ranks_per_run") + ": must be at least 1");
   if (config.run_time_limit_s < 0) throw_config(root.where("run_time_limit") + ": must be >= 0 seconds");
   if (config.heartbeat_interval_s <= 0) throw_config(root.where("heartbeat_interval") + ": must be > 0 seconds");
   if (config.heartbeat_timeout_s != 0 && config.heartbeat_timeout_s < 3 * config.heartbeat_interval_s) {

@@ -48,6 +48,7 @@ struct SweepConfig {
   std::vector<SweepGrid> grids;
   int threads = 1;                 // intra-op threads per rank (one rank per core suits a CPU sweep)
   int max_attempts = 3;            // a run that failed this often is given up (until --retry-failed)
+  int ranks_per_run = 1;           // worker ranks that train each run together (data parallel)
   double run_time_limit_s = 0;     // per attempt, 0 = none
   double heartbeat_timeout_s = 600;  // a busy worker silent this long is presumed hung
   double heartbeat_interval_s = 10;  // how often a busy worker reports

@@ -9,6 +9,7 @@
 #include "common/file_lock.h"
 #include "common/json_text.h"
 #include "common/logging.h"
+#include "common/platform.h"
 #include "orchestrator/result_rows.h"
 #include "results/results_store.h"
 
@@ -30,6 +31,8 @@ SweepLedger::SweepLedger(const SweepConfig& config, const SweepPlan& plan, int r
   const std::string path = (std::filesystem::path(config.state_dir()) / "journal.jsonl").string();
   int skipped = 0;
   states_.apply_all(Journal::read(path, &skipped));
+  for (size_t i = 0; i < plan_.runs.size(); ++i)
+    if (states_.progress(i).done) add_rows(i);
   if (skipped) log()->warn("[sweep] {}: skipped {} unreadable line(s) (a write cut short by a crash)", path, skipped);
   journal_ = std::make_unique<Journal>(path);
   for (size_t index : states_.running()) {
@@ -48,6 +51,8 @@ SweepLedger::SweepLedger(const SweepConfig& config, const SweepPlan& plan, int r
                    std::to_string(states_.count(RunState::Done)) + " already done";
   append(started);
 }
+
+void SweepLedger::add_rows(size_t index) { rows_[index] = result_rows_of(plan_, index, states_.progress(index)); }
 
 void SweepLedger::append(JournalEvent event) {
   auto begin = std::chrono::steady_clock::now();
@@ -103,14 +108,16 @@ void SweepLedger::record(const RunReport& report, int rank) {
   ++timings.finished;
   timings.run_seconds += report.seconds;
   if (e.type == JournalEventType::Done) {
+    add_rows(static_cast<size_t>(report.index));
     // ETA: the runs left at this session's mean time per attempt, over the workers.
-    const size_t done = states_.count(RunState::Done);
-    const size_t left = states_.count(RunState::Pending) + states_.count(RunState::Running);
-    const double workers = std::max(1, ranks_ - 1);
+    const size_t done = states_.count_done();
+    const size_t left = plan_.runs.size() - done;
+    const double workers = std::max(1, (ranks_ - 1) / config_.ranks_per_run);  // runs at a time
     const double eta_minutes = left * (timings.run_seconds / static_cast<double>(timings.finished)) / workers / 60.0;
     log()->info("[sweep] done {} ({}/{}) in {:.1f} s on rank {}; {} left, ETA {:.0f} min", run.name, done,
                 plan_.runs.size(), report.seconds, rank, left, eta_minutes);
-    write_snapshot();
+    const double since_last = since(last_snapshot_);
+    if (timings.snapshots == 0 || since_last >= std::max(1.0, 20.0 * last_snapshot_cost_s_)) write_snapshot();
   } else if (report.status == RunStatus::Failed) {
     log()->error("[sweep] {} failed (attempt {}/{}) on rank {}: {}", run.name, report.attempt, config_.max_attempts,
                  rank, report.error);
@@ -145,7 +152,8 @@ size_t SweepLedger::retry_failed() {
 void SweepLedger::write_snapshot() {
   auto begin = std::chrono::steady_clock::now();
   const std::filesystem::path dir = config_.state_dir();
-  const auto rows = result_rows(plan_, states_);
+  std::vector<ResultRow> rows;
+  for (const auto& [index, run_rows] : rows_) rows.insert(rows.end(), run_rows.begin(), run_rows.end());
   // The snapshot is rebuilt from the journal, so failing to write it (a full disk, say)
   // loses nothing: the sweep goes on and the next finished run (or rerun) writes it again.
   try {
@@ -155,11 +163,14 @@ void SweepLedger::write_snapshot() {
   } catch (const Error& e) {
     log()->error("[sweep] results snapshot not written ({}); the journal has every result", e.what());
   }
-  timings.snapshot_s += since(begin);
+  last_snapshot_ = std::chrono::steady_clock::now();
+  last_snapshot_cost_s_ = since(begin);
+  timings.snapshot_s += last_snapshot_cost_s_;
+  ++timings.snapshots;
 }
 
 int SweepLedger::finish(int stop_signal) {
-  const size_t done = states_.count(RunState::Done), failed = states_.count(RunState::Failed),
+  const size_t done = states_.count_done(), failed = states_.count(RunState::Failed),
                blocked = states_.count(RunState::Blocked), total = plan_.runs.size();
   JournalEvent e;
   e.type = JournalEventType::SweepEnded;
@@ -172,6 +183,7 @@ int SweepLedger::finish(int stop_signal) {
   nlohmann::ordered_json summary;
   summary["sweep"] = config_.name;
   summary["ranks"] = ranks_;
+  summary["ranks_per_run"] = config_.ranks_per_run;
   summary["runs"] = total;
   summary["done"] = done;
   summary["failed"] = failed;
@@ -184,6 +196,8 @@ int SweepLedger::finish(int stop_signal) {
   summary["run_seconds"] = timings.run_seconds;
   summary["journal_seconds"] = timings.journal_s;
   summary["snapshot_seconds"] = timings.snapshot_s;
+  summary["snapshots_written"] = timings.snapshots;
+  summary["coordinator_peak_rss_bytes"] = peak_memory_bytes();
   summary["dispatch_gap_seconds"] = timings.dispatch_gap_s;
   const double per_run = timings.finished ? 1.0 / static_cast<double>(timings.finished) : 0.0;
   summary["coordinator_seconds_per_run"] = (timings.journal_s + timings.snapshot_s) * per_run;

@@ -1,24 +1,32 @@
 // The coordinator's bookkeeping, shared by the MPI coordinator and the one-process
 // driver: the journal, each run's state, the results snapshot (results.h5 and
-// results.csv, rebuilt from the journal after every finished run) and summary.json.
+// results.csv) and summary.json. The journal is the store, appended once per event; the
+// snapshot is its compaction, rewritten after a finished run unless the last one is
+// recent: at most once a second, and so that writing it takes at most 1/20 of the time
+// (its cost grows with the results, so rewriting it after every run would make a sweep's
+// bookkeeping grow with the square of its runs). Each done run's rows are built once.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/file_lock.h"
 #include "orchestrator/journal.h"
 #include "orchestrator/run_states.h"
 #include "orchestrator/sweep_config.h"
 #include "orchestrator/sweep_plan.h"
+#include "results/result_row.h"
 
 namespace difffit {
 
 struct SweepTimings {
   double journal_s = 0;       // appending + fsync
-  double snapshot_s = 0;      // rebuilding results.h5 / results.csv
+  double snapshot_s = 0;      // rewriting results.h5 / results.csv
+  int64_t snapshots = 0;      // how often
   double dispatch_gap_s = 0;  // worker free -> next assignment sent (summed)
   double run_seconds = 0;     // attempts finished in this session (summed, as measured by workers)
   int64_t assignments = 0;
@@ -35,13 +43,14 @@ class SweepLedger {
   long next_runnable(const std::set<size_t>& excluded = {}) const { return states_.next_runnable(excluded); }
   // Journals the start; returns the request to execute (attempt filled in).
   RunRequest start(size_t index, int rank);
-  // Journals a worker's report; a done run also refreshes the results snapshot.
+  // Journals a worker's report; a done run also refreshes the results snapshot (unless
+  // the last one is recent: see above).
   void record(const RunReport& report, int rank);
   // A busy rank went silent: the attempt counts as failed.
   void record_lost(size_t index, int rank, const std::string& why);
   // Gives every run that failed max_attempts times a fresh set of attempts.
   size_t retry_failed();
-  void write_snapshot();
+  void write_snapshot();  // now
   // Journals the end, writes the snapshot and summary.json; returns the exit code:
   // 0 all done, 5 some failed or blocked, 128+signal when stopped.
   int finish(int stop_signal);
@@ -50,6 +59,7 @@ class SweepLedger {
 
  private:
   void append(JournalEvent event);
+  void add_rows(size_t index);
 
   const SweepConfig& config_;
   const SweepPlan& plan_;
@@ -58,6 +68,9 @@ class SweepLedger {
   std::unique_ptr<Journal> journal_;
   RunStates states_;
   std::chrono::steady_clock::time_point begin_;
+  std::map<size_t, std::vector<ResultRow>> rows_;  // done runs' rows, in plan order
+  std::chrono::steady_clock::time_point last_snapshot_;
+  double last_snapshot_cost_s_ = 0;
 };
 
 }  // namespace difffit

@@ -8,6 +8,9 @@
 #include <thread>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
+
+#include "common/communicator.h"
 #include "common/logging.h"
 #include "common/stop_signals.h"
 #include "orchestrator/messages.h"
@@ -67,27 +70,81 @@ class HeartbeatThread {
 
 }  // namespace
 
-void serve_as_worker(const SweepConfig& config, MessageTransport& transport) {
-  log()->info("[worker] rank {} (pid {}) ready", transport.rank(), static_cast<long>(::getpid()));
+RunExecutor real_runs() {
+  return [](const RunRequest& request, const std::function<void(int64_t)>& on_step, const DataParallel& dp) {
+    return execute_run(request, on_step, dp);
+  };
+}
+
+RunExecutor simulated_runs() {
+  return [](const RunRequest& request, const std::function<void(int64_t)>&, const DataParallel&) {
+    return simulate_run(request);
+  };
+}
+
+RunReport simulate_run(const RunRequest& request) {
+  RunReport report;
+  report.index = request.index;
+  report.status = RunStatus::Done;
+  report.attempt = request.attempt;
+  report.run_id = request.expected_run_id;
+  report.run_dir = "(simulated)";
+  // About the size of a real run's metrics.json, with numbers that differ per run.
+  nlohmann::ordered_json metrics;
+  metrics["run_id"] = request.expected_run_id;
+  metrics["simulated"] = true;
+  const double x = static_cast<double>((request.index * 2654435761u) % 1000) / 1000.0;
+  for (const char* key : {"final_loss", "fid", "kid", "sfid", "inception_score", "precision", "recall",
+                          "train_seconds", "sample_seconds", "steps_per_second"})
+    metrics[key] = x + key[0];
+  metrics["trainable_params"] = 114848;
+  metrics["metric"] = "FID (simulated)";
+  report.metrics_json = metrics.dump(2);
+  return report;
+}
+
+void serve_as_worker(const SweepConfig& config, MessageTransport& transport, const RunExecutor& execute,
+                     Communicator* group, const std::vector<int>& members) {
+  log()->info("[worker] rank {} (pid {}) ready{}", transport.rank(), static_cast<long>(::getpid()),
+              members.empty() ? "" : ", leading a run group of " + std::to_string(members.size() + 1) + " ranks");
   log()->flush();
+  const DataParallel dp = data_parallel_over(group);
   transport.send(kCoordinator, Channel::Work, encode_message(Message{MessageKind::Ready}));
   while (true) {
     auto envelope = transport.poll(Channel::Work, 1.0);
     if (!envelope) continue;
     Message message = decode_message(envelope->text);
-    if (message.kind == MessageKind::Exit) return;
-    if (message.kind != MessageKind::Assign) {
+    if (message.kind != MessageKind::Assign && message.kind != MessageKind::Exit) {
       log()->warn("[worker] unexpected '{}' message", message_kind_name(message.kind));
       continue;
     }
+    for (int member : members) transport.send(member, Channel::Work, envelope->text);
+    if (message.kind == MessageKind::Exit) return;
     log()->info("[worker] run {} (attempt {}): {}", message.request.expected_run_id, message.request.attempt,
                 message.request.experiment);
     Message report{MessageKind::Report};
     {
       HeartbeatThread heartbeat(transport, message.request.index, config.heartbeat_interval_s);
-      report.report = execute_run(message.request, [&](int64_t step) { heartbeat.set_step(step); });
+      report.report = execute(message.request, [&](int64_t step) { heartbeat.set_step(step); }, dp);
     }
     transport.send(kCoordinator, Channel::Work, encode_message(report));
+  }
+}
+
+void serve_as_group_member(MessageTransport& transport, const RunExecutor& execute, Communicator& group) {
+  log()->info("[worker] rank {} (pid {}) ready, rank {} of a run group of {}", transport.rank(),
+              static_cast<long>(::getpid()), group.rank(), group.size());
+  log()->flush();
+  const DataParallel dp = data_parallel_over(&group);
+  while (true) {
+    auto envelope = transport.poll(Channel::Work, 1.0);  // only the group's leader sends here
+    if (!envelope) continue;
+    Message message = decode_message(envelope->text);
+    if (message.kind == MessageKind::Exit) return;
+    if (message.kind != MessageKind::Assign) continue;
+    // The leader's report is the run's; a failure here is in the log (and usually the
+    // leader's too: the ranks of a run fail alike).
+    execute(message.request, {}, dp);
   }
 }
 

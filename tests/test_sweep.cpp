@@ -427,5 +427,34 @@ TEST(SweepInProcess, AResultsFileThatCannotBeWrittenDoesNotStopTheSweep) {
   EXPECT_EQ(read_results_h5(tmp.file("runs/tiny/results.h5")).size(), 8u);
 }
 
+// Runs that all finish at once (simulated: answered without training) must not make the
+// coordinator rewrite the results snapshot after each one: its cost grows with the
+// results, so that would be quadratic in the sweep's size. Every result still lands.
+TEST(SweepInProcess, SimulatedRunsFinishingTogetherShareSnapshotWrites) {
+  TempDir tmp;
+  auto s = testing::write_tiny_sweep(tmp);
+  const int runs = 1500;
+  std::ofstream sweep(tmp.file("big.yaml"));
+  sweep << "sweep: big\nexperiment: " << s.finetune << "\noutput_dir: " << tmp.file("runs")
+        << "\ngrids:\n  - name: seeds\n    axes:\n      - name: seed\n        set: {seed: \"{value}\"}\n"
+           "        values: [";
+  for (int i = 0; i < runs; ++i) sweep << (i ? ", " : "") << i + 1;
+  sweep << "]\n";
+  sweep.close();
+  auto r = run_difffit("sweep run " + tmp.file("big.yaml") + " --simulate-runs");
+  ASSERT_EQ(r.exit_code, 0) << r.output.substr(0, 2000);
+  for (const auto& entry : std::filesystem::directory_iterator(tmp.file("runs")))  // no run folders
+    EXPECT_EQ(entry.path().filename(), "big");
+  const auto rows = read_results_h5(tmp.file("runs/big/results.h5"));
+  ASSERT_EQ(rows.size(), static_cast<size_t>(runs));
+  EXPECT_EQ(rows.back().text.at("run_dir"), "(simulated)");
+  std::ifstream in(tmp.file("runs/big/summary.json"));
+  const auto summary = nlohmann::json::parse(in);
+  EXPECT_EQ(summary["done"], runs + 1);  // and the base run they fine-tune
+  EXPECT_GE(summary["snapshots_written"].get<int>(), 2);  // at least the first run's and the end's
+  EXPECT_LT(summary["snapshots_written"].get<int>(), runs / 10) << summary.dump(2);
+  EXPECT_GT(summary["coordinator_peak_rss_bytes"].get<double>(), 0);
+}
+
 }  // namespace
 }  // namespace difffit

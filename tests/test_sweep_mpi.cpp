@@ -1,6 +1,8 @@
 // A sweep over real MPI ranks (rank 0 coordinates, two workers): results do not
 // depend on the rank count, and a job killed outright or stopped by SIGUSR2 resumes
-// without losing or repeating a finished run.
+// without losing or repeating a finished run. With ranks_per_run: 2 over 5 ranks, two
+// run groups of two ranks train each run data-parallel, also across a kill and resume.
+#include <cmath>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -160,6 +162,55 @@ TEST_F(SweepMpi, AHungWorkerIsDetectedAndItsRunFinishesInTheNextJob) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_each_run_done_once(journal, 8);
   EXPECT_EQ(losses(out + "/tiny/results.h5"), *reference_);
+}
+
+// Two groups of two ranks (ranks 1-2 and 3-4): each run is trained by its group data
+// parallel, matching the one-process results up to float summation order.
+void expect_losses_near(const std::map<std::string, double>& got, const std::map<std::string, double>& want) {
+  ASSERT_EQ(got.size(), want.size());
+  for (const auto& [name, loss] : want) EXPECT_NEAR(got.at(name), loss, 1e-4 * std::max(1.0, std::abs(loss))) << name;
+}
+
+TEST_F(SweepMpi, RunGroupsOfTwoRanksTrainEachRunTogether) {
+  const std::string out = tmp_->file("groups");
+  const std::string journal = out + "/tiny/journal.jsonl";
+  const std::string command = mpirun_difffit(5) + " sweep run " + sweep_->sweep + " --set output_dir=" + out +
+                              " --set ranks_per_run=2";
+  auto r = run_command(command);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  expect_each_run_done_once(journal, 8);
+  expect_losses_near(losses(out + "/tiny/results.h5"), *reference_);
+  std::set<int> leaders;
+  std::string a_run_dir;
+  for (const auto& e : Journal::read(journal)) {
+    if (e.type != JournalEventType::Done) continue;
+    leaders.insert(e.rank);
+    a_run_dir = e.run_dir;
+  }
+  EXPECT_EQ(leaders, (std::set<int>{1, 3}));  // runs go to the groups' leaders only
+  EXPECT_NE(testing::read_text_file(a_run_dir + "/run.log").find("data-parallel over 2 ranks"), std::string::npos);
+  EXPECT_NE(testing::read_text_file(out + "/tiny/logs/rank-4.log").find("rank 1 of a run group of 2"),
+            std::string::npos);
+
+  // Killed outright mid-run, then resumed: no finished run is repeated, none is lost.
+  const std::string killed = tmp_->file("groups-killed");
+  const std::string killed_command = mpirun_difffit(5) + " sweep run " + sweep_->sweep + " --set output_dir=" +
+                                     killed + " --set ranks_per_run=2";
+  interrupt(killed_command, killed + "/tiny/journal.jsonl", 4, "KILL", /*whole_group=*/true,
+            tmp_->file("groups-killed.log"));
+  EXPECT_LT(count_events(killed + "/tiny/journal.jsonl", "done"), 8);
+  auto resumed = run_command(killed_command);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_GE(count_events(killed + "/tiny/journal.jsonl", "abandoned"), 1);
+  expect_each_run_done_once(killed + "/tiny/journal.jsonl", 8);
+  expect_losses_near(losses(killed + "/tiny/results.h5"), *reference_);
+
+  // More ranks per run than the job has workers: refused on every rank, naming the field.
+  auto refused = run_command(mpirun_difffit(3) + " sweep run " + sweep_->sweep + " --set output_dir=" +
+                             tmp_->file("groups-refused") + " --set ranks_per_run=4");
+  EXPECT_EQ(refused.exit_code, 2) << refused.output;
+  EXPECT_NE(refused.output.find("ranks_per_run 4 needs at least that many worker ranks"), std::string::npos)
+      << refused.output;
 }
 
 }  // namespace

@@ -135,8 +135,10 @@ void validate(const MethodConfig& config) {
   if (config.lora_rank <= 0) throw_usage("method option 'rank' must be positive");
   if (config.vpt_prompts <= 0) throw_usage("method option 'prompts' must be positive");
   if (config.adapter_bottleneck <= 0) throw_usage("method option 'bottleneck' must be positive");
-  BlockRange check = config.blocks;
-  check.resolve(1 << 20);  // syntax only; the depth is checked when applied
+  // Syntax only; the depth is checked when applied. The forms without numbers need no
+  // check (resolving them at a huge depth would build a huge list, for every config load).
+  const std::string& spec = config.blocks.spec;
+  if (spec != "all" && spec != "none" && spec != "first-half") config.blocks.resolve(1 << 20);
 }
 
 }  // namespace

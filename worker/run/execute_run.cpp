@@ -25,7 +25,7 @@ std::string read_text(const std::filesystem::path& path) {
 
 }  // namespace
 
-RunReport execute_run(const RunRequest& request, const std::function<void(int64_t)>& on_step) {
+RunReport execute_run(const RunRequest& request, const std::function<void(int64_t)>& on_step, const DataParallel& dp) {
   RunReport report;
   report.index = request.index;
   report.attempt = request.attempt;
@@ -44,13 +44,17 @@ RunReport execute_run(const RunRequest& request, const std::function<void(int64_
     RunHooks hooks;
     hooks.on_step = [&](int64_t step) {
       if (on_step) on_step(step);
-      if (request.time_limit_s > 0 && elapsed() > request.time_limit_s) {
+      if (request.time_limit_s <= 0) return;
+      // A run group stops together: the limit counts when any of its ranks is over it.
+      bool over = elapsed() > request.time_limit_s;
+      if (dp.active()) over = sum_over_ranks({over ? 1.0 : 0.0}, dp)[0] > 0;
+      if (over) {
         throw Error(ErrorKind::Internal, "run time limit of " + std::to_string(request.time_limit_s) +
                                              " s exceeded at step " + std::to_string(step));
       }
     };
-    run_experiment(config, /*force=*/false, hooks);
-    report.metrics_json = read_text(std::filesystem::path(report.run_dir) / "metrics.json");
+    run_experiment(config, /*force=*/false, hooks, dp);
+    if (dp.rank == 0) report.metrics_json = read_text(std::filesystem::path(report.run_dir) / "metrics.json");
     report.status = RunStatus::Done;
   } catch (const StoppedBySignal& stopped) {
     report.status = RunStatus::Stopped;
