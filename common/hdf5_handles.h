@@ -1,4 +1,5 @@
-// Small RAII pieces over the HDF5 C API (the results store, the .mat v7.3 reader).
+// Small RAII pieces over the HDF5 C API, the one way difffit uses HDF5 (tensor files, the
+// image loader, the results store, the .mat v7.3 reader).
 #pragma once
 
 #include <hdf5.h>
@@ -14,6 +15,16 @@ class Handle {
   Handle(hid_t id, Closer closer) : id_(id), closer_(closer) {}
   Handle(const Handle&) = delete;
   Handle& operator=(const Handle&) = delete;
+  Handle(Handle&& other) noexcept : id_(other.id_), closer_(other.closer_) { other.id_ = -1; }
+  Handle& operator=(Handle&& other) noexcept {
+    if (this != &other) {
+      close();
+      id_ = other.id_;
+      closer_ = other.closer_;
+      other.id_ = -1;
+    }
+    return *this;
+  }
   ~Handle() { close(); }
   hid_t get() const { return id_; }
   bool valid() const { return id_ >= 0; }
@@ -45,6 +56,10 @@ class QuietErrors {
   H5E_auto2_t func_ = nullptr;
   void* data_ = nullptr;
 };
+
+// Turns HDF5's printing of errors to stderr off for good (what failed is reported through
+// difffit::Error, with last_error()).
+inline void silence_errors() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
 
 // The innermost message on HDF5's error stack, e.g. "unable to open file: ... errno = 2".
 inline std::string last_error() {

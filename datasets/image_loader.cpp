@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "common/error.h"
+#include "common/hdf5_handles.h"
 #include "common/hdf5_tensors.h"
 #include "common/logging.h"
 #include "datasets/latent_format.h"
@@ -57,40 +58,31 @@ class RowReader {
   RowReader(const std::string& path, int64_t row_bytes, int64_t cache_bytes, const std::string& dataset = "images",
             hid_t memory_type = H5T_NATIVE_UINT8)
       : path_(path), row_bytes_(row_bytes), dataset_name_(dataset), memory_type_(memory_type) {
-    file_ = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (file_ < 0) throw_io(path + ": cannot open as HDF5");
-    hid_t access = H5Pcreate(H5P_DATASET_ACCESS);
-    H5Pset_chunk_cache(access, 12421, static_cast<size_t>(std::max<int64_t>(cache_bytes, 1 << 20)), 1.0);
-    dataset_ = H5Dopen2(file_, dataset.c_str(), access);
-    H5Pclose(access);
-    if (dataset_ < 0) {
-      H5Fclose(file_);
-      throw_io(path + ": cannot open dataset '" + dataset + "'");
-    }
-    file_space_ = H5Dget_space(dataset_);
-    const int rank = H5Sget_simple_extent_ndims(file_space_);
+    hdf5::silence_errors();
+    file_ = hdf5::Handle(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+    if (!file_.valid()) throw_io(path + ": cannot open as HDF5 (" + hdf5::last_error() + ")");
+    hdf5::Handle access(H5Pcreate(H5P_DATASET_ACCESS), H5Pclose);
+    H5Pset_chunk_cache(access.get(), 12421, static_cast<size_t>(std::max<int64_t>(cache_bytes, 1 << 20)), 1.0);
+    dataset_ = hdf5::Handle(H5Dopen2(file_.get(), dataset.c_str(), access.get()), H5Dclose);
+    if (!dataset_.valid()) throw_io(path + ": cannot open dataset '" + dataset + "'");
+    file_space_ = hdf5::Handle(H5Dget_space(dataset_.get()), H5Sclose);
+    const int rank = H5Sget_simple_extent_ndims(file_space_.get());
+    if (rank < 1) throw_io(path + ": dataset '" + dataset + "' has no rows");
     dims_.resize(static_cast<size_t>(rank));
-    H5Sget_simple_extent_dims(file_space_, dims_.data(), nullptr);
+    H5Sget_simple_extent_dims(file_space_.get(), dims_.data(), nullptr);
     std::vector<hsize_t> one = dims_;
     one[0] = 1;
-    memory_space_ = H5Screate_simple(rank, one.data(), nullptr);
+    memory_space_ = hdf5::Handle(H5Screate_simple(rank, one.data(), nullptr), H5Sclose);
   }
-  ~RowReader() {
-    H5Sclose(memory_space_);
-    H5Sclose(file_space_);
-    H5Dclose(dataset_);
-    H5Fclose(file_);
-  }
-  RowReader(const RowReader&) = delete;
-  RowReader& operator=(const RowReader&) = delete;
 
   void read(int64_t row, void* out) {
     std::vector<hsize_t> start(dims_.size(), 0), count = dims_;
     start[0] = static_cast<hsize_t>(row);
     count[0] = 1;
-    if (H5Sselect_hyperslab(file_space_, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr) < 0 ||
-        H5Dread(dataset_, memory_type_, memory_space_, file_space_, H5P_DEFAULT, out) < 0) {
-      throw_io(path_ + ": reading row " + std::to_string(row) + " of '" + dataset_name_ + "' failed");
+    if (H5Sselect_hyperslab(file_space_.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr) < 0 ||
+        H5Dread(dataset_.get(), memory_type_, memory_space_.get(), file_space_.get(), H5P_DEFAULT, out) < 0) {
+      throw_io(path_ + ": reading row " + std::to_string(row) + " of '" + dataset_name_ + "' failed (" +
+               hdf5::last_error() + ")");
     }
   }
 
@@ -99,7 +91,7 @@ class RowReader {
   int64_t row_bytes_;
   std::string dataset_name_;
   hid_t memory_type_;
-  hid_t file_ = -1, dataset_ = -1, file_space_ = -1, memory_space_ = -1;
+  hdf5::Handle file_{-1, H5Fclose}, dataset_{-1, H5Dclose}, file_space_{-1, H5Sclose}, memory_space_{-1, H5Sclose};
   std::vector<hsize_t> dims_;
 };
 
