@@ -9,6 +9,7 @@ BIN=build/difffit
 [ -x "$BIN" ] || bash scripts/build.sh
 MINI="--model custom --depth 4 --hidden-size 96 --num-heads 4 --patch-size 4 --input-size 32 --in-channels 1 --num-classes 5"
 PY=/usr/bin/python3
+ROOT=$([ "$(id -u)" -eq 0 ] && echo --allow-run-as-root || true)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -22,6 +23,10 @@ $PY bench/pytorch_train_step.py 4 96 4 4 32 1 5 64 10 fp32 > "$tmp/eager_fp32.js
 $PY bench/pytorch_train_step.py 4 96 4 4 32 1 5 64 10 bf16 > "$tmp/eager_bf16.json"
 echo "[bench] sampling" >&2
 $BIN bench sample $MINI --num 128 --sampler ddim --steps 25 --json > "$tmp/sample.json"
+echo "[bench] sampling DDPM-250 with CFG, batch 64 per rank, 1 and 2 ranks" >&2
+$BIN bench sample $MINI --sampler ddpm --steps 250 --cfg-scale 4 --batch-size 64 --json > "$tmp/sample_ddpm_1rank.json"
+env OMPI_MCA_btl=self,vader mpiexec $ROOT --oversubscribe -n 2 $BIN bench sample $MINI --sampler ddpm --steps 250 \
+  --cfg-scale 4 --batch-size 64 --json > "$tmp/sample_ddpm_2ranks.json"
 echo "[bench] fid" >&2
 $BIN bench fid --json > "$tmp/fid.json"
 echo "[bench] loader" >&2
@@ -33,7 +38,7 @@ $BIN bench sweep --workers 0,1,2 --runs 8 --steps 300 > "$tmp/sweep.json"
   echo "{"
   echo "\"machine\": \"$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)\","
   echo "\"date\": \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\","
-  for k in train_fp32 train_bf16 train_s2 eager_fp32 eager_bf16 sample fid; do
+  for k in train_fp32 train_bf16 train_s2 eager_fp32 eager_bf16 sample sample_ddpm_1rank sample_ddpm_2ranks fid; do
     echo "\"$k\": $(cat "$tmp/$k.json"),"
   done
   echo "\"loader\": $(cat "$tmp/loader.json"),"
