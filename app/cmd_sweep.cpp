@@ -11,6 +11,7 @@
 #include "common/communicator.h"
 #include "common/error.h"
 #include "common/logging.h"
+#include "common/nccl_communicator.h"
 #include "common/platform.h"
 #include "common/stop_signals.h"
 #include "orchestrator/coordinator.h"
@@ -18,6 +19,7 @@
 #include "orchestrator/run_groups.h"
 #include "orchestrator/sweep_plan.h"
 #include "orchestrator/worker_service.h"
+#include "worker/run/experiment_config.h"
 
 namespace difffit {
 namespace {
@@ -140,6 +142,16 @@ void inject_fault(const std::string& where) {
   if (fault && where == fault) throw std::logic_error("injected fault in the " + where + " (DIFFFIT_INJECT_FAULT)");
 }
 
+// Whether the sweep's runs train on CUDA (its first run says; a sweep does not mix devices).
+bool runs_on_cuda(const SweepPlan& plan) {
+  if (plan.runs.empty()) return false;
+  const RunRequest& first = plan.runs.front().request;
+  ExperimentLoadOptions options;
+  options.inherited = first.inherited;
+  options.require_base_done = false;
+  return load_experiment(first.experiment, first.overrides, options).train.device == DeviceKind::Cuda;
+}
+
 int sweep_run_command(int argc, char** argv) {
   po::options_description options("sweep run options");
   options.add_options()
@@ -174,13 +186,16 @@ int sweep_run_command(int argc, char** argv) {
   // Run groups (ranks_per_run > 1): every rank works out the same layout and joins the
   // split, which is collective; the groups' collectives run beside the heartbeat thread.
   const RunGroups groups = plan_run_groups(size, config.ranks_per_run, config.source);
-  std::unique_ptr<Communicator> group;
+  std::unique_ptr<Communicator> group, group_check;
   if (config.ranks_per_run > 1 && size > 1) {
     if (!mpi_threads_concurrent())
       throw_usage("ranks_per_run " + std::to_string(config.ranks_per_run) +
                   " needs an MPI library with MPI_THREAD_MULTIPLE (a group trains while its leader's heartbeat "
                   "thread talks to the coordinator)");
     group = split_mpi_communicator(groups.group_of(rank), rank);
+    group_check = split_mpi_communicator(groups.group_of(rank), rank);
+    // As `mpirun difffit run` does: NCCL over the group when its runs are on CUDA.
+    if (group && runs_on_cuda(plan)) group = make_data_parallel_communicator(true, std::move(group));
   } else if (config.ranks_per_run > 1 && rank == 0) {
     log()->warn("[sweep] ranks_per_run {}: one process runs each run alone (launch under mpirun/srun for run groups)",
                 config.ranks_per_run);
@@ -194,12 +209,17 @@ int sweep_run_command(int argc, char** argv) {
                     size - 1, config.ranks_per_run);
       } else if (!group) {
         serve_as_worker(config, *transport, execute);
-      } else if (groups.is_leader(rank)) {
-        std::vector<int> members = groups.members_of(g);
-        members.erase(members.begin());
-        serve_as_worker(config, *transport, execute, group.get(), members);
       } else {
-        serve_as_group_member(*transport, execute, *group);
+        RunGroup run_group;
+        run_group.comm = group.get();
+        run_group.check = group_check.get();
+        if (groups.is_leader(rank)) {
+          run_group.members = groups.members_of(g);
+          run_group.members.erase(run_group.members.begin());
+          serve_as_worker(config, *transport, execute, run_group);
+        } else {
+          serve_as_group_member(config, *transport, execute, run_group);
+        }
       }
       return 0;
     } catch (const Error& e) {  // the coordinator would wait for this rank forever: end the job

@@ -3,6 +3,9 @@
 #include <ATen/ATen.h>
 #include <mpi.h>
 
+#include <chrono>
+#include <thread>
+
 #include "common/error.h"
 
 namespace difffit {
@@ -81,6 +84,24 @@ class MpiCommunicator : public Communicator {
   }
 
   void barrier() override { check(MPI_Barrier(comm_), "barrier"); }
+
+  // Polled with short sleeps, so a rank waiting here does not spin a core.
+  bool barrier_within(double timeout_s) override {
+    if (timeout_s <= 0) {
+      barrier();
+      return true;
+    }
+    MPI_Request request;
+    check(MPI_Ibarrier(comm_, &request), "ibarrier");
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+    while (true) {
+      int done = 0;
+      check(MPI_Test(&request, &done, MPI_STATUS_IGNORE), "ibarrier test");
+      if (done) return true;
+      if (std::chrono::steady_clock::now() >= deadline) return false;  // the request stays pending: end the job
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
 
  private:
   MPI_Comm comm_;

@@ -20,6 +20,12 @@ class Communicator {
   virtual std::vector<at::Tensor> allgather(const at::Tensor& tensor) = 0;
   virtual void broadcast(at::Tensor& tensor, int root) = 0;
   virtual void barrier() = 0;
+  // A barrier that gives up after `timeout_s` (<= 0: waits for ever); false when it gave
+  // up, i.e. some rank did not arrive in time (then nothing but ending the job is safe).
+  virtual bool barrier_within(double timeout_s) {
+    barrier();
+    return true;
+  }
   // Whether collectives take tensors where they live (NCCL: CUDA tensors) rather than
   // contiguous CPU tensors only (MPI).
   virtual bool takes_device_tensors() const { return false; }

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <csignal>
 #include <mutex>
 #include <thread>
@@ -68,6 +69,21 @@ class HeartbeatThread {
   std::thread thread_;  // last: starts after the members it uses
 };
 
+// Every rank of a run group came back from the run, or the job ends (see RunGroup). A
+// rank whose run ended well waits as long as it takes: every other rank took part in all
+// of the run's collectives, so they come (the leader may still be scoring). A rank whose
+// run failed waits for the heartbeat timeout: the others either failed alike and come at
+// once, or wait in a collective this rank will never join.
+void agree_run_ended(const SweepConfig& config, MessageTransport& transport, const RunGroup& group,
+                     const RunRequest& request, bool failed) {
+  if (!group.check || group.check->barrier_within(failed ? config.heartbeat_timeout_s : 0)) return;
+  log()->error("[worker] rank {}: the other ranks of its run group did not come back from run {} within {} s "
+               "(one failed alone?); ending the job (rerun the sweep to resume)",
+               transport.rank(), request.expected_run_id, config.heartbeat_timeout_s);
+  log()->flush();
+  transport.abort_job(1);
+}
+
 }  // namespace
 
 RunExecutor real_runs() {
@@ -104,11 +120,11 @@ RunReport simulate_run(const RunRequest& request) {
 }
 
 void serve_as_worker(const SweepConfig& config, MessageTransport& transport, const RunExecutor& execute,
-                     Communicator* group, const std::vector<int>& members) {
+                     const RunGroup& group) {
   log()->info("[worker] rank {} (pid {}) ready{}", transport.rank(), static_cast<long>(::getpid()),
-              members.empty() ? "" : ", leading a run group of " + std::to_string(members.size() + 1) + " ranks");
+              group.comm ? ", leading a run group of " + std::to_string(group.comm->size()) + " ranks" : "");
   log()->flush();
-  const DataParallel dp = data_parallel_over(group);
+  const DataParallel dp = data_parallel_over(group.comm);
   transport.send(kCoordinator, Channel::Work, encode_message(Message{MessageKind::Ready}));
   while (true) {
     auto envelope = transport.poll(Channel::Work, 1.0);
@@ -118,7 +134,7 @@ void serve_as_worker(const SweepConfig& config, MessageTransport& transport, con
       log()->warn("[worker] unexpected '{}' message", message_kind_name(message.kind));
       continue;
     }
-    for (int member : members) transport.send(member, Channel::Work, envelope->text);
+    for (int member : group.members) transport.send(member, Channel::Work, envelope->text);
     if (message.kind == MessageKind::Exit) return;
     log()->info("[worker] run {} (attempt {}): {}", message.request.expected_run_id, message.request.attempt,
                 message.request.experiment);
@@ -127,24 +143,36 @@ void serve_as_worker(const SweepConfig& config, MessageTransport& transport, con
       HeartbeatThread heartbeat(transport, message.request.index, config.heartbeat_interval_s);
       report.report = execute(message.request, [&](int64_t step) { heartbeat.set_step(step); }, dp);
     }
+    agree_run_ended(config, transport, group, message.request, report.report.status == RunStatus::Failed);
     transport.send(kCoordinator, Channel::Work, encode_message(report));
   }
 }
 
-void serve_as_group_member(MessageTransport& transport, const RunExecutor& execute, Communicator& group) {
+void serve_as_group_member(const SweepConfig& config, MessageTransport& transport, const RunExecutor& execute,
+                           const RunGroup& group) {
   log()->info("[worker] rank {} (pid {}) ready, rank {} of a run group of {}", transport.rank(),
-              static_cast<long>(::getpid()), group.rank(), group.size());
+              static_cast<long>(::getpid()), group.comm->rank(), group.comm->size());
   log()->flush();
-  const DataParallel dp = data_parallel_over(&group);
+  const DataParallel dp = data_parallel_over(group.comm);
+  const char* fault = std::getenv("DIFFFIT_INJECT_FAULT");
   while (true) {
     auto envelope = transport.poll(Channel::Work, 1.0);  // only the group's leader sends here
     if (!envelope) continue;
     Message message = decode_message(envelope->text);
     if (message.kind == MessageKind::Exit) return;
     if (message.kind != MessageKind::Assign) continue;
-    // The leader's report is the run's; a failure here is in the log (and usually the
-    // leader's too: the ranks of a run fail alike).
-    execute(message.request, {}, dp);
+    // DIFFFIT_INJECT_FAULT=group-member: this rank fails its run alone, at once (how the
+    // tests check that such a group ends its job rather than hangs).
+    bool failed = true;
+    if (fault && std::string(fault) == "group-member") {
+      log()->error("[worker] injected fault: rank {} fails run {} alone (DIFFFIT_INJECT_FAULT)", transport.rank(),
+                   message.request.expected_run_id);
+    } else {
+      // The leader's report is the run's; a failure here is in this rank's log (the ranks
+      // of a run usually fail alike, and then they all come back).
+      failed = execute(message.request, {}, dp).status == RunStatus::Failed;
+    }
+    agree_run_ended(config, transport, group, message.request, failed);
   }
 }
 

@@ -24,13 +24,25 @@ RunExecutor simulated_runs();
 // such runs measures the coordinator alone (`difffit bench sweep --simulate`).
 RunReport simulate_run(const RunRequest& request);
 
+// A run group as one of its ranks sees it: `comm` carries the runs' collectives (MPI, or
+// NCCL on CUDA); `check` is a second MPI communicator over the same ranks on which they
+// agree, after each run, that every one of them came back from it. A rank that failed
+// alone would leave the others waiting in a collective for ever, so when they do not all
+// come back within the heartbeat timeout the job is ended (a rerun resumes the run).
+struct RunGroup {
+  Communicator* comm = nullptr;
+  Communicator* check = nullptr;
+  std::vector<int> members;  // the leader's view: the other ranks of its group (world ranks)
+};
+
 // A worker rank, or the leader of a run group: asks the coordinator for work, hands each
-// assignment (and the final exit) on to the other `members` of its group (world ranks),
-// runs it with them over `group`, and reports. Returns when the coordinator says exit.
+// assignment (and the final exit) on to its group's members, runs it with them, and
+// reports. Returns when the coordinator says exit.
 void serve_as_worker(const SweepConfig& config, MessageTransport& transport, const RunExecutor& execute = real_runs(),
-                     Communicator* group = nullptr, const std::vector<int>& members = {});
+                     const RunGroup& group = {});
 
 // Another rank of a run group: runs what its leader hands on, with the group, until exit.
-void serve_as_group_member(MessageTransport& transport, const RunExecutor& execute, Communicator& group);
+void serve_as_group_member(const SweepConfig& config, MessageTransport& transport, const RunExecutor& execute,
+                           const RunGroup& group);
 
 }  // namespace difffit

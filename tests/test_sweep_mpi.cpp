@@ -213,5 +213,21 @@ TEST_F(SweepMpi, RunGroupsOfTwoRanksTrainEachRunTogether) {
       << refused.output;
 }
 
+// A rank of a run group that fails its run alone leaves the others waiting in a collective
+// it never joins: it ends the job after the heartbeat timeout instead of letting it hang,
+// and the rerun finishes every run.
+TEST_F(SweepMpi, ARunGroupRankFailingAloneEndsTheJobRatherThanHangingIt) {
+  const std::string out = tmp_->file("groups-fault");
+  const std::string command = mpirun_difffit(3) + " sweep run " + sweep_->sweep + " --set output_dir=" + out +
+                              " --set ranks_per_run=2 --set heartbeat_interval=1 --set heartbeat_timeout=4";
+  auto r = run_command("DIFFFIT_INJECT_FAULT=group-member timeout -s KILL 120 " + command);
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.exit_code, 128 + 9) << "the job hung and was killed after 120 s";
+  EXPECT_NE(r.output.find("did not come back from run"), std::string::npos) << r.output;
+  auto again = run_command(command);
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  expect_each_run_done_once(out + "/tiny/journal.jsonl", 8);
+}
+
 }  // namespace
 }  // namespace difffit

@@ -96,6 +96,7 @@ uint64_t per_sample_seed(uint64_t seed, int64_t index) {
 }
 
 SampleShare sample_share(int64_t num, int64_t batch, int rank, int ranks) {
+  if (num <= 0 || ranks < 1) return {};
   if (batch <= 0) batch = (num + ranks - 1) / ranks;
   const int64_t batches = (num + batch - 1) / batch;
   const int64_t block = (batches + ranks - 1) / ranks * batch;

@@ -57,11 +57,12 @@ SampleResult generate_samples(DiTImpl& model, const SampleRequest& request,
                               const std::function<void(int64_t, int64_t)>& on_step = nullptr);
 
 // Rank `rank`'s share of `num` samples over `ranks`: whole batches of `batch` samples
-// counted from sample 0 (batch 0: one batch per rank), in contiguous runs of
-// ceil(batches / ranks) batches; the last shares shorter or empty. Each batch is the same
-// model call whatever the number of ranks, so the samples are bit-identical too (a
-// model's output rows can round differently when the batch is cut differently: BLAS
-// picks its kernels by matrix size).
+// counted from sample 0, in contiguous runs of ceil(batches / ranks) batches; the last
+// shares shorter or empty. Each batch is the same model call whatever the number of ranks,
+// so the samples are bit-identical too (a model's output rows can round differently when
+// the batch is cut differently: BLAS picks its kernels by matrix size). Batch 0 ("all at
+// once") means one batch per rank, ceil(num / ranks) samples: set a batch size for
+// samples that do not depend on the rank count.
 struct SampleShare {
   int64_t first = 0, count = 0;
 };
