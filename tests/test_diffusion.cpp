@@ -237,7 +237,9 @@ TEST(Sampling, PerSampleSeedsGiveTheSameSamplesForAnyBatchSizeOrShare) {
   request.batch_size = 7;
   SampleResult sevens = generate_samples(*model, request);
   EXPECT_TRUE(at::equal(sevens.labels, all.labels));
-  EXPECT_TRUE(at::allclose(sevens.latents, all.latents, 1e-5, 1e-5))
+  // (LibTorch 1.13 with OpenBLAS: within 1e-5; LibTorch 2.6, whose attention kernel also
+  // blocks by batch: within 1e-4.)
+  EXPECT_TRUE(at::allclose(sevens.latents, all.latents, 1e-4, 5e-4))
       << (sevens.latents - all.latents).abs().max().item<float>();
   // Samples 21..34 on their own (a rank's share of whole batches) are bit for bit rows
   // 21..34 of the set drawn in the same batches.
