@@ -67,11 +67,11 @@ int run_sample_command(int argc, char** argv) {
   }
 
   LaunchRanks ranks = join_launch_ranks(&argc, &argv, request.device.rfind("cuda", 0) == 0);
-  const int rank = ranks.comm ? ranks.comm->rank() : 0;
+  const int rank = ranks.comm ? ranks.comm->rank() : 0, world = ranks.comm ? ranks.comm->size() : 1;
   ModelSource source = model_source_from(vm);
   DiT model = build_model(config, source);
 
-  ProgressBar progress("[sample]", sample_share(request.num, request.batch_size, rank, ranks.comm ? ranks.comm->size() : 1).count);
+  ProgressBar progress("[sample]", sample_share(request.num, request.batch_size, rank, world).count);
   SampleResult result = generate_samples_across_ranks(*model, request, ranks.comm.get(),
                                                       [&](int64_t done, int64_t) { progress.update(done); });
   progress.finish();

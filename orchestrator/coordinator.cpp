@@ -30,10 +30,7 @@ struct WorkerSlot {
 class Coordinator {
  public:
   Coordinator(const SweepConfig& config, SweepLedger& ledger, MessageTransport& transport, std::vector<int> workers)
-      : config_(config), ledger_(ledger), transport_(transport), slots_(transport.size()), workers_(std::move(workers)) {
-    if (workers_.empty())
-      for (int rank = 1; rank < transport_.size(); ++rank) workers_.push_back(rank);
-  }
+      : config_(config), ledger_(ledger), transport_(transport), slots_(transport.size()), workers_(std::move(workers)) {}
 
   int run() {
     if (config_.ranks_per_run > 1) {

@@ -13,9 +13,9 @@ namespace difffit {
 
 // Returns the sweep's exit code (see SweepLedger::finish). A rank that stopped
 // answering cannot join MPI_Finalize: after recording everything, the job is aborted.
-// `workers`: the ranks to hand runs to (run groups' leaders; every other rank by default).
+// `workers`: the ranks to hand runs to (every worker rank, or the run groups' leaders).
 int coordinate_sweep(const SweepConfig& config, SweepLedger& ledger, MessageTransport& transport,
-                     std::vector<int> workers = {});
+                     std::vector<int> workers);
 
 // The same, in one process: runs execute here, one after another.
 int run_sweep_in_process(const SweepConfig& config, SweepLedger& ledger, const RunExecutor& execute = real_runs());

@@ -49,8 +49,7 @@ class RunStates {
   bool any_runnable_or_running() const;
   std::vector<size_t> running() const;
   std::vector<size_t> given_up() const;  // failed max_attempts times
-  size_t count(RunState state) const;  // O(runs); count_done() is O(1)
-  size_t count_done() const { return done_; }
+  size_t count(RunState state) const;  // O(1) for Done, O(runs) for the others
 
  private:
   const SweepPlan& plan_;

@@ -110,7 +110,7 @@ void SweepLedger::record(const RunReport& report, int rank) {
   if (e.type == JournalEventType::Done) {
     add_rows(static_cast<size_t>(report.index));
     // ETA: the runs left at this session's mean time per attempt, over the workers.
-    const size_t done = states_.count_done();
+    const size_t done = states_.count(RunState::Done);
     const size_t left = plan_.runs.size() - done;
     const double workers = std::max(1, (ranks_ - 1) / config_.ranks_per_run);  // runs at a time
     const double eta_minutes = left * (timings.run_seconds / static_cast<double>(timings.finished)) / workers / 60.0;
@@ -170,7 +170,7 @@ void SweepLedger::write_snapshot() {
 }
 
 int SweepLedger::finish(int stop_signal) {
-  const size_t done = states_.count_done(), failed = states_.count(RunState::Failed),
+  const size_t done = states_.count(RunState::Done), failed = states_.count(RunState::Failed),
                blocked = states_.count(RunState::Blocked), total = plan_.runs.size();
   JournalEvent e;
   e.type = JournalEventType::SweepEnded;

@@ -84,20 +84,7 @@ void agree_run_ended(const SweepConfig& config, MessageTransport& transport, con
   transport.abort_job(1);
 }
 
-}  // namespace
-
-RunExecutor real_runs() {
-  return [](const RunRequest& request, const std::function<void(int64_t)>& on_step, const DataParallel& dp) {
-    return execute_run(request, on_step, dp);
-  };
-}
-
-RunExecutor simulated_runs() {
-  return [](const RunRequest& request, const std::function<void(int64_t)>&, const DataParallel&) {
-    return simulate_run(request);
-  };
-}
-
+// A done report with made-up metrics (about the size of a real run's), touching no files.
 RunReport simulate_run(const RunRequest& request) {
   RunReport report;
   report.index = request.index;
@@ -117,6 +104,20 @@ RunReport simulate_run(const RunRequest& request) {
   metrics["metric"] = "FID (simulated)";
   report.metrics_json = metrics.dump(2);
   return report;
+}
+
+}  // namespace
+
+RunExecutor real_runs() {
+  return [](const RunRequest& request, const std::function<void(int64_t)>& on_step, const DataParallel& dp) {
+    return execute_run(request, on_step, dp);
+  };
+}
+
+RunExecutor simulated_runs() {
+  return [](const RunRequest& request, const std::function<void(int64_t)>&, const DataParallel&) {
+    return simulate_run(request);
+  };
 }
 
 void serve_as_worker(const SweepConfig& config, MessageTransport& transport, const RunExecutor& execute,

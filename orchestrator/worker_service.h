@@ -14,15 +14,13 @@
 
 namespace difffit {
 
-// What a worker does with an assigned run: execute_run, or simulate_run for `bench sweep`.
+// What a worker does with an assigned run.
 using RunExecutor =
     std::function<RunReport(const RunRequest&, const std::function<void(int64_t)>& on_step, const DataParallel& dp)>;
 RunExecutor real_runs();
-RunExecutor simulated_runs();
-
 // Answers at once with a done report and made-up metrics, touching no files: a sweep of
 // such runs measures the coordinator alone (`difffit bench sweep --simulate`).
-RunReport simulate_run(const RunRequest& request);
+RunExecutor simulated_runs();
 
 // A run group as one of its ranks sees it: `comm` carries the runs' collectives (MPI, or
 // NCCL on CUDA); `check` is a second MPI communicator over the same ranks on which they
