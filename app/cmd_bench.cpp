@@ -243,6 +243,7 @@ int bench_sample_command(int argc, char** argv) {
       ("steps", po::value<int64_t>()->default_value(25), "sampling steps")
       ("cfg-scale", po::value<double>()->default_value(1.0), "guidance (> 1 doubles the batch)")
       ("batch-size", po::value<int64_t>()->default_value(64), "samples per batch")
+      ("call-size", po::value<int64_t>()->default_value(0), "samples per model call (0 = the batch)")
       ("json", "print JSON only");
   add_device_options(options);
   add_model_options(options);
@@ -266,6 +267,7 @@ int bench_sample_command(int argc, char** argv) {
   request.sampler = parse_sampler(vm["sampler"].as<std::string>());
   request.steps = vm["steps"].as<int64_t>();
   request.cfg_scale = vm["cfg-scale"].as<double>();
+  request.call_size = vm["call-size"].as<int64_t>();
   request.device = device.name;
   reset_peak_memory();
   reset_gpu_peak();
@@ -296,6 +298,7 @@ int bench_sample_command(int argc, char** argv) {
                                 {"cfg_scale", request.cfg_scale},
                                 {"num", request.num},
                                 {"batch_size", request.batch_size},
+                                {"call_size", request.call_size},
                                 {"ranks", world},
                                 {"seconds", seconds},
                                 {"images_per_second", request.num / seconds},

@@ -192,23 +192,28 @@ int run_eval_command(int argc, char** argv) {
     throw_usage("eval: give --reference or --reference-stats (or only --grid / --export-samples-npz)");
 
   const ImageSet samples(r.samples);  // checks the file before a network is loaded or trained
-  if (!a.grid.empty()) {
+  // Under mpirun the ranks share the feature extraction; rank 0 writes and prints.
+  LaunchRanks ranks = join_launch_ranks(&argc, &argv, a.net.device.rfind("cuda", 0) == 0);
+  const bool writer = !ranks.comm || ranks.comm->rank() == 0;
+  if (writer && !a.grid.empty()) {
     GridStyle style = a.grid_style;
     style.scale = a.grid_scale > 0 ? a.grid_scale : readable_grid_scale(samples.height());
     style.class_names = class_names_in(r.samples);
     write_image_set_grid(a.grid, samples, style);
     log()->info("[eval] wrote the sample grid {}", a.grid);
   }
-  if (!a.export_samples_npz.empty()) {
+  if (writer && !a.export_samples_npz.empty()) {
     export_samples_npz(r.samples, a.export_samples_npz, r.num_samples);
     log()->info("[eval] wrote {}", a.export_samples_npz);
   }
   if (!score) return 0;
 
-  std::unique_ptr<FeatureNetwork> net = make_feature_network(a.net, samples.channels());
+  std::unique_ptr<FeatureNetwork> net = make_feature_network(a.net, samples.channels(), ranks.comm.get());
   if (!net) throw_usage("eval: --feature-net none scores nothing");
-  const Evaluation e = evaluate_samples(r, *net);
-  print_evaluation(e, a.json);
+  EvaluationRequest shared = r;
+  shared.ranks = ranks.comm.get();
+  const Evaluation e = evaluate_samples(shared, *net);
+  if (writer) print_evaluation(e, a.json);
   return 0;
 }
 

@@ -30,6 +30,8 @@ int run_sample_command(int argc, char** argv) {
        "per-sample (each sample its own stream: the same samples for any batch size or rank count) | "
        "reference (one stream in batch order, as DiT's sample.py)")
       ("batch-size", po::value<int64_t>()->default_value(0), "samples per batch (0 = all)")
+      ("call-size", po::value<int64_t>()->default_value(0),
+       "samples per model call (0 = the batch); fixed, the samples no longer depend on the batch size")
       ("device", po::value<std::string>()->default_value("cpu"), "cpu | cuda (noise is drawn on the CPU)")
       ("init-noise", po::value<std::string>()->default_value(""), "HDF5 with z (N,C,H,W float32) and y (int64 N)")
       ("vae", po::value<std::string>()->default_value(""), "AutoencoderKL weights: decode latent samples into images")
@@ -54,6 +56,7 @@ int run_sample_command(int argc, char** argv) {
   request.seed = vm["seed"].as<uint64_t>();
   request.seeding = parse_sample_seeding(vm["seeding"].as<std::string>());
   request.batch_size = vm["batch-size"].as<int64_t>();
+  request.call_size = vm["call-size"].as<int64_t>();
   request.device = vm["device"].as<std::string>();
   const std::string clip = vm["clip-denoised"].as<std::string>();
   if (clip != "auto" && clip != "true" && clip != "false") throw_usage("--clip-denoised must be auto, true or false");
@@ -71,7 +74,7 @@ int run_sample_command(int argc, char** argv) {
   ModelSource source = model_source_from(vm);
   DiT model = build_model(config, source);
 
-  ProgressBar progress("[sample]", sample_share(request.num, request.batch_size, rank, world).count);
+  ProgressBar progress("[sample]", row_share(request.num, request.batch_size, rank, world).count);
   SampleResult result = generate_samples_across_ranks(*model, request, ranks.comm.get(),
                                                       [&](int64_t done, int64_t) { progress.update(done); });
   progress.finish();

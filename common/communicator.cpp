@@ -3,7 +3,10 @@
 #include <ATen/ATen.h>
 #include <mpi.h>
 
+#include <algorithm>
 #include <chrono>
+#include <exception>
+#include <string>
 #include <thread>
 
 #include "common/error.h"
@@ -128,6 +131,57 @@ int mpi_local_rank() {
   MPI_Comm_rank(node, &rank);
   MPI_Comm_free(&node);
   return rank;
+}
+
+RowShare row_share(int64_t n, int64_t batch, int rank, int ranks) {
+  if (n <= 0 || ranks < 1) return {};
+  if (batch <= 0) batch = (n + ranks - 1) / ranks;
+  const int64_t batches = (n + batch - 1) / batch;
+  const int64_t block = (batches + ranks - 1) / ranks * batch;
+  RowShare share;
+  share.first = std::min(n, rank * block);
+  share.count = std::min(n, share.first + block) - share.first;
+  return share;
+}
+
+at::Tensor allgather_rows(Communicator& comm, const at::Tensor& mine, int64_t n, int64_t batch) {
+  const int64_t longest = row_share(n, batch, 0, comm.size()).count;
+  const int64_t count = row_share(n, batch, comm.rank(), comm.size()).count;
+  if (mine.size(0) != count)
+    throw_usage("allgather_rows: rank " + std::to_string(comm.rank()) + " holds " + std::to_string(mine.size(0)) +
+                " rows, its share is " + std::to_string(count));
+  std::vector<int64_t> shape = mine.sizes().vec();
+  shape[0] = longest;
+  at::Tensor padded = at::zeros(shape, mine.options());
+  if (count > 0) padded.narrow(0, 0, count).copy_(mine);
+  return at::cat(comm.allgather(padded)).narrow(0, 0, std::max<int64_t>(n, 0)).cpu().contiguous();
+}
+
+bool rank0_decides(Communicator& comm, bool value) {
+  at::Tensor flag = at::full({1}, value ? 1 : 0, at::kLong);
+  comm.broadcast(flag, 0);
+  return flag.item<int64_t>() != 0;
+}
+
+void run_on_rank0(Communicator* comm, const std::function<void()>& work) {
+  if (!comm || comm->size() == 1) return work();
+  std::exception_ptr failure;
+  ErrorKind kind = ErrorKind::Internal;
+  if (comm->rank() == 0) {
+    try {
+      work();
+    } catch (const Error& e) {
+      failure = std::current_exception();
+      kind = e.kind();
+    } catch (...) {
+      failure = std::current_exception();
+    }
+  }
+  at::Tensor outcome = at::full({1}, failure ? static_cast<int64_t>(kind) : -1, at::kLong);
+  comm->broadcast(outcome, 0);
+  if (failure) std::rethrow_exception(failure);
+  const int64_t failed = outcome.item<int64_t>();
+  if (failed >= 0) throw Error(static_cast<ErrorKind>(failed), "rank 0 failed (its log says why)");
 }
 
 std::unique_ptr<Communicator> make_local_communicator() { return std::make_unique<LocalCommunicator>(); }

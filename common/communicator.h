@@ -4,6 +4,8 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -30,6 +32,29 @@ class Communicator {
   // contiguous CPU tensors only (MPI).
   virtual bool takes_device_tensors() const { return false; }
 };
+
+// Rank `rank`'s rows of `n` shared over `ranks`: whole blocks of `batch` rows counted from
+// row 0, one contiguous run per rank (the last ranks' runs may be shorter or empty);
+// batch <= 0 means one block of ceil(n / ranks) rows per rank. n <= 0 gives nothing.
+struct RowShare {
+  int64_t first = 0;
+  int64_t count = 0;
+};
+RowShare row_share(int64_t n, int64_t batch, int rank, int ranks);
+
+// Every rank's `mine` (its row_share(n, batch, ...) rows, any dtype the communicator
+// takes) on every rank, concatenated in rank order: the n rows in index order, on the CPU.
+// Shorter shares are padded for the gather, so every rank sends one shape.
+at::Tensor allgather_rows(Communicator& comm, const at::Tensor& mine, int64_t n, int64_t batch);
+
+// Rank 0's `value` on every rank (one decision all ranks then follow alike).
+bool rank0_decides(Communicator& comm, bool value);
+
+// Runs `work` on rank 0 alone (e.g. building a cache the others then read) while the
+// other ranks wait; then all of them fail alike when it failed (rank 0 with its own error,
+// the others with one of the same kind naming rank 0), so none is left blocked in a later
+// collective. Null or one rank: just runs `work`.
+void run_on_rank0(Communicator* comm, const std::function<void()>& work);
 
 // Rank 0 of 1: collectives are identities.
 std::unique_ptr<Communicator> make_local_communicator();

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "common/communicator.h"
 #include "common/error.h"
 #include "common/logging.h"
 #include "eval/feature_network.h"
@@ -41,9 +42,20 @@ ExtractResult stats_file_reference(const EvaluationRequest& request, const Featu
   return reference;
 }
 
-}  // namespace
+// The reference's statistics must come from this network; then written where asked.
+void check_and_save_reference(const EvaluationRequest& request, const FeatureNetwork& net,
+                              const ExtractResult& reference, const std::string& reference_name) {
+  if (reference.stats.dim() != net.dim())
+    throw_data(reference_name + ": statistics have dimension " + std::to_string(reference.stats.dim()) +
+               ", the feature network gives " + std::to_string(net.dim()));
+  if (!request.save_reference_stats.empty())
+    save_feature_stats(request.save_reference_stats, reference.stats,
+                       {{"feature_net", net.id()}, {"metric", net.metric_name()}, {"source", reference_name}},
+                       reference.features);
+  if (!request.export_reference_npz.empty()) export_stats_npz(reference.stats, request.export_reference_npz);
+}
 
-std::unique_ptr<FeatureNetwork> make_feature_network(const FeatureNetChoice& choice, int64_t image_channels) {
+std::unique_ptr<FeatureNetwork> network_for(const FeatureNetChoice& choice, int64_t image_channels) {
   switch (resolved_feature_net(choice.kind, image_channels)) {
     case FeatureNetKind::None:
     case FeatureNetKind::Auto:
@@ -63,13 +75,27 @@ std::unique_ptr<FeatureNetwork> make_feature_network(const FeatureNetChoice& cho
   return nullptr;
 }
 
+}  // namespace
+
+std::unique_ptr<FeatureNetwork> make_feature_network(const FeatureNetChoice& choice, int64_t image_channels,
+                                                     Communicator* ranks) {
+  std::unique_ptr<FeatureNetwork> net;
+  run_on_rank0(ranks, [&] { net = network_for(choice, image_channels); });
+  if (ranks && ranks->rank() != 0) net = network_for(choice, image_channels);
+  return net;
+}
+
 Evaluation evaluate_samples(const EvaluationRequest& request, FeatureNetwork& net) {
   const auto begin = std::chrono::steady_clock::now();
   if (request.reference.empty() == request.reference_stats.empty())
     throw_usage("evaluation: give the reference images or a reference statistics file (one of them)");
   const MetricSet& metrics = request.metrics;
   const bool features = metrics.count(Metric::Kid) || metrics.count(Metric::PrecisionRecall);
-  ImageSet samples(request.samples);  // checks the file before any work
+  // Checks the samples before any work.
+  const ImageSet samples = request.sample_images.defined()
+                               ? ImageSet(request.samples, request.sample_images, request.sample_labels)
+                               : ImageSet(request.samples);
+  const bool scorer = !request.ranks || request.ranks->rank() == 0;
 
   ExtractOptions sample_options;
   sample_options.max_images = request.num_samples;
@@ -77,22 +103,20 @@ Evaluation evaluate_samples(const EvaluationRequest& request, FeatureNetwork& ne
   sample_options.keep_features = features;
   sample_options.spatial = metrics.count(Metric::Sfid) > 0;
   sample_options.keep_logits = metrics.count(Metric::InceptionScore) > 0;
+  sample_options.ranks = request.ranks;
   ExtractOptions reference_options = sample_options;
   reference_options.max_images = request.num_reference;
   reference_options.keep_logits = false;
 
-  const ExtractResult reference =
-      request.reference.empty() ? stats_file_reference(request, net, features)
-                                : reference_statistics(request.reference, net, reference_options, request.cache_dir);
+  // A statistics file is read by the scoring rank alone; images are shared out.
+  ExtractResult reference;
   const std::string reference_name = request.reference.empty() ? request.reference_stats : request.reference;
-  if (reference.stats.dim() != net.dim())
-    throw_data(reference_name + ": statistics have dimension " + std::to_string(reference.stats.dim()) +
-               ", the feature network gives " + std::to_string(net.dim()));
-  if (!request.save_reference_stats.empty())
-    save_feature_stats(request.save_reference_stats, reference.stats,
-                       {{"feature_net", net.id()}, {"metric", net.metric_name()}, {"source", reference_name}},
-                       reference.features);
-  if (!request.export_reference_npz.empty()) export_stats_npz(reference.stats, request.export_reference_npz);
+  if (request.reference.empty()) {
+    run_on_rank0(request.ranks, [&] { reference = stats_file_reference(request, net, features); });
+  } else {
+    reference = reference_statistics(request.reference, net, reference_options, request.cache_dir);
+  }
+  run_on_rank0(request.ranks, [&] { check_and_save_reference(request, net, reference, reference_name); });
   const ExtractResult generated = extract_features(samples, net, sample_options);
 
   Evaluation e;
@@ -103,6 +127,7 @@ Evaluation evaluate_samples(const EvaluationRequest& request, FeatureNetwork& ne
   e.num_samples = generated.images;
   e.num_reference = reference.stats.count();
   e.reference_from_cache = reference.from_cache;
+  if (!scorer) return e;
   if (metrics.count(Metric::Fid)) e.fid = frechet_distance(generated.stats, reference.stats);
   if (metrics.count(Metric::Sfid)) e.sfid = frechet_distance(generated.spatial_stats, reference.spatial_stats);
   if (metrics.count(Metric::Kid)) e.kid = kernel_inception_distance(generated.features, reference.features, request.kid);
@@ -110,7 +135,7 @@ Evaluation evaluate_samples(const EvaluationRequest& request, FeatureNetwork& ne
   if (metrics.count(Metric::PrecisionRecall))
     e.precision_recall = precision_recall(reference.features, generated.features, request.pr_k);
   if (auto* cnn = dynamic_cast<MiniCnnFeatureNet*>(&net))
-    e.class_accuracy = class_accuracy(cnn->net(), request.samples, request.num_samples);
+    e.class_accuracy = class_accuracy(cnn->net(), samples, request.num_samples);
   e.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
   std::string summary = evaluation_text(e);
   std::replace(summary.begin(), summary.end(), '\n', ';');

@@ -2,6 +2,7 @@
 // runs each describe what they want in an EvaluationRequest and get an Evaluation.
 #pragma once
 
+#include <ATen/core/Tensor.h>
 #include <nlohmann/json_fwd.hpp>
 
 #include <cstdint>
@@ -16,6 +17,7 @@
 
 namespace difffit {
 
+class Communicator;
 class FeatureNetwork;
 
 struct FeatureNetChoice {
@@ -30,10 +32,15 @@ struct FeatureNetChoice {
 };
 // The network `choice` names for images of `image_channels` channels; nullptr for None.
 // Throws Data when the Inception weights are missing, Usage when the mini-CNN has no data.
-std::unique_ptr<FeatureNetwork> make_feature_network(const FeatureNetChoice& choice, int64_t image_channels);
+// With `ranks` every rank gets its own copy: rank 0 builds it first (a mini-CNN it has to
+// train lands in the cache), then the others (from that cache when they share it).
+std::unique_ptr<FeatureNetwork> make_feature_network(const FeatureNetChoice& choice, int64_t image_channels,
+                                                     Communicator* ranks = nullptr);
 
 struct EvaluationRequest {
-  std::string samples;          // HDF5 `images` uint8 (N, H, W, C) [+ `y`]
+  std::string samples;          // HDF5 `images` uint8 (N, H, W, C) [+ `y`] (with sample_images: their name)
+  at::Tensor sample_images;     // uint8 (N, H, W, C) in memory instead of the file (optional) ...
+  at::Tensor sample_labels;     // ... and the class each was drawn for (optional)
   std::string reference;        // reference images (statistics cached in cache_dir), or ...
   std::string reference_stats;  // ... a statistics file (FID; KID and P/R when it holds features)
   MetricSet metrics = {Metric::Fid};
@@ -46,6 +53,12 @@ struct EvaluationRequest {
   std::string cache_dir;        // reference statistics cache ("" = none)
   std::string save_reference_stats;  // also write the reference statistics here (optional)
   std::string export_reference_npz;  // ... and its mu, sigma as .npz for the ADM evaluator (optional)
+  // Share the feature extraction over these ranks (all of them call evaluate_samples with
+  // the same request): each runs the network on its share of the samples (and of the
+  // reference when it is not cached), the statistics merge across ranks and the rows KID,
+  // IS and precision/recall need are gathered. Rank 0 computes the scores and writes any
+  // file; the other ranks get an Evaluation without scores. Null: one process does it all.
+  Communicator* ranks = nullptr;
 };
 
 struct Evaluation {

@@ -11,6 +11,7 @@
 
 namespace difffit {
 
+class Communicator;
 class FeatureNetwork;
 class ImageSet;
 
@@ -20,6 +21,10 @@ struct ExtractOptions {
   bool keep_features = false;  // also return the raw (N, D) features (KID, precision/recall need them)
   bool spatial = false;        // also the statistics of the spatial features (sFID)
   bool keep_logits = false;    // also return the class logits (Inception Score)
+  // Share the images over these ranks (contiguous runs, row_share): each rank runs the
+  // network on its own rows, the statistics merge (Chan) and the kept rows are gathered,
+  // so every rank gets the result of the whole set. Null: this process does it all.
+  Communicator* ranks = nullptr;
 };
 
 struct ExtractResult {
@@ -39,6 +44,8 @@ ExtractResult extract_features(const ImageSet& images, FeatureNetwork& net, cons
 // (content hash, net id, N) exists (and holds features if they are wanted; the spatial
 // statistics live in a second file), else computed and written there. An empty
 // cache_dir disables the cache. Logits are never cached (IS is a samples-only metric).
+// Shared over options.ranks, rank 0 decides whether the cache holds them (then only rank 0
+// reads it, the others get an empty result) and writes the file it computed with the others.
 ExtractResult reference_statistics(const std::string& path, FeatureNetwork& net, const ExtractOptions& options,
                                    const std::string& cache_dir);
 

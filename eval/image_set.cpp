@@ -35,21 +35,36 @@ ImageSet::ImageSet(const std::string& path) : path_(path), reader_(std::make_uni
     throw_data(path + ": dataset '" + labels_key_ + "' must be (N) with N = " + std::to_string(n_));
 }
 
+ImageSet::ImageSet(const std::string& name, const at::Tensor& images, const at::Tensor& labels) : path_(name) {
+  if (images.dim() != 4 || images.scalar_type() != at::kByte || (images.size(3) != 1 && images.size(3) != 3))
+    throw_usage(name + ": images in memory must be uint8 (N, H, W, C) with C = 1 or 3");
+  images_ = images.cpu().contiguous();
+  n_ = images.size(0), h_ = images.size(1), w_ = images.size(2), c_ = images.size(3);
+  if (labels.defined() && labels.numel() > 0) {
+    if (labels.dim() != 1 || labels.size(0) != n_)
+      throw_usage(name + ": labels in memory must be (N) with N = " + std::to_string(n_));
+    labels_ = labels.cpu().to(at::kLong).contiguous();
+    labels_key_ = "labels";
+  }
+}
+
 ImageSet::~ImageSet() = default;
 
 bool ImageSet::has_labels() const { return !labels_key_.empty(); }
 
 at::Tensor ImageSet::images(int64_t start, int64_t count) const {
+  if (!reader_) return images_.narrow(0, start, count);
   return reader_->read_rows("images", at::kByte, start, count);
 }
 
 at::Tensor ImageSet::labels() const {
   if (!has_labels()) throw_data(path_ + ": no 'labels' (or 'y') dataset");
+  if (!reader_) return labels_;
   return reader_->read(labels_key_, at::kLong, 1);
 }
 
 std::string ImageSet::content_hash() const {
-  if (reader_->has_attribute("content_hash")) return reader_->read_string_attribute("content_hash");
+  if (reader_ && reader_->has_attribute("content_hash")) return reader_->read_string_attribute("content_hash");
   // The same digest `difffit prepare` stores: SHA-256 over the image bytes, then the labels (int64 LE).
   Sha256 sha;
   const int64_t batch = std::max<int64_t>(1, (int64_t{64} << 20) / std::max<int64_t>(1, h_ * w_ * c_));

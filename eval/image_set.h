@@ -1,7 +1,8 @@
 // Image sets on disk (prepared datasets, generated samples): HDF5 with `images`
 // uint8 (N, H, W, C), C = 1 or 3, and optional `labels` int64 (N) (`y` in sample files:
 // the class each sample was drawn for). Read in row
-// batches so large sets never sit in memory whole.
+// batches so large sets never sit in memory whole; or images already in memory (a run's
+// samples before or without their file).
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -17,6 +18,8 @@ class Hdf5Reader;
 class ImageSet {
  public:
   explicit ImageSet(const std::string& path);  // checks the layout; throws Data naming the file
+  // uint8 (N, H, W, C) images [+ int64 (N) labels] in memory, called `name` in messages.
+  ImageSet(const std::string& name, const at::Tensor& images, const at::Tensor& labels = at::Tensor());
   ~ImageSet();
 
   int64_t size() const { return n_; }
@@ -33,7 +36,8 @@ class ImageSet {
 
  private:
   std::string path_;
-  std::unique_ptr<Hdf5Reader> reader_;
+  std::unique_ptr<Hdf5Reader> reader_;  // null for images in memory
+  at::Tensor images_, labels_;          // the images in memory
   std::string labels_key_;  // "labels", "y" or "" (none)
   int64_t n_ = 0, h_ = 0, w_ = 0, c_ = 0;
 };

@@ -243,8 +243,7 @@ std::unique_ptr<MiniCnnFeatureNet> load_or_train_mini_cnn(const std::string& tra
   return std::make_unique<MiniCnnFeatureNet>(std::move(net), "mini-cnn/" + key.hex());
 }
 
-std::optional<double> class_accuracy(MiniCnn& net, const std::string& path, int64_t max_images) {
-  ImageSet images(path);
+std::optional<double> class_accuracy(MiniCnn& net, const ImageSet& images, int64_t max_images) {
   const int64_t n = max_images > 0 ? std::min(max_images, images.size()) : images.size();
   if (!images.has_labels() || n == 0) return std::nullopt;
   const at::Tensor labels = images.labels().narrow(0, 0, n);

@@ -14,6 +14,8 @@
 
 namespace difffit {
 
+class ImageSet;
+
 struct MiniCnnConfig {
   int64_t in_channels = 1;   // image channels the net was trained on (others are converted)
   int64_t image_size = 32;   // square input side; other sizes are resized bilinearly (multiple of 8)
@@ -92,7 +94,7 @@ std::unique_ptr<MiniCnnFeatureNet> load_or_train_mini_cnn(const std::string& tra
 // Class accuracy: the share of the images in `path` (HDF5 `images` with `y`, the class each
 // sample was drawn for, or `labels`) that the net classifies as that class; nullopt when the
 // file has no labels or they do not fit the net's classes. Up to `max_images` (0 = all).
-std::optional<double> class_accuracy(MiniCnn& net, const std::string& path, int64_t max_images = 0);
+std::optional<double> class_accuracy(MiniCnn& net, const ImageSet& images, int64_t max_images = 0);
 
 // A net saved by MiniCnn::save (e.g. by another run), used as is.
 std::unique_ptr<MiniCnnFeatureNet> load_mini_cnn_feature_net(const std::string& path);

@@ -2,11 +2,13 @@
 // half of every global batch, gradients are averaged, and the run matches the same run in
 // one process step by step (up to float summation order), also when it is stopped by
 // SIGUSR2 and resumed. Sampling shared over ranks (`mpirun -n 3 difffit sample`) gives
-// exactly the samples of one process.
+// exactly the samples of one process; scoring shared over ranks (`mpirun -n 3 difffit
+// eval`) gives the scores of one process.
 #include <ATen/ATen.h>
 
 #include <fstream>
 #include <sstream>
+#include <tuple>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -93,6 +95,36 @@ TEST_F(DataParallelRun, TwoRanksTrainTheRunOneProcessTrains) {
   expect_same_training(reference_dir_, dir);
 }
 
+// Scored with the mini-CNN: both ranks sample, and extract features of, half the samples;
+// rank 0 writes the one samples file and the scores, which are those of one process (the
+// two runs' weights differ by float summation order only).
+TEST_F(DataParallelRun, TwoRanksScoreTheirSamplesTogether) {
+  const std::string scored = " --set train.steps=20 --set sample.num=12 --set sample.batch_size=3"
+                             " --set eval.feature_net=mini-cnn --set eval.metrics=[fid,kid,pr]"
+                             " --set data.reference=" + tmp_.file("data.h5");
+  const std::string cache = "env DIFFFIT_CACHE_DIR=" + tmp_.file("cache") + " ";
+  auto two = run_command(cache + mpirun_difffit(2) + " run " + experiment_ + scored + " --set output_dir=" +
+                         tmp_.file("scored-two"));
+  ASSERT_EQ(two.exit_code, 0) << two.output;
+  EXPECT_NE(two.output.find("12 images -> 128-d features at"), std::string::npos) << two.output;
+  EXPECT_NE(two.output.find("over 2 ranks"), std::string::npos) << two.output;
+  auto one = run_command(cache + DIFFFIT_BINARY + " run " + experiment_ + scored + " --set output_dir=" +
+                         tmp_.file("scored-one"));
+  ASSERT_EQ(one.exit_code, 0) << one.output;
+  auto metrics = [&](const std::string& out) {
+    auto dir = run_difffit("run " + experiment_ + scored + " --set output_dir=" + out + " --print-run-dir");
+    std::ifstream in(dir.output.substr(0, dir.output.find('\n')) + "/metrics.json");
+    return nlohmann::json::parse(in);
+  };
+  const nlohmann::json a = metrics(tmp_.file("scored-one")), b = metrics(tmp_.file("scored-two"));
+  EXPECT_EQ(b["fid_samples"], 12);
+  for (const char* key : {"fid", "kid", "precision", "recall"}) {
+    ASSERT_TRUE(a.contains(key) && b.contains(key)) << key << "\n" << b.dump();
+    EXPECT_NEAR(a[key].get<double>(), b[key].get<double>(), 1e-3 * std::max(1.0, std::abs(a[key].get<double>())))
+        << key;
+  }
+}
+
 TEST_F(DataParallelRun, StoppedBySigUsr2BothRanksSaveTogetherAndResume) {
   const std::string out = tmp_.file("stopped");
   const std::string dir = run_dir(out);
@@ -150,6 +182,43 @@ TEST(DataParallelSample, BenchSampleReportsTheWholeSetAndEveryRanksBusyTime) {
   for (const auto& busy : j["rank_busy_seconds"]) EXPECT_GT(busy.get<double>(), 0.0);
   EXPECT_GT(j["busy_share"].get<double>(), 0.0);
   EXPECT_LE(j["busy_share"].get<double>(), 1.0);
+}
+
+// Every metric with its features extracted by 3 ranks (the reference too, then from the
+// cache rank 0 wrote) equals the one-process score. The mini-CNN is trained once, by rank 0
+// of the first run, and every later run loads it from the cache.
+TEST(DataParallelEval, ThreeRanksScoreAsOneProcess) {
+  TempDir tmp;
+  for (const auto& [split, limit, file] : {std::tuple{"test", 61, "samples.h5"}, std::tuple{"train", 80, "ref.h5"}}) {
+    auto r = run_difffit(std::string("prepare --source fashion-mnist --split ") + split + " --limit " +
+                         std::to_string(limit) + " --resolution 16 --output " + tmp.file(file));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+  const std::string flags = " eval --samples " + tmp.file("samples.h5") + " --reference " + tmp.file("ref.h5") +
+                            " --metrics all --feature-net mini-cnn --mini-cnn-train " + tmp.file("ref.h5") +
+                            " --mini-cnn-epochs 1 --batch-size 7 --kid-subset-size 20 --kid-subsets 10 --is-split-size 25"
+                            " --cache-dir " + tmp.file("cache") + " --json";
+  auto json_of = [](const testing::CommandResult& r) { return nlohmann::json::parse(r.output.substr(r.output.find('{'))); };
+  auto shared = run_command(mpirun_difffit(3) + flags);
+  ASSERT_EQ(shared.exit_code, 0) << shared.output;
+  EXPECT_NE(shared.output.find("61 images -> 128-d features"), std::string::npos) << shared.output;
+  EXPECT_NE(shared.output.find("over 3 ranks"), std::string::npos) << shared.output;
+  auto one = run_difffit(flags + " --no-cache");
+  ASSERT_EQ(one.exit_code, 0) << one.output;
+  auto cached = run_command(mpirun_difffit(3) + flags);
+  ASSERT_EQ(cached.exit_code, 0) << cached.output;
+  EXPECT_NE(cached.output.find("from the cache"), std::string::npos) << cached.output;
+
+  const nlohmann::json a = json_of(one);
+  for (const nlohmann::json& b : {json_of(shared), json_of(cached)}) {
+    for (const char* key : {"fid", "sfid", "kid", "inception_score", "precision", "recall", "class_accuracy"}) {
+      ASSERT_TRUE(a.contains(key) && b.contains(key)) << key << "\n" << a.dump() << "\n" << b.dump();
+      const double x = a[key].get<double>(), y = b[key].get<double>();
+      EXPECT_NEAR(x, y, 1e-5 * std::max(1.0, std::abs(x))) << key;
+    }
+    EXPECT_EQ(a["fid_samples"], b["fid_samples"]);
+    EXPECT_EQ(a["fid_reference"], b["fid_reference"]);
+  }
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include <cmath>
 
+#include "common/communicator.h"
 #include "common/error.h"
 #include "small_dit.h"
 #include "test_support.h"
@@ -241,6 +242,21 @@ TEST(Sampling, PerSampleSeedsGiveTheSameSamplesForAnyBatchSizeOrShare) {
   // blocks by batch: within 1e-4.)
   EXPECT_TRUE(at::allclose(sevens.latents, all.latents, 1e-4, 5e-4))
       << (sevens.latents - all.latents).abs().max().item<float>();
+  // A fixed model call size frees the batch size: calls of 1 sample, batches of 7 and 50,
+  // bit for bit (and the same model, so within rounding of the whole-batch calls).
+  request.call_size = 1;
+  SampleResult single = generate_samples(*model, request);
+  request.batch_size = 50;
+  EXPECT_TRUE(at::equal(generate_samples(*model, request).latents, single.latents));
+  EXPECT_TRUE(at::allclose(single.latents, all.latents, 1e-4, 5e-4));
+  // Calls of 5: batches of 10 and 50 (multiples of 5) alike; a batch of 7 is refused.
+  request.call_size = 5;
+  SampleResult fives = generate_samples(*model, request);
+  request.batch_size = 10;
+  EXPECT_TRUE(at::equal(generate_samples(*model, request).latents, fives.latents));
+  request.batch_size = 7;
+  EXPECT_THROW(generate_samples(*model, request), Error);
+  request.call_size = 0;
   // Samples 21..34 on their own (a rank's share of whole batches) are bit for bit rows
   // 21..34 of the set drawn in the same batches.
   request.num = 14;
@@ -263,13 +279,13 @@ TEST(Sampling, RankSharesAreWholeBatchesCoveringEverySample) {
   // Batch 0 (all at once) over 3 ranks: one batch of ceil(10/3) per rank.
   const std::vector<std::pair<int64_t, int64_t>> whole = {{0, 4}, {4, 4}, {8, 2}};
   for (int r = 0; r < 3; ++r) {
-    EXPECT_EQ(sample_share(10, 3, r, 3).first, ten[r].first);
-    EXPECT_EQ(sample_share(10, 3, r, 3).count, ten[r].second);
-    EXPECT_EQ(sample_share(10, 0, r, 3).first, whole[r].first);
-    EXPECT_EQ(sample_share(10, 0, r, 3).count, whole[r].second);
+    EXPECT_EQ(row_share(10, 3, r, 3).first, ten[r].first);
+    EXPECT_EQ(row_share(10, 3, r, 3).count, ten[r].second);
+    EXPECT_EQ(row_share(10, 0, r, 3).first, whole[r].first);
+    EXPECT_EQ(row_share(10, 0, r, 3).count, whole[r].second);
   }
-  EXPECT_EQ(sample_share(7, 0, 0, 1).count, 7);
-  EXPECT_EQ(sample_share(7, 50, 0, 1).count, 7);
+  EXPECT_EQ(row_share(7, 0, 0, 1).count, 7);
+  EXPECT_EQ(row_share(7, 50, 0, 1).count, 7);
 }
 
 TEST(AdamW, FirstStepMovesEachWeightByLrTimesSignOfItsGradient) {

@@ -56,6 +56,31 @@ TEST(Mpi, FeatureStatsMergedAcrossRanksEqualTheOneShotStatistics) {
   EXPECT_TRUE(at::allclose(merged.covariance(), all.covariance(), 1e-12, 1e-12));
 }
 
+TEST(Mpi, RowsGatheredFromUnevenSharesComeBackInIndexOrder) {
+  Communicator& comm = *world();
+  // 5 rows in blocks of 2 over 2 or 3 ranks: some ranks hold fewer rows or none.
+  const RowShare mine = row_share(5, 2, comm.rank(), comm.size());
+  const at::Tensor rows = at::arange(mine.first, mine.first + mine.count, at::kLong).view({-1, 1}).repeat({1, 3});
+  const at::Tensor all = allgather_rows(comm, rows, 5, 2);
+  EXPECT_TRUE(at::equal(all, at::arange(5, at::kLong).view({-1, 1}).repeat({1, 3})));
+  EXPECT_THROW(allgather_rows(comm, at::zeros({7, 3}, at::kLong), 5, 2), Error);  // not this rank's share
+}
+
+TEST(Mpi, RankZerosWorkDecidesForAllAndItsFailureReachesEveryRank) {
+  Communicator& comm = *world();
+  int ran = 0;
+  run_on_rank0(&comm, [&] { ++ran; });
+  EXPECT_EQ(ran, comm.rank() == 0 ? 1 : 0);
+  EXPECT_TRUE(rank0_decides(comm, comm.rank() == 0));
+  try {
+    run_on_rank0(&comm, [] { throw_data("broken.h5: bad"); });
+    ADD_FAILURE() << "no rank may go on after rank 0 failed";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Data);  // the same exit code everywhere
+    EXPECT_NE(std::string(e.what()).find(comm.rank() == 0 ? "broken.h5" : "rank 0 failed"), std::string::npos);
+  }
+}
+
 // Where NCCL cannot run, every rank gets the same clear error (so all fall back to MPI
 // together); where there is a GPU per rank, its collectives give MPI's results.
 TEST(Nccl, FailsClearlyOnEveryRankWithoutAGpuElseMatchesMpi) {

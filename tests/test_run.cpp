@@ -404,6 +404,24 @@ TEST_F(RunTest, ARunsConfigYamlLoadsBackAsTheSameRun) {
   EXPECT_THROW(load_experiment(out.file("bad.yaml")), Error);
 }
 
+// --set takes a flow list as a list (as the file would), anything else as a scalar.
+TEST_F(RunTest, SetTakesAFlowListAsAList) {
+  TempDir out;
+  const std::string yaml = out.file("x.yaml");
+  std::ofstream(yaml) << "name: x\nmodel: {name: DiT-S/2}\nmethod: {name: full}\ndata: {train: a.h5}\n";
+  EXPECT_EQ(load_experiment(yaml, {"eval.metrics=[fid, pr]"}).eval.metrics,
+            (MetricSet{Metric::Fid, Metric::PrecisionRecall}));
+  EXPECT_EQ(load_experiment(yaml, {"eval.metrics=sfid,is"}).eval.metrics,
+            (MetricSet{Metric::Sfid, Metric::InceptionScore}));
+  try {
+    load_experiment(yaml, {"eval.metrics=[fid"});
+    ADD_FAILURE() << "an unclosed list was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Usage);
+    EXPECT_NE(std::string(e.what()).find("eval.metrics=[fid"), std::string::npos) << e.what();
+  }
+}
+
 TEST_F(RunTest, BadConfigsNameTheFileAndField) {
   TempDir out;
   const std::string yaml = out.file("bad.yaml");

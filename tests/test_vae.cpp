@@ -388,6 +388,19 @@ TEST_F(VaeTest, ARunOnLatentsDecodesAndScoresItsSamples) {
   EXPECT_EQ("FID" + run.score->metric_suffix, "FID (mini-CNN)");
   EXPECT_EQ(run.score->num_samples, 6);
 
+  // Two ranks (the 6 samples drawn in one batch on rank 0): each decodes and scores 3;
+  // rank 0 writes all 6 images.
+  auto two = testing::run_command(testing::mpirun_difffit(2) + " run " + yaml + " --set eval.vae=" + weights() +
+                                  " --set output_dir=" + tmp.file("two"));
+  ASSERT_EQ(two.exit_code, 0) << two.output;
+  EXPECT_NE(two.output.find("6 images -> 128-d features"), std::string::npos) << two.output;
+  EXPECT_NE(two.output.find("over 2 ranks"), std::string::npos) << two.output;
+  const ExperimentConfig two_config = load_experiment(yaml, {"eval.vae=" + weights(), "output_dir=" + tmp.file("two")});
+  Hdf5Reader two_samples(two_config.run_dir() + "/samples.h5");
+  EXPECT_LE(max_abs_diff(two_samples.read("images", at::kByte, 4),
+                         decode_to_uint8(*vae.model, two_samples.read("latents", at::kFloat))),
+            1.0);
+
   // A missing weight file is a config error naming the field.
   r = run_difffit("run " + yaml + " --set eval.vae=" + tmp.file("missing.safetensors"));
   EXPECT_EQ(r.exit_code, 2) << r.output;

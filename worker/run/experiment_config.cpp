@@ -18,7 +18,8 @@
 namespace difffit {
 namespace {
 
-// Sets "a.b.c" in `root` to the scalar `value`, creating mappings on the way.
+// Sets "a.b.c" in `root` to `value`, creating mappings on the way: a flow list
+// ("[fid, kid]") is a list as in the file, anything else a scalar.
 void apply_override(YAML::Node root, const std::string& text, const std::string& source) {
   auto eq = text.find('=');
   if (eq == std::string::npos || eq == 0) throw_usage("--set '" + text + "': expected key=value");
@@ -36,6 +37,14 @@ void apply_override(YAML::Node root, const std::string& text, const std::string&
     }
     if (!next.IsMap()) throw_usage("--set '" + text + "': " + source + ": '" + keys[i] + "' is not a section");
     node.reset(next);
+  }
+  if (!value.empty() && value.front() == '[') {
+    try {
+      node[keys.back()] = YAML::Load(value);
+    } catch (const YAML::Exception& e) {
+      throw_usage("--set '" + text + "': not a YAML list (" + e.msg + ")");
+    }
+    return;
   }
   node[keys.back()] = value;
 }
@@ -110,7 +119,7 @@ void parse_eval(const YamlSection& s, EvalConfig& e) {
 }
 
 void parse_sample(const YamlSection& s, SampleConfig& c) {
-  s.require_known_keys({"num", "sampler", "steps", "cfg_scale", "eta", "batch_size", "clip_denoised"});
+  s.require_known_keys({"num", "sampler", "steps", "cfg_scale", "eta", "batch_size", "call_size", "clip_denoised"});
   s.read("num", c.num);
   std::string sampler = sampler_name(c.sampler);
   s.read("sampler", sampler);
@@ -119,6 +128,11 @@ void parse_sample(const YamlSection& s, SampleConfig& c) {
   s.read("cfg_scale", c.cfg_scale);
   s.read("eta", c.eta);
   s.read("batch_size", c.batch_size);
+  s.read("call_size", c.call_size);
+  if (c.call_size < 0) throw_config(s.where("call_size") + ": must be >= 0 (0 = the whole batch)");
+  if (c.call_size > 0 && c.batch_size % c.call_size != 0)
+    throw_config(s.where("call_size") + ": the batch_size (" + std::to_string(c.batch_size) +
+                 ") must be a multiple of it");
   std::string clip = c.clip_denoised ? (*c.clip_denoised ? "true" : "false") : "auto";
   s.read("clip_denoised", clip);
   if (clip != "auto" && clip != "true" && clip != "false") {
@@ -283,8 +297,10 @@ std::string ExperimentConfig::to_yaml(bool resolved) const {
   out << Key << "sample" << Value << YAML::BeginMap << Key << "num" << Value << sample.num << Key << "sampler" << Value
       << sampler_name(sample.sampler) << Key << "steps" << Value << sample.steps << Key << "cfg_scale" << Value
       << shortest_double(sample.cfg_scale) << Key << "eta" << Value << shortest_double(sample.eta) << Key
-      << "batch_size" << Value << sample.batch_size << Key << "clip_denoised" << Value << clip_samples()
-      << YAML::EndMap;
+      << "batch_size" << Value << sample.batch_size << Key << "clip_denoised" << Value << clip_samples();
+  // Only when set, so the ids of runs that call the model on whole batches stay as they were.
+  if (sample.call_size > 0) out << Key << "call_size" << Value << sample.call_size;
+  out << YAML::EndMap;
   out << Key << "eval" << Value << YAML::BeginMap << Key << "feature_net" << Value
       << feature_net_kind_name(eval.feature_net) << Key << "feature_train" << Value << eval.feature_train << Key
       << "num_reference" << Value << eval.num_reference << Key << "inception_weights" << Value

@@ -47,6 +47,7 @@ struct SampleConfig {
   double eta = 0.0;            // DDIM eta
   std::optional<bool> clip_denoised;  // clamp x0 to [-1, 1]; unset = auto (in pixel space, not for latents)
   int64_t batch_size = 100;    // samples per batch
+  int64_t call_size = 0;       // samples per model call (0 = the batch): fixed, the batch size stops mattering
 };
 
 struct EvalConfig {

@@ -49,28 +49,34 @@ void check_vae_matches_training_latents(const ExperimentConfig& config, const Sa
   }
 }
 
-// Pixel-space samples are images already; latent ones need the VAE's decoder. Writes
-// samples.h5, and scores the images and draws samples.png when there are images.
-void write_and_score_samples(const ExperimentConfig& config, const SampleResult& samples, RunOutcome& outcome) {
+// Pixel-space samples are images already; latent ones need the VAE's decoder. Rank 0
+// writes samples.h5 and samples.png; every rank of a data-parallel run decodes and runs the
+// feature network on its share, and rank 0 gets the scores.
+void write_and_score_samples(const ExperimentConfig& config, const SampleResult& samples, RunOutcome& outcome,
+                             const DataParallel& dp) {
   const fs::path dir = outcome.run_dir;
+  Communicator* ranks = dp.active() ? dp.comm : nullptr;
+  const bool writer = dp.rank == 0;
   LatentDecoding decoding;
   decoding.vae = resolve_vae_weights(config.eval.vae);
   decoding.device = device_kind_name(config.train.device);
   decoding.batch_size = std::min<int64_t>(std::max<int64_t>(config.sample.batch_size, 1), 16);
   decoding.bf16 = config.train.precision == Precision::Bf16;
-  SamplesFile file = samples_with_images(samples, decoding);
-  check_vae_matches_training_latents(config, file);
-  if (!file.images.defined())
-    log()->info("[run] {}-channel samples stay latents (no images, score or samples.png): set eval.vae or "
-                "$DIFFFIT_VAE_WEIGHTS to decode them",
-                config.model.in_channels);
-  file.attributes["run_id"] = outcome.run_id;
-  file.attributes["sampler"] = sampler_name(config.sample.sampler) + std::to_string(config.sample.steps);
-  file.attributes["seeding"] = "per-sample";
-  write_samples_file((dir / "samples.h5").string(), file);
+  SamplesFile file = samples_with_images(samples, decoding, ranks);
+  if (writer) {
+    check_vae_matches_training_latents(config, file);
+    if (!file.images.defined())
+      log()->info("[run] {}-channel samples stay latents (no images, score or samples.png): set eval.vae or "
+                  "$DIFFFIT_VAE_WEIGHTS to decode them",
+                  config.model.in_channels);
+    file.attributes["run_id"] = outcome.run_id;
+    file.attributes["sampler"] = sampler_name(config.sample.sampler) + std::to_string(config.sample.steps);
+    file.attributes["seeding"] = "per-sample";
+    write_samples_file((dir / "samples.h5").string(), file);
+  }
   if (file.images.defined()) {
     outcome.image_size = file.images.size(1);
-    outcome.score = score_samples(config, (dir / "samples.h5").string(), (dir / "samples.png").string());
+    outcome.score = score_samples(config, file, (dir / "samples.h5").string(), (dir / "samples.png").string(), ranks);
   }
 }
 
@@ -154,7 +160,7 @@ RunOutcome run_experiment(const ExperimentConfig& config, bool force, const RunH
   }
 
   if (config.sample.num > 0) {
-    // Every rank samples its share; rank 0 gets them all and writes and scores them.
+    // Every rank samples, decodes and scores its share; rank 0 writes the files.
     SampleRequest request;
     request.num = config.sample.num;
     request.sampler = config.sample.sampler;
@@ -163,16 +169,17 @@ RunOutcome run_experiment(const ExperimentConfig& config, bool force, const RunH
     request.eta = config.sample.eta;
     request.clip_denoised = config.clip_samples();
     request.batch_size = config.sample.batch_size;
+    request.call_size = config.sample.call_size;
     request.timesteps = config.train.timesteps;
     request.seed = derive_seed(config, "sample");
     request.device = device_kind_name(config.train.device);
     auto begin = std::chrono::steady_clock::now();
-    ProgressBar progress("[sample]", sample_share(request.num, request.batch_size, dp.rank, dp.world).count);
+    ProgressBar progress("[sample]", row_share(request.num, request.batch_size, dp.rank, dp.world).count);
     SampleResult samples = generate_samples_across_ranks(*model, request, dp.active() ? dp.comm : nullptr,
                                                          [&](int64_t done, int64_t) { progress.update(done); });
     progress.finish();
     outcome.sample_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
-    if (writer) write_and_score_samples(config, samples, outcome);
+    write_and_score_samples(config, samples, outcome, dp);
   }
   if (!writer) return outcome;
 

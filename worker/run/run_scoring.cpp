@@ -2,19 +2,23 @@
 
 #include <ATen/ATen.h>
 
+#include "common/communicator.h"
 #include "common/error.h"
 #include "common/hdf5_tensors.h"
 #include "eval/feature_network.h"
 #include "eval/image_features.h"
 #include "eval/image_set.h"
 #include "eval/sample_grid.h"
+#include "worker/sample/samples_file.h"
 
 namespace difffit {
 
-std::optional<Evaluation> score_samples(const ExperimentConfig& config, const std::string& samples_path,
-                                        const std::string& grid_path) {
-  ImageSet samples(samples_path);
-  if (!grid_path.empty()) {
+std::optional<Evaluation> score_samples(const ExperimentConfig& config, const SamplesFile& file,
+                                        const std::string& samples_path, const std::string& grid_path,
+                                        Communicator* ranks) {
+  const ImageSet samples(samples_path, file.images, file.labels);
+  const bool writer = !ranks || ranks->rank() == 0;
+  if (writer && !grid_path.empty()) {
     GridStyle style;
     style.columns = config.eval.grid_columns;
     style.scale = readable_grid_scale(samples.height());
@@ -35,15 +39,20 @@ std::optional<Evaluation> score_samples(const ExperimentConfig& config, const st
   if (mini_cnn && config.eval.feature_train.empty() && !Hdf5Reader(choice.mini_cnn_train).has("images"))
     throw_config("eval.feature_train: the training set " + choice.mini_cnn_train +
                  " holds latents, not images: name an image file for the mini-CNN");
-  std::unique_ptr<FeatureNetwork> net = make_feature_network(choice, samples.channels());
+  std::unique_ptr<FeatureNetwork> net = make_feature_network(choice, samples.channels(), ranks);
 
   EvaluationRequest request;
   request.samples = samples_path;
+  request.sample_images = file.images;
+  request.sample_labels = file.labels;
   request.reference = config.data.reference;
   request.metrics = config.eval.metrics;
   request.num_reference = config.eval.num_reference;
   request.cache_dir = default_cache_dir();
-  return evaluate_samples(request, *net);
+  request.ranks = ranks;
+  Evaluation evaluation = evaluate_samples(request, *net);
+  if (!writer) return std::nullopt;
+  return evaluation;
 }
 
 }  // namespace difffit

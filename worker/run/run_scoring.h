@@ -10,9 +10,16 @@
 
 namespace difffit {
 
-// samples_path: HDF5 with `images` (and `y`). Writes grid_path when it is not empty.
-// nullopt when the run scores nothing (eval.feature_net: none, or no data.reference).
-std::optional<Evaluation> score_samples(const ExperimentConfig& config, const std::string& samples_path,
-                                        const std::string& grid_path);
+class Communicator;
+struct SamplesFile;
+
+// `samples` holds the images (and labels); `samples_path` names them (the run's
+// samples.h5). Writes grid_path when it is not empty. With `ranks` every rank of the run
+// calls it with the same samples and the feature extraction is shared out; rank 0 writes
+// the grid and gets the scores. nullopt when the run scores nothing (eval.feature_net:
+// none, or no data.reference) and on the other ranks.
+std::optional<Evaluation> score_samples(const ExperimentConfig& config, const SamplesFile& samples,
+                                        const std::string& samples_path, const std::string& grid_path,
+                                        Communicator* ranks = nullptr);
 
 }  // namespace difffit

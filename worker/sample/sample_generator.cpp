@@ -23,6 +23,10 @@ void check_request(const DiTConfig& config, const SampleRequest& request) {
   if (request.cfg_scale > 1.0 && config.class_dropout_prob <= 0) {
     throw_usage("sample: CFG needs a model with a null class (class_dropout_prob > 0)");
   }
+  if (request.call_size < 0) throw_usage("sample: the call size must be >= 0");
+  if (request.call_size > 0 && request.batch_size > 0 && request.batch_size % request.call_size != 0)
+    throw_usage("sample: the batch size (" + std::to_string(request.batch_size) + ") must be a multiple of the call size (" +
+                std::to_string(request.call_size) + "), so every model call holds the same samples whatever the batch");
   if (request.init_noise.defined()) {
     std::vector<int64_t> want = {n, config.in_channels, config.input_size, config.input_size};
     if (!request.init_noise.sizes().equals(want)) {
@@ -83,6 +87,35 @@ class BatchRandomness {
   std::vector<at::Generator> own_;
 };
 
+// The model's prediction for a batch of `b` samples, made in calls of `call` samples
+// counted from the batch's first one (CFG: each call gets its samples' cond and uncond
+// rows, as [cond; uncond] again), so a sample's output depends on its call's samples only.
+DenoiserFn in_calls(DiTImpl& model, const at::Tensor& y, const SampleRequest& request, bool use_cfg) {
+  auto call = [&model, &request, use_cfg](const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) {
+    if (!use_cfg) return model.forward(x, t, y);
+    const at::Tensor y2 = at::cat({y, at::full_like(y, model.null_class())});
+    return model.forward_with_cfg(x, t, y2, request.cfg_scale, request.cfg_channels);
+  };
+  const int64_t b = y.size(0), size = request.call_size;
+  if (size <= 0 || size >= b) return [call, y](const at::Tensor& x, const at::Tensor& t) { return call(x, t, y); };
+  return [call, y, b, size, use_cfg](const at::Tensor& x, const at::Tensor& t) {
+    std::vector<at::Tensor> cond, uncond;
+    for (int64_t s = 0; s < b; s += size) {
+      const int64_t c = std::min(size, b - s);
+      if (!use_cfg) {
+        cond.push_back(call(x.narrow(0, s, c), t.narrow(0, s, c), y.narrow(0, s, c)));
+        continue;
+      }
+      const at::Tensor out = call(at::cat({x.narrow(0, s, c), x.narrow(0, b + s, c)}),
+                                  at::cat({t.narrow(0, s, c), t.narrow(0, b + s, c)}), y.narrow(0, s, c));
+      cond.push_back(out.narrow(0, 0, c));
+      uncond.push_back(out.narrow(0, c, c));
+    }
+    if (use_cfg) cond.insert(cond.end(), uncond.begin(), uncond.end());
+    return at::cat(cond);
+  };
+}
+
 }  // namespace
 
 SampleSeeding parse_sample_seeding(const std::string& name) {
@@ -93,17 +126,6 @@ SampleSeeding parse_sample_seeding(const std::string& name) {
 
 uint64_t per_sample_seed(uint64_t seed, int64_t index) {
   return (splitmix64(seed) + static_cast<uint64_t>(index)) & 0xFFFFFFFFULL;
-}
-
-SampleShare sample_share(int64_t num, int64_t batch, int rank, int ranks) {
-  if (num <= 0 || ranks < 1) return {};
-  if (batch <= 0) batch = (num + ranks - 1) / ranks;
-  const int64_t batches = (num + batch - 1) / batch;
-  const int64_t block = (batches + ranks - 1) / ranks * batch;
-  SampleShare share;
-  share.first = std::min(num, rank * block);
-  share.count = std::min(num, share.first + block) - share.first;
-  return share;
 }
 
 at::Tensor to_uint8_images(const at::Tensor& samples) {
@@ -144,19 +166,10 @@ SampleResult generate_samples(DiTImpl& model, const SampleRequest& request,
     at::Tensor y = request.init_labels.defined() && request.init_labels.numel()
                        ? request.init_labels.narrow(0, start, b).contiguous()
                        : random.labels(b, config.num_classes);
-    DenoiserFn denoiser;
     z = z.to(device);
     y = y.to(device);
-    at::Tensor x_T = z;
-    if (use_cfg) {
-      x_T = at::cat({z, z});
-      at::Tensor y2 = at::cat({y, at::full_like(y, model.null_class())});
-      denoiser = [&model, y2, &request](const at::Tensor& x, const at::Tensor& t) {
-        return model.forward_with_cfg(x, t, y2, request.cfg_scale, request.cfg_channels);
-      };
-    } else {
-      denoiser = [&model, y](const at::Tensor& x, const at::Tensor& t) { return model.forward(x, t, y); };
-    }
+    const at::Tensor x_T = use_cfg ? at::cat({z, z}) : z;
+    const DenoiserFn denoiser = in_calls(model, y, request, use_cfg);
     StepNoiseFn step_noise = [&random](at::IntArrayRef shape) { return random.step_noise(shape); };
     at::Tensor out = sample_loop(diffusion, denoiser, x_T, options, step_noise, [&](int64_t step, int64_t steps) {
       if (on_step) on_step(done + b * step / steps, n);
@@ -176,30 +189,24 @@ SampleResult generate_samples_across_ranks(DiTImpl& model, const SampleRequest& 
                 std::to_string(comm->size()) + " ranks: use per-sample seeding");
   check_request(model.config(), request);
   const int64_t n = request.num;
-  const int64_t share = sample_share(n, request.batch_size, 0, comm->size()).count;
-  const auto [first, count] = sample_share(n, request.batch_size, comm->rank(), comm->size());
+  const auto [first, count] = row_share(n, request.batch_size, comm->rank(), comm->size());
   const DiTConfig& config = model.config();
-  at::Tensor latents = at::zeros({share, config.in_channels, config.input_size, config.input_size}, at::kFloat);
-  at::Tensor labels = at::zeros({share}, at::kLong);
+  at::Tensor latents = at::zeros({count, config.in_channels, config.input_size, config.input_size}, at::kFloat);
+  at::Tensor labels = at::zeros({count}, at::kLong);
   if (count > 0) {
     SampleRequest mine = request;
     mine.num = count;
-    mine.batch_size = request.batch_size > 0 ? request.batch_size : share;
+    mine.batch_size = request.batch_size > 0 ? request.batch_size : count;
     mine.first_index = request.first_index + first;
     if (request.init_noise.defined()) mine.init_noise = request.init_noise.narrow(0, first, count);
     if (request.init_labels.defined() && request.init_labels.numel())
       mine.init_labels = request.init_labels.narrow(0, first, count);
     SampleResult result = generate_samples(model, mine, on_step);
-    latents.narrow(0, 0, count).copy_(result.latents);
-    labels.narrow(0, 0, count).copy_(result.labels);
+    latents = result.latents;
+    labels = result.labels;
   }
-  // Every block padded to `share` rows, so the gather sees one shape on every rank.
-  auto gather = [&](const at::Tensor& mine) {
-    const bool on_device = comm->takes_device_tensors();
-    std::vector<at::Tensor> blocks = comm->allgather(on_device ? mine.to(at::Device(request.device)) : mine);
-    return at::cat(blocks).narrow(0, 0, n).cpu().contiguous();
-  };
-  return {gather(latents), gather(labels)};
+  return {allgather_rows(*comm, latents, n, request.batch_size),
+          allgather_rows(*comm, labels, n, request.batch_size)};
 }
 
 }  // namespace difffit

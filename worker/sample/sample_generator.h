@@ -2,8 +2,9 @@
 // first half kept). By default every sample has its own random stream, seeded from
 // (seed, its index): its class, x_T and every step's noise are the same whatever the
 // batch size and however many ranks share the work, so results compare across machines
-// (bit for bit across rank counts; across batch sizes up to the rounding of the model's
-// matrix products, whose BLAS kernels depend on the batch).
+// (bit for bit across rank counts; across batch sizes when the model is called on a
+// fixed number of samples, `call_size`, else up to the rounding of its matrix products,
+// whose BLAS kernels depend on the batch).
 // SampleSeeding::Reference draws from one generator in batch order instead, as DiT's
 // sample.py does (with the same seed it reproduces that script's samples).
 #pragma once
@@ -41,6 +42,11 @@ struct SampleRequest {
   SampleSeeding seeding = SampleSeeding::PerSample;
   int64_t first_index = 0;          // PerSample: the global index of this request's first sample
   int64_t batch_size = 0;           // 0 = all at once
+  // Samples per model call, counted from each batch's first sample (0 = the whole batch).
+  // A fixed call size makes every sample's result independent of the batch size (BLAS
+  // rounds a row differently in differently sized products); the batch size must then be
+  // a multiple of it. 1 frees the batch size entirely, at the cost of smaller products.
+  int64_t call_size = 0;
   int64_t timesteps = 1000;         // T of the base process
   at::Tensor init_noise;            // optional (N,C,H,W): x_T instead of drawn noise
   at::Tensor init_labels;           // optional (N): labels instead of drawn ones
@@ -56,21 +62,14 @@ struct SampleResult {
 SampleResult generate_samples(DiTImpl& model, const SampleRequest& request,
                               const std::function<void(int64_t, int64_t)>& on_step = nullptr);
 
-// Rank `rank`'s share of `num` samples over `ranks`: whole batches of `batch` samples
-// counted from sample 0, in contiguous runs of ceil(batches / ranks) batches; the last
-// shares shorter or empty. Each batch is the same model call whatever the number of ranks,
-// so the samples are bit-identical too (a model's output rows can round differently when
-// the batch is cut differently: BLAS picks its kernels by matrix size). Batch 0 ("all at
-// once") means one batch per rank, ceil(num / ranks) samples: set a batch size for
-// samples that do not depend on the rank count.
-struct SampleShare {
-  int64_t first = 0, count = 0;
-};
-SampleShare sample_share(int64_t num, int64_t batch, int rank, int ranks);
-
-// The `request.num` samples shared out over the ranks of `comm` (sample_share): each rank
-// samples its share and every rank gets all of them, in index order. `comm` null or of
-// one rank: generate_samples. `on_step` reports this rank's own progress. Needs
+// The `request.num` samples shared out over the ranks of `comm`: each rank samples its
+// row_share(num, batch_size, ...) (whole batches counted from sample 0, common/communicator.h)
+// and every rank gets all of them, in index order. Each batch is the same model call
+// whatever the number of ranks, so the samples are bit-identical too (a model's output
+// rows can round differently when the batch is cut differently: BLAS picks its kernels by
+// matrix size). Batch 0 ("all at once") means one batch per rank, ceil(num / ranks)
+// samples: set a batch size for samples that do not depend on the rank count. `comm` null
+// or of one rank: generate_samples. `on_step` reports this rank's own progress. Needs
 // PerSample seeding over several ranks.
 SampleResult generate_samples_across_ranks(DiTImpl& model, const SampleRequest& request, Communicator* comm,
                                            const std::function<void(int64_t, int64_t)>& on_step = nullptr);

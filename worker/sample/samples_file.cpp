@@ -2,8 +2,10 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <filesystem>
 
+#include "common/communicator.h"
 #include "common/error.h"
 #include "common/hdf5_tensors.h"
 #include "common/progress_bar.h"
@@ -13,7 +15,7 @@
 
 namespace difffit {
 
-SamplesFile samples_with_images(const SampleResult& samples, const LatentDecoding& decoding) {
+SamplesFile samples_with_images(const SampleResult& samples, const LatentDecoding& decoding, Communicator* ranks) {
   SamplesFile file;
   file.latents = samples.latents;
   file.labels = samples.labels;
@@ -31,9 +33,16 @@ SamplesFile samples_with_images(const SampleResult& samples, const LatentDecodin
                " latent channels cannot decode " + std::to_string(channels) + "-channel samples");
   vae.model->run_options().batch_size = std::max<int64_t>(decoding.batch_size, 1);
   vae.model->run_options().bf16 = decoding.bf16;
-  ProgressBar progress("[vae decode]", samples.latents.size(0));
-  file.images = decode_to_uint8(*vae.model, samples.latents, [&](int64_t done, int64_t) { progress.update(done); });
+  const int64_t n = samples.latents.size(0);
+  const bool shared = ranks && ranks->size() > 1;
+  const RowShare mine = shared ? row_share(n, 0, ranks->rank(), ranks->size()) : RowShare{0, n};
+  ProgressBar progress("[vae decode]", mine.count);
+  // A rank without a share still decodes one latent: the gather needs the images' shape.
+  file.images = decode_to_uint8(*vae.model, samples.latents.narrow(0, mine.count > 0 ? mine.first : 0, std::max<int64_t>(mine.count, 1)),
+                                [&](int64_t done, int64_t) { progress.update(done); })
+                    .narrow(0, 0, mine.count);
   progress.finish();
+  if (shared) file.images = allgather_rows(*ranks, file.images, n, 0);
   file.attributes["vae_file"] = std::filesystem::path(decoding.vae).filename().string();
   file.attributes["vae_sha256"] = vae.sha256;
   return file;

@@ -11,6 +11,7 @@
 
 namespace difffit {
 
+class Communicator;
 struct SampleResult;
 
 struct SamplesFile {
@@ -30,8 +31,10 @@ struct LatentDecoding {
 // The samples with their images: pixel-space samples (1 or 3 channels) as uint8 directly,
 // latent ones through the VAE (batched, with progress; its file name and SHA-256 recorded
 // as vae_file / vae_sha256), or none when no VAE is given. A VAE whose latent channels
-// differ from the samples' is a data error naming the file.
-SamplesFile samples_with_images(const SampleResult& samples, const LatentDecoding& decoding);
+// differ from the samples' is a data error naming the file. With `ranks` (every rank holding
+// all the samples) each rank decodes its share and every rank gets all the images.
+SamplesFile samples_with_images(const SampleResult& samples, const LatentDecoding& decoding,
+                                Communicator* ranks = nullptr);
 
 // Written atomically.
 void write_samples_file(const std::string& path, const SamplesFile& file);
