@@ -18,9 +18,10 @@ $BIN bench train-step $MINI --batch 64 --steps 10 --precision fp32 --json > "$tm
 $BIN bench train-step $MINI --batch 64 --steps 10 --precision bf16 --json > "$tmp/train_bf16.json"
 echo "[bench] train-step, DiT-S/2 at 32x32x4 (256 px latents), batch 8" >&2
 $BIN bench train-step --model DiT-S/2 --num-classes 101 --batch 8 --steps 5 --json > "$tmp/train_s2.json"
-echo "[bench] PyTorch eager, same mini model" >&2
-$PY bench/pytorch_train_step.py 4 96 4 4 32 1 5 64 10 fp32 > "$tmp/eager_fp32.json"
-$PY bench/pytorch_train_step.py 4 96 4 4 32 1 5 64 10 bf16 > "$tmp/eager_bf16.json"
+echo "[bench] PyTorch eager (this machine's 1.13), same mini model; 2.x: bench/torch2_compare.sh" >&2
+EAGER_MINI="--depth 4 --hidden 96 --heads 4 --patch 4 --input 32 --channels 1 --classes 5 --attention manual"
+$PY bench/pytorch_baseline.py train $EAGER_MINI --batch 64 --steps 10 --precision fp32 > "$tmp/eager_fp32.json"
+$PY bench/pytorch_baseline.py train $EAGER_MINI --batch 64 --steps 10 --precision bf16 > "$tmp/eager_bf16.json"
 echo "[bench] sampling" >&2
 $BIN bench sample $MINI --num 128 --sampler ddim --steps 25 --json > "$tmp/sample.json"
 echo "[bench] sampling DDPM-250 with CFG, batch 64 per rank, 1 and 2 ranks" >&2

@@ -5,6 +5,7 @@
 #   scripts/torch2-check.sh            # build in the chroot and run ctest (all labels but slurm)
 #   scripts/torch2-check.sh -L unit    # ctest arguments pass through
 #   scripts/torch2-check.sh --setup    # only create (or update) the chroot
+#   scripts/torch2-check.sh --run CMD  # build there, then run CMD in the source copy (no tests)
 # DIFFFIT_TORCH2_ROOT chooses where the chroot lives (default /var/cache/difffit/trixie).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,18 +59,25 @@ $SUDO mkdir -p "$ROOT/src/difffit"
 # (copied mtimes can be older than objects built from an earlier copy).
 git ls-files --cached --others --exclude-standard -z |
   $SUDO rsync -rlp --checksum --delete-missing-args --from0 --files-from=- ./ "$ROOT/src/difffit/"
+run=""
+if [ "${1:-}" = "--run" ]; then run="$2"; shift 2; fi
 tests=("$@")
 [ ${#tests[@]} -gt 0 ] || tests=(-LE slurm)
-$SUDO chroot "$ROOT" bash -c '
+$SUDO chroot "$ROOT" env DIFFFIT_RUN="$run" bash -c '
   set -euo pipefail
   cd /src/difffit
   export CCACHE_DIR=/var/cache/ccache CCACHE_BASEDIR=/src/difffit CCACHE_NOHASHDIR=true
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
   cmake -S . -B build-torch2 -DCMAKE_BUILD_TYPE=Release > configure-torch2.log 2>&1 || { cat configure-torch2.log; exit 1; }
   mv configure-torch2.log build-torch2/configure.log
-  grep -m1 "difffit: Torch" build-torch2/configure.log || true
+  grep -m1 "difffit: Torch" build-torch2/configure.log >&2 || true
+  if [ -n "$DIFFFIT_RUN" ]; then
+    cmake --build build-torch2 -j"${DIFFFIT_JOBS:-2}" --target difffit > build-torch2/build.log 2>&1 ||
+      { tail -40 build-torch2/build.log; exit 1; }
+    exec bash -c "$DIFFFIT_RUN"
+  fi
   cmake --build build-torch2 -j"${DIFFFIT_JOBS:-2}"
   cd build-torch2
   ctest --output-on-failure -j"${DIFFFIT_JOBS:-2}" "$@"
 ' torch2-check "${tests[@]}"
-echo "[torch2] LibTorch 2.x build and tests passed"
+[ -n "$run" ] || echo "[torch2] LibTorch 2.x build and tests passed"
