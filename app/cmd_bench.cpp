@@ -109,10 +109,11 @@ struct StepReport {
 };
 
 StepReport bench_train_step(const DiTConfig& config, const MethodConfig& method, int64_t batch, int64_t steps,
-                            int64_t warmup, bool bf16, const BenchDevice& device) {
+                            int64_t warmup, bool bf16, bool checkpoint_blocks, const BenchDevice& device) {
   reset_peak_memory();
   torch::manual_seed(0);
   DiT model(config);
+  model->run_options().checkpoint_blocks = checkpoint_blocks;
   perturb_trainable_weights(*model, 0.02);  // a "pre-trained" start
   MethodSetup setup = apply_method(*model, method);
   model->to(at::Device(device.name));
@@ -159,6 +160,7 @@ int bench_train_step_command(int argc, char** argv) {
       ("steps", po::value<int64_t>()->default_value(10), "timed steps")
       ("warmup", po::value<int64_t>()->default_value(2), "untimed steps first")
       ("precision", po::value<std::string>()->default_value("fp32"), "fp32 | bf16 (autocast) | auto")
+      ("checkpoint-blocks", "activation checkpointing per block (train.checkpoint_blocks)")
       ("json", "print JSON only");
   add_device_options(options);
   add_model_options(options);
@@ -183,7 +185,8 @@ int bench_train_step_command(int argc, char** argv) {
   std::vector<StepReport> reports;
   for (const auto& m : methods) {
     reports.push_back(bench_train_step(config, m, vm["batch"].as<int64_t>(), vm["steps"].as<int64_t>(),
-                                       vm["warmup"].as<int64_t>(), precision == Precision::Bf16, device));
+                                       vm["warmup"].as<int64_t>(), precision == Precision::Bf16,
+                                       vm.count("checkpoint-blocks") > 0, device));
     if (!vm.count("json")) {
       std::fprintf(stderr, "%-12s %9.1f ms/step (p10 %.1f, p90 %.1f)  peak %.1f MiB  trainable %lld\n",
                    reports.back().method.c_str(), reports.back().timing.median_ms, reports.back().timing.p10_ms,
@@ -205,6 +208,7 @@ int bench_train_step_command(int argc, char** argv) {
                                 {"steps", vm["steps"].as<int64_t>()},
                                 {"threads", vm["threads"].as<int>()},
                                 {"precision", precision_name(precision)},
+                                {"checkpoint_blocks", vm.count("checkpoint-blocks") > 0},
                                 {"methods", nlohmann::ordered_json::array()}};
   for (const auto& r : reports) {
     nlohmann::ordered_json m = {{"method", r.method},

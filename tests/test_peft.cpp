@@ -1,6 +1,7 @@
 // Fine-tuning methods: what each trains, the paper's parameter counts, identity at
 // initialisation, gradients, deltas and merging.
 #include <ATen/ATen.h>
+#include <map>
 #include <torch/types.h>
 
 #include "common/error.h"
@@ -11,6 +12,7 @@
 #include "worker/model/checkpoint_loader.h"
 #include "worker/model/delta.h"
 #include "worker/model/peft_method.h"
+#include "worker/train/autocast_guard.h"
 
 namespace difffit {
 namespace {
@@ -178,6 +180,43 @@ TEST(PeftGradients, FrozenTensorsGetNoGradient) {
       if (trained && !behind_zero) {
         // (lora_A and the adapter's down layer see 0 gradient while their up side is 0.)
         EXPECT_GT(item.value().grad().abs().sum().item<double>(), 0.0) << method << " " << item.key();
+      }
+    }
+  }
+}
+
+// Activation checkpointing per block changes what is kept, not what is computed: every
+// method's output and gradients match the plain backward (float32; and under bf16 autocast,
+// whose state the recomputation repeats).
+TEST(PeftGradients, CheckpointedBlocksGiveThePlainGradients) {
+  const DiTConfig c = small_config();
+  Batch b = batch();
+  const at::Tensor drop = at::zeros({3}, at::kBool);
+  for (const auto& method : method_names()) {
+    for (const bool bf16 : {false, true}) {
+      std::map<std::string, at::Tensor> grads[2];
+      at::Tensor out[2];
+      for (const bool checkpoint : {false, true}) {
+        DiT m = pretrained(c);
+        apply_method(*m, make_method_config(method));
+        m->train();
+        m->run_options().checkpoint_blocks = checkpoint;
+        {
+          AutocastGuard autocast(bf16, c10::DeviceType::CPU);
+          out[checkpoint] = m->forward(b.x, b.t, b.y, drop).to(at::kFloat);
+        }
+        out[checkpoint].square().mean().backward();
+        for (const auto& item : m->named_parameters()) {
+          if (item.value().grad().defined()) grads[checkpoint][item.key()] = item.value().grad().clone();
+        }
+      }
+      const std::string where = method + (bf16 ? " bf16" : " fp32");
+      EXPECT_TRUE(at::equal(out[0], out[1])) << where;
+      ASSERT_EQ(grads[0].size(), grads[1].size()) << where;
+      for (const auto& [name, g] : grads[0]) {
+        ASSERT_TRUE(grads[1].count(name)) << where << " " << name;
+        const double tolerance = bf16 ? 1e-2 : 1e-6;  // c's gradient sums the blocks in another order
+        EXPECT_TRUE(at::allclose(grads[1][name], g, tolerance, tolerance)) << where << " " << name;
       }
     }
   }

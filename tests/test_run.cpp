@@ -404,6 +404,22 @@ TEST_F(RunTest, ARunsConfigYamlLoadsBackAsTheSameRun) {
   EXPECT_THROW(load_experiment(out.file("bad.yaml")), Error);
 }
 
+// train.checkpoint_blocks changes memory, not results: the same run id and, to float
+// summation order, the same losses and weights.
+TEST_F(RunTest, CheckpointedBlocksTrainTheSameRun) {
+  TempDir a, b;
+  ExperimentConfig plain = config(a.path().string(), "difffit");
+  ExperimentConfig checkpointed = config(b.path().string(), "difffit");
+  checkpointed.train.checkpoint_blocks = true;
+  EXPECT_EQ(plain.run_id(), checkpointed.run_id());
+  EXPECT_NE(checkpointed.resolved_yaml().find("checkpoint_blocks: true"), std::string::npos);
+  const RunOutcome x = run_experiment(plain), y = run_experiment(checkpointed);
+  EXPECT_NEAR(x.train.last_loss, y.train.last_loss, 1e-5);
+  auto dx = load_safetensors(x.run_dir + "/delta.safetensors"), dy = load_safetensors(y.run_dir + "/delta.safetensors");
+  ASSERT_EQ(dx.size(), dy.size());
+  for (const auto& [name, tensor] : dx) EXPECT_TRUE(at::allclose(tensor, dy.at(name), 1e-5, 1e-6)) << name;
+}
+
 // --set takes a flow list as a list (as the file would), anything else as a scalar.
 TEST_F(RunTest, SetTakesAFlowListAsAList) {
   TempDir out;

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "worker/model/block_checkpoint.h"
 
 namespace difffit {
 
@@ -110,7 +111,8 @@ torch::Tensor DiTImpl::forward(const torch::Tensor& x, const torch::Tensor& t, c
   }
   torch::Tensor h = x_embedder(x) + pos_embed;
   torch::Tensor c = t_embedder(t) + y_embedder(y, force_drop);
-  for (auto& block : block_list) h = block(h, c);
+  const bool checkpoint = run_options_.checkpoint_blocks && is_training() && torch::GradMode::is_enabled();
+  for (auto& block : block_list) h = checkpoint ? checkpointed_block(*block, h, c) : block(h, c);
   return unpatchify(final_layer(h, c));
 }
 

@@ -21,6 +21,11 @@ enum class CfgChannels {
 };
 CfgChannels parse_cfg_channels(const std::string& name);
 
+// How the model runs, not what it computes.
+struct DiTRunOptions {
+  bool checkpoint_blocks = false;  // training: recompute each block in the backward instead of keeping its activations
+};
+
 class DiTImpl : public torch::nn::Module {
  public:
   // initialize=false leaves the weights uninitialised: for shape-only uses (parameter
@@ -50,6 +55,7 @@ class DiTImpl : public torch::nn::Module {
   std::vector<std::pair<std::string, PeftLinear>> linear_layers() const;
 
   const DiTConfig& config() const { return config_; }
+  DiTRunOptions& run_options() { return run_options_; }
   int64_t null_class() const { return config_.num_classes; }
 
   PatchEmbed x_embedder{nullptr};
@@ -62,6 +68,7 @@ class DiTImpl : public torch::nn::Module {
 
  private:
   DiTConfig config_;
+  DiTRunOptions run_options_;
 };
 TORCH_MODULE(DiT);
 

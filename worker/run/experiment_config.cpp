@@ -58,7 +58,7 @@ void parse_data(const YamlSection& s, DataConfig& d) {
 
 void parse_train(const YamlSection& s, TrainConfig& t) {
   s.require_known_keys({"steps", "batch_size", "grad_accum", "lr", "weight_decay", "ema_decay", "ema_warmup", "grad_clip",
-                        "precision", "device", "checkpoint_every", "log_every", "timesteps"});
+                        "precision", "device", "checkpoint_every", "checkpoint_blocks", "log_every", "timesteps"});
   s.read("steps", t.steps);
   s.read("batch_size", t.batch_size);
   s.read("grad_accum", t.grad_accum);
@@ -71,6 +71,7 @@ void parse_train(const YamlSection& s, TrainConfig& t) {
   s.read("precision", precision);
   s.read("device", device);
   s.read("checkpoint_every", t.checkpoint_every);
+  s.read("checkpoint_blocks", t.checkpoint_blocks);
   s.read("log_every", t.log_every);
   s.read("timesteps", t.timesteps);
   auto bad = [&](const std::string& key, const std::string& why) { throw_config(s.where(key) + ": " + why); };
@@ -291,6 +292,7 @@ std::string ExperimentConfig::to_yaml(bool resolved) const {
       << precision_name(train.precision) << Key << "timesteps" << Value << train.timesteps;
   if (resolved) {
     out << Key << "device" << Value << device_kind_name(train.device) << Key << "checkpoint_every" << Value << train.checkpoint_every
+        << Key << "checkpoint_blocks" << Value << train.checkpoint_blocks
         << Key << "log_every" << Value << train.log_every;
   }
   out << YAML::EndMap;

@@ -35,6 +35,7 @@ struct TrainConfig {
   Precision precision = Precision::Fp32;  // fp32 (exact) | bf16 (autocast) | auto in files (resolved on load: bf16 where faster)
   DeviceKind device = DeviceKind::Cpu;    // cpu | cuda (noise is drawn on the CPU either way, so seeds agree)
   int64_t checkpoint_every = 500;  // steps between run checkpoints (0 = only at the end/on signals)
+  bool checkpoint_blocks = false;  // activation checkpointing per DiT block: less memory, one more block forward
   int64_t log_every = 50;      // steps between log lines
   int64_t timesteps = 1000;    // T of the diffusion process
 };

@@ -12,7 +12,6 @@
 #endif
 
 namespace difffit {
-namespace {
 
 bool autocast_enabled(c10::DeviceType device) {
 #ifdef DIFFFIT_AUTOCAST_BY_DEVICE
@@ -21,6 +20,8 @@ bool autocast_enabled(c10::DeviceType device) {
   return device == c10::DeviceType::CUDA ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
 #endif
 }
+
+namespace {
 
 void set_autocast(c10::DeviceType device, bool enabled) {
 #ifdef DIFFFIT_AUTOCAST_BY_DEVICE

@@ -5,6 +5,9 @@
 
 namespace difffit {
 
+// Whether bf16 autocast is on for `device` in this thread.
+bool autocast_enabled(c10::DeviceType device);
+
 class AutocastGuard {
  public:
   AutocastGuard(bool enabled, c10::DeviceType device);

@@ -279,6 +279,7 @@ TrainResult Trainer::run() {
   };
 
   model_->train();
+  model_->run_options().checkpoint_blocks = tc.checkpoint_blocks;
   const int64_t first_step = s.step;
   ProgressBar progress("[train " + setup_.config.name() + "]", tc.steps, s.step);
   double window_loss = 0;
