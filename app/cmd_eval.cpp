@@ -17,7 +17,6 @@
 #include "eval/evaluate.h"
 #include "eval/feature_network.h"
 #include "eval/feature_stats.h"
-#include "eval/frechet_distance.h"
 #include "eval/image_features.h"
 #include "eval/image_set.h"
 #include "eval/npz_export.h"
@@ -102,22 +101,10 @@ int score_given_features(const EvalArgs& a) {
   if (fa.size(1) != fb.size(1))
     throw_data("feature dimensions differ: " + a.features_a + " has " + std::to_string(fa.size(1)) + ", " +
                a.features_b + " has " + std::to_string(fb.size(1)));
-  const MetricSet& metrics = a.request.metrics;
-  if (metrics.count(Metric::Sfid) || metrics.count(Metric::InceptionScore))
-    throw_usage("eval: given features allow fid, kid and pr (sFID and IS need images)");
-  FeatureStats sa, sb;
-  sa.add(fa);
-  sb.add(fb);
-  Evaluation e;
-  e.feature_net = "given";
-  e.metric_suffix = " (given features)";
-  e.samples = a.features_a;
-  e.reference = a.features_b;
-  e.num_samples = sa.count();
-  e.num_reference = sb.count();
-  if (metrics.count(Metric::Fid)) e.fid = frechet_distance(sa, sb);
-  if (metrics.count(Metric::Kid)) e.kid = kernel_inception_distance(fa, fb, a.request.kid);
-  if (metrics.count(Metric::PrecisionRecall)) e.precision_recall = precision_recall(fb, fa, a.request.pr_k);
+  EvaluationRequest request = a.request;
+  request.samples = a.features_a;
+  request.reference = a.features_b;
+  const Evaluation e = evaluate_features(fa, fb, request);
   print_evaluation(e, a.json);
   return 0;
 }

@@ -42,6 +42,16 @@ ExtractResult stats_file_reference(const EvaluationRequest& request, const Featu
   return reference;
 }
 
+// FID, KID and precision/recall: what pooled features alone give, as request.metrics names them.
+void add_pooled_feature_scores(const EvaluationRequest& request, const FeatureStats& samples,
+                               const FeatureStats& reference, const at::Tensor& sample_rows,
+                               const at::Tensor& reference_rows, Evaluation& e) {
+  const MetricSet& metrics = request.metrics;
+  if (metrics.count(Metric::Fid)) e.fid = frechet_distance(samples, reference);
+  if (metrics.count(Metric::Kid)) e.kid = kernel_inception_distance(sample_rows, reference_rows, request.kid);
+  if (metrics.count(Metric::PrecisionRecall)) e.precision_recall = precision_recall(reference_rows, sample_rows, request.pr_k);
+}
+
 // The reference's statistics must come from this network; then written where asked.
 void check_and_save_reference(const EvaluationRequest& request, const FeatureNetwork& net,
                               const ExtractResult& reference, const std::string& reference_name) {
@@ -83,6 +93,25 @@ std::unique_ptr<FeatureNetwork> make_feature_network(const FeatureNetChoice& cho
   run_on_rank0(ranks, [&] { net = network_for(choice, image_channels); });
   if (ranks && ranks->rank() != 0) net = network_for(choice, image_channels);
   return net;
+}
+
+Evaluation evaluate_features(const at::Tensor& samples, const at::Tensor& reference,
+                             const EvaluationRequest& request) {
+  const MetricSet& metrics = request.metrics;
+  if (metrics.count(Metric::Sfid) || metrics.count(Metric::InceptionScore))
+    throw_usage("eval: given features allow fid, kid and pr (sFID and IS need images)");
+  FeatureStats sample_stats, reference_stats;
+  sample_stats.add(samples);
+  reference_stats.add(reference);
+  Evaluation e;
+  e.feature_net = "given";
+  e.metric_suffix = " (given features)";
+  e.samples = request.samples;
+  e.reference = request.reference;
+  e.num_samples = sample_stats.count();
+  e.num_reference = reference_stats.count();
+  add_pooled_feature_scores(request, sample_stats, reference_stats, samples, reference, e);
+  return e;
 }
 
 Evaluation evaluate_samples(const EvaluationRequest& request, FeatureNetwork& net) {
@@ -128,12 +157,9 @@ Evaluation evaluate_samples(const EvaluationRequest& request, FeatureNetwork& ne
   e.num_reference = reference.stats.count();
   e.reference_from_cache = reference.from_cache;
   if (!scorer) return e;
-  if (metrics.count(Metric::Fid)) e.fid = frechet_distance(generated.stats, reference.stats);
+  add_pooled_feature_scores(request, generated.stats, reference.stats, generated.features, reference.features, e);
   if (metrics.count(Metric::Sfid)) e.sfid = frechet_distance(generated.spatial_stats, reference.spatial_stats);
-  if (metrics.count(Metric::Kid)) e.kid = kernel_inception_distance(generated.features, reference.features, request.kid);
   if (metrics.count(Metric::InceptionScore)) e.inception_score = inception_score(generated.logits, request.is_split_size);
-  if (metrics.count(Metric::PrecisionRecall))
-    e.precision_recall = precision_recall(reference.features, generated.features, request.pr_k);
   if (auto* cnn = dynamic_cast<MiniCnnFeatureNet*>(&net))
     e.class_accuracy = class_accuracy(cnn->net(), samples, request.num_samples);
   e.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();

@@ -77,6 +77,11 @@ struct Evaluation {
 
 Evaluation evaluate_samples(const EvaluationRequest& request, FeatureNetwork& net);
 
+// FID, KID and precision/recall of precomputed feature matrices (N, D) of the samples and
+// the reference, as request.metrics names them (named by request.samples and
+// request.reference); sFID and IS need images (Usage error).
+Evaluation evaluate_features(const at::Tensor& samples, const at::Tensor& reference, const EvaluationRequest& request);
+
 // The same keys everywhere (metrics.json, `difffit eval --json`): metric, feature_net,
 // reference, fid, fid_samples, fid_reference, kid, kid_std, kid_subset_size, kid_subsets,
 // sfid, inception_score, inception_score_splits, precision, recall, precision_recall_k,
