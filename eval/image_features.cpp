@@ -79,11 +79,11 @@ ExtractResult reference_statistics(const std::string& path, FeatureNetwork& net,
   const int64_t n = options.max_images > 0 ? std::min(options.max_images, images.size()) : images.size();
   if (cache_dir.empty()) return extract_features(images, net, options);
   Communicator* ranks = options.ranks && options.ranks->size() > 1 ? options.ranks : nullptr;
-  const bool decides = !ranks || ranks->rank() == 0;  // the one rank that reads and writes the cache
+  const bool decides = !ranks || ranks->rank() == 0;  // the one rank that reads and writes the cache (run_on_rank0)
 
   std::string dataset_hash, file, spatial_file;
   bool cached = false;
-  if (decides) {
+  run_on_rank0(ranks, [&] {  // a damaged file then fails every rank, none waits for rank 0's decision
     dataset_hash = images.content_hash();
     auto cache_file = [&](const std::string& kind) {
       ContentHash key;
@@ -97,7 +97,7 @@ ExtractResult reference_statistics(const std::string& path, FeatureNetwork& net,
     spatial_file = cache_file("refstats-spatial-v1");
     cached = std::filesystem::exists(file) && (!options.spatial || std::filesystem::exists(spatial_file));
     if (cached && options.keep_features) cached = Hdf5Reader(file).has("features");
-  }
+  });
   if (ranks) cached = rank0_decides(*ranks, cached);
   if (cached) {
     ExtractResult r;
@@ -113,16 +113,18 @@ ExtractResult reference_statistics(const std::string& path, FeatureNetwork& net,
   ExtractOptions all = options;
   all.spatial = true;  // cheap beside the forward pass, and the cache then holds both
   ExtractResult r = extract_features(images, net, all);
+  run_on_rank0(ranks, [&] {
+    std::error_code ec;
+    std::filesystem::create_directories(cache_dir, ec);
+    if (ec) throw_io(cache_dir + ": cannot create the cache folder: " + ec.message());
+    const StatsAttributes attributes = {{"feature_net", net.id()}, {"metric", net.metric_name()},
+                                        {"dataset_hash", dataset_hash}, {"source", path}};
+    save_feature_stats(file, r.stats, attributes, r.features);
+    StatsAttributes spatial_attributes = attributes;
+    spatial_attributes["metric"] = "sFID" + net.metric_suffix();
+    save_feature_stats(spatial_file, r.spatial_stats, spatial_attributes);
+  });
   if (!decides) return r;
-  std::error_code ec;
-  std::filesystem::create_directories(cache_dir, ec);
-  if (ec) throw_io(cache_dir + ": cannot create the cache folder: " + ec.message());
-  const StatsAttributes attributes = {{"feature_net", net.id()}, {"metric", net.metric_name()},
-                                      {"dataset_hash", dataset_hash}, {"source", path}};
-  save_feature_stats(file, r.stats, attributes, r.features);
-  StatsAttributes spatial_attributes = attributes;
-  spatial_attributes["metric"] = "sFID" + net.metric_suffix();
-  save_feature_stats(spatial_file, r.spatial_stats, spatial_attributes);
   r.cache_file = file;
   return r;
 }

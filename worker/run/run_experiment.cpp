@@ -56,14 +56,14 @@ void write_and_score_samples(const ExperimentConfig& config, const SampleResult&
                              const DataParallel& dp) {
   const fs::path dir = outcome.run_dir;
   Communicator* ranks = dp.active() ? dp.comm : nullptr;
-  const bool writer = dp.rank == 0;
   LatentDecoding decoding;
   decoding.vae = resolve_vae_weights(config.eval.vae);
   decoding.device = device_kind_name(config.train.device);
   decoding.batch_size = std::min<int64_t>(std::max<int64_t>(config.sample.batch_size, 1), 16);
   decoding.bf16 = config.train.precision == Precision::Bf16;
   SamplesFile file = samples_with_images(samples, decoding, ranks);
-  if (writer) {
+  // Rank 0 writes; a failure there (a full disk) then ends every rank before the scoring's collectives.
+  run_on_rank0(ranks, [&] {
     check_vae_matches_training_latents(config, file);
     if (!file.images.defined())
       log()->info("[run] {}-channel samples stay latents (no images, score or samples.png): set eval.vae or "
@@ -73,7 +73,7 @@ void write_and_score_samples(const ExperimentConfig& config, const SampleResult&
     file.attributes["sampler"] = sampler_name(config.sample.sampler) + std::to_string(config.sample.steps);
     file.attributes["seeding"] = "per-sample";
     write_samples_file((dir / "samples.h5").string(), file);
-  }
+  });
   if (file.images.defined()) {
     outcome.image_size = file.images.size(1);
     outcome.score = score_samples(config, file, (dir / "samples.h5").string(), (dir / "samples.png").string(), ranks);
