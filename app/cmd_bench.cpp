@@ -2,6 +2,7 @@
 // (forward, hybrid loss, backward, AdamW, EMA) per method, side by side in one
 // process; `sample` times the sampler and `vae` the VAE decoder (these three on the CPU or CUDA).
 #include <ATen/ATen.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/cuda.h>
 #include <torch/types.h>
 
@@ -11,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <sstream>
 #include <unistd.h>
 
@@ -108,12 +110,18 @@ struct StepReport {
   int64_t peak_bytes = 0, peak_gpu_bytes = -1, trainable = 0, total = 0, optimizer_bytes = 0, delta_bytes = 0;
 };
 
-StepReport bench_train_step(const DiTConfig& config, const MethodConfig& method, int64_t batch, int64_t steps,
-                            int64_t warmup, bool bf16, bool checkpoint_blocks, const BenchDevice& device) {
+struct StepBenchOptions {
+  int64_t batch = 32, steps = 10, warmup = 2;
+  bool bf16 = false, checkpoint_blocks = false;
+  std::string profile_prefix;  // non-empty: a LibTorch profiler trace of the timed steps per method
+};
+
+StepReport bench_train_step(const DiTConfig& config, const MethodConfig& method, const StepBenchOptions& o,
+                            const BenchDevice& device) {
   reset_peak_memory();
   torch::manual_seed(0);
   DiT model(config);
-  model->run_options().checkpoint_blocks = checkpoint_blocks;
+  model->run_options().checkpoint_blocks = o.checkpoint_blocks;
   perturb_trainable_weights(*model, 0.02);  // a "pre-trained" start
   MethodSetup setup = apply_method(*model, method);
   model->to(at::Device(device.name));
@@ -122,19 +130,26 @@ StepReport bench_train_step(const DiTConfig& config, const MethodConfig& method,
   AdamW optimizer(method_adamw_groups(setup, 1e-4), AdamWOptions{});
   Ema ema(setup.trainable_names(), setup.trainable_tensors(), 0.9999);
   GaussianDiffusion diffusion({1000, "", config.learn_sigma});
-  at::Tensor x = (at::rand({batch, config.in_channels, config.input_size, config.input_size}) * 2 - 1).to(device.name);
-  at::Tensor y = at::randint(0, config.num_classes, {batch}, at::kLong).to(device.name);
+  at::Tensor x =
+      (at::rand({o.batch, config.in_channels, config.input_size, config.input_size}) * 2 - 1).to(device.name);
+  at::Tensor y = at::randint(0, config.num_classes, {o.batch}, at::kLong).to(device.name);
   model->train();
   std::vector<double> times;
-  for (int64_t i = 0; i < warmup + steps; ++i) {
+  std::unique_ptr<torch::autograd::profiler::RecordProfile> profile;
+  for (int64_t i = 0; i < o.warmup + o.steps; ++i) {
+    if (i == o.warmup && !o.profile_prefix.empty()) {
+      profile = std::make_unique<torch::autograd::profiler::RecordProfile>(o.profile_prefix + "-" + method.name() +
+                                                                          ".trace.json");
+    }
     auto begin = Clock::now();
     optimizer.zero_grad();
-    batch_losses(*model, diffusion, x, y, bf16).loss.mean().backward();  // the trainer's step
+    batch_losses(*model, diffusion, x, y, o.bf16).loss.mean().backward();  // the trainer's step
     optimizer.step();
     ema.update();
     device.synchronize();
-    if (i >= warmup) times.push_back(std::chrono::duration<double, std::milli>(Clock::now() - begin).count());
+    if (i >= o.warmup) times.push_back(std::chrono::duration<double, std::milli>(Clock::now() - begin).count());
   }
+  profile.reset();  // writes the trace
   StepReport report;
   report.method = method.name();
   report.options = method.to_options_string();
@@ -161,6 +176,8 @@ int bench_train_step_command(int argc, char** argv) {
       ("warmup", po::value<int64_t>()->default_value(2), "untimed steps first")
       ("precision", po::value<std::string>()->default_value("fp32"), "fp32 | bf16 (autocast) | auto")
       ("checkpoint-blocks", "activation checkpointing per block (train.checkpoint_blocks)")
+      ("profile", po::value<std::string>(), "PREFIX: write each method's timed steps as a LibTorch profiler trace, "
+                                            "PREFIX-<method>.trace.json (chrome://tracing, Perfetto)")
       ("json", "print JSON only");
   add_device_options(options);
   add_model_options(options);
@@ -182,11 +199,16 @@ int bench_train_step_command(int argc, char** argv) {
   } else {
     methods.push_back(method_config_from(vm));
   }
+  StepBenchOptions step_options;
+  step_options.batch = vm["batch"].as<int64_t>();
+  step_options.steps = vm["steps"].as<int64_t>();
+  step_options.warmup = vm["warmup"].as<int64_t>();
+  step_options.bf16 = precision == Precision::Bf16;
+  step_options.checkpoint_blocks = vm.count("checkpoint-blocks") > 0;
+  if (vm.count("profile")) step_options.profile_prefix = vm["profile"].as<std::string>();
   std::vector<StepReport> reports;
   for (const auto& m : methods) {
-    reports.push_back(bench_train_step(config, m, vm["batch"].as<int64_t>(), vm["steps"].as<int64_t>(),
-                                       vm["warmup"].as<int64_t>(), precision == Precision::Bf16,
-                                       vm.count("checkpoint-blocks") > 0, device));
+    reports.push_back(bench_train_step(config, m, step_options, device));
     if (!vm.count("json")) {
       std::fprintf(stderr, "%-12s %9.1f ms/step (p10 %.1f, p90 %.1f)  peak %.1f MiB  trainable %lld\n",
                    reports.back().method.c_str(), reports.back().timing.median_ms, reports.back().timing.p10_ms,

@@ -15,6 +15,9 @@
 #include "test_support.h"
 #include "worker/model/checkpoint_loader.h"
 #include "worker/model/dit.h"
+#include "worker/model/fused_modulation.h"
+#include "worker/model/gelu_tanh.h"
+#include "worker/model/self_attention.h"
 
 namespace difffit {
 namespace {
@@ -112,6 +115,131 @@ TEST(DiTInit, OutputIsZeroAtInitialisation) {
   // ... while the rest of the network is not zero.
   EXPECT_GT(model->blocks[0]->named_parameters()["attn.qkv.weight"].abs().max().item<float>(), 0.0f);
   EXPECT_NEAR(model->y_embedder->embedding_table->weight.std().item<double>(), 0.02, 0.003);
+}
+
+// The MLP activation in float64: 0.5 x (1 + tanh(u)) written as x / (1 + exp(-2u)), the
+// same function without the cancellation of 1 + tanh(u) for x < 0.
+at::Tensor gelu_tanh_f64(const at::Tensor& x) {
+  at::Tensor u = std::sqrt(2.0 / M_PI) * (x + 0.044715 * x.pow(3));
+  return x / (1 + at::exp(-2 * u));
+}
+
+TEST(DiTGelu, KernelsMatchTheTanhFormulaComputedInDouble) {
+  at::Tensor x = at::linspace(-12, 12, 240001, at::kDouble);
+  at::Tensor xf = x.to(at::kFloat).requires_grad_(true);
+  at::Tensor y = gelu_tanh(xf);
+  at::Tensor x64 = xf.detach().to(at::kDouble).requires_grad_(true);
+  at::Tensor want = gelu_tanh_f64(x64);
+  // A few float32 ulp of the exact value, widened for x < 0 where y ~ x exp(-2u) turns the
+  // few ulp by which float32 rounds u into |2u| times as many, and 1e-30 where it underflows.
+  const double eps = 1.2e-7;
+  at::Tensor u = std::sqrt(2.0 / M_PI) * (x64.detach() + 0.044715 * x64.detach().pow(3));
+  at::Tensor err = (y.detach().to(at::kDouble) - want.detach()).abs();
+  at::Tensor bound = (4 + 6 * u.abs()) * eps * want.detach().abs() + 1e-30;
+  EXPECT_TRUE((err <= bound).all().item<bool>()) << (err - bound).max().item<double>();
+  // ATen's float32 formula loses digits where 1 + tanh(u) cancels (x < 0), not ours.
+  EXPECT_TRUE(at::allclose(y, at::gelu(xf.detach(), "tanh"), 1e-5, 1e-6));
+
+  at::Tensor g = at::randn({x.numel()}, at::kFloat);
+  y.backward(g);
+  want.backward(g.to(at::kDouble));
+  at::Tensor gerr = (xf.grad().to(at::kDouble) - x64.grad()).abs();
+  at::Tensor gbound = 8 * 1.2e-7 * (g.to(at::kDouble).abs() * (1 + x64.detach().abs())) + 1e-12;
+  EXPECT_TRUE((gerr <= gbound).all().item<bool>()) << (gerr - gbound).max().item<double>();
+}
+
+TEST(DiTGelu, Bfloat16IsTheFloat32ResultRoundedAndOtherTypesUseATen) {
+  at::Tensor x = (at::randn({7, 33}) * 4).to(at::kBFloat16).requires_grad_(true);
+  at::Tensor y = gelu_tanh(x);
+  EXPECT_EQ(y.scalar_type(), at::kBFloat16);
+  at::Tensor xf = x.detach().to(at::kFloat).requires_grad_(true);
+  at::Tensor yf = gelu_tanh(xf);
+  EXPECT_TRUE(at::equal(y, yf.to(at::kBFloat16)));
+  at::Tensor g = at::randn({7, 33}).to(at::kBFloat16);
+  y.backward(g);
+  yf.backward(g.to(at::kFloat));
+  EXPECT_TRUE(at::equal(x.grad(), xf.grad().to(at::kBFloat16)));
+  // A non-contiguous view gives the values of its contiguous copy.
+  at::Tensor t = at::randn({16, 9}).t();
+  EXPECT_TRUE(at::equal(gelu_tanh(t), gelu_tanh(t.contiguous())));
+  at::Tensor d = at::randn({5}, at::kDouble);
+  EXPECT_TRUE(at::equal(gelu_tanh(d), at::gelu(d, "tanh")));
+}
+
+// Attention by its definition in float64: heads split from qkv (B, N, 3, H, D), softmax of
+// q k^T / sqrt(D), times v, heads joined again.
+at::Tensor attention_f64(const at::Tensor& qkv, int64_t heads) {
+  const int64_t b = qkv.size(0), n = qkv.size(1), c = qkv.size(2) / 3;
+  auto parts = qkv.reshape({b, n, 3, heads, c / heads}).permute({2, 0, 3, 1, 4}).unbind(0);
+  at::Tensor p = at::matmul(parts[0], parts[1].transpose(-2, -1)).div(std::sqrt(double(c / heads))).softmax(-1);
+  return at::matmul(p, parts[2]).transpose(1, 2).reshape({b, n, c});
+}
+
+TEST(DiTAttention, MatchesTheDefinitionAndItsGradient) {
+  torch::manual_seed(5);
+  // 20 tokens use difffit's CPU kernel when training, 300 ATen's (the kernel keeps B H N^2
+  // probabilities only up to 256 tokens); without gradients the kernel takes any length.
+  for (const int64_t tokens : {20, 300}) {
+    at::Tensor qkv = at::randn({3, tokens, 3 * 24}).requires_grad_(true);
+    at::Tensor out = self_attention(qkv, 4);
+    at::Tensor q64 = qkv.detach().to(at::kDouble).requires_grad_(true);
+    at::Tensor want = attention_f64(q64, 4);
+    EXPECT_TRUE(at::allclose(out.to(at::kDouble), want, 1e-5, 1e-5)) << tokens << " " << (out.to(at::kDouble) - want).abs().max().item<double>();
+    at::Tensor g = at::randn(out.sizes());
+    out.backward(g);
+    want.backward(g.to(at::kDouble));
+    EXPECT_TRUE(at::allclose(qkv.grad().to(at::kDouble), q64.grad(), 1e-5, 1e-5))
+        << tokens << " " << (qkv.grad().to(at::kDouble) - q64.grad()).abs().max().item<double>();
+    torch::NoGradGuard no_grad;
+    EXPECT_TRUE(at::allclose(self_attention(qkv.detach(), 4).to(at::kDouble), want, 1e-5, 1e-5)) << tokens;
+  }
+  // A strided qkv (a view) and bf16 (ATen's path) give the same attention.
+  at::Tensor wide = at::randn({2, 9, 100});
+  at::Tensor view = wide.narrow(2, 10, 72);
+  EXPECT_TRUE(at::allclose(self_attention(view, 3), self_attention(view.contiguous(), 3)));
+  at::Tensor bf = self_attention(view.to(at::kBFloat16), 3);
+  EXPECT_EQ(bf.scalar_type(), at::kBFloat16);
+  EXPECT_TRUE(at::allclose(bf.to(at::kFloat), self_attention(view, 3), 5e-2, 5e-2));
+}
+
+// The fused adaLN steps against the reference's expressions through ATen's autograd:
+// forward bit for bit, gradients to float rounding. shift/scale/gate are chunks (views) of
+// one (B, 6C) tensor, as the block makes them.
+TEST(DiTFusedModulation, ForwardIsTheReferenceBitForBitAndGradientsMatch) {
+  torch::manual_seed(8);
+  const int64_t B = 3, N = 10, C = 16;
+  at::Tensor x0 = at::randn({B, N, C}) * 3 + 1, mod0 = at::randn({B, 6 * C}), a0 = at::randn({B, N, C});
+  const at::Tensor g = at::randn({B, N, C});
+  for (const bool with_gamma : {false, true}) {
+    at::Tensor gamma0 = with_gamma ? at::rand({C}) + 0.5 : at::Tensor();
+    at::Tensor out[2];
+    std::vector<at::Tensor> grads[2];
+    for (const bool fused : {false, true}) {
+      at::Tensor x = x0.clone().requires_grad_(true), mod = mod0.clone().requires_grad_(true);
+      at::Tensor a = a0.clone().requires_grad_(true);
+      at::Tensor gamma = with_gamma ? gamma0.clone().requires_grad_(true) : at::Tensor();
+      auto m = mod.chunk(6, 1);
+      at::Tensor h, y;
+      if (fused) {
+        h = norm_modulate(x, m[0], m[1]);
+        y = gated_residual(x, m[2], a * h, gamma);
+      } else {
+        h = at::layer_norm(x, {C}, {}, {}, 1e-6) * (1 + m[1].unsqueeze(1)) + m[0].unsqueeze(1);
+        at::Tensor branch = m[2].unsqueeze(1) * (a * h);
+        if (with_gamma) branch = branch * gamma;
+        y = x + branch;
+      }
+      out[fused] = y.detach();
+      y.backward(g);
+      grads[fused] = {x.grad(), mod.grad(), a.grad()};
+      if (with_gamma) grads[fused].push_back(gamma.grad());
+    }
+    EXPECT_TRUE(at::equal(out[0], out[1])) << "gamma " << with_gamma;
+    for (size_t i = 0; i < grads[0].size(); ++i) {
+      EXPECT_TRUE(at::allclose(grads[1][i], grads[0][i], 1e-5, 1e-5))
+          << "gamma " << with_gamma << " input " << i << " " << (grads[1][i] - grads[0][i]).abs().max().item<float>();
+    }
+  }
 }
 
 TEST(DiTEmbeddings, PosEmbedFollowsTheColumnFirstSinCosFormula) {

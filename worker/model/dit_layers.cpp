@@ -9,34 +9,13 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "worker/model/fused_modulation.h"
+#include "worker/model/gelu_tanh.h"
+#include "worker/model/self_attention.h"
 
-#if __has_include(<torch/version.h>)
-#include <torch/version.h>
-#endif
 
 namespace difffit {
 namespace {
-
-// The reference's adaLN modulation: x * (1 + scale) + shift, broadcast over tokens.
-torch::Tensor modulate(const torch::Tensor& x, const torch::Tensor& shift, const torch::Tensor& scale) {
-  return x * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1);
-}
-
-// LayerNorm without affine parameters, eps 1e-6 (DiT's norm1/norm2/norm_final).
-torch::Tensor layer_norm(const torch::Tensor& x) {
-  return at::layer_norm(x, {x.size(-1)}, {}, {}, 1e-6);
-}
-
-torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
-#if defined(TORCH_VERSION_MAJOR) && TORCH_VERSION_MAJOR >= 2
-  return at::scaled_dot_product_attention(q, k, v);  // fused kernel (flash / memory-efficient)
-#else
-  // The plain maths, in the order of timm's non-fused path: (q * scale) @ k^T.
-  double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
-  torch::Tensor attn = at::matmul(q * scale, k.transpose(-2, -1)).softmax(-1);
-  return at::matmul(attn, v);
-#endif
-}
 
 torch::nn::Sequential silu_then(const PeftLinear& linear) {
   torch::nn::Sequential seq;
@@ -82,7 +61,9 @@ PatchEmbedImpl::PatchEmbedImpl(int64_t in_channels, int64_t hidden_size, int64_t
 }
 
 torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& x) {
-  torch::Tensor tokens = proj(x).flatten(2).transpose(1, 2);
+  // Token-major in memory: the transposed view would make every later op (and its result)
+  // strided, and each layer norm and linear copy it back.
+  torch::Tensor tokens = proj(x).flatten(2).transpose(1, 2).contiguous();
   if (gamma.defined()) tokens = tokens * gamma;
   return tokens;
 }
@@ -129,21 +110,14 @@ AttentionImpl::AttentionImpl(int64_t hidden_size, int64_t num_heads_) : num_head
   proj = register_module("proj", PeftLinear(hidden_size, hidden_size));
 }
 
-torch::Tensor AttentionImpl::forward(const torch::Tensor& x) {
-  const int64_t batch = x.size(0), tokens = x.size(1), dim = x.size(2);
-  torch::Tensor qkv_heads =
-      qkv(x).reshape({batch, tokens, 3, num_heads, dim / num_heads}).permute({2, 0, 3, 1, 4});
-  auto parts = qkv_heads.unbind(0);
-  torch::Tensor out = attention(parts[0], parts[1], parts[2]);
-  return proj(out.transpose(1, 2).reshape({batch, tokens, dim}));
-}
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x) { return proj(self_attention(qkv(x), num_heads)); }
 
 MlpImpl::MlpImpl(int64_t hidden_size, int64_t mlp_hidden) {
   fc1 = register_module("fc1", PeftLinear(hidden_size, mlp_hidden));
   fc2 = register_module("fc2", PeftLinear(mlp_hidden, hidden_size));
 }
 
-torch::Tensor MlpImpl::forward(const torch::Tensor& x) { return fc2(at::gelu(fc1(x), "tanh")); }
+torch::Tensor MlpImpl::forward(const torch::Tensor& x) { return fc2(gelu_tanh(fc1(x))); }
 
 AdapterImpl::AdapterImpl(int64_t hidden_size, int64_t bottleneck, double scale_) : scale(scale_) {
   down = register_module("down", PeftLinear(hidden_size, bottleneck));
@@ -196,19 +170,14 @@ torch::Tensor DiTBlockImpl::forward(const torch::Tensor& x_in, const torch::Tens
     x = at::cat({prompts.unsqueeze(0).expand({x.size(0), num_prompts, hidden_size}), x}, 1);
   }
 
-  torch::Tensor attn_branch = gate_msa.unsqueeze(1) * attn(modulate(layer_norm(x), shift_msa, scale_msa));
-  if (gamma1.defined()) attn_branch = attn_branch * gamma1;
-  x = x + attn_branch;
-
-  torch::Tensor h = modulate(layer_norm(x), shift_mlp, scale_mlp);
+  x = gated_residual(x, gate_msa, attn(norm_modulate(x, shift_msa, scale_msa)), gamma1);
+  torch::Tensor h = norm_modulate(x, shift_mlp, scale_mlp);
   torch::Tensor m = mlp(h);
   // Adapters live inside the gated MLP branch, so they are modulated like the branch.
   if (!adapter.is_empty()) {
     m = adapter_mode == AdapterMode::Parallel ? m + adapter(h) : m + adapter(m);
   }
-  torch::Tensor mlp_branch = gate_mlp.unsqueeze(1) * m;
-  if (gamma2.defined()) mlp_branch = mlp_branch * gamma2;
-  x = x + mlp_branch;
+  x = gated_residual(x, gate_mlp, m, gamma2);
 
   if (num_prompts) x = x.narrow(1, num_prompts, x.size(1) - num_prompts);
   return x;
@@ -222,7 +191,7 @@ FinalLayerImpl::FinalLayerImpl(int64_t hidden_size, int64_t patch_size, int64_t 
 
 torch::Tensor FinalLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& c) {
   auto mod = ada_linear(at::silu(c)).chunk(2, 1);
-  return linear(modulate(layer_norm(x), mod[0], mod[1]));
+  return linear(norm_modulate(x, mod[0], mod[1]));
 }
 
 }  // namespace difffit

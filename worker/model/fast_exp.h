@@ -1,0 +1,31 @@
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+namespace difffit {
+
+// e^z for z clamped to [-80, 80] (no overflow, no denormals): Cody-Waite reduction by ln 2 and
+// Cephes' degree-6 polynomial for expf (< 2 ulp). Plain float arithmetic, so loops calling it
+// vectorise; the kernels that use it are compiled without FMA contraction (worker/CMakeLists).
+inline float exp_clamped(float z) {
+  z = z < -80.f ? -80.f : z;
+  z = z > 80.f ? 80.f : z;
+  const float shifter = 12582912.f;  // 1.5 * 2^23: adding it rounds to the nearest integer
+  const float n = (z * 1.44269504088896341f + shifter) - shifter;
+  float r = z - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.f;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
+}
+
+}  // namespace difffit
