@@ -36,17 +36,43 @@ void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const fl
   blas_sgemm()(&tb, &ta, &n, &m, &k, &alpha, b, &ldb, a, &lda, &beta, c, &ldc);
 }
 
+// Sum and maximum of a row in 16 independent lanes, so the loops vectorise without
+// reassociating a single accumulator (which the compiler may not do for floats).
+constexpr int kLanes = 16;
+
+inline float row_max(const float* row, int cols) {
+  float lane[kLanes];
+  for (int l = 0; l < kLanes; ++l) lane[l] = row[0];
+  int j = 0;
+  for (; j + kLanes <= cols; j += kLanes) {
+    for (int l = 0; l < kLanes; ++l) lane[l] = row[j + l] > lane[l] ? row[j + l] : lane[l];
+  }
+  float top = lane[0];
+  for (int l = 1; l < kLanes; ++l) top = lane[l] > top ? lane[l] : top;
+  for (; j < cols; ++j) top = row[j] > top ? row[j] : top;
+  return top;
+}
+
+inline float row_dot(const float* a, const float* b, int cols) {  // b == nullptr: the sum of a
+  float lane[kLanes] = {};
+  int j = 0;
+  for (; j + kLanes <= cols; j += kLanes) {
+    for (int l = 0; l < kLanes; ++l) lane[l] += b ? a[j + l] * b[j + l] : a[j + l];
+  }
+  float total = 0.f;
+  for (int l = 0; l < kLanes; ++l) total += lane[l];
+  for (; j < cols; ++j) total += b ? a[j] * b[j] : a[j];
+  return total;
+}
+
 // Rows of logits to probabilities in place: exp(x - max) / sum.
 __attribute__((target_clones("avx512f", "avx2", "default")))
 void softmax_rows(float* s, int rows, int cols) {
   for (int r = 0; r < rows; ++r) {
     float* row = s + static_cast<int64_t>(r) * cols;
-    float top = row[0];
-    for (int j = 1; j < cols; ++j) top = row[j] > top ? row[j] : top;
+    const float top = row_max(row, cols);
     for (int j = 0; j < cols; ++j) row[j] = exp_clamped(row[j] - top);
-    float sum = 0.f;
-    for (int j = 0; j < cols; ++j) sum += row[j];
-    const float inv = 1.f / sum;
+    const float inv = 1.f / row_dot(row, nullptr, cols);
     for (int j = 0; j < cols; ++j) row[j] *= inv;
   }
 }
@@ -57,8 +83,7 @@ void softmax_backward_rows(const float* p, float* dp, int rows, int cols) {
   for (int r = 0; r < rows; ++r) {
     const float* prow = p + static_cast<int64_t>(r) * cols;
     float* drow = dp + static_cast<int64_t>(r) * cols;
-    float dot = 0.f;
-    for (int j = 0; j < cols; ++j) dot += drow[j] * prow[j];
+    const float dot = row_dot(drow, prow, cols);
     for (int j = 0; j < cols; ++j) drow[j] = prow[j] * (drow[j] - dot);
   }
 }
