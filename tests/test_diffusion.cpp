@@ -17,6 +17,7 @@
 #include "worker/model/peft_method.h"
 #include "worker/sample/sample_generator.h"
 #include "worker/train/adamw.h"
+#include "worker/train/ema.h"
 
 namespace difffit {
 namespace {
@@ -297,6 +298,37 @@ TEST(AdamW, FirstStepMovesEachWeightByLrTimesSignOfItsGradient) {
   StateDict state = opt.state_dict();
   EXPECT_EQ(state.at("w.step").item<int64_t>(), 1);
   EXPECT_TRUE(at::allclose(state.at("w.exp_avg"), at::tensor({0.03f, -0.4f, 0.0f})));
+}
+
+// The fused float32 update against the same optimizer on float64 parameters (ATen's ops in
+// double, the update's maths to ~1e-16): weight decay, three steps, the moments too.
+TEST(AdamW, FusedFloatStepsMatchTheUpdateInDouble) {
+  torch::manual_seed(3);
+  const at::Tensor w0 = at::randn({1000});
+  at::Tensor w = w0.clone().requires_grad_(true);
+  at::Tensor w64 = w0.to(at::kDouble).requires_grad_(true);
+  AdamWOptions options;
+  options.weight_decay = 0.1;
+  AdamW fused({{"all", 1e-2, {"w"}, {w}}}, options);
+  AdamW exact({{"all", 1e-2, {"w"}, {w64}}}, options);
+  Ema ema({"w"}, {w}, 0.9);
+  Ema ema64({"w"}, {w64}, 0.9);
+  for (int step = 0; step < 3; ++step) {
+    const at::Tensor g = at::randn({1000}) * (step + 1);
+    w.mutable_grad() = g.clone();
+    w64.mutable_grad() = g.to(at::kDouble);
+    fused.step();
+    exact.step();
+    ema.update();
+    ema64.update();
+  }
+  EXPECT_TRUE(at::allclose(w.detach().to(at::kDouble), w64.detach(), 1e-6, 1e-7));
+  for (const char* key : {"w.exp_avg", "w.exp_avg_sq"}) {
+    EXPECT_TRUE(at::allclose(fused.state_dict().at(key).to(at::kDouble), exact.state_dict().at(key), 1e-6, 1e-6))
+        << key;
+  }
+  EXPECT_TRUE(at::allclose(ema.state_dict().at("w").to(at::kDouble), ema64.state_dict().at("w"), 1e-6, 1e-7));
+  EXPECT_GT((w.detach() - w0).abs().min().item<float>(), 0.0f);  // every weight moved
 }
 
 // Over-fits one fixed batch (fixed t and noise) for every method.

@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "worker/model/peft_method.h"
+#include "worker/train/optimizer_kernels.h"
 
 namespace difffit {
 
@@ -33,13 +34,19 @@ void AdamW::step() {
       if (!grad.defined()) continue;
       ParamState& s = state_[g][i];
       s.step += 1;
+      const double bias_correction1 = 1 - std::pow(b1, static_cast<double>(s.step));
+      const double bias_correction2 = 1 - std::pow(b2, static_cast<double>(s.step));
+      const double step_size = lr / bias_correction1;
+      if (fusable(param) && fusable(grad) && fusable(s.exp_avg) && fusable(s.exp_avg_sq)) {
+        fused_adamw_update(param, grad, s.exp_avg, s.exp_avg_sq,
+                           {1 - lr * options_.weight_decay, b1, b2, step_size, std::sqrt(bias_correction2),
+                            options_.eps});
+        continue;
+      }
       // The order of operations of torch.optim.AdamW (1.13, single-tensor).
       param.mul_(1 - lr * options_.weight_decay);
       s.exp_avg.mul_(b1).add_(grad, 1 - b1);
       s.exp_avg_sq.mul_(b2).addcmul_(grad, grad, 1 - b2);
-      const double bias_correction1 = 1 - std::pow(b1, static_cast<double>(s.step));
-      const double bias_correction2 = 1 - std::pow(b2, static_cast<double>(s.step));
-      const double step_size = lr / bias_correction1;
       at::Tensor denom = (s.exp_avg_sq.sqrt() / std::sqrt(bias_correction2)).add_(options_.eps);
       param.addcdiv_(s.exp_avg, denom, -step_size);
     }

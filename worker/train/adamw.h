@@ -1,5 +1,6 @@
-// AdamW with parameter groups, computing exactly what torch.optim.AdamW (single-
-// tensor path) computes, with state that saves to and loads from named tensors.
+// AdamW with parameter groups, computing what torch.optim.AdamW (single-tensor path)
+// computes, in its order of operations (CPU float32 in one fused pass per parameter), with
+// state that saves to and loads from named tensors.
 #pragma once
 
 #include <ATen/core/Tensor.h>

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "common/error.h"
+#include "worker/train/optimizer_kernels.h"
 
 namespace difffit {
 
@@ -19,7 +20,14 @@ void Ema::update(int64_t updates_done) {
   c10::NoGradGuard no_grad;
   const double k = static_cast<double>(updates_done);
   const double decay = warmup_ ? std::min(decay_, (1 + k) / (10 + k)) : decay_;
-  for (size_t i = 0; i < params_.size(); ++i) averages_[i].mul_(decay).add_(params_[i].detach(), 1 - decay);
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const at::Tensor param = params_[i].detach();
+    if (fusable(averages_[i]) && fusable(param)) {
+      fused_ema_update(averages_[i], param, decay);
+    } else {
+      averages_[i].mul_(decay).add_(param, 1 - decay);
+    }
+  }
 }
 
 void Ema::copy_to_params() const {
