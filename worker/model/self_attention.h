@@ -12,7 +12,8 @@ namespace difffit {
 // BLAS, reading q, k, v in place and writing the output (and in the backward the gradient of
 // qkv) in the layouts the projections use, so no permute or copy is made. It keeps the
 // attention probabilities for the backward (B H N^2 floats), so training takes it up to 256
-// tokens. Elsewhere (CUDA, bf16, longer sequences) ATen's scaled_dot_product_attention on
+// tokens. bf16 inputs on a CPU without AMX are attended in float32 by the same kernel.
+// Elsewhere (CUDA, bf16 with AMX, longer sequences) ATen's scaled_dot_product_attention on
 // LibTorch 2.x, and the explicit maths on 1.x.
 torch::Tensor self_attention(const torch::Tensor& qkv, int64_t heads);
 
