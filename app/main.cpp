@@ -49,7 +49,7 @@ void print_usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  difffit::ensure_blas_kernels(argv);  // before any matrix product: may restart this program once
+  difffit::ensure_cpu_settings(argv);  // before any matrix product: may restart this program once
   difffit::keep_freed_memory();
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
     print_usage();

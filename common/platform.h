@@ -42,10 +42,13 @@ struct BlasInfo {
 
 BlasInfo blas_info();
 
-// Called first thing in main(): where OpenBLAS chose kernels below what the CPU supports (its
-// generic ones on an AVX2 CPU, AVX2 ones on an AVX-512 CPU), re-executes this program once with OPENBLAS_CORETYPE set (the variable is read
-// only when the library loads), and logs that it did so in the restarted process.
-void ensure_blas_kernels(char** argv);
+// Called first thing in main(): re-executes this program once with the settings that the
+// libraries read only when they load, where they are not set already: OPENBLAS_CORETYPE where
+// OpenBLAS chose kernels below what the CPU supports (its generic ones on an AVX2 CPU, AVX2
+// ones on an AVX-512 CPU; logged in the restarted process), and OMP_WAIT_POLICY=passive on a
+// multi-core machine (ATen's OpenMP threads otherwise spin after each parallel region and take
+// the cores from OpenBLAS's own threads in the next matrix product).
+void ensure_cpu_settings(char** argv);
 
 // Called first thing in main(): glibc's malloc hands blocks above 128 KiB back to the kernel
 // when they are freed and trims the heap top, so every training step faults its activations'
