@@ -6,7 +6,8 @@
 # difffit built against its LibTorch 2.6, the same OpenBLAS), one thread each, alternating.
 # Writes one JSON object with every timing and the ratios (difffit / PyTorch: below 1 is
 # faster; of the medians, and of the fastest steps, which a shared machine disturbs less) to
-# OUT (default bench/vs-pytorch2.json). About 7 minutes on 2 cores.
+# OUT (default bench/vs-pytorch2.json). Training alternates the sides over 3 rounds (mini model)
+# or 2 (DiT-S/2), so a machine that slows down for a while slows both. About 15 minutes on 2 cores.
 #   bench/torch2_compare.sh [OUT.json]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,27 +30,29 @@ MINI_D=(--model custom --depth 4 --hidden-size 96 --num-heads 4 --patch-size 4 -
 S2=(--depth 12 --hidden 384 --heads 6 --patch 2 --input 32 --channels 4 --classes 101)
 S2_D=(--model DiT-S/2 --num-classes 101)
 
-train_pair() {  # NAME BATCH STEPS PRECISION -- difffit model flags -- baseline model flags
-  local name=$1 batch=$2 steps=$3 precision=$4
-  shift 4
+train_pair() {  # NAME BATCH STEPS PRECISION ROUNDS -- difffit model flags -- baseline model flags
+  local name=$1 batch=$2 steps=$3 precision=$4 rounds=$5
+  shift 5
   local d=() p=()
   while [ "$1" != "--" ]; do d+=("$1"); shift; done
   shift
   p=("$@")
-  echo "[bench] $name: difffit, train-step $precision" >&2
-  for m in full difffit; do
-    $BIN bench train-step "${d[@]}" --method "$m" --batch "$batch" --steps "$steps" --precision "$precision" \
-      --threads 1 --json > "$tmp/$name-difffit-$m.json"
+  # Rounds alternate the two sides, so a machine that slows down for a while slows both.
+  for r in $(seq 1 "$rounds"); do
+    echo "[bench] $name, round $r of $rounds: difffit train-step, then PyTorch eager" >&2
+    for m in full difffit; do
+      $BIN bench train-step "${d[@]}" --method "$m" --batch "$batch" --steps "$steps" --precision "$precision" \
+        --threads 1 --json > "$tmp/$name-difffit-$m-$r.json"
+    done
+    python3 bench/pytorch_baseline.py train "${p[@]}" --batch "$batch" --steps "$steps" --precision "$precision" \
+      > "$tmp/$name-pytorch-$r.json"
   done
-  echo "[bench] $name: PyTorch eager, train $precision" >&2
-  python3 bench/pytorch_baseline.py train "${p[@]}" --batch "$batch" --steps "$steps" --precision "$precision" \
-    > "$tmp/$name-pytorch.json"
 }
 
-train_pair mini-fp32 64 10 fp32 "${MINI_D[@]}" -- "${MINI[@]}"
-train_pair mini-bf16 64 10 bf16 "${MINI_D[@]}" -- "${MINI[@]}"
-train_pair s2-fp32 8 5 fp32 "${S2_D[@]}" -- "${S2[@]}"
-train_pair s2-bf16 8 5 bf16 "${S2_D[@]}" -- "${S2[@]}"
+train_pair mini-fp32 64 10 fp32 3 "${MINI_D[@]}" -- "${MINI[@]}"
+train_pair mini-bf16 64 10 bf16 3 "${MINI_D[@]}" -- "${MINI[@]}"
+train_pair s2-fp32 8 5 fp32 2 "${S2_D[@]}" -- "${S2[@]}"
+train_pair s2-bf16 8 5 bf16 2 "${S2_D[@]}" -- "${S2[@]}"
 
 echo "[bench] sampling, mini model, DDIM-25, batch 64" >&2
 $BIN bench sample "${MINI_D[@]}" --num 64 --batch-size 64 --sampler ddim --steps 25 --threads 1 --json \
@@ -64,22 +67,31 @@ python3 bench/pytorch_baseline.py sample "${MINI[@]}" --num 16 --batch 16 --samp
 
 python3 - "$tmp" <<'EOF'
 import json, os, subprocess, sys
+from statistics import median
 tmp = sys.argv[1]
 load = lambda name: json.load(open(os.path.join(tmp, name + ".json")))
 out = {"machine": subprocess.run(["sh", "-c", "nproc; grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"],
                                  capture_output=True, text=True).stdout.split("\n")[1].strip(),
        "threads": 1, "train": {}, "sample": {}}
 for name in ["mini-fp32", "mini-bf16", "s2-fp32", "s2-bf16"]:
-    torch_side = {m["method"]: m for m in load(name + "-pytorch")["methods"]}
-    row = {"pytorch": torch_side, "pytorch_version": load(name + "-pytorch")["torch"]}
+    rounds = sorted(int(f.rsplit("-", 1)[1][:-5]) for f in os.listdir(tmp) if f.startswith(name + "-pytorch-"))
+    torch_rounds = [{m["method"]: m for m in load(f"{name}-pytorch-{r}")["methods"]} for r in rounds]
+    row = {"rounds": len(rounds), "pytorch_version": load(f"{name}-pytorch-1")["torch"]}
     for m in ["full", "difffit"]:
-        ours = load(f"{name}-difffit-{m}")["methods"][0]
+        ours = [load(f"{name}-difffit-{m}-{r}")["methods"][0] for r in rounds]
+        theirs = [t[m] for t in torch_rounds]
         row["difffit_" + m] = ours
-        row[m + "_vs_pytorch"] = ours["median_ms"] / torch_side[m]["median_ms"]
-        row[m + "_vs_pytorch_min"] = ours["min_ms"] / torch_side[m]["min_ms"]  # less exposed to a busy machine
-    row["difffit_vs_full"] = row["difffit_difffit"]["median_ms"] / row["difffit_full"]["median_ms"]
-    row["pytorch_difffit_vs_full"] = torch_side["difffit"]["median_ms"] / torch_side["full"]["median_ms"]
-    row["blas"] = load(f"{name}-difffit-full").get("blas")
+        row["pytorch_" + m] = theirs
+        # Each round's ratio of medians, then their median; and the fastest steps of all rounds,
+        # which a busy shared machine disturbs least.
+        row[m + "_vs_pytorch_rounds"] = [o["median_ms"] / t["median_ms"] for o, t in zip(ours, theirs)]
+        row[m + "_vs_pytorch"] = median(row[m + "_vs_pytorch_rounds"])
+        row[m + "_vs_pytorch_min"] = min(o["min_ms"] for o in ours) / min(t["min_ms"] for t in theirs)
+        row[m + "_median_ms"] = {"difffit": median([o["median_ms"] for o in ours]),
+                                 "pytorch": median([t["median_ms"] for t in theirs])}
+    row["difffit_vs_full"] = median([d["median_ms"] / f["median_ms"] for d, f in zip(row["difffit_difffit"], row["difffit_full"])])
+    row["pytorch_difffit_vs_full"] = median([t["difffit"]["median_ms"] / t["full"]["median_ms"] for t in torch_rounds])
+    row["blas"] = load(f"{name}-difffit-full-1").get("blas")
     out["train"][name] = row
 for name in ["sample", "sample-cfg"]:
     ours, theirs = load(name + "-difffit"), load(name + "-pytorch")
