@@ -313,6 +313,7 @@ TEST(AdamW, FusedFloatStepsMatchTheUpdateInDouble) {
   AdamW exact({{"all", 1e-2, {"w"}, {w64}}}, options);
   Ema ema({"w"}, {w}, 0.9);
   Ema ema64({"w"}, {w64}, 0.9);
+  const int64_t version = w._version();
   for (int step = 0; step < 3; ++step) {
     const at::Tensor g = at::randn({1000}) * (step + 1);
     w.mutable_grad() = g.clone();
@@ -329,6 +330,7 @@ TEST(AdamW, FusedFloatStepsMatchTheUpdateInDouble) {
   }
   EXPECT_TRUE(at::allclose(ema.state_dict().at("w").to(at::kDouble), ema64.state_dict().at("w"), 1e-6, 1e-7));
   EXPECT_GT((w.detach() - w0).abs().min().item<float>(), 0.0f);  // every weight moved
+  EXPECT_GT(w._version(), version);  // written in place as far as autograd can tell
 }
 
 // Over-fits one fixed batch (fixed t and noise) for every method.

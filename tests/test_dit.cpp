@@ -177,23 +177,23 @@ at::Tensor attention_f64(const at::Tensor& qkv, int64_t heads) {
 
 TEST(DiTAttention, MatchesTheDefinitionAndItsGradient) {
   torch::manual_seed(5);
-  // 20 tokens use difffit's CPU kernel when training, 300 ATen's (the kernel keeps B H N^2
-  // probabilities only up to 256 tokens); without gradients the kernel takes any length.
+  // float32 runs difffit's CPU kernel (with and without gradients), float64 ATen's path.
   for (const int64_t tokens : {20, 300}) {
-    at::Tensor qkv = at::randn({3, tokens, 3 * 24}).requires_grad_(true);
-    at::Tensor out = self_attention(qkv, 4);
-    at::Tensor q64 = qkv.detach().to(at::kDouble).requires_grad_(true);
-    at::Tensor want = attention_f64(q64, 4);
-    EXPECT_TRUE(at::allclose(out.to(at::kDouble), want, 1e-5, 1e-5)) << tokens << " " << (out.to(at::kDouble) - want).abs().max().item<double>();
-    at::Tensor g = at::randn(out.sizes());
-    out.backward(g);
-    want.backward(g.to(at::kDouble));
-    EXPECT_TRUE(at::allclose(qkv.grad().to(at::kDouble), q64.grad(), 1e-5, 1e-5))
-        << tokens << " " << (qkv.grad().to(at::kDouble) - q64.grad()).abs().max().item<double>();
-    torch::NoGradGuard no_grad;
-    EXPECT_TRUE(at::allclose(self_attention(qkv.detach(), 4).to(at::kDouble), want, 1e-5, 1e-5)) << tokens;
+    for (const auto dtype : {at::kFloat, at::kDouble}) {
+      at::Tensor qkv = at::randn({3, tokens, 3 * 24}, dtype).requires_grad_(true);
+      at::Tensor out = self_attention(qkv, 4);
+      at::Tensor q64 = qkv.detach().to(at::kDouble).requires_grad_(true);
+      at::Tensor want = attention_f64(q64, 4);
+      EXPECT_TRUE(at::allclose(out.to(at::kDouble), want, 1e-5, 1e-5)) << tokens << " " << dtype;
+      at::Tensor g = at::randn(out.sizes(), dtype);
+      out.backward(g);
+      want.backward(g.to(at::kDouble));
+      EXPECT_TRUE(at::allclose(qkv.grad().to(at::kDouble), q64.grad(), 1e-5, 1e-5)) << tokens << " " << dtype;
+      torch::NoGradGuard no_grad;
+      EXPECT_TRUE(at::allclose(self_attention(qkv.detach(), 4).to(at::kDouble), want, 1e-5, 1e-5)) << tokens;
+    }
   }
-  // A strided qkv (a view) and bf16 (ATen's path) give the same attention.
+  // A strided qkv (a view) gives the attention of its contiguous copy; bf16 comes back as bf16.
   at::Tensor wide = at::randn({2, 9, 100});
   at::Tensor view = wide.narrow(2, 10, 72);
   EXPECT_TRUE(at::allclose(self_attention(view, 3), self_attention(view.contiguous(), 3)));
@@ -240,6 +240,10 @@ TEST(DiTFusedModulation, ForwardIsTheReferenceBitForBitAndGradientsMatch) {
           << "gamma " << with_gamma << " input " << i << " " << (grads[1][i] - grads[0][i]).abs().max().item<float>();
     }
   }
+  // Shapes the kernels do not index (a shift shared by the batch) take the ATen expression.
+  at::Tensor shift = at::randn({1, C}), scale = at::randn({1, C});
+  at::Tensor want = at::layer_norm(x0, {C}, {}, {}, 1e-6) * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1);
+  EXPECT_TRUE(at::equal(norm_modulate(x0, shift, scale), want));
 }
 
 TEST(DiTEmbeddings, PosEmbedFollowsTheColumnFirstSinCosFormula) {

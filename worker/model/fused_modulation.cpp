@@ -6,6 +6,8 @@
 
 #include <vector>
 
+#include "worker/model/kernel_support.h"
+
 namespace difffit {
 namespace {
 
@@ -15,8 +17,18 @@ bool cpu_float(const torch::Tensor& t) {
   return !t.defined() || (t.device().is_cpu() && t.scalar_type() == at::kFloat);
 }
 
+// The shapes the kernels index: x (B, N, C), per-sample vectors (B, C), gamma (C).
+bool kernel_shapes(const torch::Tensor& x, std::initializer_list<torch::Tensor> per_sample,
+                   const torch::Tensor& gamma = {}) {
+  if (x.dim() != 3) return false;
+  for (const auto& v : per_sample) {
+    if (v.dim() != 2 || v.size(0) != x.size(0) || v.size(1) != x.size(2)) return false;
+  }
+  return !gamma.defined() || (gamma.dim() == 1 && gamma.size(0) == x.size(2));
+}
+
 // y = n * (1 + scale) + shift for one sample's tokens; t1 holds 1 + scale.
-__attribute__((target_clones("avx512f", "avx2", "default")))
+DIFFFIT_CPU_CLONES
 void modulate_rows(const float* n, const float* t1, const float* shift, float* y, int64_t tokens, int64_t c) {
   for (int64_t i = 0; i < tokens; ++i) {
     const float* row = n + i * c;
@@ -26,7 +38,7 @@ void modulate_rows(const float* n, const float* t1, const float* shift, float* y
 }
 
 // One sample: dn = g * (1 + scale), dscale += g * n, dshift += g, with n = (x - mean) * rstd.
-__attribute__((target_clones("avx512f", "avx2", "default")))
+DIFFFIT_CPU_CLONES
 void modulate_backward_rows(const float* g, const float* x, const float* mean, const float* rstd, const float* t1,
                             float* dn, float* dscale, float* dshift, int64_t tokens, int64_t c) {
   for (int64_t i = 0; i < tokens; ++i) {
@@ -44,7 +56,7 @@ void modulate_backward_rows(const float* g, const float* x, const float* mean, c
 }
 
 // out = x + (gate * a) [* gamma] for one sample's tokens.
-__attribute__((target_clones("avx512f", "avx2", "default")))
+DIFFFIT_CPU_CLONES
 void residual_rows(const float* x, const float* gate, const float* a, const float* gamma, float* out, int64_t tokens,
                    int64_t c) {
   for (int64_t i = 0; i < tokens; ++i) {
@@ -60,7 +72,7 @@ void residual_rows(const float* x, const float* gate, const float* a, const floa
 }
 
 // One sample: with h = g [* gamma]: da = h * gate, dgate += h * a, dgamma += g * (gate * a).
-__attribute__((target_clones("avx512f", "avx2", "default")))
+DIFFFIT_CPU_CLONES
 void residual_backward_rows(const float* g, const float* gate, const float* a, const float* gamma, float* da,
                             float* dgate, float* dgamma, int64_t tokens, int64_t c) {
   for (int64_t i = 0; i < tokens; ++i) {
@@ -185,7 +197,7 @@ struct GatedResidual : public torch::autograd::Function<GatedResidual> {
 }  // namespace
 
 torch::Tensor norm_modulate(const torch::Tensor& x, const torch::Tensor& shift, const torch::Tensor& scale) {
-  if (!cpu_float(x) || !cpu_float(shift) || !cpu_float(scale) || x.dim() != 3) {
+  if (!cpu_float(x) || !cpu_float(shift) || !cpu_float(scale) || !kernel_shapes(x, {shift, scale})) {
     return at::layer_norm(x, {x.size(-1)}, {}, {}, kNormEps) * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1);
   }
   return NormModulate::apply(x, shift, scale);
@@ -193,7 +205,8 @@ torch::Tensor norm_modulate(const torch::Tensor& x, const torch::Tensor& shift, 
 
 torch::Tensor gated_residual(const torch::Tensor& x, const torch::Tensor& gate, const torch::Tensor& branch,
                              const torch::Tensor& gamma) {
-  if (!cpu_float(x) || !cpu_float(gate) || !cpu_float(branch) || !cpu_float(gamma) || x.dim() != 3) {
+  if (!cpu_float(x) || !cpu_float(gate) || !cpu_float(branch) || !cpu_float(gamma) ||
+      !kernel_shapes(x, {gate}, gamma) || !branch.sizes().equals(x.sizes())) {
     torch::Tensor b = gate.unsqueeze(1) * branch;
     if (gamma.defined()) b = b * gamma;
     return x + b;

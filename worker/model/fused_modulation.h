@@ -9,7 +9,7 @@ namespace difffit {
 // The forward performs the reference's float operations in its order, so its results are
 // bit-identical; the backward gives the same input gradients and sums the broadcast
 // gradients in another order. CPU float32 runs difffit's kernels, anything else (CUDA, bf16
-// autocast) the plain ATen expressions.
+// autocast, other shapes) the plain ATen expressions.
 
 // adaLN: LayerNorm(x) (no affine, eps 1e-6) * (1 + scale) + shift; x (B, N, C), shift and
 // scale (B, C). The backward recomputes the normalised x instead of keeping it.

@@ -6,7 +6,7 @@
 
 #include <cstdint>
 
-#include "worker/model/fast_exp.h"
+#include "worker/model/kernel_support.h"
 
 namespace difffit {
 namespace {
@@ -15,8 +15,7 @@ constexpr float kSqrt2OverPi = 0.7978845608028654f;
 constexpr float kKappa = 0.044715f;
 constexpr int64_t kGrain = 16384;
 
-// Clones for AVX-512 and AVX2 (picked at load time by the CPU), and a generic one.
-__attribute__((target_clones("avx512f", "avx2", "default")))
+DIFFFIT_CPU_CLONES
 void gelu_forward_kernel(const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     const float v = x[i];
@@ -26,7 +25,7 @@ void gelu_forward_kernel(const float* x, float* y, int64_t n) {
 }
 
 // d/dx x s(2u) = s + 2 x s (1 - s) u', with s = 1 / (1 + e), 1 - s = e s, e = exp(-2u).
-__attribute__((target_clones("avx512f", "avx2", "default")))
+DIFFFIT_CPU_CLONES
 void gelu_backward_kernel(const float* grad, const float* x, float* out, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     const float v = x[i];

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "common/platform.h"
-#include "worker/model/fast_exp.h"
+#include "worker/model/kernel_support.h"
 
 #if __has_include(<torch/version.h>)
 #include <torch/version.h>
@@ -18,11 +18,14 @@
 namespace difffit {
 namespace {
 
-constexpr int64_t kMaxTrainingTokens = 256;
+// Training keeps B H N^2 float probabilities per block; above this per call, ATen's kernel
+// (LibTorch 2.x's flash attention keeps only a log-sum-exp per row).
+constexpr int64_t kMaxKeptProbabilityBytes = int64_t{64} << 20;
 
-// The Fortran BLAS sgemm that LibTorch itself links (OpenBLAS here), found at run time.
+// The Fortran BLAS sgemm that LibTorch itself links (OpenBLAS here), found at run time; the
+// two trailing lengths are the hidden ones gfortran-built BLAS expects for the char flags.
 using Sgemm = void (*)(const char*, const char*, const int*, const int*, const int*, const float*, const float*,
-                       const int*, const float*, const int*, const float*, float*, const int*);
+                       const int*, const float*, const int*, const float*, float*, const int*, size_t, size_t);
 
 Sgemm blas_sgemm() {
   static const Sgemm fn = reinterpret_cast<Sgemm>(dlsym(RTLD_DEFAULT, "sgemm_"));
@@ -34,7 +37,7 @@ Sgemm blas_sgemm() {
 void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, int lda, const float* b,
           int ldb, float beta, float* c, int ldc) {
   const char ta = trans_a ? 'T' : 'N', tb = trans_b ? 'T' : 'N';
-  blas_sgemm()(&tb, &ta, &n, &m, &k, &alpha, b, &ldb, a, &lda, &beta, c, &ldc);
+  blas_sgemm()(&tb, &ta, &n, &m, &k, &alpha, b, &ldb, a, &lda, &beta, c, &ldc, 1, 1);
 }
 
 // Sum and maximum of a row in 16 independent lanes, so the loops vectorise without
@@ -67,7 +70,7 @@ inline float row_dot(const float* a, const float* b, int cols) {  // b == nullpt
 }
 
 // Rows of logits to probabilities in place: exp(x - max) / sum.
-__attribute__((target_clones("avx512f", "avx2", "default")))
+DIFFFIT_CPU_CLONES
 void softmax_rows(float* s, int rows, int cols) {
   for (int r = 0; r < rows; ++r) {
     float* row = s + static_cast<int64_t>(r) * cols;
@@ -79,7 +82,7 @@ void softmax_rows(float* s, int rows, int cols) {
 }
 
 // Softmax's backward in place: dS = P * (dP - rowsum(dP * P)).
-__attribute__((target_clones("avx512f", "avx2", "default")))
+DIFFFIT_CPU_CLONES
 void softmax_backward_rows(const float* p, float* dp, int rows, int cols) {
   for (int r = 0; r < rows; ++r) {
     const float* prow = p + static_cast<int64_t>(r) * cols;
@@ -188,16 +191,15 @@ torch::Tensor aten_attention(const torch::Tensor& q, const torch::Tensor& k, con
 torch::Tensor self_attention(const torch::Tensor& qkv_in, int64_t heads) {
   const int64_t batch = qkv_in.size(0), tokens = qkv_in.size(1), channels = qkv_in.size(2) / 3;
   const bool grad = torch::GradMode::is_enabled() && qkv_in.requires_grad();
+  const bool fits = !grad || batch * heads * tokens * tokens * 4 <= kMaxKeptProbabilityBytes;
   // bf16 (autocast) on a CPU without AMX: ATen's bf16 attention has no fast matrix products
   // there (80% of a mini-model step, measured); the same bf16 inputs attended in float32 are
   // several times faster and round once, at the end.
   static const bool amx = detect_cpu_features().amx_bf16;
-  if (qkv_in.device().is_cpu() && qkv_in.scalar_type() == at::kBFloat16 && !amx &&
-      (!grad || tokens <= kMaxTrainingTokens)) {
+  if (qkv_in.device().is_cpu() && qkv_in.scalar_type() == at::kBFloat16 && !amx && fits) {
     return self_attention(qkv_in.to(at::kFloat), heads).to(at::kBFloat16);
   }
-  const bool own_kernel = qkv_in.device().is_cpu() && qkv_in.scalar_type() == at::kFloat && blas_sgemm() &&
-                          (!grad || tokens <= kMaxTrainingTokens);
+  const bool own_kernel = qkv_in.device().is_cpu() && qkv_in.scalar_type() == at::kFloat && blas_sgemm() && fits;
   if (own_kernel) {
     const torch::Tensor qkv = qkv_in.contiguous();
     if (grad) return SelfAttention::apply(qkv, heads);

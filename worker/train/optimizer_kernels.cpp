@@ -5,12 +5,14 @@
 
 #include <cmath>
 
+#include "worker/model/kernel_support.h"
+
 namespace difffit {
 namespace {
 
 constexpr int64_t kGrain = 32768;
 
-__attribute__((target_clones("avx512f", "avx2", "default")))
+DIFFFIT_CPU_CLONES
 void adamw_kernel(float* p, const float* g, float* m, float* v, int64_t n, float decay_factor, float b1,
                   float one_minus_b1, float b2, float one_minus_b2, float neg_step_size, float sqrt_bc2, float eps) {
   for (int64_t i = 0; i < n; ++i) {
@@ -24,7 +26,7 @@ void adamw_kernel(float* p, const float* g, float* m, float* v, int64_t n, float
   }
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default")))
+DIFFFIT_CPU_CLONES
 void ema_kernel(float* e, const float* p, int64_t n, float decay, float one_minus_decay) {
   for (int64_t i = 0; i < n; ++i) e[i] = e[i] * decay + one_minus_decay * p[i];
 }
@@ -50,6 +52,8 @@ void fused_adamw_update(torch::Tensor& param, const torch::Tensor& grad, torch::
     adamw_kernel(p + begin, g + begin, m + begin, v + begin, end - begin, decay, b1, one_minus_b1, b2, one_minus_b2,
                  neg_step, sqrt_bc2, eps);
   });
+  // As an in-place op would: a graph that saved these tensors now refuses to use them.
+  for (auto* t : {&param, &exp_avg, &exp_avg_sq}) t->unsafeGetTensorImpl()->bump_version();
 }
 
 void fused_ema_update(torch::Tensor& average, const torch::Tensor& param, double decay) {
@@ -59,6 +63,7 @@ void fused_ema_update(torch::Tensor& average, const torch::Tensor& param, double
   at::parallel_for(0, average.numel(), kGrain, [&](int64_t begin, int64_t end) {
     ema_kernel(e + begin, p + begin, end - begin, d, rest);
   });
+  average.unsafeGetTensorImpl()->bump_version();
 }
 
 }  // namespace difffit

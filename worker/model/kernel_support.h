@@ -3,11 +3,22 @@
 #include <cstdint>
 #include <cstring>
 
+// What difffit's CPU kernels share. Their loops are plain float code compiled with
+// -ffp-contract=off (worker/CMakeLists.txt), so every clone rounds alike.
+
+// Clones of a kernel for AVX-512, AVX2 and generic x86-64, picked at load time by the CPU;
+// elsewhere (e.g. aarch64) the one generic build.
+#if defined(__x86_64__)
+#define DIFFFIT_CPU_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define DIFFFIT_CPU_CLONES
+#endif
+
 namespace difffit {
 
 // e^z for z clamped to [-80, 80] (no overflow, no denormals): Cody-Waite reduction by ln 2 and
 // Cephes' degree-6 polynomial for expf (< 2 ulp). Plain float arithmetic, so loops calling it
-// vectorise; the kernels that use it are compiled without FMA contraction (worker/CMakeLists).
+// vectorise.
 inline float exp_clamped(float z) {
   z = z < -80.f ? -80.f : z;
   z = z > 80.f ? 80.f : z;
