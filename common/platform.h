@@ -42,6 +42,9 @@ struct BlasInfo {
 
 BlasInfo blas_info();
 
+// A function of the BLAS that LibTorch links (found by name at run time), nullptr when absent.
+void* blas_function(const char* name);
+
 // Called first thing in main(): re-executes this program once with the settings that the
 // libraries read only when they load, where they are not set already: OPENBLAS_CORETYPE where
 // OpenBLAS chose kernels below what the CPU supports (its generic ones on an AVX2 CPU, AVX2

@@ -1,8 +1,6 @@
 #include "worker/model/dit_layers.h"
 
 #include <ATen/ATen.h>
-#include <torch/nn/functional/linear.h>
-#include <torch/nn/functional/normalization.h>
 #include <torch/nn/init.h>
 #include <torch/nn/modules/activation.h>
 

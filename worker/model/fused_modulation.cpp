@@ -95,6 +95,14 @@ void residual_backward_rows(const float* g, const float* gate, const float* a, c
   }
 }
 
+// fn(b) for every sample b, the samples split over the intra-op threads.
+template <typename Fn>
+void for_each_sample(int64_t batch, const Fn& fn) {
+  at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) fn(b);
+  });
+}
+
 struct Dims {
   int64_t batch, tokens, channels;
   explicit Dims(const torch::Tensor& x) : batch(x.size(0)), tokens(x.size(1)), channels(x.size(2)) {}
@@ -111,10 +119,8 @@ struct NormModulate : public torch::autograd::Function<NormModulate> {
     const float *pn = n.data_ptr<float>(), *pt = t1.data_ptr<float>(), *ps = shift.data_ptr<float>();
     float* py = y.data_ptr<float>();
     const int64_t plane = d.tokens * d.channels;
-    at::parallel_for(0, d.batch, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t b = begin; b < end; ++b) {
-        modulate_rows(pn + b * plane, pt + b * d.channels, ps + b * d.channels, py + b * plane, d.tokens, d.channels);
-      }
+    for_each_sample(d.batch, [&](int64_t b) {
+      modulate_rows(pn + b * plane, pt + b * d.channels, ps + b * d.channels, py + b * plane, d.tokens, d.channels);
     });
     ctx->save_for_backward({x, mean, rstd, t1});
     return y;
@@ -133,12 +139,10 @@ struct NormModulate : public torch::autograd::Function<NormModulate> {
                 *pr = rstd.data_ptr<float>(), *pt = t1.data_ptr<float>();
     float *pdn = dn.data_ptr<float>(), *pdscale = dscale.data_ptr<float>(), *pdshift = dshift.data_ptr<float>();
     const int64_t plane = d.tokens * d.channels;
-    at::parallel_for(0, d.batch, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t b = begin; b < end; ++b) {
-        modulate_backward_rows(pg + b * plane, px + b * plane, pm + b * d.tokens, pr + b * d.tokens,
-                               pt + b * d.channels, pdn + b * plane, pdscale + b * d.channels,
-                               pdshift + b * d.channels, d.tokens, d.channels);
-      }
+    for_each_sample(d.batch, [&](int64_t b) {
+      modulate_backward_rows(pg + b * plane, px + b * plane, pm + b * d.tokens, pr + b * d.tokens,
+                             pt + b * d.channels, pdn + b * plane, pdscale + b * d.channels,
+                             pdshift + b * d.channels, d.tokens, d.channels);
     });
     torch::Tensor dx = std::get<0>(at::native_layer_norm_backward(dn, x, {d.channels}, mean, rstd, {}, {},
                                                                   {true, false, false}));
@@ -158,11 +162,9 @@ struct GatedResidual : public torch::autograd::Function<GatedResidual> {
     const float* pgamma = gamma.defined() ? gamma.data_ptr<float>() : nullptr;
     float* pout = out.data_ptr<float>();
     const int64_t plane = d.tokens * d.channels;
-    at::parallel_for(0, d.batch, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t b = begin; b < end; ++b) {
-        residual_rows(px + b * plane, pgate + b * d.channels, pa + b * plane, pgamma, pout + b * plane, d.tokens,
-                      d.channels);
-      }
+    for_each_sample(d.batch, [&](int64_t b) {
+      residual_rows(px + b * plane, pgate + b * d.channels, pa + b * plane, pgamma, pout + b * plane, d.tokens,
+                    d.channels);
     });
     ctx->save_for_backward({gate, a, gamma});
     return out;
@@ -183,12 +185,10 @@ struct GatedResidual : public torch::autograd::Function<GatedResidual> {
     float *pda = da.data_ptr<float>(), *pdgate = dgate.data_ptr<float>();
     float* pdgamma = gamma.defined() ? dgamma_rows.data_ptr<float>() : nullptr;
     const int64_t plane = d.tokens * d.channels;
-    at::parallel_for(0, d.batch, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t b = begin; b < end; ++b) {
-        residual_backward_rows(pg + b * plane, pgate + b * d.channels, pa + b * plane, pgamma, pda + b * plane,
-                               pdgate + b * d.channels, pdgamma ? pdgamma + b * d.channels : nullptr, d.tokens,
-                               d.channels);
-      }
+    for_each_sample(d.batch, [&](int64_t b) {
+      residual_backward_rows(pg + b * plane, pgate + b * d.channels, pa + b * plane, pgamma, pda + b * plane,
+                             pdgate + b * d.channels, pdgamma ? pdgamma + b * d.channels : nullptr, d.tokens,
+                             d.channels);
     });
     return {grads[0], dgate, da, gamma.defined() ? dgamma_rows.sum(0) : torch::Tensor()};
   }

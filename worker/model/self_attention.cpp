@@ -2,7 +2,6 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-#include <dlfcn.h>
 #include <torch/autograd.h>
 
 #include <cmath>
@@ -28,7 +27,7 @@ using Sgemm = void (*)(const char*, const char*, const int*, const int*, const i
                        const int*, const float*, const int*, const float*, float*, const int*, size_t, size_t);
 
 Sgemm blas_sgemm() {
-  static const Sgemm fn = reinterpret_cast<Sgemm>(dlsym(RTLD_DEFAULT, "sgemm_"));
+  static const Sgemm fn = reinterpret_cast<Sgemm>(blas_function("sgemm_"));
   return fn;
 }
 
