@@ -135,12 +135,15 @@ StepReport bench_train_step(const DiTConfig& config, const MethodConfig& method,
   at::Tensor y = at::randint(0, config.num_classes, {o.batch}, at::kLong).to(device.name);
   model->train();
   std::vector<double> times;
+  std::ofstream trace;
   std::unique_ptr<torch::autograd::profiler::RecordProfile> profile;
+  if (!o.profile_prefix.empty()) {
+    const std::string path = o.profile_prefix + "-" + method.name() + ".trace.json";
+    trace.open(path);
+    if (!trace) throw_io("--profile: cannot write " + path);
+  }
   for (int64_t i = 0; i < o.warmup + o.steps; ++i) {
-    if (i == o.warmup && !o.profile_prefix.empty()) {
-      profile = std::make_unique<torch::autograd::profiler::RecordProfile>(o.profile_prefix + "-" + method.name() +
-                                                                          ".trace.json");
-    }
+    if (i == o.warmup && trace.is_open()) profile = std::make_unique<torch::autograd::profiler::RecordProfile>(trace);
     auto begin = Clock::now();
     optimizer.zero_grad();
     batch_losses(*model, diffusion, x, y, o.bf16).loss.mean().backward();  // the trainer's step

@@ -2,8 +2,10 @@
 #include <ATen/ATen.h>
 #include <torch/cuda.h>
 
+#include <fstream>
 #include <map>
 #include <regex>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -179,6 +181,27 @@ TEST(CliBench, TrainStepReportsEveryMethodAgainstFull) {
   EXPECT_NE(l.output.find("\"images\": 256"), std::string::npos) << l.output;
   EXPECT_NE(l.output.find("\"prefetch_images_per_s\""), std::string::npos) << l.output;
   EXPECT_EQ(run_difffit("bench nope").exit_code, 2);
+}
+
+// --profile writes the timed steps as a trace of ATen ops (the GEMMs among them); a folder
+// that does not exist is an I/O error naming the file, before any step runs.
+TEST(CliBench, TrainStepProfileWritesATraceOrSaysWhyNot) {
+  TempDir dir;
+  const std::string model = "bench train-step --model custom --depth 1 --hidden-size 16 --num-heads 2 --patch-size 4"
+                            " --input-size 8 --in-channels 1 --num-classes 3 --batch 2 --steps 2 --warmup 1"
+                            " --method difffit --json --profile ";
+  auto r = run_difffit(model + dir.file("p"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::ifstream in(dir.file("p-difffit.trace.json"));
+  ASSERT_TRUE(in) << r.output;
+  const auto trace = nlohmann::json::parse(in);
+  std::set<std::string> names;
+  for (const auto& event : trace) names.insert(event.at("name").get<std::string>());
+  EXPECT_TRUE(names.count("aten::mm") || names.count("aten::addmm")) << trace.size() << " events";
+  auto bad = run_difffit(model + dir.file("missing/p"));
+  EXPECT_EQ(bad.exit_code, 3) << bad.output;
+  EXPECT_NE(bad.output.find("cannot write " + dir.file("missing/p-difffit.trace.json")), std::string::npos)
+      << bad.output;
 }
 
 TEST(CliBench, VaeDecoderTimingAndDeviceChoices) {
