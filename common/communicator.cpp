@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <exception>
+#include <limits>
 #include <string>
 #include <thread>
 
@@ -20,6 +21,7 @@ class LocalCommunicator : public Communicator {
   int size() const override { return 1; }
   void allreduce_sum(at::Tensor&) override {}
   std::vector<at::Tensor> allgather(const at::Tensor& tensor) override { return {tensor.clone()}; }
+  std::vector<at::Tensor> gather(const at::Tensor& tensor, int) override { return {tensor.clone()}; }
   void broadcast(at::Tensor&, int) override {}
   void barrier() override {}
 };
@@ -42,6 +44,41 @@ void require_cpu_contiguous(const at::Tensor& t) {
   if (!t.device().is_cpu() || !t.is_contiguous()) throw_usage("MPI collectives need contiguous CPU tensors");
 }
 
+// A tensor as an MPI (count, datatype): MPI counts are int, so a tensor of 2^31 elements or
+// more (a rank's decoded 512 px images) goes as rows of its leading dimension.
+class MpiMessage {
+ public:
+  explicit MpiMessage(const at::Tensor& t) : type_(mpi_type(t)) {
+    constexpr int64_t kMaxCount = std::numeric_limits<int>::max();
+    if (t.numel() <= kMaxCount) {
+      count_ = static_cast<int>(t.numel());
+      return;
+    }
+    const int64_t row = t.numel() / t.size(0);
+    if (t.size(0) > kMaxCount || row > kMaxCount)
+      throw_usage("MPI: a tensor of " + std::to_string(t.numel()) + " elements is too large for one message");
+    check_type(MPI_Type_contiguous(static_cast<int>(row), type_, &row_type_));
+    check_type(MPI_Type_commit(&row_type_));
+    type_ = row_type_;
+    count_ = static_cast<int>(t.size(0));
+  }
+  ~MpiMessage() {
+    if (row_type_ != MPI_DATATYPE_NULL) MPI_Type_free(&row_type_);
+  }
+  MpiMessage(const MpiMessage&) = delete;
+  MpiMessage& operator=(const MpiMessage&) = delete;
+  int count() const { return count_; }
+  MPI_Datatype type() const { return type_; }
+
+ private:
+  static void check_type(int code) {
+    if (code != MPI_SUCCESS) throw Error(ErrorKind::IO, "MPI: cannot make a row datatype");
+  }
+  MPI_Datatype type_;
+  MPI_Datatype row_type_ = MPI_DATATYPE_NULL;
+  int count_ = 0;
+};
+
 class MpiCommunicator : public Communicator {
  public:
   // Over `comm`; a communicator made by a split is freed with this object.
@@ -62,6 +99,9 @@ class MpiCommunicator : public Communicator {
 
   void allreduce_sum(at::Tensor& t) override {
     require_cpu_contiguous(t);
+    // Reductions take predefined types only, so no row datatype here (gradients are far smaller).
+    if (t.numel() > std::numeric_limits<int>::max())
+      throw_usage("MPI allreduce: " + std::to_string(t.numel()) + " elements are too many for one message");
     check(MPI_Allreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t), MPI_SUM,
                         comm_),
           "allreduce");
@@ -73,17 +113,30 @@ class MpiCommunicator : public Communicator {
     std::vector<int64_t> shape = {size_};
     for (int64_t s : t.sizes()) shape.push_back(s);
     at::Tensor all = at::empty(shape, t.options());
-    check(MPI_Allgather(t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t), all.data_ptr(),
-                        static_cast<int>(t.numel()), mpi_type(t), comm_),
-          "allgather");
+    const MpiMessage m(t);
+    check(MPI_Allgather(t.data_ptr(), m.count(), m.type(), all.data_ptr(), m.count(), m.type(), comm_), "allgather");
     std::vector<at::Tensor> out;
     for (int r = 0; r < size_; ++r) out.push_back(all[r]);
     return out;
   }
 
+  std::vector<at::Tensor> gather(const at::Tensor& tensor, int root) override {
+    at::Tensor t = tensor.contiguous();
+    require_cpu_contiguous(t);
+    std::vector<int64_t> shape = {rank_ == root ? size_ : 0};
+    for (int64_t s : t.sizes()) shape.push_back(s);
+    at::Tensor all = at::empty(shape, t.options());
+    const MpiMessage m(t);
+    check(MPI_Gather(t.data_ptr(), m.count(), m.type(), all.data_ptr(), m.count(), m.type(), root, comm_), "gather");
+    std::vector<at::Tensor> out;
+    for (int64_t r = 0; r < all.size(0); ++r) out.push_back(all[r]);
+    return out;
+  }
+
   void broadcast(at::Tensor& t, int root) override {
     require_cpu_contiguous(t);
-    check(MPI_Bcast(t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t), root, comm_), "broadcast");
+    const MpiMessage m(t);
+    check(MPI_Bcast(t.data_ptr(), m.count(), m.type(), root, comm_), "broadcast");
   }
 
   void barrier() override { check(MPI_Barrier(comm_), "barrier"); }
@@ -144,17 +197,35 @@ RowShare row_share(int64_t n, int64_t batch, int rank, int ranks) {
   return share;
 }
 
-at::Tensor allgather_rows(Communicator& comm, const at::Tensor& mine, int64_t n, int64_t batch) {
+namespace {
+
+// `mine` padded to the longest share (rank 0's), so every rank sends one shape.
+at::Tensor padded_share(const Communicator& comm, const at::Tensor& mine, int64_t n, int64_t batch, const char* what) {
   const int64_t longest = row_share(n, batch, 0, comm.size()).count;
   const int64_t count = row_share(n, batch, comm.rank(), comm.size()).count;
   if (mine.size(0) != count)
-    throw_usage("allgather_rows: rank " + std::to_string(comm.rank()) + " holds " + std::to_string(mine.size(0)) +
+    throw_usage(std::string(what) + ": rank " + std::to_string(comm.rank()) + " holds " + std::to_string(mine.size(0)) +
                 " rows, its share is " + std::to_string(count));
   std::vector<int64_t> shape = mine.sizes().vec();
   shape[0] = longest;
   at::Tensor padded = at::zeros(shape, mine.options());
   if (count > 0) padded.narrow(0, 0, count).copy_(mine);
-  return at::cat(comm.allgather(padded)).narrow(0, 0, std::max<int64_t>(n, 0)).cpu().contiguous();
+  return padded;
+}
+
+at::Tensor first_rows(const std::vector<at::Tensor>& shares, int64_t n) {
+  return at::cat(shares).narrow(0, 0, std::max<int64_t>(n, 0)).cpu().contiguous();
+}
+
+}  // namespace
+
+at::Tensor allgather_rows(Communicator& comm, const at::Tensor& mine, int64_t n, int64_t batch) {
+  return first_rows(comm.allgather(padded_share(comm, mine, n, batch, "allgather_rows")), n);
+}
+
+at::Tensor gather_rows(Communicator& comm, const at::Tensor& mine, int64_t n, int64_t batch, int root) {
+  const std::vector<at::Tensor> shares = comm.gather(padded_share(comm, mine, n, batch, "gather_rows"), root);
+  return comm.rank() == root ? first_rows(shares, n) : at::Tensor();
 }
 
 bool rank0_decides(Communicator& comm, bool value) {

@@ -20,6 +20,9 @@ class Communicator {
   virtual void allreduce_sum(at::Tensor& tensor) = 0;
   // Every rank's tensor (same shape and dtype everywhere), in rank order.
   virtual std::vector<at::Tensor> allgather(const at::Tensor& tensor) = 0;
+  // Every rank's tensor (same shape and dtype everywhere) on `root`, in rank order; the
+  // other ranks get an empty vector (and hold nothing but their own).
+  virtual std::vector<at::Tensor> gather(const at::Tensor& tensor, int root) = 0;
   virtual void broadcast(at::Tensor& tensor, int root) = 0;
   virtual void barrier() = 0;
   // A barrier that gives up after `timeout_s` (<= 0: waits for ever); false when it gave
@@ -46,6 +49,10 @@ RowShare row_share(int64_t n, int64_t batch, int rank, int ranks);
 // takes) on every rank, concatenated in rank order: the n rows in index order, on the CPU.
 // Shorter shares are padded for the gather, so every rank sends one shape.
 at::Tensor allgather_rows(Communicator& comm, const at::Tensor& mine, int64_t n, int64_t batch);
+
+// The same n rows on `root` alone (what only one rank writes, e.g. a run's decoded images);
+// the other ranks get an undefined tensor.
+at::Tensor gather_rows(Communicator& comm, const at::Tensor& mine, int64_t n, int64_t batch, int root = 0);
 
 // Rank 0's `value` on every rank (one decision all ranks then follow alike).
 bool rank0_decides(Communicator& comm, bool value);

@@ -96,6 +96,33 @@ class NcclCommunicator : public Communicator {
     return out;
   }
 
+  // Point-to-point in one group: NCCL has no gather collective.
+  std::vector<at::Tensor> gather(const at::Tensor& tensor, int root) override {
+    at::Tensor t = tensor.contiguous();
+    std::vector<int64_t> shape = {rank_ == root ? size_ : 0};
+    for (int64_t s : t.sizes()) shape.push_back(s);
+    at::Tensor all = at::empty(shape, t.options());
+    const size_t bytes = t.nbytes();
+    collective(t, bytes, all, all.nbytes(), [&](const void* in, void* out) {
+      check_nccl(ncclGroupStart(), "group start");
+      if (rank_ == root) {
+        for (int r = 0; r < size_; ++r) {
+          void* slot = static_cast<char*>(out) + r * bytes;
+          if (r == root)
+            check_cuda(cudaMemcpyAsync(slot, in, bytes, cudaMemcpyDeviceToDevice, stream_), "copy");
+          else
+            check_nccl(ncclRecv(slot, t.numel(), nccl_type(t), r, comm_, stream_), "recv");
+        }
+      } else {
+        check_nccl(ncclSend(in, t.numel(), nccl_type(t), root, comm_, stream_), "send");
+      }
+      check_nccl(ncclGroupEnd(), "group end");
+    });
+    std::vector<at::Tensor> out;
+    for (int64_t r = 0; r < all.size(0); ++r) out.push_back(all[r]);
+    return out;
+  }
+
   void broadcast(at::Tensor& t, int root) override {
     require_contiguous(t);
     collective(t, t.nbytes(), t, t.nbytes(), [&](const void* in, void* out) {

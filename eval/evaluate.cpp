@@ -122,7 +122,8 @@ Evaluation evaluate_samples(const EvaluationRequest& request, FeatureNetwork& ne
   const bool features = metrics.count(Metric::Kid) || metrics.count(Metric::PrecisionRecall);
   // Checks the samples before any work.
   const ImageSet samples = request.sample_images.defined()
-                               ? ImageSet(request.samples, request.sample_images, request.sample_labels)
+                               ? ImageSet(request.samples, request.sample_images, request.sample_labels,
+                                          request.sample_images_first, request.sample_images_total)
                                : ImageSet(request.samples);
   const bool scorer = !request.ranks || request.ranks->rank() == 0;
 

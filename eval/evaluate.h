@@ -41,6 +41,8 @@ struct EvaluationRequest {
   std::string samples;          // HDF5 `images` uint8 (N, H, W, C) [+ `y`] (with sample_images: their name)
   at::Tensor sample_images;     // uint8 (N, H, W, C) in memory instead of the file (optional) ...
   at::Tensor sample_labels;     // ... and the class each was drawn for (optional)
+  // sample_images may be a rank's share: rows [first, first + rows) of total (-1: all of them)
+  int64_t sample_images_first = 0, sample_images_total = -1;
   std::string reference;        // reference images (statistics cached in cache_dir), or ...
   std::string reference_stats;  // ... a statistics file (FID; KID and P/R when it holds features)
   MetricSet metrics = {Metric::Fid};

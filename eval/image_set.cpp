@@ -35,11 +35,16 @@ ImageSet::ImageSet(const std::string& path) : path_(path), reader_(std::make_uni
     throw_data(path + ": dataset '" + labels_key_ + "' must be (N) with N = " + std::to_string(n_));
 }
 
-ImageSet::ImageSet(const std::string& name, const at::Tensor& images, const at::Tensor& labels) : path_(name) {
+ImageSet::ImageSet(const std::string& name, const at::Tensor& images, const at::Tensor& labels, int64_t first,
+                   int64_t total)
+    : path_(name), first_(first) {
   if (images.dim() != 4 || images.scalar_type() != at::kByte || (images.size(3) != 1 && images.size(3) != 3))
     throw_usage(name + ": images in memory must be uint8 (N, H, W, C) with C = 1 or 3");
   images_ = images.cpu().contiguous();
-  n_ = images.size(0), h_ = images.size(1), w_ = images.size(2), c_ = images.size(3);
+  n_ = total < 0 ? first + images.size(0) : total, h_ = images.size(1), w_ = images.size(2), c_ = images.size(3);
+  if (first < 0 || first + images.size(0) > n_)
+    throw_usage(name + ": rows [" + std::to_string(first) + ", " + std::to_string(first + images.size(0)) +
+                ") are not within a set of " + std::to_string(n_));
   if (labels.defined() && labels.numel() > 0) {
     if (labels.dim() != 1 || labels.size(0) != n_)
       throw_usage(name + ": labels in memory must be (N) with N = " + std::to_string(n_));
@@ -53,7 +58,13 @@ ImageSet::~ImageSet() = default;
 bool ImageSet::has_labels() const { return !labels_key_.empty(); }
 
 at::Tensor ImageSet::images(int64_t start, int64_t count) const {
-  if (!reader_) return images_.narrow(0, start, count);
+  if (!reader_) {
+    if (start < first_ || start + count > first_ + images_.size(0))
+      throw_usage(path_ + ": rows [" + std::to_string(start) + ", " + std::to_string(start + count) +
+                  ") are outside the rows held here [" + std::to_string(first_) + ", " +
+                  std::to_string(first_ + images_.size(0)) + ")");
+    return images_.narrow(0, start - first_, count);
+  }
   return reader_->read_rows("images", at::kByte, start, count);
 }
 

@@ -19,7 +19,10 @@ class ImageSet {
  public:
   explicit ImageSet(const std::string& path);  // checks the layout; throws Data naming the file
   // uint8 (N, H, W, C) images [+ int64 (N) labels] in memory, called `name` in messages.
-  ImageSet(const std::string& name, const at::Tensor& images, const at::Tensor& labels = at::Tensor());
+  // They may be a window: rows [first, first + images.size(0)) of a set of `total` (a rank's
+  // share of a data-parallel run's samples); labels, when given, are all `total` of them.
+  ImageSet(const std::string& name, const at::Tensor& images, const at::Tensor& labels = at::Tensor(),
+           int64_t first = 0, int64_t total = -1);
   ~ImageSet();
 
   int64_t size() const { return n_; }
@@ -29,7 +32,7 @@ class ImageSet {
   bool has_labels() const;
   const std::string& path() const { return path_; }
 
-  at::Tensor images(int64_t start, int64_t count) const;  // uint8 (count, H, W, C)
+  at::Tensor images(int64_t start, int64_t count) const;  // uint8 (count, H, W, C); within the window
   at::Tensor labels() const;                              // int64 (N); throws if absent
   // The root attribute `content_hash` if present, else a hash of shape and pixels (hex).
   std::string content_hash() const;
@@ -38,6 +41,7 @@ class ImageSet {
   std::string path_;
   std::unique_ptr<Hdf5Reader> reader_;  // null for images in memory
   at::Tensor images_, labels_;          // the images in memory
+  int64_t first_ = 0;                   // the set's row that images_ starts at
   std::string labels_key_;  // "labels", "y" or "" (none)
   int64_t n_ = 0, h_ = 0, w_ = 0, c_ = 0;
 };

@@ -8,6 +8,8 @@
 #include <map>
 #include <regex>
 #include <sstream>
+#include <utility>
+#include <vector>
 
 #include "common/error.h"
 #include "common/hdf5_tensors.h"
@@ -186,6 +188,29 @@ TEST(MiniCnnTraining, SmallSetsTrainForAtLeastMinSteps) {
   EXPECT_EQ(mini_cnn_epochs(500000, o), 3);
   o.min_steps = 0;
   EXPECT_EQ(mini_cnn_epochs(500, o), 3);
+}
+
+// A rank's share of a run's samples: its rows answer by their index in the whole set,
+// other rows are refused by name rather than read from the wrong place.
+TEST(ImageSetInMemory, AWindowAnswersForItsOwnRowsOnly) {
+  const at::Tensor all = at::arange(6 * 2 * 2, at::kByte).view({6, 2, 2, 1});
+  const at::Tensor labels = at::arange(6, at::kLong);
+  const ImageSet share("samples.h5", all.narrow(0, 2, 3), labels, 2, 6);
+  EXPECT_EQ(share.size(), 6);
+  EXPECT_TRUE(at::equal(share.images(2, 3), all.narrow(0, 2, 3)));
+  EXPECT_TRUE(at::equal(share.images(3, 1), all.narrow(0, 3, 1)));
+  EXPECT_TRUE(at::equal(share.labels(), labels));
+  for (const auto& [start, count] : std::vector<std::pair<int64_t, int64_t>>{{0, 1}, {4, 2}, {5, 1}}) {
+    try {
+      share.images(start, count);
+      ADD_FAILURE() << "rows " << start << "+" << count << " are not held";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("samples.h5: rows"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_THROW(ImageSet("samples.h5", all.narrow(0, 2, 3), labels, 4, 6), Error);  // rows past the set
+  EXPECT_THROW(ImageSet("samples.h5", all.narrow(0, 2, 3), labels.narrow(0, 0, 5), 2, 6), Error);
+  EXPECT_EQ(ImageSet("samples.h5", all).size(), 6);  // the whole set, as before
 }
 
 TEST(LegacyTorchFormat, LoadsWhatTorchSaveWrote) {

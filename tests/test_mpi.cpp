@@ -34,7 +34,21 @@ void expect_allgather_in_rank_order(Communicator& comm) {
   for (int r = 0; r < comm.size(); ++r) EXPECT_TRUE(at::equal(all[r], at::full({2}, static_cast<float>(r))));
 }
 
+// Only the root receives: the other ranks get nothing back.
+void expect_gather_on_root_only(Communicator& comm) {
+  const int root = comm.size() - 1;
+  auto all = comm.gather(at::full({2, 3}, static_cast<double>(comm.rank()), at::kDouble), root);
+  if (comm.rank() != root) {
+    EXPECT_TRUE(all.empty());
+    return;
+  }
+  ASSERT_EQ(static_cast<int>(all.size()), comm.size());
+  for (int r = 0; r < comm.size(); ++r) EXPECT_TRUE(at::equal(all[r], at::full({2, 3}, static_cast<double>(r), at::kDouble)));
+}
+
 TEST(Mpi, AllreduceSumsEveryRanksTensor) { expect_allreduce_and_broadcast(*world()); }
+
+TEST(Mpi, GatherBringsEveryRanksTensorToTheRootAlone) { expect_gather_on_root_only(*world()); }
 
 TEST(Mpi, AllgatherReturnsRanksInOrder) { expect_allgather_in_rank_order(*world()); }
 
@@ -64,6 +78,14 @@ TEST(Mpi, RowsGatheredFromUnevenSharesComeBackInIndexOrder) {
   const at::Tensor all = allgather_rows(comm, rows, 5, 2);
   EXPECT_TRUE(at::equal(all, at::arange(5, at::kLong).view({-1, 1}).repeat({1, 3})));
   EXPECT_THROW(allgather_rows(comm, at::zeros({7, 3}, at::kLong), 5, 2), Error);  // not this rank's share
+
+  const at::Tensor on_root = gather_rows(comm, rows.to(at::kByte), 5, 2);
+  if (comm.rank() == 0) {
+    EXPECT_TRUE(at::equal(on_root, at::arange(5, at::kLong).view({-1, 1}).repeat({1, 3}).to(at::kByte)));
+  } else {
+    EXPECT_FALSE(on_root.defined());
+  }
+  EXPECT_THROW(gather_rows(comm, at::zeros({7, 3}, at::kByte), 5, 2), Error);
 }
 
 TEST(Mpi, RankZerosWorkDecidesForAllAndItsFailureReachesEveryRank) {
@@ -107,6 +129,7 @@ TEST(Nccl, FailsClearlyOnEveryRankWithoutAGpuElseMatchesMpi) {
   const int n = mpi.size();
   expect_allreduce_and_broadcast(*nccl);
   expect_allgather_in_rank_order(*nccl);
+  expect_gather_on_root_only(*nccl);
   at::Tensor f = at::arange(7, at::kFloat) * (mpi.rank() + 1);
   nccl->allreduce_sum(f);
   EXPECT_TRUE(at::equal(f, at::arange(7, at::kFloat) * (n * (n + 1) / 2)));

@@ -12,6 +12,8 @@
 #include <set>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "common/error.h"
 #include "common/hdf5_tensors.h"
 #include "common/safetensors.h"
@@ -389,7 +391,8 @@ TEST_F(VaeTest, ARunOnLatentsDecodesAndScoresItsSamples) {
   EXPECT_EQ(run.score->num_samples, 6);
 
   // Two ranks (the 6 samples drawn in one batch on rank 0): each decodes and scores 3;
-  // rank 0 writes all 6 images.
+  // rank 0 alone gathers all 6 images and writes them; the score is the one process's (the
+  // weights differ by float summation order only).
   auto two = testing::run_command(testing::mpirun_difffit(2) + " run " + yaml + " --set eval.vae=" + weights() +
                                   " --set output_dir=" + tmp.file("two"));
   ASSERT_EQ(two.exit_code, 0) << two.output;
@@ -400,6 +403,11 @@ TEST_F(VaeTest, ARunOnLatentsDecodesAndScoresItsSamples) {
   EXPECT_LE(max_abs_diff(two_samples.read("images", at::kByte, 4),
                          decode_to_uint8(*vae.model, two_samples.read("latents", at::kFloat))),
             1.0);
+  std::ifstream two_metrics(two_config.run_dir() + "/metrics.json");
+  const nlohmann::json scored = nlohmann::json::parse(two_metrics);
+  ASSERT_TRUE(run.score->fid.has_value());
+  EXPECT_EQ(scored["fid_samples"], 6);
+  EXPECT_NEAR(scored["fid"].get<double>(), *run.score->fid, 1e-3 * std::max(1.0, std::abs(*run.score->fid)));
 
   // A missing weight file is a config error naming the field.
   r = run_difffit("run " + yaml + " --set eval.vae=" + tmp.file("missing.safetensors"));

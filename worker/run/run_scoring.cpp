@@ -16,7 +16,7 @@ namespace difffit {
 std::optional<Evaluation> score_samples(const ExperimentConfig& config, const SamplesFile& file,
                                         const std::string& samples_path, const std::string& grid_path,
                                         Communicator* ranks) {
-  const ImageSet samples(samples_path, file.images, file.labels);
+  const ImageSet samples(samples_path, file.images, file.labels, file.images_first, file.latents.size(0));
   const bool writer = !ranks || ranks->rank() == 0;
   if (writer && !grid_path.empty()) {
     GridStyle style;
@@ -45,6 +45,8 @@ std::optional<Evaluation> score_samples(const ExperimentConfig& config, const Sa
   request.samples = samples_path;
   request.sample_images = file.images;
   request.sample_labels = file.labels;
+  request.sample_images_first = file.images_first;
+  request.sample_images_total = file.latents.size(0);
   request.reference = config.data.reference;
   request.metrics = config.eval.metrics;
   request.num_reference = config.eval.num_reference;

@@ -42,7 +42,15 @@ SamplesFile samples_with_images(const SampleResult& samples, const LatentDecodin
                                 [&](int64_t done, int64_t) { progress.update(done); })
                     .narrow(0, 0, mine.count);
   progress.finish();
-  if (shared) file.images = allgather_rows(*ranks, file.images, n, 0);
+  if (shared) {
+    // Only rank 0 writes samples.h5: the others keep their share for their part of the scoring.
+    at::Tensor all = gather_rows(*ranks, file.images, n, 0);
+    if (ranks->rank() == 0) {
+      file.images = all;
+    } else {
+      file.images_first = mine.first;
+    }
+  }
   file.attributes["vae_file"] = std::filesystem::path(decoding.vae).filename().string();
   file.attributes["vae_sha256"] = vae.sha256;
   return file;

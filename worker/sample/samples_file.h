@@ -18,6 +18,9 @@ struct SamplesFile {
   at::Tensor latents;  // float32 (N, C, H, W), the model-space samples
   at::Tensor labels;   // int64 (N): the class each sample was drawn for
   at::Tensor images;   // uint8 (N, H, W, C); undefined for latents nobody decoded
+  // In a data-parallel run rank 0 holds all N images, the other ranks only their decode
+  // share: rows [images_first, images_first + images.size(0)).
+  int64_t images_first = 0;
   std::map<std::string, std::string> attributes;  // sampler, seed, vae_sha256, ...
 };
 
