@@ -142,8 +142,14 @@ void ensure_cpu_settings(char** argv) {
   }
 }
 
+int64_t physical_memory_bytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? static_cast<int64_t>(pages) * page : 0;
+}
+
 void set_compute_threads(int threads) {
-  if (threads < 1) throw_usage("--threads must be at least 1");
+  if (threads < 1 || threads > kMaxComputeThreads)
+    throw_usage("--threads must be in 1.." + std::to_string(kMaxComputeThreads));
   at::set_num_threads(threads);
   using SetThreads = void (*)(int);
   if (auto set_blas = blas_symbol<SetThreads>("openblas_set_num_threads")) set_blas(threads);

@@ -3,6 +3,7 @@
 // generic "Prescott" SSE3 kernels, 4-5x slower than its AVX-512 ones), the fastest precision.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace difffit {
@@ -65,8 +66,12 @@ void keep_freed_memory();
 long long peak_memory_bytes();
 void reset_peak_memory();
 
+// This machine's physical memory in bytes (0 when unknown).
+int64_t physical_memory_bytes();
+
 // Intra-op threads for LibTorch and for OpenBLAS (Debian's ignores LibTorch's setting).
-// Throws Usage when threads < 1.
+// Throws Usage when threads is outside 1..kMaxComputeThreads.
+constexpr int kMaxComputeThreads = 1024;
 void set_compute_threads(int threads);
 
 }  // namespace difffit

@@ -1,10 +1,12 @@
 #include "common/yaml_fields.h"
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
 #include <sstream>
+#include <utility>
 
 #include "common/error.h"
 
@@ -15,12 +17,42 @@ YamlSection::YamlSection(YAML::Node node, std::string source, std::string path)
 
 namespace {
 
+// Every mapping key must be a scalar that appears once in its mapping: yaml-cpp keeps the
+// first of two equal keys, where most YAML readers keep the last, so the same file would
+// mean two things. Walked without recursion, each node once (aliases share their node).
+void check_mapping_keys(const YAML::Node& root, const std::string& file) {
+  std::vector<std::pair<YAML::Node, std::string>> todo = {{root, ""}};
+  std::set<std::pair<int, int>> seen;  // nodes by their place in the text
+  while (!todo.empty()) {
+    auto [node, path] = todo.back();
+    todo.pop_back();
+    if (!node.IsMap() && !node.IsSequence()) continue;
+    if (!seen.insert({node.Mark().line, node.Mark().column}).second) continue;
+    const std::string prefix = path.empty() ? "" : path + ".";
+    if (node.IsSequence()) {
+      for (size_t i = 0; i < node.size(); ++i) todo.push_back({node[i], path + "[" + std::to_string(i) + "]"});
+      continue;
+    }
+    std::set<std::string> keys;
+    for (const auto& item : node) {
+      if (!item.first.IsScalar())
+        throw_config(file + ": " + (path.empty() ? "the top level" : path) + ": line " +
+                     std::to_string(item.first.Mark().line + 1) + ": a key must be a plain name, not a list or mapping");
+      const std::string key = item.first.Scalar();
+      if (!keys.insert(key).second)
+        throw_config(file + ": " + prefix + key + ": given twice (line " + std::to_string(item.first.Mark().line + 1) +
+                     ")");
+      todo.push_back({item.second, prefix + key});
+    }
+  }
+}
+
 // Parsed files by path, reused while the file's text stays the same: a sweep's planner
 // loads the same template once per run (10,000 times in a large sweep), and parsing YAML
 // is the slow part. Callers get a deep copy they may change.
 YAML::Node parse_file_cached(const std::string& file) {
   std::ifstream in(file, std::ios::binary);
-  if (!in) return YAML::LoadFile(file);  // the parser reports why
+  if (!in) return YAML::LoadFile(file);  // the parser reports why (it cannot open the file either)
   std::ostringstream text;
   text << in.rdbuf();
   static std::mutex mutex;
@@ -28,7 +60,9 @@ YAML::Node parse_file_cached(const std::string& file) {
   std::lock_guard<std::mutex> lock(mutex);
   auto it = cache.find(file);
   if (it == cache.end() || it->second.first != text.str()) {
-    it = cache.insert_or_assign(file, std::make_pair(text.str(), YAML::Load(text.str()))).first;
+    YAML::Node parsed = YAML::Load(text.str());
+    check_mapping_keys(parsed, file);  // before the copy below, which has no text positions
+    it = cache.insert_or_assign(file, std::make_pair(text.str(), parsed)).first;
   }
   return YAML::Clone(it->second.second);
 }
@@ -80,7 +114,13 @@ void read_scalar(const YamlSection& section, const std::string& key, T& out, con
 
 void YamlSection::read(const std::string& key, int64_t& out) const { read_scalar(*this, key, out, "an integer"); }
 void YamlSection::read(const std::string& key, int& out) const { read_scalar(*this, key, out, "an integer"); }
-void YamlSection::read(const std::string& key, double& out) const { read_scalar(*this, key, out, "a number"); }
+void YamlSection::read(const std::string& key, double& out) const {
+  double value = out;
+  read_scalar(*this, key, value, "a number");
+  // YAML's .nan and .inf are numbers to the parser; no field of a config means them.
+  if (!std::isfinite(value)) throw_config(where(key) + ": expected a finite number, got '" + node_[key].Scalar() + "'");
+  out = value;
+}
 void YamlSection::read(const std::string& key, bool& out) const { read_scalar(*this, key, out, "true or false"); }
 void YamlSection::read(const std::string& key, std::string& out) const { read_scalar(*this, key, out, "a string"); }
 

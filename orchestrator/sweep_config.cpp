@@ -5,6 +5,8 @@
 #include <set>
 
 #include "common/error.h"
+#include "common/names.h"
+#include "common/platform.h"
 #include "common/json_text.h"
 #include "common/yaml_fields.h"
 
@@ -49,6 +51,8 @@ SweepAxis parse_axis(const YamlSection& axis) {
   axis.read("name", out.name);
   if (out.name.empty()) throw_config(axis.where("name") + ": missing");
   if (!valid_utf8(out.name)) throw_config(axis.where("name") + ": not valid UTF-8 (it names a results column)");
+  if (!usable_column_name(out.name))
+    throw_config(axis.where("name") + ": '" + out.name + "' cannot name a results column (no '/', not '.')");
   if (out.name == "grid" || out.name == "run_id" || out.name == "name") {
     throw_config(axis.where("name") + ": '" + out.name + "' is reserved for a results column");
   }
@@ -138,8 +142,9 @@ SweepConfig load_sweep(const std::string& path, const Overrides& overrides) {
   SweepConfig config;
   config.source = path;
   root.read("sweep", config.name);
-  if (config.name.empty() || config.name.find('/') != std::string::npos) {
-    throw_config(root.where("sweep") + ": a name without '/' is required (it names the state folder)");
+  if (!usable_folder_name(config.name)) {
+    throw_config(root.where("sweep") + ": '" + config.name + "' cannot name the state folder inside output_dir (" +
+                 kFolderNameRule + ")");
   }
   if (!valid_utf8(config.name)) throw_config(root.where("sweep") + ": not valid UTF-8");
   root.read("experiment", config.experiment);
@@ -152,7 +157,8 @@ SweepConfig load_sweep(const std::string& path, const Overrides& overrides) {
   root.read("heartbeat_interval", config.heartbeat_interval_s);
   config.overrides = read_overrides(root, "set");
   config.overrides.insert(config.overrides.end(), extra.begin(), extra.end());
-  if (config.threads < 1) throw_config(root.where("threads") + ": must be at least 1");
+  if (config.threads < 1 || config.threads > kMaxComputeThreads)
+    throw_config(root.where("threads") + ": must be in 1.." + std::to_string(kMaxComputeThreads));
   if (config.max_attempts < 1) throw_config(root.where("max_attempts") + ": must be at least 1");
   if (config.ranks_per_run < 1) throw_config(root.where("ranks_per_run") + ": must be at least 1");
   if (config.run_time_limit_s < 0) throw_config(root.where("run_time_limit") + ": must be >= 0 seconds");

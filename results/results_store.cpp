@@ -7,6 +7,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/names.h"
 #include "common/hdf5_handles.h"
 #include "results/result_columns.h"
 
@@ -20,7 +21,7 @@ void check_column_names(const std::string& path, const std::vector<std::string>&
   const std::set<std::string> text_set(text.begin(), text.end());
   for (const auto* names : {&text, &numeric}) {
     for (const std::string& name : *names) {
-      if (name.empty() || name == "." || name.find('/') != std::string::npos)
+      if (!usable_column_name(name))
         throw_data(path + ": column name '" + name + "' cannot be an HDF5 dataset name");
     }
   }

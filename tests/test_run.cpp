@@ -99,6 +99,20 @@ TEST_F(RunTest, WritesASelfDescribingRunFolderAndSkipsWhenDone) {
   std::string csv = read_file(d + "/loss.csv");
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 10);
   EXPECT_TRUE(run_experiment(c).skipped);
+  // Marked done without its metrics: not done; it resumes at its last step and scores again.
+  std::filesystem::remove(d + "/metrics.json");
+  const RunOutcome rescored = run_experiment(c);
+  EXPECT_FALSE(rescored.skipped);
+  EXPECT_EQ(rescored.train.steps_this_session, 0);
+  EXPECT_TRUE(std::filesystem::exists(d + "/metrics.json"));
+  // --force trains it again from step 0 (not from the finished checkpoint), same results.
+  const RunOutcome forced = run_experiment(c, /*force=*/true);
+  EXPECT_FALSE(forced.train.resumed);
+  EXPECT_EQ(forced.train.steps_this_session, 9);
+  EXPECT_TRUE(std::isfinite(forced.train.steps_per_second));
+  EXPECT_EQ(read_file(d + "/loss.csv"), csv);
+  EXPECT_NE(read_file(d + "/metrics.json").find("\"steps_per_second\": " ), std::string::npos);
+  EXPECT_EQ(read_file(d + "/metrics.json").find("\"steps_per_second\": null"), std::string::npos);
   // A different setting is a different run.
   c.train.lr = 2e-3;
   EXPECT_NE(c.run_id(), first.run_id);
@@ -482,6 +496,28 @@ TEST_F(RunTest, BadConfigsNameTheFileAndField) {
   expect_refused("train: {device: tpu}\n", "bad.yaml: train.device: unknown device 'tpu' (expected cpu or cuda)");
   expect_refused("sample: {sampler: euler}\n",
                  "bad.yaml: sample.sampler: unknown sampler 'euler' (expected ddpm or ddim)");
+  // YAML's own non-numbers, a key given twice (yaml-cpp would keep the first, most readers
+  // the last), a list as a key, and sizes that would take the machine's memory or threads.
+  expect_refused("train: {ema_decay: .nan}\n", "bad.yaml: train.ema_decay: expected a finite number, got '.nan'");
+  expect_refused("sample: {cfg_scale: .inf}\n", "bad.yaml: sample.cfg_scale: expected a finite number, got '.inf'");
+  expect_refused("seed: 0\nseed: 5\n", "bad.yaml: seed: given twice (line 6)");
+  expect_refused("train: {lr: 1.0e-4, lr: 1.0e-3}\n", "bad.yaml: train.lr: given twice");
+  expect_refused("? [a, b]\n: 1\n", "bad.yaml: the top level: line 5: a key must be a plain name");
+  expect_refused("train: {timesteps: 1000000000}\n", "bad.yaml: train.timesteps: must be in 2..1000000");
+  expect_refused("threads: 100000\n", "bad.yaml: threads: must be in 1..1024");
+  expect_refused("sample: {eta: 2}\n", "bad.yaml: sample.eta: must be in [0, 1]");
+  expect_refused("train: {weight_decay: -5}\n", "bad.yaml: train.weight_decay: must be >= 0");
+  expect_refused("base_checkpoint: 'run:'\n", "bad.yaml: base_checkpoint: 'run:' needs an experiment file");
+  expect_refused("eval: {grid_columns: 100000000}\n", "bad.yaml: eval.grid_columns: must be in 1..1000");
+  // Blocks beyond the model's depth, found with the model's depth at load time.
+  std::ofstream(yaml) << "name: x\nmodel: {name: DiT-S/2}\nmethod: {name: difffit, blocks: 'list:99'}\n"
+                         "data: {train: a.h5}\n";
+  auto blocks = run_difffit("run " + yaml + " --dump-config");
+  EXPECT_EQ(blocks.exit_code, 2) << blocks.output;
+  EXPECT_NE(blocks.output.find("bad.yaml: method.blocks: "), std::string::npos) << blocks.output;
+  EXPECT_NE(blocks.output.find("block 99 is outside 0..11"), std::string::npos) << blocks.output;
+  // An alias used many times is one node: checked once, not once per use.
+  expect_refused("eval: &e {grid_columns: 0}\nx: [*e, *e, *e]\n", "bad.yaml: x: unknown field");
   // An output folder that cannot be made (under a file): an I/O error, exit code 3.
   std::ofstream(out.file("a-file")) << "x";
   ExperimentConfig c = config(out.file("a-file") + "/runs");

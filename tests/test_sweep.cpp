@@ -67,8 +67,21 @@ TEST(SweepConfig, ExpandsTemplatesAndNamesTheFieldOfAnError) {
   EXPECT_NE(message.find("bad.yaml: grids[0].axes[0].set: a list of labels needs a `set` that uses {value}"),
             std::string::npos)
       << message;
-  std::ofstream(bad) << "sweep: x/y\ngrids: []\n";
-  EXPECT_NE(error_of([&] { load_sweep(bad); }).find("bad.yaml: sweep"), std::string::npos);
+  // The sweep's name is its state folder inside output_dir; an axis name is a results column.
+  for (const std::string name : {"x/y", "..", ".", "'a\\b'", "\"a\\nb\""}) {
+    std::ofstream(bad) << "sweep: " << name << "\ngrids: []\n";
+    message = error_of([&] { load_sweep(bad); });
+    EXPECT_NE(message.find("bad.yaml: sweep: "), std::string::npos) << name << ": " << message;
+    EXPECT_NE(message.find("cannot name the state folder"), std::string::npos) << name << ": " << message;
+  }
+  for (const std::string name : {"a/b", "."}) {
+    std::ofstream(bad) << "sweep: x\nexperiment: e.yaml\ngrids:\n  - name: g\n    axes:\n      - name: '" << name
+                       << "'\n        set: {method.name: '{value}'}\n        values: [full]\n";
+    message = error_of([&] { load_sweep(bad); });
+    EXPECT_NE(message.find("bad.yaml: grids[0].axes[0].name: '" + name + "' cannot name a results column"),
+              std::string::npos)
+        << message;
+  }
 }
 
 TEST(SweepPlan, TwoCellsOfAGridThatAreOneRunAreAnError) {

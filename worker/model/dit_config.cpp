@@ -34,6 +34,7 @@ void DiTConfig::validate() const {
                                             std::to_string(patch_size) + ")");
   require(in_channels > 0, "in_channels must be positive");
   require(depth > 0, "depth must be positive");
+  require(hidden_size > 0, "hidden_size must be positive");
   require(num_heads > 0 && hidden_size % num_heads == 0,
           "hidden_size (" + std::to_string(hidden_size) + ") must be divisible by num_heads (" +
               std::to_string(num_heads) + ")");

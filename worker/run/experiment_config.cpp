@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/names.h"
 #include "common/json_text.h"
 #include "common/number_format.h"
 #include "common/platform.h"
@@ -17,6 +18,9 @@
 
 namespace difffit {
 namespace {
+
+// Keeps a typo from allocating the machine away (a schedule of 10^9 steps takes tens of GB).
+constexpr int64_t kMaxTimesteps = 1000000;
 
 // Sets "a.b.c" in `root` to `value`, creating mappings on the way: a flow list
 // ("[fid, kid]") is a list as in the file, anything else a scalar.
@@ -80,7 +84,12 @@ void parse_train(const YamlSection& s, TrainConfig& t) {
   if (t.grad_accum < 1) bad("grad_accum", "must be at least 1");
   if (!(t.lr > 0)) bad("lr", "must be positive");
   if (t.ema_decay < 0 || t.ema_decay > 1) bad("ema_decay", "must be in [0, 1]");
-  if (t.timesteps < 2) bad("timesteps", "must be at least 2");
+  if (t.timesteps < 2 || t.timesteps > kMaxTimesteps)
+    bad("timesteps", "must be in 2.." + std::to_string(kMaxTimesteps) + " (DiT uses 1000)");
+  if (t.weight_decay < 0) bad("weight_decay", "must be >= 0");
+  if (t.grad_clip < 0) bad("grad_clip", "must be >= 0 (0 = off)");
+  if (t.log_every < 0) bad("log_every", "must be >= 0");
+  if (t.checkpoint_every < 0) bad("checkpoint_every", "must be >= 0 (0 = at the end only)");
   t.device = parse_device_kind(device, s.where("device"));
   // "auto" is resolved here, so the run id and config.yaml name the precision that actually ran.
   t.precision = parse_precision(precision, s.where("precision"), t.device);
@@ -112,7 +121,7 @@ void parse_eval(const YamlSection& s, EvalConfig& e) {
   s.read("grid_columns", e.grid_columns);
   s.read("vae", e.vae);
   if (e.num_reference < 0) throw_config(s.where("num_reference") + ": must be >= 0");
-  if (e.grid_columns < 1) throw_config(s.where("grid_columns") + ": must be at least 1");
+  if (e.grid_columns < 1 || e.grid_columns > 1000) throw_config(s.where("grid_columns") + ": must be in 1..1000");
   if (!e.vae.empty() && !std::filesystem::is_regular_file(e.vae)) {
     throw_config(s.where("vae") + ": " + e.vae + " is not a file (AutoencoderKL weights, e.g. "
                  "diffusion_pytorch_model.safetensors)");
@@ -141,6 +150,9 @@ void parse_sample(const YamlSection& s, SampleConfig& c) {
   }
   c.clip_denoised = clip == "auto" ? std::nullopt : std::optional<bool>(clip == "true");
   if (c.num < 0) throw_config(s.where("num") + ": must be >= 0");
+  if (c.batch_size < 0) throw_config(s.where("batch_size") + ": must be >= 0");
+  if (c.cfg_scale < 0) throw_config(s.where("cfg_scale") + ": must be >= 0 (1 = no guidance)");
+  if (c.eta < 0 || c.eta > 1) throw_config(s.where("eta") + ": must be in [0, 1]");
   if (c.steps < 1) throw_config(s.where("steps") + ": must be at least 1");
 }
 
@@ -171,14 +183,10 @@ ExperimentConfig load_experiment(const std::string& path, const std::vector<std:
                            "data", "train", "sample", "eval"});
   ExperimentConfig config;
   root.read("name", config.name);
-  // The name becomes a folder name inside output_dir: no separators, no "..", nothing unprintable.
-  const bool bad_name = config.name.empty() || config.name[0] == '.' ||
-                        std::any_of(config.name.begin(), config.name.end(), [](unsigned char c) {
-                          return c == '/' || c == '\\' || c < 0x20 || c == 0x7f;
-                        });
-  if (bad_name) {
-    throw_config(root.where("name") + ": '" + config.name +
-                 "' cannot name a run folder inside output_dir (no '/', '\\', control characters or leading '.')");
+  // The name becomes a folder name inside output_dir.
+  if (!usable_folder_name(config.name)) {
+    throw_config(root.where("name") + ": '" + config.name + "' cannot name a run folder inside output_dir (" +
+                 kFolderNameRule + ")");
   }
   if (!valid_utf8(config.name)) throw_config(root.where("name") + ": not valid UTF-8 (names are stored as UTF-8 text)");
   int64_t seed = 0;
@@ -190,6 +198,7 @@ ExperimentConfig load_experiment(const std::string& path, const std::vector<std:
   // it resolves to that run's model file, so the run id follows the base's own id.
   if (config.base_checkpoint.rfind("run:", 0) == 0) {
     const std::string other = config.base_checkpoint.substr(4);
+    if (other.empty()) throw_config(root.where("base_checkpoint") + ": 'run:' needs an experiment file after it");
     ExperimentLoadOptions base_options = options;
     base_options.chain.push_back(std::filesystem::absolute(path).lexically_normal().string());
     const std::string other_abs = std::filesystem::absolute(other).lexically_normal().string();
@@ -236,12 +245,18 @@ ExperimentConfig load_experiment(const std::string& path, const std::vector<std:
   root.read("threads", config.threads);
   config.model = parse_dit_config(root.child("model"));
   config.method = parse_method_config(root.child("method"));
+  try {
+    config.method.blocks.resolve(config.model.depth);  // known only with the model
+  } catch (const Error& e) {
+    throw_config(root.where("method.blocks") + ": " + e.what());
+  }
   parse_data(root.child("data"), config.data);
   if (config.data.train.empty()) throw_config(root.where("data.train") + ": missing (a prepared HDF5 file)");
   if (root.has("train")) parse_train(root.child("train"), config.train);
   if (root.has("sample")) parse_sample(root.child("sample"), config.sample);
   if (root.has("eval")) parse_eval(root.child("eval"), config.eval);
-  if (config.threads < 1) throw_config(root.where("threads") + ": must be at least 1");
+  if (config.threads < 1 || config.threads > kMaxComputeThreads)
+    throw_config(root.where("threads") + ": must be in 1.." + std::to_string(kMaxComputeThreads));
   if (config.train.steps == 0 && config.base_checkpoint.empty())
     throw_config(root.where("train.steps") + ": 0 steps evaluates a base_checkpoint, and none is set");
   // Respacing picks sample.steps of the train.timesteps steps: found here, not after training.

@@ -114,7 +114,10 @@ RunOutcome run_experiment(const ExperimentConfig& config, bool force, const RunH
   std::error_code made;
   fs::create_directories(dir, made);
   if (made) throw_io(outcome.run_dir + ": cannot create the run folder (" + made.message() + ")");
-  const bool done = fs::exists(dir / "DONE") && !force;
+  const bool marked_done = fs::exists(dir / "DONE") && !force;
+  const bool done = marked_done && fs::exists(dir / "metrics.json");
+  if (marked_done && !done)
+    log()->warn("[run] {} is marked done but has no metrics.json: running it again", outcome.run_id);
   if (dp.active()) dp.comm->barrier();  // every rank has looked before rank 0 clears DONE
   if (done) {
     log()->info("[run] {} is already done ({}); use --force to run it again", outcome.run_id, outcome.run_dir);
@@ -122,6 +125,15 @@ RunOutcome run_experiment(const ExperimentConfig& config, bool force, const RunH
     return outcome;
   }
   std::unique_ptr<ScopedLogFile> run_log;
+  // --force starts over: the last attempt's checkpoint would resume it at its final step.
+  if (force) {
+    run_on_rank0(dp.active() ? dp.comm : nullptr, [&] {
+      std::error_code removed;
+      fs::remove(dir / "checkpoint.safetensors", removed);
+      if (removed) throw_io(outcome.run_dir + "/checkpoint.safetensors: cannot remove it to run again (" +
+                            removed.message() + ")");
+    });
+  }
   if (writer) {
     fs::remove(dir / "DONE");
     write_file_atomically((dir / "config.yaml").string(), config.resolved_yaml());
