@@ -1,5 +1,7 @@
 #include "app/cli_options.h"
 
+#include <ATen/ATen.h>
+
 #include <cstdlib>
 #include <iostream>
 
@@ -86,6 +88,26 @@ ModelSource model_source_from(const po::variables_map& vm) {
 void add_thread_option(po::options_description& options) {
   options.add_options()("threads", po::value<int>()->default_value(1),
                         "intra-op threads (one rank per core with 1 thread is fastest on CPU)");
+}
+
+void check_model_inputs(const Hdf5Reader& in, const std::string& x_name, const at::Tensor& x, const at::Tensor& t,
+                        const at::Tensor& y, const DiTConfig& config) {
+  const int64_t n = x.size(0);
+  if (n < 1) throw_data(in.path() + ": dataset '" + x_name + "' has no rows");
+  if (x.size(1) != config.in_channels || x.size(2) != config.input_size || x.size(3) != config.input_size) {
+    throw_data(in.path() + ": dataset '" + x_name + "' has shape " + c10::str(x.sizes()) + ", the model expects (N, " +
+               std::to_string(config.in_channels) + ", " + std::to_string(config.input_size) + ", " +
+               std::to_string(config.input_size) + ")");
+  }
+  if (t.size(0) != n || y.size(0) != n) {
+    throw_data(in.path() + ": datasets 't' and 'y' must have N = " + std::to_string(n) + " entries");
+  }
+  if (t.min().item<int64_t>() < 0) throw_data(in.path() + ": dataset 't' has negative timesteps");
+  const int64_t rows = config.class_table_rows();
+  if (y.min().item<int64_t>() < 0 || y.max().item<int64_t>() >= rows) {
+    throw_data(in.path() + ": dataset 'y' has labels outside 0.." + std::to_string(rows - 1) +
+               " (check --num-classes)");
+  }
 }
 
 void apply_thread_option(const po::variables_map& vm) { set_compute_threads(vm["threads"].as<int>()); }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/communicator.h"
+#include "common/hdf5_tensors.h"
 #include "worker/model/build_model.h"
 #include "worker/model/dit_config.h"
 #include "worker/model/method_config.h"
@@ -32,6 +33,12 @@ MethodConfig method_config_from(const po::variables_map& vm);
 // --checkpoint (required) --delta: the weights of a model to run
 void add_checkpoint_options(po::options_description& options);
 ModelSource model_source_from(const po::variables_map& vm);
+
+// Inputs for one model call read from `in`: `x_name` (N, C, S, S) as the model expects,
+// N >= 1 rows, t (N) >= 0 and y (N) labels the class table holds; throws Data naming the
+// file and dataset otherwise.
+void check_model_inputs(const Hdf5Reader& in, const std::string& x_name, const at::Tensor& x, const at::Tensor& t,
+                        const at::Tensor& y, const DiTConfig& config);
 
 // --threads (intra-op threads for LibTorch and OpenBLAS)
 void add_thread_option(po::options_description& options);

@@ -78,6 +78,18 @@ EvalArgs eval_args_from(const po::variables_map& vm) {
   a.export_samples_npz = text("export-samples-npz");
   r.export_reference_npz = text("export-reference-npz");
   a.json = vm.count("json") > 0;
+  auto at_least = [&](const char* flag, int64_t value, int64_t low) {
+    if (value < low) throw_usage(std::string("eval: --") + flag + " must be at least " + std::to_string(low));
+  };
+  at_least("num-samples", r.num_samples, 0);
+  at_least("num-reference", r.num_reference, 0);
+  at_least("batch-size", r.batch_size, 1);
+  at_least("grid-columns", a.grid_style.columns, 1);
+  at_least("grid-scale", a.grid_scale, 0);
+  at_least("mini-cnn-epochs", a.net.mini_cnn.epochs, 1);
+  // A grid wider or taller than a PNG viewer opens is a typo, not a request.
+  if (a.grid_style.columns > 1000) throw_usage("eval: --grid-columns must be at most 1000");
+  if (a.grid_scale > 64) throw_usage("eval: --grid-scale must be at most 64");
   return a;
 }
 
@@ -98,6 +110,7 @@ int score_given_features(const EvalArgs& a) {
   const at::Tensor fb = Hdf5Reader(a.features_b).read("features", at::kDouble, 2);
   require_finite(fa, a.features_a + ": dataset 'features'");
   require_finite(fb, a.features_b + ": dataset 'features'");
+  if (fa.size(1) < 1 || fb.size(1) < 1) throw_data((fa.size(1) < 1 ? a.features_a : a.features_b) + ": dataset 'features' has no columns");
   if (fa.size(1) != fb.size(1))
     throw_data("feature dimensions differ: " + a.features_a + " has " + std::to_string(fa.size(1)) + ", " +
                a.features_b + " has " + std::to_string(fb.size(1)));

@@ -2,6 +2,8 @@
 #include <ATen/ATen.h>
 #include <torch/types.h>
 
+#include <cmath>
+
 #include "app/cli_options.h"
 #include "app/commands.h"
 #include "common/error.h"
@@ -11,25 +13,6 @@
 
 namespace difffit {
 namespace {
-
-void check_inputs(const Hdf5Reader& in, const at::Tensor& x, const at::Tensor& t, const at::Tensor& y,
-                  const DiTConfig& config) {
-  const int64_t n = x.size(0);
-  if (x.size(1) != config.in_channels || x.size(2) != config.input_size || x.size(3) != config.input_size) {
-    throw_data(in.path() + ": dataset 'x' has shape " + c10::str(x.sizes()) + ", the model expects (N, " +
-               std::to_string(config.in_channels) + ", " + std::to_string(config.input_size) + ", " +
-               std::to_string(config.input_size) + ")");
-  }
-  if (t.size(0) != n || y.size(0) != n) {
-    throw_data(in.path() + ": datasets 't' and 'y' must have N = " + std::to_string(n) + " entries");
-  }
-  if (t.numel() && (t.min().item<int64_t>() < 0)) throw_data(in.path() + ": dataset 't' has negative timesteps");
-  const int64_t rows = config.class_table_rows();
-  if (y.numel() && (y.min().item<int64_t>() < 0 || y.max().item<int64_t>() >= rows)) {
-    throw_data(in.path() + ": dataset 'y' has labels outside 0.." + std::to_string(rows - 1) +
-               " (check --num-classes)");
-  }
-}
 
 // Runs `fn` over row batches of size `batch` (0 = all at once) and concatenates.
 template <typename Fn>
@@ -69,14 +52,17 @@ int run_forward_command(int argc, char** argv) {
   at::Tensor x = in.read("x", at::kFloat, 4);
   at::Tensor t = in.read("t", at::kLong, 1);
   at::Tensor y = in.read("y", at::kLong, 1);
-  check_inputs(in, x, t, y, config);
+  check_model_inputs(in, "x", x, t, y, config);
 
+  const int64_t n = x.size(0), batch = vm["batch-size"].as<int64_t>();
+  if (batch < 0) throw_usage("--batch-size must be >= 0 (0 = all rows at once)");
+  if (vm.count("cfg-scale") && !std::isfinite(vm["cfg-scale"].as<double>()))
+    throw_usage("--cfg-scale must be a finite number");
   ModelSource source = model_source_from(vm);
   DiT model = build_model(config, source);
   model->eval();
   torch::NoGradGuard no_grad;
 
-  const int64_t n = x.size(0), batch = vm["batch-size"].as<int64_t>();
   Hdf5Writer out(vm["output"].as<std::string>());
   out.write("out", batched(n, batch, [&](int64_t s, int64_t k) {
               return model->forward(x.narrow(0, s, k), t.narrow(0, s, k), y.narrow(0, s, k));

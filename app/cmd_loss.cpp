@@ -36,8 +36,8 @@ int run_loss_command(int argc, char** argv) {
   at::Tensor y = in.read("y", at::kLong, 1);
   const int64_t T = vm["timesteps"].as<int64_t>();
   if (!noise.sizes().equals(x0.sizes())) throw_data(in.path() + ": 'noise' must have the shape of 'x_start'");
-  if (t.size(0) != x0.size(0) || y.size(0) != x0.size(0)) throw_data(in.path() + ": 't' and 'y' need N entries");
-  if (t.numel() && (t.min().item<int64_t>() < 0 || t.max().item<int64_t>() >= T)) {
+  check_model_inputs(in, "x_start", x0, t, y, config);
+  if (t.max().item<int64_t>() >= T) {
     throw_data(in.path() + ": 't' must be in 0.." + std::to_string(T - 1));
   }
 

@@ -6,6 +6,7 @@
 #include "app/commands.h"
 #include "common/error.h"
 #include "common/logging.h"
+#include "common/platform.h"
 #include "datasets/idx_reader.h"
 #include "datasets/mini_benchmark.h"
 #include "datasets/prepare.h"
@@ -66,6 +67,9 @@ int run_prepare_command(int argc, char** argv) {
   prepare.fit = parse_fit_mode(vm["fit"].as<std::string>());
   prepare.limit = vm["limit"].as<int64_t>();
   prepare.threads = vm["threads"].as<int>();
+  if (prepare.limit < 0) throw_usage("prepare: --limit must be >= 0 (0 = all)");
+  if (prepare.threads < 1 || prepare.threads > kMaxComputeThreads)
+    throw_usage("prepare: --threads must be in 1.." + std::to_string(kMaxComputeThreads));
   PrepareSummary summary = prepare_dataset(prepare);
   std::cout << summary.path << ": " << summary.images << " images, " << summary.skipped << " skipped (" << summary.report_path
             << "), content_hash " << summary.content_hash << "\n";

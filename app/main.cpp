@@ -1,8 +1,11 @@
 // difffit: git-style subcommands; errors become a clear message and an exit code
-// (0 done, 2 bad usage/config, 3 bad data/IO, 1 internal).
+// (0 done, 2 bad usage/config, 3 bad data/IO or out of memory, 1 internal).
 #include <c10/util/Exception.h>
 
 #include <cstring>
+#include <filesystem>
+#include <new>
+#include <string>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -67,8 +70,21 @@ int main(int argc, char** argv) {
     difffit::log()->error("{}", e.what());
     return e.exit_code();
   } catch (const c10::Error& e) {
-    difffit::log()->error("LibTorch: {}", e.what_without_backtrace());
+    const std::string what = e.what_without_backtrace();
+    // LibTorch's CPU allocator reports running out of memory as an enforce failure.
+    if (what.find("not enough memory") != std::string::npos || what.find("alloc_cpu") != std::string::npos) {
+      difffit::log()->error("out of memory: {} (a size in the command line or config is too large for this machine)",
+                            what);
+      return 3;
+    }
+    difffit::log()->error("LibTorch: {}", what);
     return 1;
+  } catch (const std::bad_alloc&) {
+    difffit::log()->error("out of memory (a size in the command line or config is too large for this machine)");
+    return 3;
+  } catch (const std::filesystem::filesystem_error& e) {
+    difffit::log()->error("{}", e.what());  // names the path(s) and why
+    return 3;
   } catch (const std::exception& e) {
     difffit::log()->error("{}", e.what());
     return 1;

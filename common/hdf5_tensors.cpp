@@ -5,10 +5,12 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <numeric>
 
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/hdf5_handles.h"
+#include "common/platform.h"
 
 namespace difffit {
 namespace {
@@ -59,6 +61,12 @@ void check_type_class(hid_t dataset, const std::string& path, const std::string&
   if ((want_float && stored != H5T_FLOAT) || (!want_float && stored != H5T_INTEGER)) {
     throw_data(path + ": dataset '" + name + "' must be " + (want_float ? "floating point" : "integer") + " (" +
                at::toString(dtype) + ")");
+  }
+  // Pixels are uint8: wider or signed integers would be wrapped into 0..255 without a word.
+  if (dtype == at::kByte) {
+    Handle type = checked(H5Dget_type(dataset), H5Tclose, path + ": dataset '" + name + "'");
+    if (H5Tget_size(type.get()) != 1 || H5Tget_sign(type.get()) != H5T_SGN_NONE)
+      throw_data(path + ": dataset '" + name + "' must be uint8");
   }
 }
 
@@ -117,6 +125,22 @@ std::vector<int64_t> Hdf5Reader::shape(const std::string& dataset) const {
   return std::vector<int64_t>(dims.begin(), dims.end());
 }
 
+namespace {
+
+// A tensor for `dims` of `dtype`, after checking that the file does not declare more than
+// this machine could hold (a damaged or hostile extent would otherwise end in the allocator).
+at::Tensor empty_for_dataset(const std::vector<int64_t>& dims, at::ScalarType dtype, const std::string& what) {
+  const double bytes = std::accumulate(dims.begin(), dims.end(), static_cast<double>(c10::elementSize(dtype)),
+                                       [](double a, int64_t d) { return a * static_cast<double>(d); });
+  const double memory = static_cast<double>(physical_memory_bytes());
+  if (memory > 0 && bytes > memory)
+    throw_data(what + ": " + std::to_string(static_cast<int64_t>(bytes / 1e9)) + " GB declared, more than this " +
+               "machine's " + std::to_string(static_cast<int64_t>(memory / 1e9)) + " GB of memory");
+  return at::empty(dims, at::TensorOptions().dtype(dtype));
+}
+
+}  // namespace
+
 at::Tensor Hdf5Reader::read(const std::string& dataset, at::ScalarType dtype, int rank) const {
   std::vector<int64_t> dims = shape(dataset);
   if (rank >= 0 && static_cast<int>(dims.size()) != rank) {
@@ -125,7 +149,7 @@ at::Tensor Hdf5Reader::read(const std::string& dataset, at::ScalarType dtype, in
   }
   Handle ds = open_dataset(impl_->file.get(), path_, dataset);
   check_type_class(ds.get(), path_, dataset, dtype);
-  at::Tensor out = at::empty(dims, at::TensorOptions().dtype(dtype));
+  at::Tensor out = empty_for_dataset(dims, dtype, path_ + ": dataset '" + dataset + "'");
   if (out.numel() > 0) {
     check(H5Dread(ds.get(), memory_type(dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data_ptr()),
           path_ + ": reading dataset '" + dataset + "'");
@@ -144,7 +168,7 @@ at::Tensor Hdf5Reader::read_rows(const std::string& dataset, at::ScalarType dtyp
   Handle ds = open_dataset(impl_->file.get(), path_, dataset);
   check_type_class(ds.get(), path_, dataset, dtype);
   dims[0] = count;
-  at::Tensor out = at::empty(dims, at::TensorOptions().dtype(dtype));
+  at::Tensor out = empty_for_dataset(dims, dtype, path_ + ": dataset '" + dataset + "'");
   if (out.numel() > 0) read_row_range(ds.get(), dtype, start, count, out.data_ptr(), path_ + ": reading dataset '" + dataset + "'");
   return out;
 }

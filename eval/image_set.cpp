@@ -30,6 +30,8 @@ ImageSet::ImageSet(const std::string& path) : path_(path), reader_(std::make_uni
     throw_data(path + ": dataset 'images' must be (N, H, W, C) with C = 1 or 3, got rank " +
                std::to_string(shape.size()) + (shape.size() == 4 ? " and C = " + std::to_string(shape[3]) : ""));
   n_ = shape[0], h_ = shape[1], w_ = shape[2], c_ = shape[3];
+  if (h_ < 1 || w_ < 1) throw_data(path + ": dataset 'images' holds empty images (" + std::to_string(h_) + " x " +
+                                   std::to_string(w_) + ")");
   labels_key_ = reader_->has("labels") ? "labels" : reader_->has("y") ? "y" : "";
   if (has_labels() && (reader_->shape(labels_key_).size() != 1 || reader_->shape(labels_key_)[0] != n_))
     throw_data(path + ": dataset '" + labels_key_ + "' must be (N) with N = " + std::to_string(n_));
@@ -42,6 +44,7 @@ ImageSet::ImageSet(const std::string& name, const at::Tensor& images, const at::
     throw_usage(name + ": images in memory must be uint8 (N, H, W, C) with C = 1 or 3");
   images_ = images.cpu().contiguous();
   n_ = total < 0 ? first + images.size(0) : total, h_ = images.size(1), w_ = images.size(2), c_ = images.size(3);
+  if (h_ < 1 || w_ < 1) throw_data(name + ": empty images (" + std::to_string(h_) + " x " + std::to_string(w_) + ")");
   if (first < 0 || first + images.size(0) > n_)
     throw_usage(name + ": rows [" + std::to_string(first) + ", " + std::to_string(first + images.size(0)) +
                 ") are not within a set of " + std::to_string(n_));

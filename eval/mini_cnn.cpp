@@ -212,6 +212,10 @@ std::unique_ptr<MiniCnnFeatureNet> load_or_train_mini_cnn(const std::string& tra
     throw_data(train_set + ": the mini-CNN needs square images with a side divisible by 8, got " +
                std::to_string(data.height()) + "x" + std::to_string(data.width()));
   const at::Tensor all_labels = data.labels();
+  if (all_labels.numel() == 0) throw_data(train_set + ": no labelled images to train the mini-CNN on");
+  if (all_labels.min().item<int64_t>() < 0)
+    throw_data(train_set + ": dataset 'labels' holds a negative label (" +
+               std::to_string(all_labels.min().item<int64_t>()) + ")");
   config.num_classes = std::max<int64_t>(2, all_labels.max().item<int64_t>() + 1);
   const int64_t n = requested.max_images > 0 ? std::min(requested.max_images, data.size()) : data.size();
   MiniCnnTrainOptions options = requested;

@@ -62,6 +62,24 @@ TEST_F(CliForward, BadInputsGiveAClearMessageAndExitCode) {
                                 " --output " + dir_->file("o.h5"));
   EXPECT_EQ(wrong_size.exit_code, 3) << wrong_size.output;
   EXPECT_NE(wrong_size.output.find("dataset 'x'"), std::string::npos) << wrong_size.output;
+
+  // No rows at all (CFG would split an empty batch): refused by name, not a crash.
+  {
+    Hdf5Writer empty(dir_->file("empty.h5"));
+    empty.write("x", at::zeros({0, 4, 8, 8}));
+    empty.write("t", at::zeros({0}, at::kLong));
+    empty.write("y", at::zeros({0}, at::kLong));
+    empty.commit();
+  }
+  auto no_rows = run_difffit("forward --checkpoint " + dir_->file("model.pt") + kSmallModel + " --inputs " +
+                             dir_->file("empty.h5") + " --output " + dir_->file("o.h5") + " --cfg-scale 2");
+  EXPECT_EQ(no_rows.exit_code, 3) << no_rows.output;
+  EXPECT_NE(no_rows.output.find(dir_->file("empty.h5") + ": dataset 'x' has no rows"), std::string::npos)
+      << no_rows.output;
+  auto nan_scale = run_difffit("forward --checkpoint " + dir_->file("model.pt") + kSmallModel + " --inputs " +
+                               dir_->file("inputs.h5") + " --output " + dir_->file("o.h5") + " --cfg-scale nan");
+  EXPECT_EQ(nan_scale.exit_code, 2) << nan_scale.output;
+  EXPECT_NE(nan_scale.output.find("--cfg-scale must be a finite number"), std::string::npos) << nan_scale.output;
 }
 
 class CliDiffusion : public ::testing::Test {
@@ -88,6 +106,39 @@ TEST_F(CliDiffusion, LossTermsMatchTheReference) {
   for (const char* term : {"mse", "vb", "loss"}) {
     at::Tensor a = got.read(term, at::kFloat), b = want.read(term, at::kFloat);
     EXPECT_TRUE(at::allclose(a, b, 1e-4, 1e-6)) << term << "\n" << a << "\n" << b;
+  }
+}
+
+TEST_F(CliDiffusion, BadLossInputsAndSampleRequestsAreRefusedByName) {
+  {
+    Hdf5Reader in(dir_->file("loss_in.h5"));
+    Hdf5Writer out(dir_->file("bad_labels.h5"));
+    for (const char* name : {"x_start", "noise"}) out.write(name, in.read(name, at::kFloat));
+    const at::Tensor t = in.read("t", at::kLong);
+    out.write("t", t);
+    out.write("y", at::full_like(t, 50));
+    out.commit();
+  }
+  auto labels = run_difffit("loss" + model_flags() + " --inputs " + dir_->file("bad_labels.h5") + " --output " +
+                            dir_->file("o.h5"));
+  EXPECT_EQ(labels.exit_code, 3) << labels.output;
+  EXPECT_NE(labels.output.find("bad_labels.h5: dataset 'y' has labels outside 0..3"), std::string::npos)
+      << labels.output;
+  const std::map<std::string, std::string> refused = {
+      {" --num 99999999999999", "more than this machine's memory"},
+      {" --num 2 --eta nan --sampler ddim", "DDIM's eta must be in [0, 1]"},
+      {" --num 2 --cfg-scale inf", "the CFG scale must be a finite number"},
+      {" --num 2 --threads 100000", "--threads must be in 1..1024"},
+  };
+  for (const auto& [flags, message] : refused) {
+    auto r = run_difffit("sample" + model_flags() + flags + " --steps 2 --output " + dir_->file("o.h5"));
+    EXPECT_EQ(r.exit_code, 2) << flags << "\n" << r.output;
+    EXPECT_NE(r.output.find(message), std::string::npos) << flags << "\n" << r.output;
+  }
+  if (!torch::cuda::is_available()) {
+    auto r = run_difffit("sample" + model_flags() + " --num 2 --steps 2 --device cuda --output " + dir_->file("o.h5"));
+    EXPECT_EQ(r.exit_code, 2) << r.output;
+    EXPECT_NE(r.output.find("this LibTorch has no CUDA"), std::string::npos) << r.output;
   }
 }
 
@@ -232,6 +283,9 @@ TEST(CliUsage, UnknownThingsAreUsageErrors) {
   EXPECT_EQ(o.exit_code, 2);
   EXPECT_NE(o.output.find("no option 'rank'"), std::string::npos) << o.output;
   EXPECT_EQ(run_difffit("params --model custom --depth 2").exit_code, 2);
+  auto zero = run_difffit("params --model custom --depth 1 --hidden-size 0 --num-heads 2 --patch-size 4");
+  EXPECT_EQ(zero.exit_code, 2) << zero.output;
+  EXPECT_NE(zero.output.find("hidden_size must be positive"), std::string::npos) << zero.output;
   for (const char* command : {"forward", "params", "merge", "demo", "sample", "loss", "run"}) {
     auto h = run_difffit(std::string(command) + " --help");
     EXPECT_EQ(h.exit_code, 0) << command;

@@ -4,6 +4,7 @@
 // mini benchmark, and the training loader (shuffling, sharding, flips, resume).
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+#include <hdf5.h>
 #include <yaml-cpp/yaml.h>
 
 #include <chrono>
@@ -771,6 +772,49 @@ TEST(ImageLoader, RejectsBadOptions) {
   o.rank = 0;
   ImageBatchLoader ok(o);
   EXPECT_THROW(ok.seek({0, 99}), Error);
+}
+
+// Files a training run may be pointed at by mistake or malice: each is refused with the file
+// and dataset named (exit code 3), never a crash or the machine's memory.
+TEST(ImageLoader, RefusesHostileFilesByName) {
+  TempDir dir;
+  auto refused = [&](const std::string& path, const std::string& words) {
+    try {
+      ImageBatchLoader{loader_options(path, 2)};
+      ADD_FAILURE() << path << ": accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.exit_code(), 3) << e.what();
+      EXPECT_NE(std::string(e.what()).find(path + ": " + words), std::string::npos) << e.what();
+    }
+  };
+  auto labelled = [&](const std::string& name, const at::Tensor& images) {
+    const std::string path = dir.file(name);
+    Hdf5Writer out(path);
+    out.write("images", images);
+    out.write("labels", at::zeros({images.size(0)}, at::kLong));
+    out.write_int_attribute("num_classes", 10);
+    out.commit();
+    return path;
+  };
+  refused(labelled("empty-images.h5", at::zeros({8, 0, 0, 1}, at::kByte)), "'images' holds empty rows");
+  refused(labelled("int64-pixels.h5", at::full({8, 4, 4, 1}, -5, at::kLong)), "dataset 'images' must be uint8");
+  // 10^12 images declared in a chunked dataset that stores none of them.
+  const std::string huge = dir.file("huge.h5");
+  {
+    const hid_t file = H5Fcreate(huge.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    const hsize_t dims[4] = {1000000000000ULL, 16, 16, 1}, chunk[4] = {1, 16, 16, 1};
+    const hsize_t label_dims[1] = {1000000000000ULL}, label_chunk[1] = {1024};
+    const hid_t space = H5Screate_simple(4, dims, nullptr), label_space = H5Screate_simple(1, label_dims, nullptr);
+    const hid_t plist = H5Pcreate(H5P_DATASET_CREATE), label_plist = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(plist, 4, chunk);
+    H5Pset_chunk(label_plist, 1, label_chunk);
+    H5Dclose(H5Dcreate2(file, "images", H5T_NATIVE_UINT8, space, H5P_DEFAULT, plist, H5P_DEFAULT));
+    H5Dclose(H5Dcreate2(file, "labels", H5T_NATIVE_INT64, label_space, H5P_DEFAULT, label_plist, H5P_DEFAULT));
+    for (hid_t id : {plist, label_plist}) H5Pclose(id);
+    for (hid_t id : {space, label_space}) H5Sclose(id);
+    H5Fclose(file);
+  }
+  refused(huge, "dataset 'labels': 8000 GB declared, more than this machine's");
 }
 
 }  // namespace

@@ -4,8 +4,11 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/types.h>
 
+#include <cmath>
+
 #include "common/communicator.h"
 #include "common/error.h"
+#include "common/platform.h"
 
 namespace difffit {
 namespace {
@@ -20,6 +23,17 @@ uint64_t splitmix64(uint64_t x) {
 void check_request(const DiTConfig& config, const SampleRequest& request) {
   const int64_t n = request.num;
   if (n <= 0) throw_usage("sample: --num must be positive");
+  if (!std::isfinite(request.cfg_scale) || request.cfg_scale < 0)
+    throw_usage("sample: the CFG scale must be a finite number >= 0 (1 = no guidance)");
+  if (!(request.eta >= 0 && request.eta <= 1)) throw_usage("sample: DDIM's eta must be in [0, 1]");
+  if (request.batch_size < 0) throw_usage("sample: the batch size must be >= 0 (0 = all at once)");
+  if (request.device.rfind("cuda", 0) == 0 && !at::hasCUDA())
+    throw_usage("sample: device " + request.device + ", but this LibTorch has no CUDA");
+  // Every sample's latent is kept in memory (and gathered on every rank).
+  const double bytes = static_cast<double>(n) * config.in_channels * config.input_size * config.input_size * 4.0;
+  if (bytes > static_cast<double>(physical_memory_bytes()))
+    throw_usage("sample: " + std::to_string(n) + " samples need " + std::to_string(static_cast<int64_t>(bytes / 1e9)) +
+                " GB for their latents alone, more than this machine's memory");
   if (request.cfg_scale > 1.0 && config.class_dropout_prob <= 0) {
     throw_usage("sample: CFG needs a model with a null class (class_dropout_prob > 0)");
   }
