@@ -87,6 +87,12 @@ EvalArgs eval_args_from(const po::variables_map& vm) {
   at_least("grid-columns", a.grid_style.columns, 1);
   at_least("grid-scale", a.grid_scale, 0);
   at_least("mini-cnn-epochs", a.net.mini_cnn.epochs, 1);
+  at_least("kid-subsets", r.kid.subsets, 1);
+  at_least("kid-subset-size", r.kid.subset_size, 2);
+  at_least("is-split-size", r.is_split_size, 1);
+  at_least("pr-k", r.pr_k, 1);
+  // Checked before the feature network runs, not after; a million subsets is already hours.
+  if (r.kid.subsets > 1000000) throw_usage("eval: --kid-subsets must be at most 1000000");
   // A grid wider or taller than a PNG viewer opens is a typo, not a request.
   if (a.grid_style.columns > 1000) throw_usage("eval: --grid-columns must be at most 1000");
   if (a.grid_scale > 64) throw_usage("eval: --grid-scale must be at most 64");

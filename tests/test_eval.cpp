@@ -492,6 +492,15 @@ TEST(CliFid, UsageErrorsExit2) {
   EXPECT_EQ(run_difffit("fid --samples a.h5 --reference b.h5 --reference-stats c.h5").exit_code, 2);
   EXPECT_EQ(run_difffit("fid --features-a a.h5").exit_code, 2);
   EXPECT_EQ(run_difffit("fid --reference b.h5").exit_code, 2);
+  // Sizes are checked before any file is read or network run.
+  for (const std::string flags : {"--grid-columns 0", "--grid-columns 100000000", "--grid-scale -1", "--batch-size 0",
+                                  "--num-samples -1", "--mini-cnn-epochs -1", "--kid-subsets 0",
+                                  "--kid-subsets 1000000000000", "--pr-k 0", "--is-split-size 0"}) {
+    auto r = run_difffit("eval --samples a.h5 --reference b.h5 " + flags);
+    EXPECT_EQ(r.exit_code, 2) << flags << "\n" << r.output;
+    EXPECT_NE(r.output.find("eval: --" + flags.substr(2, flags.find(' ') - 2) + " must be"), std::string::npos)
+        << flags << "\n" << r.output;
+  }
 }
 
 }  // namespace
