@@ -15,7 +15,7 @@ int run_run_command(int argc, char** argv) {
   options.add_options()
       ("experiment", po::value<std::string>()->required(), "experiment YAML file")
       ("set", po::value<std::vector<std::string>>()->composing(), "override a field: --set train.steps=100 (repeatable)")
-      ("force", "run again even if the run folder is marked DONE")
+      ("force", "train again from step 0, even if the run is marked DONE (its checkpoint is discarded)")
       ("dump-config", "print the resolved config and run id, and exit")
       ("print-run-dir", "print the run folder, and exit");
   po::positional_options_description positional;
