@@ -8,6 +8,7 @@
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/names.h"
+#include "common/platform.h"
 #include "common/hdf5_handles.h"
 #include "results/result_columns.h"
 
@@ -186,6 +187,10 @@ void read_column(hid_t group, const std::string& path, const std::string& name, 
   if (H5Sget_simple_extent_ndims(space.get()) != 1) throw_data(where + " must be 1-D (one entry per row)");
   hsize_t n = 0;
   H5Sget_simple_extent_dims(space.get(), &n, nullptr);
+  // A row in memory takes a few hundred bytes: a damaged extent must not reach the allocator.
+  constexpr double kRowBytes = 256;
+  if (static_cast<double>(n) * kRowBytes > static_cast<double>(physical_memory_bytes()))
+    throw_data(where + " declares " + std::to_string(n) + " rows, more than this machine's memory holds");
   if (first) rows.resize(n);
   if (n != rows.size())
     throw_data(where + " has " + std::to_string(n) + " entries, the columns before it " + std::to_string(rows.size()));

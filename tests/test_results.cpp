@@ -227,7 +227,12 @@ with h5py.File(d + "/fixed.h5", "w") as f:
     f.attrs["format"] = np.bytes_("difffit-results-1")
     f.create_dataset("runs/name", data=np.array([b"ab", b"c"], dtype="S2"))
     f.create_dataset("runs/steps", data=np.array([3, 4], dtype=np.int64))
+with h5py.File(d + "/huge.h5", "w") as f:
+    f.attrs["format"] = "difffit-results-1"
+    f.create_dataset("runs/fid", shape=(10**11,), chunks=(1024,), dtype="f8")  # declared, never written
 )", dir.path().string());
+  const std::string huge = message(dir.file("huge.h5"));
+  EXPECT_NE(huge.find("huge.h5: dataset /runs/fid declares 100000000000 rows"), std::string::npos) << huge;
   EXPECT_NE(message(dir.file("no_format.h5")).find("'format'"), std::string::npos);
   const std::string ragged = message(dir.file("ragged.h5"));
   EXPECT_NE(ragged.find("ragged.h5"), std::string::npos) << ragged;
