@@ -93,9 +93,9 @@ EvalArgs eval_args_from(const po::variables_map& vm) {
   at_least("pr-k", r.pr_k, 1);
   // Checked before the feature network runs, not after; a million subsets is already hours.
   if (r.kid.subsets > 1000000) throw_usage("eval: --kid-subsets must be at most 1000000");
-  // A grid wider or taller than a PNG viewer opens is a typo, not a request.
-  if (a.grid_style.columns > 1000) throw_usage("eval: --grid-columns must be at most 1000");
-  if (a.grid_scale > 64) throw_usage("eval: --grid-scale must be at most 64");
+  if (a.grid_style.columns > kMaxGridColumns)
+    throw_usage("eval: --grid-columns must be at most " + std::to_string(kMaxGridColumns));
+  if (a.grid_scale > 64) throw_usage("eval: --grid-scale must be at most 64");  // a typo, not a request
   return a;
 }
 
@@ -116,7 +116,8 @@ int score_given_features(const EvalArgs& a) {
   const at::Tensor fb = Hdf5Reader(a.features_b).read("features", at::kDouble, 2);
   require_finite(fa, a.features_a + ": dataset 'features'");
   require_finite(fb, a.features_b + ": dataset 'features'");
-  if (fa.size(1) < 1 || fb.size(1) < 1) throw_data((fa.size(1) < 1 ? a.features_a : a.features_b) + ": dataset 'features' has no columns");
+  if (fa.size(1) < 1 || fb.size(1) < 1)
+    throw_data((fa.size(1) < 1 ? a.features_a : a.features_b) + ": dataset 'features' has no columns");
   if (fa.size(1) != fb.size(1))
     throw_data("feature dimensions differ: " + a.features_a + " has " + std::to_string(fa.size(1)) + ", " +
                a.features_b + " has " + std::to_string(fb.size(1)));

@@ -4,11 +4,11 @@
 
 #include <cstring>
 #include <filesystem>
-#include <new>
-#include <string>
 #include <functional>
 #include <iostream>
 #include <map>
+#include <new>
+#include <string>
 
 #include "app/commands.h"
 #include "common/platform.h"

@@ -132,10 +132,9 @@ namespace {
 at::Tensor empty_for_dataset(const std::vector<int64_t>& dims, at::ScalarType dtype, const std::string& what) {
   const double bytes = std::accumulate(dims.begin(), dims.end(), static_cast<double>(c10::elementSize(dtype)),
                                        [](double a, int64_t d) { return a * static_cast<double>(d); });
-  const double memory = static_cast<double>(physical_memory_bytes());
-  if (memory > 0 && bytes > memory)
+  if (exceeds_memory(bytes))
     throw_data(what + ": " + std::to_string(static_cast<int64_t>(bytes / 1e9)) + " GB declared, more than this " +
-               "machine's " + std::to_string(static_cast<int64_t>(memory / 1e9)) + " GB of memory");
+               "machine's " + std::to_string(physical_memory_bytes() / 1000000000) + " GB of memory");
   return at::empty(dims, at::TensorOptions().dtype(dtype));
 }
 

@@ -147,6 +147,11 @@ int64_t physical_memory_bytes() {
   return pages > 0 && page > 0 ? static_cast<int64_t>(pages) * page : 0;
 }
 
+bool exceeds_memory(double bytes) {
+  const int64_t memory = physical_memory_bytes();
+  return memory > 0 && bytes > static_cast<double>(memory);
+}
+
 void set_compute_threads(int threads) {
   if (threads < 1 || threads > kMaxComputeThreads)
     throw_usage("--threads must be in 1.." + std::to_string(kMaxComputeThreads));

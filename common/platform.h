@@ -68,6 +68,9 @@ void reset_peak_memory();
 
 // This machine's physical memory in bytes (0 when unknown).
 int64_t physical_memory_bytes();
+// Whether `bytes` exceed it (false when unknown): a bound for sizes that come from input,
+// checked before they reach the allocator.
+bool exceeds_memory(double bytes);
 
 // Intra-op threads for LibTorch and for OpenBLAS (Debian's ignores LibTorch's setting).
 // Throws Usage when threads is outside 1..kMaxComputeThreads.

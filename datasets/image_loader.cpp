@@ -314,11 +314,12 @@ ImageBatchLoader::ImageBatchLoader(const LoaderOptions& options) : impl_(std::ma
     m.channels = shape[3];
     m.row_bytes = m.height * m.width * m.channels;
   }
+  const std::string dataset = m.latent ? latent_format::kLatents : "images";
   if (m.row_bytes <= 0)
-    throw_data(options.path + ": '" + (m.latent ? latent_format::kLatents : "images") + "' holds empty rows (" +
-               std::to_string(m.channels) + " x " + std::to_string(m.height) + " x " + std::to_string(m.width) + ")");
+    throw_data(options.path + ": '" + dataset + "' holds empty rows (" + std::to_string(m.channels) + " x " +
+               std::to_string(m.height) + " x " + std::to_string(m.width) + ")");
   // The type check of a read (uint8 pixels, float latents), also for data read row by row later.
-  if (m.n > 0) reader->read_rows(m.latent ? latent_format::kLatents : "images", m.latent ? at::kFloat : at::kByte, 0, 1);
+  if (m.n > 0) reader->read_rows(dataset, m.latent ? at::kFloat : at::kByte, 0, 1);
   at::Tensor labels = reader->read("labels", at::kLong, 1);
   if (labels.size(0) != m.n) throw_data(options.path + ": 'labels' and 'images' differ in length");
   m.labels.assign(labels.data_ptr<int64_t>(), labels.data_ptr<int64_t>() + m.n);

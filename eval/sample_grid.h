@@ -16,6 +16,9 @@ class ImageSet;
 // by `padding` pixels of value `pad_value`. Returns uint8 (H', W', C).
 at::Tensor make_sample_grid(const at::Tensor& images, const at::Tensor& labels, int64_t columns,
                             int64_t padding = 2, uint8_t pad_value = 0);
+// More images per row than a PNG viewer shows is a typo, not a request.
+constexpr int64_t kMaxGridColumns = 1000;
+
 // How a grid is drawn for people: enlarged, with each row named by its class.
 struct GridStyle {
   int64_t columns = 10;                  // images per row

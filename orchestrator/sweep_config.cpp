@@ -5,9 +5,9 @@
 #include <set>
 
 #include "common/error.h"
+#include "common/json_text.h"
 #include "common/names.h"
 #include "common/platform.h"
-#include "common/json_text.h"
 #include "common/yaml_fields.h"
 
 namespace difffit {

@@ -7,9 +7,9 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/hdf5_handles.h"
 #include "common/names.h"
 #include "common/platform.h"
-#include "common/hdf5_handles.h"
 #include "results/result_columns.h"
 
 namespace difffit {
@@ -189,7 +189,7 @@ void read_column(hid_t group, const std::string& path, const std::string& name, 
   H5Sget_simple_extent_dims(space.get(), &n, nullptr);
   // A row in memory takes a few hundred bytes: a damaged extent must not reach the allocator.
   constexpr double kRowBytes = 256;
-  if (static_cast<double>(n) * kRowBytes > static_cast<double>(physical_memory_bytes()))
+  if (exceeds_memory(static_cast<double>(n) * kRowBytes))
     throw_data(where + " declares " + std::to_string(n) + " rows, more than this machine's memory holds");
   if (first) rows.resize(n);
   if (n != rows.size())

@@ -8,13 +8,14 @@
 #include <sstream>
 
 #include "common/error.h"
-#include "common/names.h"
 #include "common/json_text.h"
+#include "common/names.h"
 #include "common/number_format.h"
 #include "common/platform.h"
 #include "common/safetensors.h"
 #include "common/sha256.h"
 #include "common/yaml_fields.h"
+#include "eval/sample_grid.h"
 
 namespace difffit {
 namespace {
@@ -121,7 +122,8 @@ void parse_eval(const YamlSection& s, EvalConfig& e) {
   s.read("grid_columns", e.grid_columns);
   s.read("vae", e.vae);
   if (e.num_reference < 0) throw_config(s.where("num_reference") + ": must be >= 0");
-  if (e.grid_columns < 1 || e.grid_columns > 1000) throw_config(s.where("grid_columns") + ": must be in 1..1000");
+  if (e.grid_columns < 1 || e.grid_columns > kMaxGridColumns)
+    throw_config(s.where("grid_columns") + ": must be in 1.." + std::to_string(kMaxGridColumns));
   if (!e.vae.empty() && !std::filesystem::is_regular_file(e.vae)) {
     throw_config(s.where("vae") + ": " + e.vae + " is not a file (AutoencoderKL weights, e.g. "
                  "diffusion_pytorch_model.safetensors)");

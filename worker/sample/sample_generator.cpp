@@ -31,7 +31,7 @@ void check_request(const DiTConfig& config, const SampleRequest& request) {
     throw_usage("sample: device " + request.device + ", but this LibTorch has no CUDA");
   // Every sample's latent is kept in memory (and gathered on every rank).
   const double bytes = static_cast<double>(n) * config.in_channels * config.input_size * config.input_size * 4.0;
-  if (bytes > static_cast<double>(physical_memory_bytes()))
+  if (exceeds_memory(bytes))
     throw_usage("sample: " + std::to_string(n) + " samples need " + std::to_string(static_cast<int64_t>(bytes / 1e9)) +
                 " GB for their latents alone, more than this machine's memory");
   if (request.cfg_scale > 1.0 && config.class_dropout_prob <= 0) {
