@@ -14,6 +14,7 @@
 #include "common/error.h"
 #include "orchestrator/sweep_report.h"
 #include "results/findings.h"
+#include "results/learning_curves.h"
 #include "results/loss_curve.h"
 #include "results/paper_table.h"
 #include "results/result_columns.h"
@@ -25,10 +26,11 @@ namespace difffit {
 namespace {
 
 const char* const kUsage =
-    "usage: difffit results <table|plot|export|show> [options]  (difffit results <name> --help)\n"
+    "usage: difffit results <table|plot|export|show|report|findings> [options]  (difffit results <name> --help)\n"
     "  table   RESULTS.h5 -> a pivot table (rows x columns of a value) as Markdown, LaTeX or CSV\n"
     "  plot    RESULTS.h5 -> an SVG grouped bar chart of the same pivot;\n"
     "          plot --loss RUN_DIR... -> an SVG of the runs' loss curves\n"
+    "          plot --curve RESULTS.h5 -> an SVG of the learning curves (mean and band over seeds)\n"
     "  export  RESULTS.h5 --csv OUT.csv: every row and column\n"
     "  show    RESULTS.h5: every row, compactly\n"
     "  report  SWEEP_DIR -> one self-contained HTML page (tables, charts, samples, findings, run status)\n"
@@ -161,9 +163,11 @@ int plot_command(int argc, char** argv) {
       ("output,o", po::value<std::string>()->required(), "the SVG file to write")
       ("title", po::value<std::string>(), "chart title (default: from the data)")
       ("loss", "plot the loss curves (loss.csv) of the run folders given instead of a results file")
+      ("curve", "plot the learning curves of the selected runs (the results file's /curves): --value against step, "
+       "one line per --rows value, the mean over the runs that share it and a band from their min to max")
       ("column", po::value<std::string>()->default_value("loss"), "with --loss: loss | mse | vb")
       ("smooth", po::value<int>()->default_value(1), "with --loss: moving average over this many logged steps")
-      ("log-y", "with --loss: logarithmic y axis");
+      ("log-y", "with --loss or --curve: logarithmic y axis");
   po::variables_map vm;
   const auto positional = inputs_positional();
   if (!parse_command_line("results plot",
@@ -171,11 +175,24 @@ int plot_command(int argc, char** argv) {
                           "with --loss the loss curves of runs.\n"
                           "  difffit results plot RESULTS.h5 [selection as for table] --output chart.svg\n"
                           "  difffit results plot --loss RUN_DIR [RUN_DIR...] --output loss.svg\n"
-                          "  difffit results plot --loss RESULTS.h5 [selection] --output loss.svg",
+                          "  difffit results plot --loss RESULTS.h5 [selection] --output loss.svg\n"
+                          "  difffit results plot --curve RESULTS.h5 --where dataset=new-classes [--value fid] "
+                          "--output curve.svg",
                           argc, argv, options, vm, &positional))
     return 0;
   const std::string output = vm["output"].as<std::string>();
-  if (vm.count("loss")) {
+  if (vm.count("curve") && vm.count("loss")) throw_usage("results plot: --curve or --loss, not both");
+  if (vm.count("curve")) {
+    const std::string path = one_input(vm, "plot --curve");
+    const TableSpec spec = table_spec_from(vm);
+    const std::vector<ResultRow> curves = select_rows(read_results_curves(path), spec);
+    if (curves.empty()) throw_data(path + ": no learning-curve points (runs with eval.every) in the selection");
+    LinePlotOptions plot;
+    plot.y_label = spec.value;
+    plot.title = vm.count("title") ? vm["title"].as<std::string>() : "Learning curves: " + spec.value;
+    plot.log_y = vm.count("log-y") > 0;
+    write_svg(output, line_plot_svg(curve_series(curves, spec.row_key, spec.value), plot));
+  } else if (vm.count("loss")) {
     const std::vector<std::string> dirs = inputs(vm);
     if (dirs.empty()) throw_usage("results plot --loss: give run folders, or a results file and a selection");
     std::vector<LineSeries> series;

@@ -52,7 +52,10 @@ SweepLedger::SweepLedger(const SweepConfig& config, const SweepPlan& plan, int r
   append(started);
 }
 
-void SweepLedger::add_rows(size_t index) { rows_[index] = result_rows_of(plan_, index, states_.progress(index)); }
+void SweepLedger::add_rows(size_t index) {
+  rows_[index] = result_rows_of(plan_, index, states_.progress(index));
+  curve_rows_[index] = curve_rows_of(plan_, index, states_.progress(index));
+}
 
 void SweepLedger::append(JournalEvent event) {
   auto begin = std::chrono::steady_clock::now();
@@ -154,11 +157,13 @@ void SweepLedger::write_snapshot() {
   const std::filesystem::path dir = config_.state_dir();
   std::vector<ResultRow> rows;
   for (const auto& [index, run_rows] : rows_) rows.insert(rows.end(), run_rows.begin(), run_rows.end());
+  std::vector<ResultRow> curves;
+  for (const auto& [index, run_rows] : curve_rows_) curves.insert(curves.end(), run_rows.begin(), run_rows.end());
   // The snapshot is rebuilt from the journal, so failing to write it (a full disk, say)
   // loses nothing: the sweep goes on and the next finished run (or rerun) writes it again.
   try {
     write_results_h5((dir / "results.h5").string(), rows,
-                     {{"sweep", config_.name}, {"sweep_file", config_.source}, {"updated", utc_now_iso8601()}});
+                     {{"sweep", config_.name}, {"sweep_file", config_.source}, {"updated", utc_now_iso8601()}}, curves);
     write_file_atomically((dir / "results.csv").string(), results_csv(rows));
   } catch (const Error& e) {
     log()->error("[sweep] results snapshot not written ({}); the journal has every result", e.what());

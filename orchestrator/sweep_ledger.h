@@ -69,6 +69,7 @@ class SweepLedger {
   RunStates states_;
   std::chrono::steady_clock::time_point begin_;
   std::map<size_t, std::vector<ResultRow>> rows_;  // done runs' rows, in plan order
+  std::map<size_t, std::vector<ResultRow>> curve_rows_;  // ... and their learning-curve points
   std::chrono::steady_clock::time_point last_snapshot_;
   double last_snapshot_cost_s_ = 0;
 };

@@ -25,7 +25,10 @@ ReportInput load_sweep_report(const std::string& sweep_dir, const std::string& p
   input.title = "Sweep " + dir.filename().string();
   input.page_dir = fs::path(page_path).parent_path().string();
   if (input.page_dir.empty()) input.page_dir = ".";
-  if (fs::exists(dir / "results.h5")) input.rows = read_results_h5((dir / "results.h5").string());
+  if (fs::exists(dir / "results.h5")) {
+    input.rows = read_results_h5((dir / "results.h5").string());
+    input.curves = read_results_curves((dir / "results.h5").string());
+  }
 
   // Each run's latest state, in order of first appearance.
   std::map<std::string, size_t> index;

@@ -18,6 +18,7 @@
 #include "results/result_columns.h"
 #include "results/result_plot.h"
 #include "results/result_table.h"
+#include "results/learning_curves.h"
 #include "results/svg_writer.h"
 
 namespace difffit {
@@ -52,7 +53,33 @@ std::vector<std::string> grid_axes(const std::vector<ResultRow>& rows) {
   return axes;
 }
 
-std::string grid_section(const std::string& grid, const std::vector<ResultRow>& all) {
+// Per column value (e.g. task) a chart of FID against step: a line per row value (method),
+// the mean over seeds with a band from min to max.
+std::string curve_charts(const TableSpec& spec, const std::string& metric, const std::vector<ResultRow>& all_curves) {
+  TableSpec selection;
+  selection.grid = spec.grid;
+  const std::vector<ResultRow> curves = select_rows(all_curves, selection);
+  if (curves.empty()) return "";
+  std::ostringstream out;
+  out << "<h3>Learning curves</h3><div class=\"curves\">\n";
+  for (const std::string& column : distinct_values(curves, spec.col_key)) {
+    std::vector<ResultRow> panel;
+    for (const ResultRow& r : curves)
+      if (text_value(r, spec.col_key) == column) panel.push_back(r);
+    const std::vector<LineSeries> series = curve_series(panel, spec.row_key, "fid");
+    if (series.empty()) continue;
+    LinePlotOptions plot;
+    plot.title = column.empty() ? "FID during training" : column;
+    plot.y_label = metric.empty() ? "FID" : metric;
+    plot.log_y = true;
+    out << "<div class=\"chart\">" << line_plot_svg(series, plot) << "</div>\n";
+  }
+  out << "</div>\n";
+  return out.str();
+}
+
+std::string grid_section(const std::string& grid, const std::vector<ResultRow>& all,
+                         const std::vector<ResultRow>& curves) {
   TableSpec spec;
   spec.grid = grid;
   const std::vector<ResultRow> rows = select_rows(all, spec);
@@ -87,7 +114,7 @@ std::string grid_section(const std::string& grid, const std::vector<ResultRow>& 
   std::ostringstream out;
   out << "<section class=\"grid\" id=\"grid-" << escape_html(grid) << "\"><h2>Grid " << escape_html(grid)
       << "</h2>\n" << markdown_to_html(render_markdown(table)) << "<div class=\"chart\">" << bar_chart_svg(table)
-      << "</div></section>\n";
+      << "</div>" << curve_charts(spec, text_value(rows.front(), "metric"), curves) << "</section>\n";
   return out.str();
 }
 
@@ -154,7 +181,7 @@ std::string html_report(const ReportInput& input) {
     const std::string g = text_value(row, "grid");
     if (std::find(grids.begin(), grids.end(), g) == grids.end()) grids.push_back(g);
   }
-  for (const std::string& g : grids) out << grid_section(g, input.rows);
+  for (const std::string& g : grids) out << grid_section(g, input.rows, input.curves);
   if (!input.sample_grids.empty()) {
     out << "<section id=\"samples\"><h2>Samples</h2><div class=\"samples\">\n";
     for (const ReportGrid& g : input.sample_grids) {

@@ -1,4 +1,4 @@
-// One self-contained HTML page of a sweep: its tables, bar charts, sample grids side by
+// One self-contained HTML page of a sweep: its tables, bar charts, learning curves, sample grids side by
 // side, the findings, and every run's status (failures with their reasons) with a link to
 // its folder. Images are embedded (data: URIs) and the charts inline, so the file can be
 // mailed or opened anywhere without its run folders.
@@ -27,6 +27,7 @@ struct ReportGrid {
 struct ReportInput {
   std::string title;                   // e.g. "Sweep demo"
   std::vector<ResultRow> rows;         // the results file's rows
+  std::vector<ResultRow> curves;       // ... and its learning-curve points
   std::vector<ReportRun> runs;         // from the journal, in order of first appearance
   std::vector<ReportGrid> sample_grids;
   std::string page_dir;                // where the page is written (run links are relative to it)

@@ -126,6 +126,9 @@ std::string line_plot_svg(const std::vector<LineSeries>& series, const LinePlotO
         x_lo = std::min(x_lo, s.x[i]), x_hi = std::max(x_hi, s.x[i]);
         y_lo = std::min(y_lo, ty(s.y[i])), y_hi = std::max(y_hi, ty(s.y[i]));
       }
+    for (const auto* bound : {&s.low, &s.high})
+      for (size_t i = 0; i < std::min(s.x.size(), bound->size()); ++i)
+        if (usable(s.x[i], (*bound)[i])) y_lo = std::min(y_lo, ty((*bound)[i])), y_hi = std::max(y_hi, ty((*bound)[i]));
   }
   if (!std::isfinite(x_lo)) throw_data("results: no plottable points in any series");
   const svg::Ticks xt = svg::nice_ticks(x_lo, x_hi, 6), yt = svg::nice_ticks(y_lo, y_hi);
@@ -140,6 +143,20 @@ std::string line_plot_svg(const std::vector<LineSeries>& series, const LinePlotO
          "\" x2=\"" + svg::num(kLeft + plot_width) + "\" y2=\"" + svg::num(kTop + kPlotHeight) + "\" stroke=\"#333333\"/>\n";
   for (double v : xt.values) out += svg::text(px(v), kTop + kPlotHeight + 16, svg::tick_label(v, xt.step));
   out += svg::text(kLeft + plot_width / 2, height - 10, options.x_label) + "</g>\n";
+  for (size_t k = 0; k < series.size(); ++k) {
+    // The band first, under every line: high from left to right, then low back.
+    const LineSeries& s = series[k];
+    const size_t n = std::min({s.x.size(), s.low.size(), s.high.size()});
+    std::string upper, lower;
+    for (size_t i = 0; i < n; ++i)
+      if (usable(s.x[i], s.low[i]) && usable(s.x[i], s.high[i])) {
+        upper += svg::num(px(s.x[i])) + "," + svg::num(py(s.high[i])) + " ";
+        lower = svg::num(px(s.x[i])) + "," + svg::num(py(s.low[i])) + " " + lower;
+      }
+    if (!upper.empty())
+      out += "<polygon class=\"band\" fill=\"" + svg::colour(k) + "\" fill-opacity=\"0.18\" stroke=\"none\" points=\"" +
+             upper + lower + "\"/>\n";
+  }
   for (size_t k = 0; k < series.size(); ++k) {
     std::string points;
     const LineSeries& s = series[k];

@@ -16,6 +16,7 @@ std::string bar_chart_svg(const PivotTable& table);
 struct LineSeries {
   std::string name;
   std::vector<double> x, y;  // same length; non-finite points are skipped
+  std::vector<double> low, high;  // optional band around y (e.g. the spread over seeds), same length
 };
 
 struct LinePlotOptions {
@@ -25,7 +26,8 @@ struct LinePlotOptions {
   bool log_y = false;  // log10 y axis (non-positive values are skipped)
 };
 
-// One polyline (class "series") per series with at least one point, and a legend.
+// One polyline (class "series") per series with at least one point, its band (class
+// "band", a translucent polygon) where it has one, and a legend.
 std::string line_plot_svg(const std::vector<LineSeries>& series, const LinePlotOptions& options);
 
 // Writes PATH.tmp and renames it into place.

@@ -66,10 +66,27 @@ bool write_string_attribute(hid_t object, const std::string& name, const std::st
   return attr.valid() && H5Awrite(attr.get(), type.get(), &data) >= 0;
 }
 
+// One table as a group of columns; false on an HDF5 failure.
+bool write_table(hid_t file, const std::string& group_name, const std::vector<ResultRow>& rows,
+                 std::string& failed_at) {
+  const std::vector<std::string> text = text_columns(rows), numeric = numeric_columns(rows);
+  failed_at = "group /" + group_name;
+  Handle group(H5Gcreate2(file, group_name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+  if (!group.valid()) return false;
+  for (const std::string& name : text) {
+    failed_at = "dataset /" + group_name + "/" + name;
+    if (!write_text_column(group.get(), name, rows)) return false;
+  }
+  for (const std::string& name : numeric) {
+    failed_at = "dataset /" + group_name + "/" + name;
+    if (!write_numeric_column(group.get(), name, rows)) return false;
+  }
+  return true;
+}
+
 // Everything under the (already created) temporary file; false on an HDF5 failure.
-bool write_contents(hid_t file, const std::vector<ResultRow>& rows, const std::vector<std::string>& text,
-                    const std::vector<std::string>& numeric, const std::map<std::string, std::string>& attributes,
-                    std::string& failed_at) {
+bool write_contents(hid_t file, const std::vector<ResultRow>& rows, const std::vector<ResultRow>& curves,
+                    const std::map<std::string, std::string>& attributes, std::string& failed_at) {
   for (const auto& [name, value] : attributes) {
     if (name == "format") continue;
     failed_at = "attribute '" + name + "'";
@@ -77,33 +94,23 @@ bool write_contents(hid_t file, const std::vector<ResultRow>& rows, const std::v
   }
   failed_at = "attribute 'format'";
   if (!write_string_attribute(file, "format", kResultsFormat)) return false;
-  failed_at = "group /runs";
-  Handle group(H5Gcreate2(file, "runs", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
-  if (!group.valid()) return false;
-  for (const std::string& name : text) {
-    failed_at = "dataset /runs/" + name;
-    if (!write_text_column(group.get(), name, rows)) return false;
-  }
-  for (const std::string& name : numeric) {
-    failed_at = "dataset /runs/" + name;
-    if (!write_numeric_column(group.get(), name, rows)) return false;
-  }
-  return true;
+  if (!write_table(file, "runs", rows, failed_at)) return false;
+  return curves.empty() || write_table(file, "curves", curves, failed_at);
 }
 
 }  // namespace
 
 void write_results_h5(const std::string& path, const std::vector<ResultRow>& rows,
-                      const std::map<std::string, std::string>& attributes) {
-  const std::vector<std::string> text = text_columns(rows), numeric = numeric_columns(rows);
-  check_column_names(path, text, numeric);
+                      const std::map<std::string, std::string>& attributes, const std::vector<ResultRow>& curves) {
+  check_column_names(path, text_columns(rows), numeric_columns(rows));
+  check_column_names(path, text_columns(curves), numeric_columns(curves));
   const std::string tmp = path + ".tmp";
   hdf5::QuietErrors quiet;
   // Default access properties, so HDF5_USE_FILE_LOCKING from the environment applies.
   Handle file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
   if (!file.valid()) throw_io(tmp + ": cannot create HDF5 file (" + hdf5::last_error() + ")");
   std::string failed_at, failure;
-  if (!write_contents(file.get(), rows, text, numeric, attributes, failed_at))
+  if (!write_contents(file.get(), rows, curves, attributes, failed_at))
     failure = "writing " + failed_at + " failed (" + hdf5::last_error() + ")";
   if (file.close() < 0 && failure.empty()) failure = "closing failed (" + hdf5::last_error() + ")";
   if (!failure.empty()) {
@@ -175,10 +182,10 @@ std::string link_name(hid_t group, hsize_t index) {
   return name;
 }
 
-// Reads /runs/NAME into every row; `rows` is sized by the first column read.
-void read_column(hid_t group, const std::string& path, const std::string& name, bool first,
-                 std::vector<ResultRow>& rows) {
-  const std::string where = path + ": dataset /runs/" + name;
+// Reads /GROUP/NAME into every row; `rows` is sized by the first column read.
+void read_column(hid_t group, const std::string& path, const std::string& group_name, const std::string& name,
+                 bool first, std::vector<ResultRow>& rows) {
+  const std::string where = path + ": dataset /" + group_name + "/" + name;
   if (H5Oexists_by_name(group, name.c_str(), H5P_DEFAULT) <= 0) throw_data(where + " cannot be opened");
   Handle ds(H5Dopen2(group, name.c_str(), H5P_DEFAULT), H5Dclose);
   if (!ds.valid()) throw_data(where + " is not a dataset");
@@ -217,7 +224,12 @@ void read_column(hid_t group, const std::string& path, const std::string& name, 
 
 }  // namespace
 
-std::vector<ResultRow> read_results_h5(const std::string& path, std::map<std::string, std::string>* attributes) {
+namespace {
+
+// The table /GROUP of a results file; `attributes` (when given) gets the root's strings.
+// A missing group is an error when `required`, else no rows.
+std::vector<ResultRow> read_table(const std::string& path, const std::string& group_name, bool required,
+                                  std::map<std::string, std::string>* attributes) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) throw_io(path + ": no such results file");
   hdf5::QuietErrors quiet;
@@ -229,15 +241,27 @@ std::vector<ResultRow> read_results_h5(const std::string& path, std::map<std::st
   if (format == attrs.end()) throw_data(path + ": not a difffit results file (no root attribute 'format')");
   if (format->second != kResultsFormat)
     throw_data(path + ": results format '" + format->second + "', this build reads '" + kResultsFormat + "'");
-  if (H5Lexists(file.get(), "runs", H5P_DEFAULT) <= 0) throw_data(path + ": missing group /runs");
-  Handle group(H5Gopen2(file.get(), "runs", H5P_DEFAULT), H5Gclose);
+  if (attributes) *attributes = attrs;
+  if (H5Lexists(file.get(), group_name.c_str(), H5P_DEFAULT) <= 0) {
+    if (required) throw_data(path + ": missing group /" + group_name);
+    return {};
+  }
+  Handle group(H5Gopen2(file.get(), group_name.c_str(), H5P_DEFAULT), H5Gclose);
   H5G_info_t info;
   if (!group.valid() || H5Gget_info(group.get(), &info) < 0)
-    throw_data(path + ": /runs is not a group (" + hdf5::last_error() + ")");
+    throw_data(path + ": /" + group_name + " is not a group (" + hdf5::last_error() + ")");
   std::vector<ResultRow> rows;
-  for (hsize_t i = 0; i < info.nlinks; ++i) read_column(group.get(), path, link_name(group.get(), i), i == 0, rows);
-  if (attributes) *attributes = std::move(attrs);
+  for (hsize_t i = 0; i < info.nlinks; ++i)
+    read_column(group.get(), path, group_name, link_name(group.get(), i), i == 0, rows);
   return rows;
 }
+
+}  // namespace
+
+std::vector<ResultRow> read_results_h5(const std::string& path, std::map<std::string, std::string>* attributes) {
+  return read_table(path, "runs", true, attributes);
+}
+
+std::vector<ResultRow> read_results_curves(const std::string& path) { return read_table(path, "curves", false, nullptr); }
 
 }  // namespace difffit

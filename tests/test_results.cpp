@@ -11,6 +11,7 @@
 
 #include "common/error.h"
 #include "results/findings.h"
+#include "results/learning_curves.h"
 #include "results/loss_curve.h"
 #include "results/paper_table.h"
 #include "results/result_plot.h"
@@ -540,6 +541,59 @@ lines = [p for p in root.iter("{http://www.w3.org/2000/svg}polyline") if p.get("
 print("series", len(lines), [len(p.get("points").split()) for p in lines])
 )", dir.file("loss.svg"));
   EXPECT_NE(out.find("series 2 [3, 2]"), std::string::npos) << out;
+}
+
+// Learning curves in the store (/curves), averaged over seeds with a min-max band, and drawn
+// by `results plot --curve`: values worked out by hand.
+TEST(LearningCurves, StoredAveragedOverSeedsAndDrawnWithABand) {
+  TempDir dir;
+  std::vector<ResultRow> curves;
+  auto point = [&](const std::string& method, const std::string& seed, double step, double fid) {
+    ResultRow row;
+    row.text = {{"grid", "t1"}, {"method", method}, {"seed", seed}, {"dataset", "food"}};
+    row.numbers = {{"step", step}, {"fid", fid}, {"seconds", 1.5}};
+    curves.push_back(row);
+  };
+  point("full", "0", 0, 100), point("full", "1", 0, 120), point("full", "0", 10, 40), point("full", "1", 10, 50);
+  point("difffit", "0", 0, 100), point("difffit", "0", 10, std::numeric_limits<double>::quiet_NaN());
+  const std::string path = dir.file("r.h5");
+  write_results_h5(path, table_rows(), {{"sweep", "s"}}, curves);
+  EXPECT_EQ(read_results_h5(path).size(), table_rows().size());  // /runs as before
+  const std::vector<ResultRow> back = read_results_curves(path);
+  ASSERT_EQ(back.size(), curves.size());
+  EXPECT_EQ(back[3].text.at("seed"), "1");
+  EXPECT_DOUBLE_EQ(back[3].numbers.at("fid"), 50);
+  EXPECT_TRUE(std::isnan(back[5].numbers.at("fid")));
+
+  const std::vector<LineSeries> series = curve_series(back, "method", "fid");
+  ASSERT_EQ(series.size(), 2u);
+  EXPECT_EQ(series[0].name, "full");
+  EXPECT_EQ(series[0].x, (std::vector<double>{0, 10}));
+  EXPECT_EQ(series[0].y, (std::vector<double>{110, 45}));
+  EXPECT_EQ(series[0].low, (std::vector<double>{100, 40}));
+  EXPECT_EQ(series[0].high, (std::vector<double>{120, 50}));
+  EXPECT_EQ(series[1].x, (std::vector<double>{0}));  // a NaN point is no point
+
+  // A results file without curves has none; the command says so by name.
+  write_results_h5(dir.file("plain.h5"), table_rows());
+  EXPECT_TRUE(read_results_curves(dir.file("plain.h5")).empty());
+  auto none = run_difffit("results plot --curve " + dir.file("plain.h5") + " --output " + dir.file("n.svg"));
+  EXPECT_EQ(none.exit_code, 3) << none.output;
+  EXPECT_NE(none.output.find("plain.h5"), std::string::npos) << none.output;
+
+  auto plot = run_difffit("results plot --curve " + path + " --where dataset=food --rows method --output " +
+                          dir.file("curve.svg"));
+  ASSERT_EQ(plot.exit_code, 0) << plot.output;
+  const std::string out = python(dir, R"(
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+ns = "{http://www.w3.org/2000/svg}"
+lines = [p for p in root.iter(ns + "polyline") if p.get("class") == "series"]
+bands = [p for p in root.iter(ns + "polygon") if p.get("class") == "band"]
+print("series", len(lines), [len(p.get("points").split()) for p in lines], "bands", len(bands),
+      [len(p.get("points").split()) for p in bands])
+)", dir.file("curve.svg"));
+  EXPECT_NE(out.find("series 2 [2, 1] bands 2 [4, 2]"), std::string::npos) << out;
 }
 
 class ResultsCli : public ::testing::Test {

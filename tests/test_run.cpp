@@ -17,6 +17,8 @@
 #include "common/stop_signals.h"
 #include "test_support.h"
 #include "worker/model/method_config.h"
+#include "worker/model/build_model.h"
+#include "worker/run/learning_curve.h"
 #include "worker/run/run_experiment.h"
 
 namespace difffit {
@@ -167,6 +169,73 @@ TEST_F(RunTest, ARunStoppedBySignalResumesBitIdentically) {
   EXPECT_EQ(read_file(straight.run_dir + "/loss.csv"), read_file(resumed.run_dir + "/loss.csv"));
   Hdf5Reader sa(straight.run_dir + "/samples.h5"), sb(resumed.run_dir + "/samples.h5");
   EXPECT_TRUE(at::equal(sa.read("latents", at::kFloat), sb.read("latents", at::kFloat)));
+}
+
+// The rows of a curve.csv without its seconds column (a timing).
+std::string curve_without_seconds(const std::string& path) {
+  std::istringstream in(read_file(path));
+  std::string out;
+  for (std::string line; std::getline(in, line);) out += line.substr(0, line.rfind(',')) + "\n";
+  return out;
+}
+
+// Learning curves: a point of the EMA weights at step 0, every eval.every steps and the last
+// step; drawing them changes nothing in training (a mini-CNN trained during the first point
+// reseeds the generator), and a run stopped between points ends with the same curve.
+TEST_F(RunTest, ALearningCurveLeavesTrainingAloneAndResumesToTheSameCurve) {
+  TempDir cache, a, b, c0, c1;
+  ASSERT_EQ(::setenv("DIFFFIT_CACHE_DIR", cache.path().c_str(), 1), 0);
+  ExperimentConfig c = config(a.path().string(), "difffit");
+  c.data.reference = dir_->file("data.h5");
+  c.eval.feature_net = FeatureNetKind::MiniCnn;
+  c.eval.every = 4;
+  c.eval.curve_samples = 6;
+
+  // The trainer alone, with and without the curve: the same losses, step for step.
+  auto train = [&](const TempDir& out, bool with_curve) {
+    ExperimentConfig cc = c;
+    cc.output_dir = out.path().string();
+    std::filesystem::create_directories(cc.run_dir());
+    at::manual_seed(5);
+    DiT model = build_model(cc.model, ModelSource{});
+    MethodSetup setup = apply_method(*model, cc.method);
+    Trainer trainer(cc, model, setup, cc.run_dir());
+    LearningCurve curve(cc, cc.run_dir());
+    if (with_curve) trainer.set_learning_curve(&curve);
+    const TrainResult result = trainer.run();
+    EXPECT_EQ(result.curve_seconds > 0, with_curve);
+    return cc.run_dir();
+  };
+  const std::string with = train(c1, true), without = train(c0, false);
+  EXPECT_EQ(read_file(with + "/loss.csv"), read_file(without + "/loss.csv"));
+  EXPECT_FALSE(std::filesystem::exists(without + "/curve.csv"));
+
+  RunOutcome straight = run_experiment(c);
+  const std::string curve = curve_without_seconds(straight.run_dir + "/curve.csv");
+  std::istringstream rows(curve);
+  std::vector<std::string> steps;
+  for (std::string line; std::getline(rows, line);) steps.push_back(line.substr(0, line.find(',')));
+  EXPECT_EQ(steps, (std::vector<std::string>{"step", "0", "4", "8", "9"})) << curve;
+  EXPECT_NE(curve.find("step,fid,class_accuracy"), std::string::npos) << curve;
+  // metrics.json carries the curve as columns (a sweep's journal and store get it from there).
+  const auto metrics = nlohmann::json::parse(read_file(straight.run_dir + "/metrics.json"));
+  ASSERT_TRUE(metrics.contains("curve")) << metrics.dump();
+  EXPECT_EQ(metrics["curve"]["step"], nlohmann::json::parse("[0, 4, 8, 9]"));
+  EXPECT_EQ(metrics["curve"]["fid"].size(), 4u);
+  EXPECT_TRUE(metrics["curve"]["fid"][0].is_number());
+
+  // Stopped at step 6 (after the point at 4, before 8), with a row torn by a kill after it:
+  // resumed, the same curve and losses.
+  ExperimentConfig cb = c;
+  cb.output_dir = b.path().string();
+  cb.train.checkpoint_every = 0;  // only the signals' checkpoints
+  stop_at_step(cb, 6);
+  std::ofstream(cb.run_dir() + "/curve.csv", std::ios::app) << "8,12.5";  // a row torn by a kill
+  RunOutcome resumed = run_experiment(cb);
+  EXPECT_TRUE(resumed.train.resumed);
+  EXPECT_EQ(curve_without_seconds(resumed.run_dir + "/curve.csv"), curve);
+  EXPECT_EQ(read_file(straight.run_dir + "/loss.csv"), read_file(resumed.run_dir + "/loss.csv"));
+  ::unsetenv("DIFFFIT_CACHE_DIR");
 }
 
 TEST_F(RunTest, ADamagedCheckpointIsSetAsideAndTheRunEndsAsIfNeverInterrupted) {

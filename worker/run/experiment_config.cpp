@@ -98,7 +98,7 @@ void parse_train(const YamlSection& s, TrainConfig& t) {
 
 void parse_eval(const YamlSection& s, EvalConfig& e) {
   s.require_known_keys({"feature_net", "feature_train", "num_reference", "inception_weights", "resize", "kid",
-                        "metrics", "grid_columns", "vae"});
+                        "metrics", "grid_columns", "vae", "every", "curve_samples"});
   std::string feature_net = feature_net_kind_name(e.feature_net), resize = resize_mode_name(e.resize);
   s.read("feature_net", feature_net);
   e.feature_net = parse_feature_net_kind(feature_net, s.where("feature_net"));
@@ -121,6 +121,10 @@ void parse_eval(const YamlSection& s, EvalConfig& e) {
   }
   s.read("grid_columns", e.grid_columns);
   s.read("vae", e.vae);
+  s.read("every", e.every);
+  s.read("curve_samples", e.curve_samples);
+  if (e.every < 0) throw_config(s.where("every") + ": must be >= 0 (0 = no learning curve)");
+  if (e.curve_samples < 0) throw_config(s.where("curve_samples") + ": must be >= 0 (0 = sample.num)");
   if (e.num_reference < 0) throw_config(s.where("num_reference") + ": must be >= 0");
   if (e.grid_columns < 1 || e.grid_columns > kMaxGridColumns)
     throw_config(s.where("grid_columns") + ": must be in 1.." + std::to_string(kMaxGridColumns));
@@ -266,6 +270,11 @@ ExperimentConfig load_experiment(const std::string& path, const std::vector<std:
     throw_config(root.where("sample.steps") + ": " + std::to_string(config.sample.steps) +
                  " sampling steps, more than train.timesteps (" + std::to_string(config.train.timesteps) + ")");
   }
+  if (config.eval.every > 0 && config.eval.curve_samples == 0 && config.sample.num == 0)
+    throw_config(root.where("eval.curve_samples") + ": eval.every draws a learning curve, which needs samples: "
+                 "set eval.curve_samples or sample.num");
+  if (config.eval.every > 0 && config.sample.steps > config.train.timesteps)
+    throw_config(root.where("sample.steps") + ": more sampling steps than train.timesteps for the learning curve");
   // Relative paths in the file are relative to the working directory, as on the command line.
   return config;
 }
@@ -331,6 +340,8 @@ std::string ExperimentConfig::to_yaml(bool resolved) const {
   if (resolved) out << Key << "grid_columns" << Value << eval.grid_columns;
   // Only when set, so the ids of runs without a VAE stay as they were.
   if (!eval.vae.empty()) out << Key << "vae" << Value << eval.vae;
+  // Only with a curve (it adds curve.csv), so the ids of runs without one stay as they were.
+  if (eval.every > 0) out << Key << "every" << Value << eval.every << Key << "curve_samples" << Value << eval.curve_samples;
   out << YAML::EndMap << YAML::EndMap;
   return out.c_str();
 }

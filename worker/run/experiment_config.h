@@ -60,6 +60,8 @@ struct EvalConfig {
   MetricSet metrics = {Metric::Fid}; // eval.metrics: fid kid sfid is pr (or all); `kid: true` adds kid
   int64_t grid_columns = 10;         // samples per row of samples.png (one row per class)
   std::string vae;                   // AutoencoderKL weights that decode latent samples (or $DIFFFIT_VAE_WEIGHTS)
+  int64_t every = 0;                 // learning curve: score the EMA weights every this many steps (0 = no curve)
+  int64_t curve_samples = 0;         // samples per curve point, drawn as the run's samples are (0 = sample.num)
 };
 
 struct ExperimentConfig {

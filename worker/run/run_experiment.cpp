@@ -19,10 +19,9 @@
 #include "worker/model/build_model.h"
 #include "worker/model/delta.h"
 #include "worker/model/peft_method.h"
-#include "worker/model/vae_loader.h"
-#include "worker/sample/sample_generator.h"
+#include "worker/run/learning_curve.h"
+#include "worker/run/run_sampling.h"
 #include "worker/sample/samples_file.h"
-#include "worker/vae/latent_decode.h"
 
 namespace difffit {
 namespace {
@@ -49,19 +48,12 @@ void check_vae_matches_training_latents(const ExperimentConfig& config, const Sa
   }
 }
 
-// Pixel-space samples are images already; latent ones need the VAE's decoder. Rank 0
-// writes samples.h5 and samples.png; every rank of a data-parallel run decodes and runs the
-// feature network on its share, and rank 0 gets the scores.
-void write_and_score_samples(const ExperimentConfig& config, const SampleResult& samples, RunOutcome& outcome,
+// Rank 0 writes samples.h5 and samples.png; every rank of a data-parallel run has decoded
+// its share and runs the feature network on it, and rank 0 gets the scores.
+void write_and_score_samples(const ExperimentConfig& config, SamplesFile file, RunOutcome& outcome,
                              const DataParallel& dp) {
   const fs::path dir = outcome.run_dir;
   Communicator* ranks = dp.active() ? dp.comm : nullptr;
-  LatentDecoding decoding;
-  decoding.vae = resolve_vae_weights(config.eval.vae);
-  decoding.device = device_kind_name(config.train.device);
-  decoding.batch_size = std::min<int64_t>(std::max<int64_t>(config.sample.batch_size, 1), 16);
-  decoding.bf16 = config.train.precision == Precision::Bf16;
-  SamplesFile file = samples_with_images(samples, decoding, ranks);
   // Rank 0 writes; a failure there (a full disk) then ends every rank before the scoring's collectives.
   run_on_rank0(ranks, [&] {
     check_vae_matches_training_latents(config, file);
@@ -100,6 +92,13 @@ std::string metrics_json(const ExperimentConfig& config, const MethodSetup& setu
   j["sample_seconds"] = outcome.sample_seconds;
   if (outcome.image_size > 0) j["image_size"] = outcome.image_size;
   if (outcome.score) add_evaluation_json(*outcome.score, j);
+  if (config.eval.every > 0) {
+    // The whole curve, as columns, so it travels with the result into a sweep's journal and store.
+    j["curve_every"] = config.eval.every;
+    j["curve_samples"] = config.eval.curve_samples > 0 ? config.eval.curve_samples : config.sample.num;
+    j["curve_seconds"] = outcome.train.curve_seconds;
+    j["curve"] = LearningCurve::read_columns(outcome.run_dir);
+  }
   return json_text(j, 2) + "\n";
 }
 
@@ -150,6 +149,8 @@ RunOutcome run_experiment(const ExperimentConfig& config, bool force, const RunH
 
   Trainer trainer(config, model, setup, outcome.run_dir, dp);
   if (hooks.on_step) trainer.set_step_hook(hooks.on_step);
+  LearningCurve curve(config, outcome.run_dir, dp);
+  trainer.set_learning_curve(&curve);
   outcome.train = trainer.run();
 
   // The result is the EMA weights (the same on every rank): saved as a delta, and as a
@@ -173,25 +174,14 @@ RunOutcome run_experiment(const ExperimentConfig& config, bool force, const RunH
 
   if (config.sample.num > 0) {
     // Every rank samples, decodes and scores its share; rank 0 writes the files.
-    SampleRequest request;
-    request.num = config.sample.num;
-    request.sampler = config.sample.sampler;
-    request.steps = config.sample.steps;
-    request.cfg_scale = config.sample.cfg_scale;
-    request.eta = config.sample.eta;
-    request.clip_denoised = config.clip_samples();
-    request.batch_size = config.sample.batch_size;
-    request.call_size = config.sample.call_size;
-    request.timesteps = config.train.timesteps;
-    request.seed = derive_seed(config, "sample");
-    request.device = device_kind_name(config.train.device);
     auto begin = std::chrono::steady_clock::now();
-    ProgressBar progress("[sample]", row_share(request.num, request.batch_size, dp.rank, dp.world).count);
-    SampleResult samples = generate_samples_across_ranks(*model, request, dp.active() ? dp.comm : nullptr,
-                                                         [&](int64_t done, int64_t) { progress.update(done); });
+    ProgressBar progress("[sample]",
+                         row_share(config.sample.num, config.sample.batch_size, dp.rank, dp.world).count);
+    SamplesFile samples = draw_run_samples(*model, config, config.sample.num, dp.active() ? dp.comm : nullptr,
+                                           [&](int64_t done, int64_t) { progress.update(done); });
     progress.finish();
     outcome.sample_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
-    write_and_score_samples(config, samples, outcome, dp);
+    write_and_score_samples(config, std::move(samples), outcome, dp);
   }
   if (!writer) return outcome;
 

@@ -13,6 +13,41 @@
 
 namespace difffit {
 
+std::unique_ptr<FeatureNetwork> run_feature_network(const ExperimentConfig& config, int64_t channels,
+                                                    Communicator* ranks) {
+  if (config.eval.feature_net == FeatureNetKind::None || config.data.reference.empty()) return nullptr;
+  FeatureNetChoice choice;
+  choice.kind = config.eval.feature_net;
+  choice.inception_weights = config.eval.inception_weights;
+  choice.resize = config.eval.resize;
+  choice.device = device_kind_name(config.train.device);
+  // One mini-CNN per task: trained on the task's own training images unless told otherwise.
+  choice.mini_cnn_train = config.eval.feature_train.empty() ? config.data.train : config.eval.feature_train;
+  const bool mini_cnn = resolved_feature_net(choice.kind, channels) == FeatureNetKind::MiniCnn;
+  if (mini_cnn && config.eval.feature_train.empty() && !Hdf5Reader(choice.mini_cnn_train).has("images"))
+    throw_config("eval.feature_train: the training set " + choice.mini_cnn_train +
+                 " holds latents, not images: name an image file for the mini-CNN");
+  return make_feature_network(choice, channels, ranks);
+}
+
+std::optional<Evaluation> score_run_images(const ExperimentConfig& config, const SamplesFile& file,
+                                           const std::string& name, FeatureNetwork& net, Communicator* ranks) {
+  EvaluationRequest request;
+  request.samples = name;
+  request.sample_images = file.images;
+  request.sample_labels = file.labels;
+  request.sample_images_first = file.images_first;
+  request.sample_images_total = file.latents.size(0);
+  request.reference = config.data.reference;
+  request.metrics = config.eval.metrics;
+  request.num_reference = config.eval.num_reference;
+  request.cache_dir = default_cache_dir();
+  request.ranks = ranks;
+  Evaluation evaluation = evaluate_samples(request, net);
+  if (ranks && ranks->rank() != 0) return std::nullopt;
+  return evaluation;
+}
+
 std::optional<Evaluation> score_samples(const ExperimentConfig& config, const SamplesFile& file,
                                         const std::string& samples_path, const std::string& grid_path,
                                         Communicator* ranks) {
@@ -26,35 +61,9 @@ std::optional<Evaluation> score_samples(const ExperimentConfig& config, const Sa
     style.class_names = class_names_in(config.data.train);
     write_image_set_grid(grid_path, samples, style);
   }
-  if (config.eval.feature_net == FeatureNetKind::None || config.data.reference.empty()) return std::nullopt;
-
-  FeatureNetChoice choice;
-  choice.kind = config.eval.feature_net;
-  choice.inception_weights = config.eval.inception_weights;
-  choice.resize = config.eval.resize;
-  choice.device = device_kind_name(config.train.device);
-  // One mini-CNN per task: trained on the task's own training images unless told otherwise.
-  choice.mini_cnn_train = config.eval.feature_train.empty() ? config.data.train : config.eval.feature_train;
-  const bool mini_cnn = resolved_feature_net(choice.kind, samples.channels()) == FeatureNetKind::MiniCnn;
-  if (mini_cnn && config.eval.feature_train.empty() && !Hdf5Reader(choice.mini_cnn_train).has("images"))
-    throw_config("eval.feature_train: the training set " + choice.mini_cnn_train +
-                 " holds latents, not images: name an image file for the mini-CNN");
-  std::unique_ptr<FeatureNetwork> net = make_feature_network(choice, samples.channels(), ranks);
-
-  EvaluationRequest request;
-  request.samples = samples_path;
-  request.sample_images = file.images;
-  request.sample_labels = file.labels;
-  request.sample_images_first = file.images_first;
-  request.sample_images_total = file.latents.size(0);
-  request.reference = config.data.reference;
-  request.metrics = config.eval.metrics;
-  request.num_reference = config.eval.num_reference;
-  request.cache_dir = default_cache_dir();
-  request.ranks = ranks;
-  Evaluation evaluation = evaluate_samples(request, *net);
-  if (!writer) return std::nullopt;
-  return evaluation;
+  std::unique_ptr<FeatureNetwork> net = run_feature_network(config, samples.channels(), ranks);
+  if (!net) return std::nullopt;
+  return score_run_images(config, file, samples_path, *net, ranks);
 }
 
 }  // namespace difffit

@@ -2,6 +2,7 @@
 // network its eval: section names (eval/evaluate.h does the scoring), plus a PNG grid.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -11,7 +12,20 @@
 namespace difffit {
 
 class Communicator;
+class FeatureNetwork;
 struct SamplesFile;
+
+// The feature network the run's eval: section names for images of `channels` channels;
+// null when the run scores nothing (eval.feature_net: none, or no data.reference). Every
+// rank of `ranks` calls it.
+std::unique_ptr<FeatureNetwork> run_feature_network(const ExperimentConfig& config, int64_t channels,
+                                                    Communicator* ranks = nullptr);
+
+// The images of `samples` (called `name` in messages) scored with `net`, over `ranks` as
+// score_samples says; nullopt on the other ranks.
+std::optional<Evaluation> score_run_images(const ExperimentConfig& config, const SamplesFile& samples,
+                                           const std::string& name, FeatureNetwork& net,
+                                           Communicator* ranks = nullptr);
 
 // `samples` holds the images (and labels); `samples_path` names them (the run's
 // samples.h5). Writes grid_path when it is not empty. With `ranks` every rank of the run

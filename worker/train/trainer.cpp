@@ -22,6 +22,7 @@
 #include "common/stop_signals.h"
 #include "datasets/image_loader.h"
 #include "worker/diffusion/gaussian_diffusion.h"
+#include "worker/run/learning_curve.h"
 #include "worker/train/adamw.h"
 #include "worker/train/autocast_guard.h"
 #include "worker/train/ema.h"
@@ -280,6 +281,14 @@ TrainResult Trainer::run() {
 
   model_->train();
   model_->run_options().checkpoint_blocks = tc.checkpoint_blocks;
+  double curve_seconds = 0;
+  const auto curve_point = [&](int64_t step) {
+    const auto curve_begin = std::chrono::steady_clock::now();
+    record_curve_point(step);
+    curve_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - curve_begin).count();
+  };
+  // A resumed run redraws the point its interruption lost.
+  if (curve_ && curve_->enabled() && !curve_->start(s.step, result.resumed) && curve_->due(s.step)) curve_point(s.step);
   const int64_t first_step = s.step;
   ProgressBar progress("[train " + setup_.config.name() + "]", tc.steps, s.step);
   double window_loss = 0;
@@ -322,6 +331,7 @@ TrainResult Trainer::run() {
     window_loss += step_loss;
     window += 1;
     if (writer) loss_csv << s.step << "," << step_loss << "," << step_mse << "," << step_vb << "\n";
+    if (curve_ && curve_->due(s.step)) curve_point(s.step);
     if (tc.checkpoint_every > 0 && s.step % tc.checkpoint_every == 0 && s.step < tc.steps) save();
     if (step_hook_) step_hook_(s.step);
     char status[64];
@@ -342,7 +352,8 @@ TrainResult Trainer::run() {
   save();
   result.steps = s.step;
   result.steps_this_session = s.step - first_step;
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+  result.curve_seconds = curve_seconds;
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count() - curve_seconds;
   result.steps_per_second = result.seconds > 0 ? result.steps_this_session / result.seconds : 0;
   // No step, no measurement (train.steps 0 evaluates the base): NaN, written as null, not a 0
   // that would read as a perfect loss or drag a mean speed down.
@@ -350,6 +361,25 @@ TrainResult Trainer::run() {
   if (s.step == 0) result.last_loss = nan;
   if (result.steps_this_session == 0) result.steps_per_second = nan;
   return result;
+}
+
+void Trainer::record_curve_point(int64_t step) {
+  // The point sees the EMA weights in eval mode, and leaves training's random stream (which
+  // a mini-CNN trained on first use would reseed) and weights as they were.
+  struct Restore {
+    Trainer& trainer;
+    at::Tensor rng = default_generator().get_state();
+    Restore(Trainer& t) : trainer(t) {
+      trainer.state_->ema->swap_with_params();
+      trainer.model_->eval();
+    }
+    ~Restore() {
+      trainer.model_->train();
+      trainer.state_->ema->swap_with_params();
+      default_generator().set_state(rng);
+    }
+  } restore(*this);
+  curve_->record(*model_, step);  // sampling takes no gradients; a mini-CNN trained on first use does
 }
 
 void Trainer::use_ema_weights() { state_->ema->copy_to_params(); }

@@ -17,12 +17,15 @@
 
 namespace difffit {
 
+class LearningCurve;
+
 struct TrainResult {
   int64_t steps = 0;            // optimizer steps done in total
   int64_t steps_this_session = 0;
   double last_loss = 0;         // mean loss over the last logging window
   double seconds = 0;           // wall time of this session's steps
-  double steps_per_second = 0;
+  double steps_per_second = 0;  // training steps only: learning-curve points are not in it
+  double curve_seconds = 0;     // this session's learning-curve points
   bool resumed = false;
 };
 
@@ -49,12 +52,17 @@ class Trainer {
   // Called after every optimizer step with the step count (heartbeats, tests).
   void set_step_hook(std::function<void(int64_t)> hook) { step_hook_ = std::move(hook); }
 
+  // Draws `curve`'s points (with the EMA weights) at its steps; it outlives run().
+  void set_learning_curve(LearningCurve* curve) { curve_ = curve; }
+
   // After run(): writes the EMA averages into the model's trainable tensors.
   void use_ema_weights();
 
   std::string checkpoint_path() const;
 
  private:
+  void record_curve_point(int64_t step);
+
   ExperimentConfig config_;
   DiT model_;
   MethodSetup setup_;
@@ -62,6 +70,7 @@ class Trainer {
   struct State;
   std::shared_ptr<State> state_;
   std::function<void(int64_t)> step_hook_;
+  LearningCurve* curve_ = nullptr;
   c10::Device device_;
   DataParallel dp_;
 };

@@ -1,0 +1,176 @@
+#include "worker/run/learning_curve.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "common/atomic_file.h"
+#include "common/error.h"
+#include "common/logging.h"
+#include "common/number_format.h"
+#include "eval/feature_network.h"
+#include "worker/model/dit.h"
+#include "worker/run/run_sampling.h"
+#include "worker/run/run_scoring.h"
+
+namespace difffit {
+namespace {
+
+// The metrics a point keeps, in column order: the scalars of metrics.json's scores.
+const char* const kCurveMetrics[] = {"fid", "class_accuracy", "kid", "sfid", "inception_score", "precision", "recall"};
+
+std::vector<std::string> split_csv_line(const std::string& line) {
+  std::vector<std::string> out;
+  std::stringstream in(line);
+  for (std::string field; std::getline(in, field, ',');) out.push_back(field);
+  if (!line.empty() && line.back() == ',') out.emplace_back();
+  return out;
+}
+
+struct CurveFile {
+  std::vector<std::string> header;
+  std::vector<std::vector<std::string>> rows;  // whole, well-formed rows only
+};
+
+// A row torn by a kill (too few fields, a step that is not a number) is dropped.
+CurveFile read_curve_file(const std::string& path) {
+  CurveFile file;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    std::vector<std::string> fields = split_csv_line(line);
+    if (file.header.empty()) {
+      if (fields.empty() || fields[0] != "step") return {};
+      file.header = std::move(fields);
+      continue;
+    }
+    if (fields.size() != file.header.size() || fields[0].empty() ||
+        fields[0].find_first_not_of("0123456789") != std::string::npos)
+      continue;
+    file.rows.push_back(std::move(fields));
+  }
+  return file;
+}
+
+std::string curve_text(const CurveFile& file) {
+  std::string out;
+  for (const auto* row : {&file.header}) {
+    for (size_t i = 0; i < row->size(); ++i) out += (i ? "," : "") + (*row)[i];
+    out += "\n";
+  }
+  for (const auto& row : file.rows) {
+    for (size_t i = 0; i < row.size(); ++i) out += (i ? "," : "") + row[i];
+    out += "\n";
+  }
+  return out;
+}
+
+}  // namespace
+
+LearningCurve::LearningCurve(const ExperimentConfig& config, std::string run_dir, const DataParallel& dp)
+    : config_(config),
+      path_((std::filesystem::path(run_dir) / "curve.csv").string()),
+      dp_(dp),
+      every_(config.eval.every),
+      num_(config.eval.curve_samples > 0 ? config.eval.curve_samples : config.sample.num) {}
+
+LearningCurve::~LearningCurve() = default;
+
+bool LearningCurve::due(int64_t step) const {
+  return enabled() && (step == 0 || step % every_ == 0 || step == config_.train.steps);
+}
+
+bool LearningCurve::start(int64_t step, bool resumed) {
+  if (!enabled()) return true;
+  CurveFile file;
+  if (resumed) {
+    file = read_curve_file(path_);
+    std::vector<std::vector<std::string>> kept;
+    for (auto& row : file.rows)
+      if (std::stoll(row[0]) <= step) kept.push_back(std::move(row));
+    file.rows = std::move(kept);
+    header_ = file.header;
+  }
+  const bool has_point = !file.rows.empty() && std::stoll(file.rows.back()[0]) == step;
+  if (dp_.rank == 0) {
+    if (file.header.empty()) {
+      std::error_code gone;
+      std::filesystem::remove(path_, gone);
+    } else {
+      write_file_atomically(path_, curve_text(file));
+    }
+  }
+  return has_point;
+}
+
+void LearningCurve::record(DiTImpl& model, int64_t step) {
+  const auto begin = std::chrono::steady_clock::now();
+  Communicator* ranks = dp_.active() ? dp_.comm : nullptr;
+  const SamplesFile samples = draw_run_samples(model, config_, num_, ranks);
+  if (!samples.images.defined()) {
+    log()->warn("[curve] step {}: latent samples without a VAE cannot be scored; no learning curve", step);
+    every_ = 0;
+    return;
+  }
+  if (!net_) {
+    net_ = run_feature_network(config_, samples.images.size(3), ranks);
+    if (!net_) {
+      log()->warn("[curve] the run scores nothing (eval.feature_net none, or no data.reference): no learning curve");
+      every_ = 0;
+      return;
+    }
+  }
+  const std::optional<Evaluation> score =
+      score_run_images(config_, samples, "curve point at step " + std::to_string(step), *net_, ranks);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+  seconds_ += seconds;
+  if (!score) return;  // the other ranks
+
+  nlohmann::ordered_json scores;
+  add_evaluation_json(*score, scores);
+  if (header_.empty()) {
+    header_ = {"step"};
+    for (const char* key : kCurveMetrics)
+      if (scores.contains(key) && scores[key].is_number()) header_.push_back(key);
+    header_.push_back("seconds");
+  }
+  CurveFile file = read_curve_file(path_);
+  if (file.header.empty()) file.header = header_;
+  std::vector<std::string> row;
+  for (const std::string& column : file.header) {
+    if (column == "step") row.push_back(std::to_string(step));
+    else if (column == "seconds") row.push_back(shortest_double(seconds));
+    else if (scores.contains(column) && scores[column].is_number()) row.push_back(shortest_double(scores[column].get<double>()));
+    else row.emplace_back();
+  }
+  file.rows.push_back(std::move(row));
+  write_file_atomically(path_, curve_text(file));
+  std::string line;
+  for (size_t i = 1; i + 1 < file.header.size(); ++i) line += " " + file.header[i] + " " + file.rows.back()[i];
+  log()->info("[curve] step {}:{} ({} samples, {:.1f} s)", step, line, num_, seconds);
+}
+
+nlohmann::ordered_json LearningCurve::read_columns(const std::string& run_dir) {
+  const CurveFile file = read_curve_file((std::filesystem::path(run_dir) / "curve.csv").string());
+  if (file.header.empty() || file.rows.empty()) return nullptr;
+  nlohmann::ordered_json columns = nlohmann::ordered_json::object();
+  for (size_t i = 0; i < file.header.size(); ++i) {
+    nlohmann::ordered_json values = nlohmann::ordered_json::array();
+    for (const auto& row : file.rows) {
+      char* end = nullptr;
+      const double value = row[i].empty() ? NAN : std::strtod(row[i].c_str(), &end);
+      if (row[i].empty() || *end != '\0' || !std::isfinite(value)) values.push_back(nullptr);
+      else values.push_back(value);
+    }
+    columns[file.header[i]] = std::move(values);
+  }
+  return columns;
+}
+
+}  // namespace difffit
