@@ -42,7 +42,7 @@ if [ "$(cat "$ROOT/.difffit-packages" 2>/dev/null)" != "$want" ]; then
   if [ ! -x "$ROOT/usr/bin/apt-get" ]; then
     echo "[torch2] creating the Debian 13 chroot in $ROOT (once)"
     $SUDO mkdir -p "$ROOT"
-    $SUDO debootstrap --variant=minbase --include=ca-certificates trixie "$ROOT" http://deb.debian.org/debian
+    $SUDO debootstrap --variant=minbase --include=ca-certificates trixie "$ROOT"   # debootstrap's default mirror
   fi
   mount_all
   $SUDO chroot "$ROOT" apt-get update -qq
