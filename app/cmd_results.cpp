@@ -336,8 +336,12 @@ int findings_command(int argc, char** argv) {
                           "  difffit results findings RESULTS.h5 [--grid G] [--line] [-o findings.md]",
                           argc, argv, options, vm, &positional))
     return 0;
-  const std::vector<ResultRow> rows = select_rows(read_results_h5(one_input(vm, "findings")), table_spec_from(vm));
-  emit(vm, vm.count("line") ? findings_line(rows) + "\n" : findings_markdown(rows));
+  const std::string path = one_input(vm, "findings");
+  const TableSpec selection = table_spec_from(vm);
+  const std::vector<ResultRow> rows = select_rows(read_results_h5(path), selection);
+  std::vector<ResultRow> curves = read_results_curves(path);
+  if (!curves.empty()) curves = select_rows(curves, selection);
+  emit(vm, vm.count("line") ? findings_line(rows) + "\n" : findings_markdown(rows, curves));
   return 0;
 }
 

@@ -6,6 +6,7 @@
 #include <map>
 #include <sstream>
 
+#include "results/curve_findings.h"
 #include "results/result_columns.h"
 
 namespace difffit {
@@ -304,7 +305,7 @@ Summary summarize(const std::vector<ResultRow>& rows, const std::string& column)
   return s;
 }
 
-std::string findings_markdown(const std::vector<ResultRow>& rows) {
+std::string findings_markdown(const std::vector<ResultRow>& rows, const std::vector<ResultRow>& curves) {
   std::ostringstream out;
   out << "# Findings: the DiffFit paper's claims against these results\n\n"
       << "FID is lower-is-better. A method's FID is the mean over tasks of its per-task mean over seeds; ± is "
@@ -326,6 +327,10 @@ std::string findings_markdown(const std::vector<ResultRow>& rows) {
   if (!lr.empty()) out << "## Learning-rate ratio\n\n" << lr << "\n";
   const std::string transfer = transfer_section(rows);
   if (!transfer.empty()) out << "## Resolution transfer\n\n" << transfer << "\n";
+  // Table 1's curves: the ablations share its budget.
+  std::vector<ResultRow> table_curves = where(curves, "grid", "table1");
+  const std::string plateaus = plateau_markdown(table_curves.empty() ? curves : table_curves);
+  if (!plateaus.empty()) out << plateaus << "\n";
   return out.str();
 }
 

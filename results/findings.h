@@ -19,7 +19,9 @@ Summary summarize(const std::vector<ResultRow>& rows, const std::string& column)
 
 // Markdown: one section per claim the rows can test (methods, gamma placement, learning
 // rate ratio), each with its table of numbers and a verdict. Rows are those of a results file.
-std::string findings_markdown(const std::vector<ResultRow>& rows);
+// With `curves` (the results file's /curves), a section on whether each task and method's
+// learning curve had plateaued (results/curve_findings.h).
+std::string findings_markdown(const std::vector<ResultRow>& rows, const std::vector<ResultRow>& curves = {});
 
 // One sentence for a terminal: DiffFit against full fine-tuning (and BitFit when present)
 // on FID, class accuracy, trainable parameters and step speed. "" when DiffFit or full is missing.

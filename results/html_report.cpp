@@ -56,6 +56,7 @@ std::vector<std::string> grid_axes(const std::vector<ResultRow>& rows) {
 // Per column value (e.g. task) a chart of FID against step: a line per row value (method),
 // the mean over seeds with a band from min to max.
 std::string curve_charts(const TableSpec& spec, const std::string& metric, const std::vector<ResultRow>& all_curves) {
+  if (all_curves.empty()) return "";
   TableSpec selection;
   selection.grid = spec.grid;
   const std::vector<ResultRow> curves = select_rows(all_curves, selection);
@@ -190,7 +191,7 @@ std::string html_report(const ReportInput& input) {
     }
     out << "</div></section>\n";
   }
-  if (!input.rows.empty()) out << "<section id=\"findings\">" << markdown_to_html(findings_markdown(input.rows)) << "</section>\n";
+  if (!input.rows.empty()) out << "<section id=\"findings\">" << markdown_to_html(findings_markdown(input.rows, input.curves)) << "</section>\n";
   out << status_section(input.runs, input.page_dir) << "</body></html>\n";
   return out.str();
 }

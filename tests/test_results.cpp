@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "results/curve_findings.h"
 #include "results/findings.h"
 #include "results/learning_curves.h"
 #include "results/loss_curve.h"
@@ -594,6 +595,36 @@ print("series", len(lines), [len(p.get("points").split()) for p in lines], "band
       [len(p.get("points").split()) for p in bands])
 )", dir.file("curve.svg"));
   EXPECT_NE(out.find("series 2 [2, 1] bands 2 [4, 2]"), std::string::npos) << out;
+}
+
+// Whether a curve plateaued: final within 10% of the best point and of the point at two
+// thirds of the run, on the mean over seeds; worked out by hand.
+TEST(LearningCurves, PlateauVerdictsFollowTheMeanCurve) {
+  std::vector<ResultRow> curves;
+  auto point = [&](const std::string& method, const std::string& seed, double step, double fid) {
+    ResultRow row;
+    row.text = {{"grid", "table1"}, {"method", method}, {"seed", seed}, {"dataset", "food"}};
+    row.numbers = {{"step", step}, {"fid", fid}};
+    curves.push_back(row);
+  };
+  const double flat[] = {100, 40, 30, 31}, falling[] = {100, 80, 60, 40};
+  for (int i = 0; i < 4; ++i) {
+    point("full", "0", 10.0 * i, flat[i] - 1), point("full", "1", 10.0 * i, flat[i] + 1);
+    point("difffit", "0", 10.0 * i, falling[i]);
+  }
+  const std::vector<CurveVerdict> v = curve_verdicts(curves);
+  ASSERT_EQ(v.size(), 2u);
+  EXPECT_EQ(v[0].method, "full");
+  EXPECT_DOUBLE_EQ(v[0].best, 30);
+  EXPECT_DOUBLE_EQ(v[0].best_step, 20);
+  EXPECT_DOUBLE_EQ(v[0].final, 31);
+  EXPECT_DOUBLE_EQ(v[0].two_thirds, 30);
+  EXPECT_TRUE(v[0].plateaued());
+  EXPECT_DOUBLE_EQ(v[1].two_thirds, 60);
+  EXPECT_FALSE(v[1].plateaued());  // the last third still took a third off
+  const std::string page = findings_markdown({}, curves);
+  EXPECT_NE(page.find("| food | difffit | 40.0 (30) | 40.0 (30) | 60.0 | **no** |"), std::string::npos) << page;
+  EXPECT_NE(page.find("1 of 2 curves plateaued"), std::string::npos) << page;
 }
 
 class ResultsCli : public ::testing::Test {
