@@ -572,6 +572,8 @@ TEST_F(RunTest, BadConfigsNameTheFileAndField) {
   expect_refused("seed: 0\nseed: 5\n", "bad.yaml: seed: given twice (line 6)");
   expect_refused("train: {lr: 1.0e-4, lr: 1.0e-3}\n", "bad.yaml: train.lr: given twice");
   expect_refused("? [a, b]\n: 1\n", "bad.yaml: the top level: line 5: a key must be a plain name");
+  // A second YAML document would be dropped unread: the file is refused instead.
+  expect_refused("---\nname: y\n", "bad.yaml: holds 2 YAML documents ('---' separators); expected one");
   expect_refused("train: {timesteps: 1000000000}\n", "bad.yaml: train.timesteps: must be in 21..1000000");
   // Below 21 steps the linear schedule's last betas reach 1: refused, not a divergence at step 1.
   expect_refused("train: {timesteps: 20}\nsample: {steps: 10}\n",

@@ -84,6 +84,19 @@ TEST(SweepConfig, ExpandsTemplatesAndNamesTheFieldOfAnError) {
   }
 }
 
+TEST(SweepConfig, AFileOfSeveralYamlDocumentsIsRefused) {
+  TempDir tmp;
+  const std::string sweep = tmp.file("two.yaml");
+  std::ofstream(sweep) << "sweep: a\ngrids: []\n---\nsweep: b\ngrids: []\n";
+  const std::string message = error_of([&] { load_sweep(sweep); });
+  EXPECT_NE(message.find("two.yaml: holds 2 YAML documents ('---' separators); expected one"), std::string::npos)
+      << message;
+  // One document behind a leading "---" is one document: read on to its (empty) grids.
+  std::ofstream(sweep) << "---\nsweep: a\ngrids: []\n";
+  const std::string one = error_of([&] { load_sweep(sweep); });
+  EXPECT_NE(one.find("two.yaml: grids: expected a non-empty list of grids"), std::string::npos) << one;
+}
+
 TEST(SweepPlan, TwoCellsOfAGridThatAreOneRunAreAnError) {
   TempDir tmp;
   auto s = testing::write_tiny_sweep(tmp);
