@@ -97,6 +97,34 @@ TEST(SweepConfig, AFileOfSeveralYamlDocumentsIsRefused) {
   EXPECT_NE(one.find("two.yaml: grids: expected a non-empty list of grids"), std::string::npos) << one;
 }
 
+TEST(SweepConfig, ASweepOfTooManyRunsIsRefusedBeforeExpansion) {
+  TempDir tmp;
+  auto axis = [](const std::string& name, int n) {
+    std::string values;
+    for (int i = 0; i < n; ++i) values += (i ? ", " : "") + std::to_string(i);
+    return "      - {name: " + name + ", set: {seed: \"{value}\"}, values: [" + values + "]}\n";
+  };
+  // Three 1000-value axes: 10^9 cells, refused at once naming the grid.
+  const std::string big = tmp.file("big.yaml");
+  std::ofstream(big) << "sweep: big\nexperiment: e.yaml\ngrids:\n  - name: g\n    axes:\n"
+                     << axis("a", 1000) << axis("b", 1000) << axis("c", 1000);
+  std::string message = error_of([&] { load_sweep(big); });
+  EXPECT_NE(message.find("big.yaml: grids[0] ('g'): 1000 x 1000 x 1000 cells, more than the 100000 runs"),
+            std::string::npos)
+      << message;
+  // Grids within the cap each, over it together.
+  std::ofstream(big) << "sweep: big\nexperiment: e.yaml\ngrids:\n  - name: g\n    axes:\n"
+                     << axis("a", 300) << axis("b", 200) << "  - name: h\n    axes:\n" << axis("a", 300)
+                     << axis("b", 200);
+  message = error_of([&] { load_sweep(big); });
+  EXPECT_NE(message.find("big.yaml: grids: 120000 cells up to grid 'h', more than the 100000 runs"), std::string::npos)
+      << message;
+  // At the cap: accepted.
+  std::ofstream(big) << "sweep: big\nexperiment: e.yaml\ngrids:\n  - name: g\n    axes:\n"
+                     << axis("a", 500) << axis("b", 200);
+  EXPECT_EQ(load_sweep(big).grids[0].axes[1].values.size(), 200u);
+}
+
 TEST(SweepPlan, TwoCellsOfAGridThatAreOneRunAreAnError) {
   TempDir tmp;
   auto s = testing::write_tiny_sweep(tmp);
