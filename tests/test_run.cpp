@@ -9,8 +9,10 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <unistd.h>
 
 #include "common/error.h"
+#include "common/file_lock.h"
 #include "common/hdf5_tensors.h"
 #include "common/json_text.h"
 #include "common/safetensors.h"
@@ -519,6 +521,30 @@ TEST_F(RunTest, SetTakesAFlowListAsAList) {
     EXPECT_EQ(e.kind(), ErrorKind::Usage);
     EXPECT_NE(std::string(e.what()).find("eval.metrics=[fid"), std::string::npos) << e.what();
   }
+}
+
+// One process per run folder: while another holds RUN_DIR/run.lock, `difffit run` of the same
+// run stops at once (exit 3) naming the folder and the holder's pid, and writes nothing.
+TEST_F(RunTest, ASecondProcessOnTheSameRunIsRefused) {
+  TempDir out;
+  const ExperimentConfig c = config(out.path().string());
+  const std::string yaml = out.file("tiny.yaml");
+  std::ofstream(yaml) << c.resolved_yaml();
+  std::filesystem::create_directories(c.run_dir());
+  {
+    FileLock running(c.run_dir() + "/run.lock");  // stands in for the first process
+    auto second = run_difffit("run " + yaml);
+    EXPECT_EQ(second.exit_code, 3) << second.output;
+    EXPECT_NE(second.output.find(c.run_dir() + "/run.lock: another process is running this run (pid " +
+                                 std::to_string(::getpid()) + " on "),
+              std::string::npos)
+        << second.output;
+    EXPECT_FALSE(std::filesystem::exists(c.run_dir() + "/config.yaml"));
+    EXPECT_THROW(run_experiment(c), Error);  // in-process too: the lock is per open, not per process
+  }
+  // Released with its holder: the run goes ahead, and holds the lock only while it runs.
+  EXPECT_FALSE(run_experiment(c).skipped);
+  FileLock after(c.run_dir() + "/run.lock");
 }
 
 TEST_F(RunTest, BadConfigsNameTheFileAndField) {
