@@ -13,7 +13,7 @@
 
 namespace difffit {
 
-FileLock::FileLock(const std::string& path) {
+FileLock::FileLock(const std::string& path, const std::string& busy, ErrorKind kind) {
   fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd_ < 0) throw_io(path + ": cannot open the lock file: " + std::strerror(errno));
   if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
@@ -21,9 +21,8 @@ FileLock::FileLock(const std::string& path) {
     const ssize_t n = ::pread(fd_, holder, sizeof holder - 1, 0);
     ::close(fd_);
     fd_ = -1;
-    throw_usage(path + ": another sweep is running on this folder" +
-                (n > 0 ? " (" + std::string(holder, strnlen(holder, sizeof holder)) + ")" : "") +
-                "; wait for it to end, or stop it first");
+    throw Error(kind, path + ": " + busy + (n > 0 ? " (" + std::string(holder, strnlen(holder, sizeof holder)) + ")" : "") +
+                          "; wait for it to end, or stop it first");
   }
   // Who holds it, for the message above; the lock itself is what counts.
   char host[128] = "?";

@@ -80,6 +80,9 @@ std::string PickleValue::describe() const {
 
 namespace {
 
+// Decimal digits of an INT/LONG text literal: Python's default sys.int_info.default_max_str_digits.
+constexpr std::size_t kMaxDecimalDigits = 4300;
+
 // Opcode values, named as in Python's pickletools.
 enum : std::uint8_t {
   MARK = '(', STOP = '.', POP = '0', POP_MARK = '1', DUP = '2', FLOAT = 'F', INT = 'I',
@@ -431,6 +434,10 @@ class Unpickler {
     const bool neg = !s.empty() && s[0] == '-';
     const std::size_t first = (neg || (!s.empty() && s[0] == '+')) ? 1 : 0;
     if (first >= s.size()) fail("bad integer literal '" + s + "'");
+    // The conversion below is quadratic in the digits; Python refuses the same text.
+    if (s.size() - first > kMaxDecimalDigits)
+      fail("integer literal of " + std::to_string(s.size() - first) + " digits, more than " +
+           std::to_string(kMaxDecimalDigits) + " (Python's own limit for int text)");
     std::vector<std::uint8_t> mag;  // little-endian magnitude
     for (std::size_t k = first; k < s.size(); ++k) {
       if (s[k] < '0' || s[k] > '9') fail("bad integer literal '" + s + "'");

@@ -66,7 +66,8 @@ struct PickleValue {
 
 // Parses one pickle. `context` (e.g. "model.pt: archive/data.pkl") starts
 // every error message. Throws difffit::Error (Data) on malformed input or an
-// unsupported opcode, naming the opcode byte and its offset. With `consumed`, the
+// unsupported opcode, naming the opcode byte and its offset; decimal integer text (INT,
+// LONG) is limited to 4300 digits, Python's own default. With `consumed`, the
 // number of bytes up to and including STOP is stored there (files that hold a
 // sequence of pickles, e.g. torch's legacy format, continue after it).
 PickleValuePtr read_pickle(const std::uint8_t* data, std::size_t size, const std::string& context,

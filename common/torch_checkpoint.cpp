@@ -14,6 +14,7 @@
 #include <fstream>
 #include <optional>
 #include <unordered_map>
+#include <unordered_set>
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "tensor files are read and written as little-endian; a big-endian host needs byte swapping"
@@ -357,24 +358,36 @@ class CheckpointReader {
 
   // Element size of a legacy storage, from the first persistent id naming it (0 if none).
   std::uint64_t legacy_element_size(const std::string& key) {
-    if (legacy_sizes_.empty()) collect_storage_types(*legacy_root_, 0);
+    if (!storage_types_collected_) collect_storage_types(*legacy_root_);
     const auto it = legacy_sizes_.find(key);
     return it == legacy_sizes_.end() ? 0 : it->second;
   }
-  void collect_storage_types(const PickleValue& v, int depth) {
-    if (depth > 64) return;
-    if (v.is(Kind::PersistentId) && v.pid && v.pid->is(Kind::Tuple) && v.pid->items.size() >= 3 &&
-        v.pid->items[1]->is(Kind::Global) && v.pid->items[2]->is_string()) {
-      for (const auto& s : kStorageNames)
-        if (v.pid->items[1]->name == s.name) legacy_sizes_.emplace(v.pid->items[2]->str, c10::elementSize(s.dtype));
+  // One walk over the object, in depth-first order, each object once: the pickle memo lets
+  // objects be shared (a list holding the same list twice, nested 60 deep, is 674 bytes and
+  // 2^60 paths), so the walk is linear in the input only when it follows objects, not paths.
+  void collect_storage_types(const PickleValue& root) {
+    storage_types_collected_ = true;
+    std::unordered_set<const PickleValue*> seen;
+    std::vector<const PickleValue*> todo = {&root};
+    while (!todo.empty()) {
+      const PickleValue& v = *todo.back();
+      todo.pop_back();
+      if (!seen.insert(&v).second) continue;
+      if (v.is(Kind::PersistentId) && v.pid && v.pid->is(Kind::Tuple) && v.pid->items.size() >= 3 &&
+          v.pid->items[1]->is(Kind::Global) && v.pid->items[2]->is_string()) {
+        for (const auto& s : kStorageNames)
+          if (v.pid->items[1]->name == s.name) legacy_sizes_.emplace(v.pid->items[2]->str, c10::elementSize(s.dtype));
+      }
+      // Pushed last to first, so they are visited first to last.
+      for (const auto* c : {&v.callable, &v.state, &v.args})
+        if (*c) todo.push_back(c->get());
+      for (auto kv = v.entries.rbegin(); kv != v.entries.rend(); ++kv) {
+        if (kv->second) todo.push_back(kv->second.get());
+        if (kv->first) todo.push_back(kv->first.get());
+      }
+      for (auto c = v.items.rbegin(); c != v.items.rend(); ++c)
+        if (*c) todo.push_back(c->get());
     }
-    for (const auto& c : v.items) if (c) collect_storage_types(*c, depth + 1);
-    for (const auto& kv : v.entries) {
-      if (kv.first) collect_storage_types(*kv.first, depth + 1);
-      if (kv.second) collect_storage_types(*kv.second, depth + 1);
-    }
-    for (const auto* c : {&v.args, &v.state, &v.callable})
-      if (*c) collect_storage_types(**c, depth + 1);
   }
 
   struct LegacyRecord {
@@ -388,6 +401,7 @@ class CheckpointReader {
   PickleValuePtr legacy_root_;
   std::unordered_map<std::string, LegacyRecord> legacy_records_;
   std::unordered_map<std::string, std::uint64_t> legacy_sizes_;
+  bool storage_types_collected_ = false;  // walked once, also when it found none
   std::string prefix_;  // "archive/"
   std::unordered_map<std::string, Storage> storages_;
   std::unordered_map<const PickleValue*, at::Tensor> cache_;

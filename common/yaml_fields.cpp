@@ -47,6 +47,16 @@ void check_mapping_keys(const YAML::Node& root, const std::string& file) {
   }
 }
 
+// The file's one document. YAML::Load keeps the first of several ("---" separators) and
+// drops the rest unread, so a second experiment in the same file would never run.
+YAML::Node parse_one_document(const std::string& text, const std::string& file) {
+  std::vector<YAML::Node> documents = YAML::LoadAll(text);
+  if (documents.size() > 1)
+    throw_config(file + ": holds " + std::to_string(documents.size()) +
+                 " YAML documents ('---' separators); expected one (a sweep file runs several experiments)");
+  return documents.empty() ? YAML::Node() : documents.front();
+}
+
 // Parsed files by path, reused while the file's text stays the same: a sweep's planner
 // loads the same template once per run (10,000 times in a large sweep), and parsing YAML
 // is the slow part. Callers get a deep copy they may change.
@@ -60,7 +70,7 @@ YAML::Node parse_file_cached(const std::string& file) {
   std::lock_guard<std::mutex> lock(mutex);
   auto it = cache.find(file);
   if (it == cache.end() || it->second.first != text.str()) {
-    YAML::Node parsed = YAML::Load(text.str());
+    YAML::Node parsed = parse_one_document(text.str(), file);
     check_mapping_keys(parsed, file);  // before the copy below, which has no text positions
     it = cache.insert_or_assign(file, std::make_pair(text.str(), parsed)).first;
   }

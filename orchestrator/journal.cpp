@@ -8,11 +8,13 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <type_traits>
 #include <utility>
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
 #include "common/json_text.h"
+#include "common/logging.h"
 
 namespace difffit {
 namespace {
@@ -78,21 +80,57 @@ std::string encode_journal_event(const JournalEvent& e) {
   return json_text(j);
 }
 
+namespace {
+
+// `key` of a decoded line, or `fallback` when absent; a value of another kind names the field
+// (nlohmann's own type error would read like a torn line).
+template <typename T>
+T field(const nlohmann::ordered_json& j, const char* event, const char* key, T fallback) {
+  const auto it = j.find(key);
+  if (it == j.end()) return fallback;
+  try {
+    return it->template get<T>();
+  } catch (const nlohmann::json::exception&) {
+    const char* expected = std::is_same_v<T, std::string> ? "a string" : "a number";
+    throw InvalidJournalEvent(std::string(event) + " event: '" + key + "': expected " + expected + ", got " +
+                              it->type_name() + "; event skipped");
+  }
+}
+
+bool is_run_event(JournalEventType type) {
+  return type != JournalEventType::SweepStarted && type != JournalEventType::SweepEnded;
+}
+
+}  // namespace
+
 JournalEvent decode_journal_event(const std::string& line) {
   auto j = nlohmann::ordered_json::parse(line);  // throws on a torn line
   if (!j.is_object() || !j.contains("event")) throw std::runtime_error("not a journal event");
+  if (!j["event"].is_string()) throw InvalidJournalEvent("'event' is not a name; line skipped");
   JournalEvent e;
-  e.type = parse_journal_event_type(j.at("event").get<std::string>());
-  e.time = j.value("time", "");
-  e.run_id = j.value("run", "");
-  e.attempt = j.value("attempt", 0);
-  e.rank = j.value("rank", 0);
-  e.seconds = j.value("seconds", 0.0);
-  e.run_dir = j.value("run_dir", "");
-  if (j.contains("metrics")) e.metrics_json = json_text(j["metrics"]);
-  e.error = j.value("error", "");
-  e.signal = j.value("signal", 0);
-  e.detail = j.value("detail", "");
+  e.type = parse_journal_event_type(j["event"].get<std::string>());
+  const char* name = journal_event_name(e.type);
+  e.time = field<std::string>(j, name, "time", "");
+  e.run_id = field<std::string>(j, name, "run", "");
+  e.attempt = field(j, name, "attempt", 0);
+  e.rank = field(j, name, "rank", 0);
+  e.seconds = field(j, name, "seconds", 0.0);
+  e.run_dir = field<std::string>(j, name, "run_dir", "");
+  e.error = field<std::string>(j, name, "error", "");
+  e.signal = field(j, name, "signal", 0);
+  e.detail = field<std::string>(j, name, "detail", "");
+  // A run event without its run id belongs to no run: kept, it would be ignored without a
+  // word (a done run missing from the results).
+  if (is_run_event(e.type) && e.run_id.empty())
+    throw InvalidJournalEvent(std::string(name) + " event without 'run' (the run id); event skipped");
+  if (j.contains("metrics")) {
+    // Results rows and tables read the metrics as an object; anything else would leave the
+    // run done with no numbers. Skipped, the run is assigned again and reports them anew.
+    if (!j["metrics"].is_object())
+      throw InvalidJournalEvent(std::string(name) + " event: 'metrics' is " + j["metrics"].type_name() +
+                                ", not a JSON object; event skipped (the run will report its metrics again)");
+    e.metrics_json = json_text(j["metrics"]);
+  }
   return e;
 }
 
@@ -119,9 +157,10 @@ void Journal::append(JournalEvent event) {
   if (::fsync(fd_) != 0) throw_io(path_ + ": fsync failed: " + std::strerror(errno));
 }
 
-std::vector<JournalEvent> Journal::read(const std::string& path, int* skipped) {
+std::vector<JournalEvent> Journal::read(const std::string& path, int* skipped, std::vector<std::string>* invalid) {
   std::vector<JournalEvent> events;
   if (skipped) *skipped = 0;
+  if (invalid) invalid->clear();
   std::ifstream in(path);
   if (!in) return events;  // no journal yet: nothing has happened
   std::string line;
@@ -131,6 +170,11 @@ std::vector<JournalEvent> Journal::read(const std::string& path, int* skipped) {
       events.push_back(decode_journal_event(line));
     } catch (const Error& e) {
       throw_data(path + ":" + std::to_string(number) + ": " + e.what());
+    } catch (const InvalidJournalEvent& e) {
+      // Every reader warns (sweep run, status, report): never dropped without a word.
+      const std::string why = path + ":" + std::to_string(number) + ": " + e.what();
+      log()->warn("[sweep] {}", why);
+      if (invalid) invalid->push_back(why);
     } catch (const std::exception&) {
       if (skipped) ++*skipped;
     }

@@ -3,6 +3,7 @@
 // rebuilt from it, so a coordinator killed at any moment loses nothing recorded.
 #pragma once
 
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -42,16 +43,27 @@ class Journal {
 
   // Every readable event in order; unreadable lines (torn writes) are skipped and
   // counted in `skipped` when given. A readable line with an unknown event is a data error
-  // naming the file and line (a journal of another version, not a crash's trace).
-  static std::vector<JournalEvent> read(const std::string& path, int* skipped = nullptr);
+  // naming the file and line (a journal of another version, not a crash's trace). A known
+  // event that cannot be used (a run event without its run id, a field of the wrong kind,
+  // done metrics that are not a JSON object) is skipped with a warning "FILE:LINE: why",
+  // also listed in `invalid` when given: its run is simply not done (a finished run reports
+  // its metrics.json again when assigned) and results.h5 is still rebuilt.
+  static std::vector<JournalEvent> read(const std::string& path, int* skipped = nullptr,
+                                        std::vector<std::string>* invalid = nullptr);
 
  private:
   std::string path_;
   int fd_ = -1;
 };
 
+// A readable journal line that is not a usable event; the message names the field.
+struct InvalidJournalEvent : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 std::string encode_journal_event(const JournalEvent& event);  // one line, no newline
-JournalEvent decode_journal_event(const std::string& line);   // throws on a bad line (Error on an unknown event)
+// Throws on a bad line: Error on an unknown event, InvalidJournalEvent on an unusable one.
+JournalEvent decode_journal_event(const std::string& line);
 std::string utc_now_iso8601();
 
 }  // namespace difffit

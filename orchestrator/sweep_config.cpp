@@ -59,11 +59,10 @@ SweepAxis parse_axis(const YamlSection& axis) {
   const Overrides templ = read_overrides(axis, "set");
   if (!axis.has("values")) throw_config(axis.where("values") + ": missing");
   const YAML::Node values = axis.node()["values"];
+  std::set<std::string> labels;  // not a scan per label: a long axis stays linear
   auto add = [&](const std::string& label, const Overrides& own) {
     if (label.empty()) throw_config(axis.where("values") + ": empty label");
-    for (const auto& v : out.values) {
-      if (v.label == label) throw_config(axis.where("values") + ": '" + label + "' appears twice");
-    }
+    if (!labels.insert(label).second) throw_config(axis.where("values") + ": '" + label + "' appears twice");
     AxisValue value{label, {}};
     for (const auto& o : templ) value.overrides.push_back(replace_all(o, "{value}", label));
     value.overrides.insert(value.overrides.end(), own.begin(), own.end());
@@ -112,6 +111,21 @@ SweepGrid parse_grid(const YamlSection& grid, const std::string& file, const std
     if (!names.insert(axis.name).second) throw_config(grid.where("axes") + ": axis '" + axis.name + "' twice");
   }
   return out;
+}
+
+// The grid's cells (the product of its axis lengths), or an error naming the grid once they
+// pass kMaxSweepRuns: checked factor by factor, so the product never overflows.
+uint64_t count_cells(const SweepGrid& grid, const std::string& where) {
+  uint64_t cells = 1;
+  std::string shape;
+  for (const auto& axis : grid.axes) shape += (shape.empty() ? "" : " x ") + std::to_string(axis.values.size());
+  for (const auto& axis : grid.axes) {
+    if (axis.values.size() > kMaxSweepRuns / cells)
+      throw_config(where + " ('" + grid.name + "'): " + shape + " cells, more than the " + std::to_string(kMaxSweepRuns) +
+                   " runs a sweep may plan; split it into smaller sweeps");
+    cells *= axis.values.size();
+  }
+  return cells;
 }
 
 // Applies "--set" overrides: sweep fields directly, anything else joins the sweep's `set`.
@@ -171,10 +185,15 @@ SweepConfig load_sweep(const std::string& path, const Overrides& overrides) {
   }
   const YAML::Node grids = root.node()["grids"];
   std::set<std::string> names;
+  uint64_t cells = 0;  // over every grid, at most kMaxSweepRuns each: no overflow
   for (size_t i = 0; i < grids.size(); ++i) {
     const std::string grid_path = "grids[" + std::to_string(i) + "]";
     SweepGrid grid = parse_grid(YamlSection(grids[i], path, grid_path), path, grid_path);
     if (!names.insert(grid.name).second) throw_config(path + ": grids: '" + grid.name + "' appears twice");
+    cells += count_cells(grid, path + ": " + grid_path);
+    if (cells > kMaxSweepRuns)
+      throw_config(path + ": grids: " + std::to_string(cells) + " cells up to grid '" + grid.name + "', more than the " +
+                   std::to_string(kMaxSweepRuns) + " runs a sweep may plan; split it into smaller sweeps");
     if (grid.experiment.empty()) grid.experiment = config.experiment;
     if (grid.experiment.empty()) {
       throw_config(path + ": grids[" + std::to_string(i) + "]: no experiment (set `experiment` for the sweep or grid)");

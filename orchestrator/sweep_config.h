@@ -14,6 +14,7 @@
 //           values: {full: {method.name: full}, difffit: {method.name: difffit}}
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -38,6 +39,10 @@ struct SweepGrid {
   Overrides overrides;          // the grid's own `set`
   std::vector<SweepAxis> axes;  // cartesian product, first axis outermost
 };
+
+// Planning loads a template and hashes a run id per cell: a sweep's size is checked before
+// expansion, so three long axes are a config error rather than a planner that never ends.
+constexpr uint64_t kMaxSweepRuns = 100000;
 
 struct SweepConfig {
   std::string name;                // required; names the state folder

@@ -54,6 +54,10 @@ TEST(DiffusionTables, LinearBetasAndDerivedTables) {
   // T = 100 scales the range by 1000 / T.
   EXPECT_DOUBLE_EQ(at_(linear_beta_schedule(100), 0), 1e-3);
   EXPECT_DOUBLE_EQ(at_(linear_beta_schedule(100), 99), 0.2);
+  // The shortest schedule allowed keeps every beta below 1; one step shorter does not.
+  EXPECT_LT(linear_beta_schedule(kMinLinearScheduleTimesteps).max().item<double>(), 1.0);
+  EXPECT_GE(linear_beta_schedule(kMinLinearScheduleTimesteps - 1).max().item<double>(), 1.0);
+  EXPECT_THROW(GaussianDiffusion({kMinLinearScheduleTimesteps - 1, "", true}), Error);
 
   GaussianDiffusion d({1000, "", true});
   ASSERT_EQ(d.num_steps(), 1000);

@@ -9,8 +9,10 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <unistd.h>
 
 #include "common/error.h"
+#include "common/file_lock.h"
 #include "common/hdf5_tensors.h"
 #include "common/json_text.h"
 #include "common/safetensors.h"
@@ -521,6 +523,30 @@ TEST_F(RunTest, SetTakesAFlowListAsAList) {
   }
 }
 
+// One process per run folder: while another holds RUN_DIR/run.lock, `difffit run` of the same
+// run stops at once (exit 3) naming the folder and the holder's pid, and writes nothing.
+TEST_F(RunTest, ASecondProcessOnTheSameRunIsRefused) {
+  TempDir out;
+  const ExperimentConfig c = config(out.path().string());
+  const std::string yaml = out.file("tiny.yaml");
+  std::ofstream(yaml) << c.resolved_yaml();
+  std::filesystem::create_directories(c.run_dir());
+  {
+    FileLock running(c.run_dir() + "/run.lock");  // stands in for the first process
+    auto second = run_difffit("run " + yaml);
+    EXPECT_EQ(second.exit_code, 3) << second.output;
+    EXPECT_NE(second.output.find(c.run_dir() + "/run.lock: another process is running this run (pid " +
+                                 std::to_string(::getpid()) + " on "),
+              std::string::npos)
+        << second.output;
+    EXPECT_FALSE(std::filesystem::exists(c.run_dir() + "/config.yaml"));
+    EXPECT_THROW(run_experiment(c), Error);  // in-process too: the lock is per open, not per process
+  }
+  // Released with its holder: the run goes ahead, and holds the lock only while it runs.
+  EXPECT_FALSE(run_experiment(c).skipped);
+  FileLock after(c.run_dir() + "/run.lock");
+}
+
 TEST_F(RunTest, BadConfigsNameTheFileAndField) {
   TempDir out;
   const std::string yaml = out.file("bad.yaml");
@@ -572,7 +598,12 @@ TEST_F(RunTest, BadConfigsNameTheFileAndField) {
   expect_refused("seed: 0\nseed: 5\n", "bad.yaml: seed: given twice (line 6)");
   expect_refused("train: {lr: 1.0e-4, lr: 1.0e-3}\n", "bad.yaml: train.lr: given twice");
   expect_refused("? [a, b]\n: 1\n", "bad.yaml: the top level: line 5: a key must be a plain name");
-  expect_refused("train: {timesteps: 1000000000}\n", "bad.yaml: train.timesteps: must be in 2..1000000");
+  // A second YAML document would be dropped unread: the file is refused instead.
+  expect_refused("---\nname: y\n", "bad.yaml: holds 2 YAML documents ('---' separators); expected one");
+  expect_refused("train: {timesteps: 1000000000}\n", "bad.yaml: train.timesteps: must be in 21..1000000");
+  // Below 21 steps the linear schedule's last betas reach 1: refused, not a divergence at step 1.
+  expect_refused("train: {timesteps: 20}\nsample: {steps: 10}\n",
+                 "bad.yaml: train.timesteps: must be in 21..1000000 (the linear schedule's last beta");
   expect_refused("threads: 100000\n", "bad.yaml: threads: must be in 1..1024");
   expect_refused("sample: {eta: 2}\n", "bad.yaml: sample.eta: must be in [0, 1]");
   expect_refused("train: {weight_decay: -5}\n", "bad.yaml: train.weight_decay: must be >= 0");

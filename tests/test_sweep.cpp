@@ -84,6 +84,47 @@ TEST(SweepConfig, ExpandsTemplatesAndNamesTheFieldOfAnError) {
   }
 }
 
+TEST(SweepConfig, AFileOfSeveralYamlDocumentsIsRefused) {
+  TempDir tmp;
+  const std::string sweep = tmp.file("two.yaml");
+  std::ofstream(sweep) << "sweep: a\ngrids: []\n---\nsweep: b\ngrids: []\n";
+  const std::string message = error_of([&] { load_sweep(sweep); });
+  EXPECT_NE(message.find("two.yaml: holds 2 YAML documents ('---' separators); expected one"), std::string::npos)
+      << message;
+  // One document behind a leading "---" is one document: read on to its (empty) grids.
+  std::ofstream(sweep) << "---\nsweep: a\ngrids: []\n";
+  const std::string one = error_of([&] { load_sweep(sweep); });
+  EXPECT_NE(one.find("two.yaml: grids: expected a non-empty list of grids"), std::string::npos) << one;
+}
+
+TEST(SweepConfig, ASweepOfTooManyRunsIsRefusedBeforeExpansion) {
+  TempDir tmp;
+  auto axis = [](const std::string& name, int n) {
+    std::string values;
+    for (int i = 0; i < n; ++i) values += (i ? ", " : "") + std::to_string(i);
+    return "      - {name: " + name + ", set: {seed: \"{value}\"}, values: [" + values + "]}\n";
+  };
+  // Three 1000-value axes: 10^9 cells, refused at once naming the grid.
+  const std::string big = tmp.file("big.yaml");
+  std::ofstream(big) << "sweep: big\nexperiment: e.yaml\ngrids:\n  - name: g\n    axes:\n"
+                     << axis("a", 1000) << axis("b", 1000) << axis("c", 1000);
+  std::string message = error_of([&] { load_sweep(big); });
+  EXPECT_NE(message.find("big.yaml: grids[0] ('g'): 1000 x 1000 x 1000 cells, more than the 100000 runs"),
+            std::string::npos)
+      << message;
+  // Grids within the cap each, over it together.
+  std::ofstream(big) << "sweep: big\nexperiment: e.yaml\ngrids:\n  - name: g\n    axes:\n"
+                     << axis("a", 300) << axis("b", 200) << "  - name: h\n    axes:\n" << axis("a", 300)
+                     << axis("b", 200);
+  message = error_of([&] { load_sweep(big); });
+  EXPECT_NE(message.find("big.yaml: grids: 120000 cells up to grid 'h', more than the 100000 runs"), std::string::npos)
+      << message;
+  // At the cap: accepted.
+  std::ofstream(big) << "sweep: big\nexperiment: e.yaml\ngrids:\n  - name: g\n    axes:\n"
+                     << axis("a", 500) << axis("b", 200);
+  EXPECT_EQ(load_sweep(big).grids[0].axes[1].values.size(), 200u);
+}
+
 TEST(SweepPlan, TwoCellsOfAGridThatAreOneRunAreAnError) {
   TempDir tmp;
   auto s = testing::write_tiny_sweep(tmp);
@@ -272,6 +313,33 @@ TEST(Journal, AnUnknownEventIsAnErrorNamingTheFileAndLine) {
   }
 }
 
+// A known event that cannot be used is skipped with a warning naming FILE:LINE and the field,
+// never taken for a torn write and never kept as a done run without its metrics.
+TEST(Journal, AnUnusableEventIsSkippedNamingTheLineAndField) {
+  TempDir tmp;
+  const std::string path = tmp.file("journal.jsonl");
+  {
+    Journal journal(path);
+    journal.append(event("started", "r1"));
+  }
+  std::ofstream(path, std::ios::app) << R"({"event":"done","run":"r1","metrics":5})" << "\n"
+                                     << R"({"event":"done","metrics":{"fid":1.5}})" << "\n"
+                                     << R"({"event":"done","run":"r2","attempt":"one","metrics":{}})" << "\n"
+                                     << R"({"event":"done","run":"r3","metrics":{"fid":2.5}})" << "\n";
+  int skipped = 0;
+  std::vector<std::string> invalid;
+  const auto events = Journal::read(path, &skipped, &invalid);
+  EXPECT_EQ(skipped, 0);  // not torn lines
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[1].run_id, "r3");
+  ASSERT_EQ(invalid.size(), 3u);
+  EXPECT_NE(invalid[0].find(path + ":2: done event: 'metrics' is number, not a JSON object"), std::string::npos)
+      << invalid[0];
+  EXPECT_NE(invalid[1].find(path + ":3: done event without 'run' (the run id)"), std::string::npos) << invalid[1];
+  EXPECT_NE(invalid[2].find(path + ":4: done event: 'attempt': expected a number, got string"), std::string::npos)
+      << invalid[2];
+}
+
 TEST(Messages, EveryKindRoundTrips) {
   Message assign{MessageKind::Assign};
   assign.request.index = 7;
@@ -438,6 +506,48 @@ TEST(SweepInProcess, AResultsFileThatCannotBeWrittenDoesNotStopTheSweep) {
   r = run_difffit("sweep run " + s.sweep);
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(read_results_h5(tmp.file("runs/tiny/results.h5")).size(), 8u);
+}
+
+// A done event whose metrics are not an object, or without a run id, is named with its line
+// and field by every reader; the run is done again and results.h5 rewritten with all rows.
+TEST(SweepInProcess, AnUnusableDoneEventIsNamedAndItsRunDoneAgain) {
+  TempDir tmp;
+  auto s = testing::write_tiny_sweep(tmp);
+  ASSERT_EQ(run_difffit("sweep run " + s.sweep + " --simulate-runs").exit_code, 0);
+  const std::string journal = tmp.file("runs/tiny/journal.jsonl");
+  std::vector<std::string> lines;
+  std::istringstream in(read_file(journal));
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  // The last run done is a grid's run (the base finishes first): its metrics become a number.
+  size_t bad = lines.size();
+  while (bad > 0 && nlohmann::json::parse(lines[bad - 1])["event"] != "done") --bad;
+  ASSERT_GT(bad, 0u);
+  auto j = nlohmann::json::parse(lines[bad - 1]);
+  const std::string bad_run = j["run"];
+  j["metrics"] = 5;
+  lines[bad - 1] = j.dump();
+  lines.push_back(R"({"event":"done","metrics":{"fid":1.5}})");
+  std::string text;
+  for (const auto& line : lines) text += line + "\n";
+  std::ofstream(journal) << text;
+  const std::string where = journal + ":" + std::to_string(bad) + ": done event: 'metrics' is number";
+  const std::string no_run = journal + ":" + std::to_string(lines.size()) + ": done event without 'run'";
+
+  auto status = run_difffit("sweep status " + s.sweep);
+  EXPECT_EQ(status.exit_code, 0) << status.output;
+  EXPECT_NE(status.output.find(where), std::string::npos) << status.output;
+  EXPECT_NE(status.output.find(no_run), std::string::npos) << status.output;
+  EXPECT_NE(status.output.find("7/8 done"), std::string::npos) << status.output;
+
+  auto r = run_difffit("sweep run " + s.sweep + " --simulate-runs");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find(where), std::string::npos) << r.output;
+  const auto rows = read_results_h5(tmp.file("runs/tiny/results.h5"));
+  ASSERT_EQ(rows.size(), 8u);
+  for (const auto& row : rows) EXPECT_EQ(row.numbers.count("fid"), 1u) << row.text.at("name");
+  int done = 0;
+  for (const auto& e : Journal::read(journal)) done += e.type == JournalEventType::Done && e.run_id == bad_run;
+  EXPECT_EQ(done, 1);  // the usable one, written by the rerun
 }
 
 // Runs that all finish at once (simulated: answered without training) must not make the

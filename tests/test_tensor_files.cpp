@@ -13,6 +13,7 @@
 
 #include <sys/wait.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -478,6 +479,54 @@ TEST_F(TensorFiles, PickleReaderSurvivesDeepNesting) {
   for (const PickleValue* x = v.get(); !x->items.empty(); x = x->items[0].get()) ++levels;
   EXPECT_EQ(levels, depth);
   v.reset();
+}
+
+// A legacy (pre-1.6) torch.save file written by hand: the magic number, protocol 1001 and
+// system info pickles, {'w': float32 tensor [value], 'extra': <extra>} (`extra`: protocol-2
+// opcodes that push one object), the storage keys ['0'] and storage '0'.
+std::string legacy_checkpoint(const std::string& extra, float value) {
+  auto pickle = [](const std::string& body) { return std::string("\x80\x02", 2) + body + "."; };
+  auto str = [](const std::string& s) { return std::string(1, '\x8c') + static_cast<char>(s.size()) + s; };
+  std::string out = pickle(std::string("\x8a\x0a", 2) + std::string("\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19", 10));
+  out += pickle(std::string("M\xe9\x03", 3));  // 1001
+  out += pickle("}");
+  const std::string pid = "(" + str("storage") + "ctorch\nFloatStorage\n" + str("0") + str("cpu") + "K\x01tQ";
+  const std::string tensor = "ctorch._utils\n_rebuild_tensor_v2\n(" + pid + std::string("K\x00K\x01\x85K\x01\x85tR", 10);
+  out += pickle("}(" + str("w") + tensor + str("extra") + extra + "u");
+  out += pickle("](" + str("0") + "e");
+  const std::int64_t numel = 1;
+  out.append(reinterpret_cast<const char*>(&numel), 8);
+  out.append(reinterpret_cast<const char*>(&value), 4);
+  return out;
+}
+
+TEST_F(TensorFiles, LegacyObjectsSharedManyTimesAreWalkedOnce) {
+  // A list holding the same list twice, nested 30 deep: 2^30 paths through 31 objects.
+  std::string shared = "N";
+  for (int level = 0; level < 30; ++level) shared += std::string("q\x00" "0](h\x00" "h\x00" "e", 10);
+  const std::string file = path("shared_legacy.pt");
+  write_file(file, legacy_checkpoint(shared, 2.5f));
+  ASSERT_TRUE(is_legacy_torch_file(file));
+  const auto begin = std::chrono::steady_clock::now();
+  const StateDict sd = load_torch_checkpoint(file);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+  EXPECT_LT(seconds, 2.0) << "walked per path, not per object";
+  ASSERT_EQ(sd.count("w"), 1u);
+  EXPECT_EQ(sd.at("w").item<float>(), 2.5f);
+}
+
+TEST_F(TensorFiles, DecimalIntegerLiteralsAreLimitedToPythonsDigits) {
+  // 4300 digits (Python's default limit) are read; one more is a data error naming the file.
+  auto long_text = [](std::size_t digits) { return "L" + std::string(digits, '7') + "L\n"; };
+  const std::string ok = "\x80\x02" + long_text(4300) + ".";
+  const PickleValuePtr v = read_pickle(reinterpret_cast<const std::uint8_t*>(ok.data()), ok.size(), "ok.pkl");
+  EXPECT_TRUE(v->is(PickleValue::Kind::BigInt));
+  const std::string big = "\x80\x02" + long_text(4301) + ".";
+  EXPECT_DATA_ERROR(read_pickle(reinterpret_cast<const std::uint8_t*>(big.data()), big.size(), "big.pkl"), "big.pkl",
+                    "integer literal of 4301 digits, more than 4300", "offset 2");
+  const std::string file = path("long_legacy.pt");
+  write_file(file, legacy_checkpoint("I-" + std::string(100000, '9') + "\n", 1.0f));
+  EXPECT_DATA_ERROR(load_torch_checkpoint(file), file + ": legacy object: integer literal of 100000 digits");
 }
 
 // ---- safetensors ----

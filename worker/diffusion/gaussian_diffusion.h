@@ -17,6 +17,10 @@ struct DiffusionConfig {
   bool learned_variance = true;  // the model predicts v (learn_sigma); else fixed-large variance
 };
 
+// The linear schedule's largest beta is its last, 0.02 * 1000 / T. Every beta must be below 1
+// (alpha_t = 1 - beta_t > 0) or training diverges at once, so T > 20.
+constexpr int64_t kMinLinearScheduleTimesteps = 21;
+
 // Reference helpers, exposed for tests.
 at::Tensor linear_beta_schedule(int64_t timesteps);  // float64
 at::Tensor normal_kl(const at::Tensor& mean1, const at::Tensor& logvar1, const at::Tensor& mean2,

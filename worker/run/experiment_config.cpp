@@ -16,6 +16,7 @@
 #include "common/sha256.h"
 #include "common/yaml_fields.h"
 #include "eval/sample_grid.h"
+#include "worker/diffusion/gaussian_diffusion.h"
 
 namespace difffit {
 namespace {
@@ -85,8 +86,9 @@ void parse_train(const YamlSection& s, TrainConfig& t) {
   if (t.grad_accum < 1) bad("grad_accum", "must be at least 1");
   if (!(t.lr > 0)) bad("lr", "must be positive");
   if (t.ema_decay < 0 || t.ema_decay > 1) bad("ema_decay", "must be in [0, 1]");
-  if (t.timesteps < 2 || t.timesteps > kMaxTimesteps)
-    bad("timesteps", "must be in 2.." + std::to_string(kMaxTimesteps) + " (DiT uses 1000)");
+  if (t.timesteps < kMinLinearScheduleTimesteps || t.timesteps > kMaxTimesteps)
+    bad("timesteps", "must be in " + std::to_string(kMinLinearScheduleTimesteps) + ".." + std::to_string(kMaxTimesteps) +
+                         " (the linear schedule's last beta, 20 / T, must be below 1; DiT uses 1000)");
   if (t.weight_decay < 0) bad("weight_decay", "must be >= 0");
   if (t.grad_clip < 0) bad("grad_clip", "must be >= 0 (0 = off)");
   if (t.log_every < 0) bad("log_every", "must be >= 0");

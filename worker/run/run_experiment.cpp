@@ -11,6 +11,7 @@
 #include "common/atomic_file.h"
 #include "common/communicator.h"
 #include "common/error.h"
+#include "common/file_lock.h"
 #include "common/hdf5_tensors.h"
 #include "common/json_text.h"
 #include "common/logging.h"
@@ -113,6 +114,13 @@ RunOutcome run_experiment(const ExperimentConfig& config, bool force, const RunH
   std::error_code made;
   fs::create_directories(dir, made);
   if (made) throw_io(outcome.run_dir + ": cannot create the run folder (" + made.message() + ")");
+  // One process per run folder: two runs of it at once would interleave checkpoints and
+  // samples. Rank 0 holds the lock for the whole run (a data-parallel run's ranks share it);
+  // the kernel releases it with the process.
+  std::unique_ptr<FileLock> lock;
+  run_on_rank0(dp.active() ? dp.comm : nullptr, [&] {
+    lock = std::make_unique<FileLock>((dir / "run.lock").string(), "another process is running this run", ErrorKind::IO);
+  });
   const bool marked_done = fs::exists(dir / "DONE") && !force;
   const bool done = marked_done && fs::exists(dir / "metrics.json");
   if (marked_done && !done)
