@@ -27,6 +27,10 @@ if [ "${1:-}" = "--test" ]; then
   shift
   cd "$BUILD_DIR"
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+  # PyTorch's own OpenMP threads spin between parallel regions by default: with two tests at
+  # a time on two cores a test took minutes instead of seconds (difffit itself sets this at
+  # start-up; the test executables do not restart themselves).
+  export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
   ctest --output-on-failure -j"${DIFFFIT_JOBS:-2}" -LE slurm "$@"
   echo "[build-cuda] LibTorch $(sed -n "s/^__version__ = '\(.*\)'$/\1/p" "$torch_dir/version.py") (CUDA) build and tests passed"
 fi

@@ -20,6 +20,7 @@
 #include "test_support.h"
 #include "worker/model/method_config.h"
 #include "worker/model/build_model.h"
+#include "worker/model/delta.h"
 #include "worker/run/learning_curve.h"
 #include "worker/run/run_experiment.h"
 
@@ -238,6 +239,59 @@ TEST_F(RunTest, ALearningCurveLeavesTrainingAloneAndResumesToTheSameCurve) {
   EXPECT_EQ(curve_without_seconds(resumed.run_dir + "/curve.csv"), curve);
   EXPECT_EQ(read_file(straight.run_dir + "/loss.csv"), read_file(resumed.run_dir + "/loss.csv"));
   ::unsetenv("DIFFFIT_CACHE_DIR");
+}
+
+// A stop signal that arrives while the run samples ends it there (no DONE, no scores) with
+// its checkpoint kept; rerun, it samples again from that checkpoint and ends as an
+// uninterrupted run.
+TEST_F(RunTest, AStopSignalDuringSamplingStopsTheRunAndTheRerunEndsTheSame) {
+  TempDir a, b;
+  RunOutcome straight = run_experiment(config(a.path().string(), "difffit"));
+  ExperimentConfig c = config(b.path().string(), "difffit");
+  RunHooks hooks;
+  hooks.on_step = [&](int64_t step) {
+    if (step == c.train.steps) request_stop(SIGTERM);  // after the last step: sampling is next
+  };
+  EXPECT_THROW(run_experiment(c, false, hooks), StoppedBySignal);
+  clear_stop_signal();
+  const std::string dir = b.path().string() + "/tiny-" + c.run_id();
+  EXPECT_FALSE(std::filesystem::exists(dir + "/DONE"));
+  EXPECT_FALSE(std::filesystem::exists(dir + "/samples.h5"));
+  EXPECT_TRUE(std::filesystem::exists(dir + "/checkpoint.safetensors"));
+  RunOutcome resumed = run_experiment(c);
+  EXPECT_TRUE(resumed.train.resumed);
+  EXPECT_EQ(resumed.train.steps_this_session, 0);
+  Hdf5Reader sa(straight.run_dir + "/samples.h5"), sb(resumed.run_dir + "/samples.h5");
+  EXPECT_TRUE(at::equal(sa.read("latents", at::kFloat), sb.read("latents", at::kFloat)));
+  EXPECT_TRUE(std::filesystem::exists(dir + "/DONE"));
+}
+
+// A model whose weights are not finite samples NaN: a data error naming the run folder and
+// the checkpoint, with nothing scored or marked done.
+TEST_F(RunTest, NonFiniteSamplesAreAnErrorNamingTheRunAndCheckpoint) {
+  TempDir out;
+  ExperimentConfig base = config(out.path().string(), "full");
+  at::manual_seed(2);
+  DiT model(base.model);
+  {
+    torch::NoGradGuard no_grad;
+    model->final_layer->parameters()[0].fill_(std::nanf(""));
+  }
+  const std::string weights = out.file("nan.safetensors");
+  save_safetensors(weights, merge_to_plain_state_dict(*model));
+  ExperimentConfig c = config(out.path().string(), "difffit");
+  c.base_checkpoint = weights;
+  c.train.steps = 0;  // sample the base as it is
+  try {
+    run_experiment(c);
+    ADD_FAILURE() << "NaN samples were accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Data);
+    EXPECT_NE(std::string(e.what()).find("NaN or Inf"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("nan.safetensors"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(std::filesystem::exists(c.run_dir() + "/DONE"));
+  EXPECT_FALSE(std::filesystem::exists(c.run_dir() + "/metrics.json"));
 }
 
 TEST_F(RunTest, ADamagedCheckpointIsSetAsideAndTheRunEndsAsIfNeverInterrupted) {

@@ -2,7 +2,11 @@
 
 #include <algorithm>
 
+#include <ATen/ATen.h>
+
 #include "common/communicator.h"
+#include "common/error.h"
+#include "common/stop_signals.h"
 #include "worker/model/vae_loader.h"
 
 namespace difffit {
@@ -25,7 +29,18 @@ SampleRequest run_sample_request(const ExperimentConfig& config, int64_t num) {
 
 SamplesFile draw_run_samples(DiTImpl& model, const ExperimentConfig& config, int64_t num, Communicator* ranks,
                              const std::function<void(int64_t, int64_t)>& on_step) {
-  const SampleResult samples = generate_samples_across_ranks(model, run_sample_request(config, num), ranks, on_step);
+  // Over several ranks a stop must be agreed at one point of every rank's work, which the
+  // ranks' uneven shares do not give inside the sampler; there it waits for the run's end.
+  const auto step = [&](int64_t done, int64_t total) {
+    if (on_step) on_step(done, total);
+    if (!ranks || ranks->size() == 1)
+      if (const int signal = stop_signal()) throw StoppedBySignal{signal};
+  };
+  const SampleResult samples = generate_samples_across_ranks(model, run_sample_request(config, num), ranks, step);
+  if (!at::isfinite(samples.latents).all().item<bool>())
+    throw_data(config.run_dir() + ": the samples hold NaN or Inf: the model's weights (base checkpoint " +
+               (config.base_checkpoint.empty() ? std::string("none: trained from scratch") : config.base_checkpoint) +
+               ", then " + std::to_string(config.train.steps) + " steps) are not finite; nothing is scored");
   LatentDecoding decoding;
   decoding.vae = resolve_vae_weights(config.eval.vae);
   decoding.device = device_kind_name(config.train.device);

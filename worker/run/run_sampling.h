@@ -21,7 +21,10 @@ class Communicator;
 SampleRequest run_sample_request(const ExperimentConfig& config, int64_t num);
 
 // Generates `num` samples over `ranks` (null: one process) and gives them their images.
-// `on_step(done, total)` reports this rank's progress.
+// `on_step(done, total)` reports this rank's progress. In one process a stop signal ends
+// the sampling at the next step (StoppedBySignal; the run's checkpoint is already saved).
+// Samples with NaN or Inf are a data error naming the run folder and the base checkpoint:
+// nothing is scored or marked done.
 SamplesFile draw_run_samples(DiTImpl& model, const ExperimentConfig& config, int64_t num, Communicator* ranks,
                              const std::function<void(int64_t, int64_t)>& on_step = nullptr);
 

@@ -284,7 +284,13 @@ TrainResult Trainer::run() {
   double curve_seconds = 0;
   const auto curve_point = [&](int64_t step) {
     const auto curve_begin = std::chrono::steady_clock::now();
-    record_curve_point(step);
+    try {
+      record_curve_point(step);
+    } catch (const StoppedBySignal& stopped) {
+      save();  // a resume redraws this step's point from here
+      log()->warn("[train] signal {} while drawing the curve point: saved checkpoint at step {}", stopped.signal, s.step);
+      throw;
+    }
     curve_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - curve_begin).count();
   };
   // A resumed run redraws the point its interruption lost.
