@@ -148,7 +148,9 @@ std::string line_plot_svg(const std::vector<LineSeries>& series, const LinePlotO
     const LineSeries& s = series[k];
     const size_t n = std::min({s.x.size(), s.low.size(), s.high.size()});
     std::string upper, lower;
-    for (size_t i = 0; i < n; ++i)
+    bool spread = false;  // one run a line: no band to draw
+    for (size_t i = 0; i < n; ++i) spread = spread || s.low[i] < s.high[i];
+    for (size_t i = 0; spread && i < n; ++i)
       if (usable(s.x[i], s.low[i]) && usable(s.x[i], s.high[i])) {
         upper += svg::num(px(s.x[i])) + "," + svg::num(py(s.high[i])) + " ";
         lower = svg::num(px(s.x[i])) + "," + svg::num(py(s.low[i])) + " " + lower;

@@ -26,6 +26,14 @@ using testing::run_difffit;
 using testing::run_python;
 using testing::TempDir;
 
+// The folder `run --print-run-dir` prints: its last line (start-up log lines, such as the
+// BLAS kernel restart on CPUs OpenBLAS does not know, come before it on stderr).
+std::string printed_dir(const std::string& output) {
+  std::string text = output;
+  while (!text.empty() && text.back() == '\n') text.pop_back();
+  return text.substr(text.rfind('\n') + 1);
+}
+
 std::vector<std::vector<double>> read_loss_csv(const std::string& path) {
   std::vector<std::vector<double>> rows;
   std::ifstream in(path);
@@ -76,11 +84,11 @@ class DataParallelRun : public ::testing::Test {
     auto one = run_difffit("run " + experiment_ + " --set output_dir=" + tmp_.file("one"));
     ASSERT_EQ(one.exit_code, 0) << one.output;
     auto dir = run_difffit("run " + experiment_ + " --set output_dir=" + tmp_.file("one") + " --print-run-dir");
-    reference_dir_ = dir.output.substr(0, dir.output.find('\n'));
+    reference_dir_ = printed_dir(dir.output);
   }
   std::string run_dir(const std::string& output_dir) {
     auto r = run_difffit("run " + experiment_ + " --set output_dir=" + output_dir + " --print-run-dir");
-    return r.output.substr(0, r.output.find('\n'));
+    return printed_dir(r.output);
   }
   TempDir tmp_;
   std::string experiment_, reference_dir_;
@@ -113,7 +121,7 @@ TEST_F(DataParallelRun, TwoRanksScoreTheirSamplesTogether) {
   ASSERT_EQ(one.exit_code, 0) << one.output;
   auto metrics = [&](const std::string& out) {
     auto dir = run_difffit("run " + experiment_ + scored + " --set output_dir=" + out + " --print-run-dir");
-    std::ifstream in(dir.output.substr(0, dir.output.find('\n')) + "/metrics.json");
+    std::ifstream in(printed_dir(dir.output) + "/metrics.json");
     return nlohmann::json::parse(in);
   };
   const nlohmann::json a = metrics(tmp_.file("scored-one")), b = metrics(tmp_.file("scored-two"));
