@@ -20,7 +20,8 @@ struct CurveVerdict {
   bool plateaued() const;
 };
 
-// One verdict per (task, method) with at least two points of `value` (e.g. "fid").
+// One verdict per (grid, task, method and any other axis but the seed) with at least two
+// points of `value` (e.g. "fid"); seeds are averaged, grids never mixed.
 std::vector<CurveVerdict> curve_verdicts(const std::vector<ResultRow>& curves, const std::string& value = "fid");
 
 // A Markdown section (heading included) with the verdicts' table; "" without curves.
