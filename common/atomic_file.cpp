@@ -38,8 +38,17 @@ void commit_file(const std::string& tmp, const std::string& path) {
   }
 }
 
+std::string temporary_path_for(const std::string& path) {
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (!ec && std::filesystem::exists(status) && !std::filesystem::is_regular_file(status))
+    throw_io(path + ": exists and is not a regular file (a device, pipe or folder); difffit writes whole files "
+             "through a temporary beside them and replaces only regular files: give a file path");
+  return path + ".tmp";
+}
+
 void write_file_atomically(const std::string& path, const std::string& contents) {
-  const std::string tmp = path + ".tmp";
+  const std::string tmp = temporary_path_for(path);
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     out << contents;

@@ -7,6 +7,12 @@
 
 namespace difffit {
 
+// The temporary beside `path` that its writer fills before commit_file. A `path` that
+// exists and is not a regular file (a device such as /dev/null, a pipe, a folder) is an IO
+// error naming it, before anything is created: renaming over it would replace what difffit
+// did not create, and the temporary would land beside a device.
+std::string temporary_path_for(const std::string& path);
+
 // fsync `tmp`, rename it to `path`, fsync the directory; on failure removes `tmp` and
 // throws an IO error.
 void commit_file(const std::string& tmp, const std::string& path);

@@ -268,7 +268,7 @@ struct Hdf5Writer::Impl {
 };
 
 Hdf5Writer::Hdf5Writer(const std::string& path)
-    : impl_(std::make_unique<Impl>()), path_(path), tmp_path_(path + ".tmp") {
+    : impl_(std::make_unique<Impl>()), path_(path), tmp_path_(temporary_path_for(path)) {
   hdf5::silence_errors();
   const hid_t file = H5Fcreate(tmp_path_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   if (file < 0) throw_io(tmp_path_ + ": cannot create HDF5 file (" + hdf5::last_error() + ")");

@@ -212,7 +212,7 @@ bool encode_jpeg_file(const RawImage& image, std::FILE* file, int quality, std::
 
 template <typename Encode>
 void write_atomically(const std::string& path, Encode encode) {
-  const std::string tmp = path + ".tmp";
+  const std::string tmp = temporary_path_for(path);
   std::FILE* file = std::fopen(tmp.c_str(), "wb");
   if (!file) throw_io(tmp + ": cannot create");
   std::string error;

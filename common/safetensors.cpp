@@ -348,7 +348,7 @@ void save_safetensors(const std::string& path, const StateDict& tensors, const T
   }
   json.append((8 - json.size() % 8) % 8, ' ');  // 8 + header length stays 8-byte aligned
 
-  const std::string tmp = path + ".tmp";
+  const std::string tmp = temporary_path_for(path);
   Fd fd(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (fd.get() < 0) throw_io(tmp + ": cannot create: " + std::strerror(errno));
   try {

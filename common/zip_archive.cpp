@@ -318,7 +318,7 @@ void ZipWriter::write(const void* p, std::size_t n) {
 }
 
 void write_zip_atomically(const std::string& path, const std::function<void(ZipWriter&)>& fill) {
-  const std::string tmp = path + ".tmp";
+  const std::string tmp = temporary_path_for(path);
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
   if (f == nullptr) throw_io(tmp + ": cannot create: " + std::strerror(errno));
   try {

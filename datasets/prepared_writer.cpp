@@ -101,7 +101,7 @@ PrepareSummary PreparedWriter::finish() {
 
   // The report goes next to the data; written first under a temporary name so that
   // both appear only when the dataset is complete.
-  const std::string report_tmp = summary.report_path + ".tmp";
+  const std::string report_tmp = temporary_path_for(summary.report_path);
   {
     std::ofstream report(report_tmp, std::ios::trunc);
     report << "# difffit prepare report\n"

@@ -104,7 +104,7 @@ void write_results_h5(const std::string& path, const std::vector<ResultRow>& row
                       const std::map<std::string, std::string>& attributes, const std::vector<ResultRow>& curves) {
   check_column_names(path, text_columns(rows), numeric_columns(rows));
   check_column_names(path, text_columns(curves), numeric_columns(curves));
-  const std::string tmp = path + ".tmp";
+  const std::string tmp = temporary_path_for(path);
   hdf5::QuietErrors quiet;
   // Default access properties, so HDF5_USE_FILE_LOCKING from the environment applies.
   Handle file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);

@@ -1,6 +1,8 @@
 // The results store (HDF5 round trip, h5py as an independent reader, atomic writes),
 // CSV export, pivot tables against values worked out by hand, SVG charts and the
 // `difffit results` command.
+#include <sys/stat.h>
+
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -626,6 +628,33 @@ TEST(LearningCurves, PlateauVerdictsFollowTheMeanCurve) {
   const std::string page = findings_markdown({}, curves);
   EXPECT_NE(page.find("| food | difffit | 40.0 (30) | 40.0 (30) | 60.0 | **no** |"), std::string::npos) << page;
   EXPECT_NE(page.find("1 of 2 curves plateaued"), std::string::npos) << page;
+}
+
+// An output path that exists and is not a regular file (a pipe, a folder; /dev/null as root)
+// is refused by name before anything is written: no temporary beside it, nothing replaced.
+TEST(ResultsStore, AnOutputThatIsNotARegularFileIsRefusedAndLeftAlone) {
+  TempDir dir;
+  const std::string pipe = dir.file("pipe"), folder = dir.file("folder");
+  ASSERT_EQ(::mkfifo(pipe.c_str(), 0600), 0);
+  std::filesystem::create_directory(folder);
+  for (const std::string& path : {pipe, folder}) {
+    try {
+      write_results_h5(path, table_rows());
+      ADD_FAILURE() << path << " was written";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::IO);
+      EXPECT_NE(std::string(e.what()).find("not a regular file"), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(write_results_csv(path, table_rows()), Error);
+    EXPECT_FALSE(std::filesystem::exists(path + ".tmp")) << path;
+  }
+  EXPECT_TRUE(std::filesystem::is_fifo(pipe));
+  EXPECT_TRUE(std::filesystem::is_directory(folder));
+  write_results_h5(dir.file("r.h5"), table_rows());
+  auto cli = run_difffit("results export " + dir.file("r.h5") + " --csv " + pipe);
+  EXPECT_EQ(cli.exit_code, 3) << cli.output;
+  EXPECT_NE(cli.output.find(pipe), std::string::npos) << cli.output;
+  EXPECT_TRUE(std::filesystem::is_fifo(pipe));
 }
 
 class ResultsCli : public ::testing::Test {
