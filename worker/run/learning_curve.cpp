@@ -59,15 +59,13 @@ CurveFile read_curve_file(const std::string& path) {
 }
 
 std::string curve_text(const CurveFile& file) {
-  std::string out;
-  for (const auto* row : {&file.header}) {
-    for (size_t i = 0; i < row->size(); ++i) out += (i ? "," : "") + (*row)[i];
-    out += "\n";
-  }
-  for (const auto& row : file.rows) {
-    for (size_t i = 0; i < row.size(); ++i) out += (i ? "," : "") + row[i];
-    out += "\n";
-  }
+  const auto line = [](const std::vector<std::string>& fields) {
+    std::string out;
+    for (size_t i = 0; i < fields.size(); ++i) out += (i ? "," : "") + fields[i];
+    return out + "\n";
+  };
+  std::string out = line(file.header);
+  for (const auto& row : file.rows) out += line(row);
   return out;
 }
 
