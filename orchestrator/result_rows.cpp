@@ -74,15 +74,6 @@ std::vector<ResultRow> curve_rows_of(const SweepPlan& plan, size_t index, const 
   return rows;
 }
 
-std::vector<ResultRow> curve_rows(const SweepPlan& plan, const RunStates& states) {
-  std::vector<ResultRow> rows;
-  for (size_t i = 0; i < plan.runs.size(); ++i) {
-    if (states.state(i) != RunState::Done) continue;
-    for (ResultRow& row : curve_rows_of(plan, i, states.progress(i))) rows.push_back(std::move(row));
-  }
-  return rows;
-}
-
 std::vector<ResultRow> result_rows(const SweepPlan& plan, const RunStates& states) {
   std::vector<ResultRow> rows;
   for (size_t i = 0; i < plan.runs.size(); ++i) {

@@ -14,9 +14,8 @@ std::vector<ResultRow> result_rows(const SweepPlan& plan, const RunStates& state
 // The rows of one done run (one per grid it belongs to).
 std::vector<ResultRow> result_rows_of(const SweepPlan& plan, size_t index, const RunProgress& progress);
 
-// The learning-curve points of the done runs (metrics.json's "curve"): one row per (grid,
-// run, point) with the run's text columns and step, seconds and each metric.
-std::vector<ResultRow> curve_rows(const SweepPlan& plan, const RunStates& states);
+// The learning-curve points of one done run (metrics.json's "curve"): one row per (grid,
+// point) with the run's text columns and step, seconds and each metric.
 std::vector<ResultRow> curve_rows_of(const SweepPlan& plan, size_t index, const RunProgress& progress);
 
 }  // namespace difffit
