@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <csignal>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -133,7 +134,7 @@ TEST_F(RunTest, The32pxSourceModelFineTunesAt64pxAndSamples) {
                           "--output " + out.file("data64.h5"));
   ASSERT_EQ(prep.exit_code, 0) << prep.output;
   ExperimentConfig c = config(out.path().string(), "difffit");  // the tiny run's settings, the source's shape
-  c.base_checkpoint = std::string(DIFFFIT_SOURCE_DIR) + "/models/mini-source.safetensors";
+  c.base_checkpoint = testing::source_dir() + "/models/mini-source.safetensors";
   c.model.depth = 4;
   c.model.hidden_size = 96;
   c.model.num_heads = 4;
@@ -205,8 +206,13 @@ TEST_F(RunTest, ALearningCurveLeavesTrainingAloneAndResumesToTheSameCurve) {
     Trainer trainer(cc, model, setup, cc.run_dir());
     LearningCurve curve(cc, cc.run_dir());
     if (with_curve) trainer.set_learning_curve(&curve);
+    const auto begin = std::chrono::steady_clock::now();
     const TrainResult result = trainer.run();
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
     EXPECT_EQ(result.curve_seconds > 0, with_curve);
+    // Training time and curve time split the run's time: the first point (step 0) included.
+    EXPECT_GT(result.seconds, 0);
+    EXPECT_LE(result.seconds + result.curve_seconds, wall);
     return cc.run_dir();
   };
   const std::string with = train(c1, true), without = train(c0, false);
@@ -349,7 +355,7 @@ TEST_F(RunTest, KilledAtRandomStepsTheRunEndsAsIfNeverInterrupted) {
     const int extra_ms = static_cast<int>(random() % 40);
     kill_points.push_back(rows);
     // The log of a folder named killed-<id>: wait until it holds `rows` rows, then kill -9.
-    testing::run_command("bash -c '" + std::string(DIFFFIT_BINARY) + " run " + yaml +
+    testing::run_command("bash -c '" + testing::difffit_binary() + " run " + yaml +
                          " > /dev/null 2>&1 & pid=$!; for i in $(seq 2000); do n=$(cat " + b.path().string() +
                          "/killed-*/loss.csv 2>/dev/null | wc -l); [ \"$n\" -gt " + std::to_string(rows) +
                          " ] && break; kill -0 $pid 2>/dev/null || break; sleep 0.01; done; sleep " +

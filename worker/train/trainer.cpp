@@ -293,13 +293,14 @@ TrainResult Trainer::run() {
     }
     curve_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - curve_begin).count();
   };
+  // Training time counts from here, less the curve points (the first one included).
+  const auto begin = std::chrono::steady_clock::now();
   // A resumed run redraws the point its interruption lost.
   if (curve_ && curve_->enabled() && !curve_->start(s.step, result.resumed) && curve_->due(s.step)) curve_point(s.step);
   const int64_t first_step = s.step;
   ProgressBar progress("[train " + setup_.config.name() + "]", tc.steps, s.step);
   double window_loss = 0;
   int64_t window = 0;
-  auto begin = std::chrono::steady_clock::now();
   while (s.step < tc.steps) {
     if (int signal = agreed_stop_signal(stop_signal(), dp_)) {
       save();
