@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <set>
 
@@ -132,7 +133,11 @@ void ensure_cpu_settings(char** argv) {
   if (!core.empty()) setenv("OPENBLAS_CORETYPE", core.c_str(), 1);
   if (wait_policy) setenv("OMP_WAIT_POLICY", "passive", 1);
   setenv(kRestartedFrom, core.empty() ? "" : info.core.c_str(), 1);
-  execv("/proc/self/exe", argv);
+  // The executable's own path, not /proc/self/exe: the loader derives $ORIGIN (a relocated
+  // build's RUNPATH, scripts/gpu-bundle.sh) from the path it was started by.
+  std::error_code error;
+  const std::string self = std::filesystem::read_symlink("/proc/self/exe", error).string();
+  execv(error ? "/proc/self/exe" : self.c_str(), argv);
   // exec failed: carry on with the settings we have, and say so.
   unsetenv(kRestartedFrom);
   if (!core.empty()) {
