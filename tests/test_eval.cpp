@@ -342,7 +342,7 @@ TEST_F(FidInception, SpatialFeaturesAndLogitsMatchPytorchEager) {
 }
 
 TEST_F(FidInception, CliWithoutWeightsSaysSoAndExits3) {
-  auto r = testing::run_command("env -u DIFFFIT_INCEPTION_WEIGHTS " + std::string(DIFFFIT_BINARY) +
+  auto r = testing::run_command("env -u DIFFFIT_INCEPTION_WEIGHTS " + testing::difffit_binary() +
                                 " fid --samples " + file("rgb.h5") + " --reference " + file("rgb.h5") + " --no-cache");
   EXPECT_EQ(r.exit_code, 3) << r.output;
   EXPECT_NE(r.output.find("--inception-weights"), std::string::npos) << r.output;
@@ -353,7 +353,7 @@ TEST_F(FidInception, CliWithoutWeightsSaysSoAndExits3) {
 TEST_F(FidInception, CliScoresASetAgainstItselfAsZeroAndNamesTheMetric) {
   TempDir cache;
   auto r = testing::run_command("DIFFFIT_INCEPTION_WEIGHTS=" + file("inception.pth") + " " +
-                                std::string(DIFFFIT_BINARY) + " fid --samples " + file("rgb.h5") + " --reference " +
+                                testing::difffit_binary() + " fid --samples " + file("rgb.h5") + " --reference " +
                                 file("rgb.h5") + " --json --cache-dir " + cache.path().string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("\"metric\": \"FID\""), std::string::npos) << r.output;
@@ -414,6 +414,22 @@ TEST(SampleGrid, EnlargedWithClassNamesBesideTheRows) {
   ASSERT_GT(ink0.sum().item<int64_t>(), 0);
   ASSERT_GT(ink1.sum().item<int64_t>(), 0);
   EXPECT_GT(ink1.nonzero().max().item<int64_t>(), ink0.nonzero().max().item<int64_t>());
+}
+
+// Class names are UTF-8 (Food-101 has "crème brûlée"): each character is one glyph.
+TEST(TextRender, Utf8NamesAreDrawnAsTheirCharacters) {
+  EXPECT_EQ(utf8_code_points("Crème brûlée"), std::u32string(U"Crème brûlée"));
+  EXPECT_EQ(utf8_code_points("\xF0\x9F\x8D\xB0"), std::u32string(U"\U0001F370"));  // four bytes
+  const std::u32string bad = {U'a', U'\uFFFD'};
+  EXPECT_EQ(utf8_code_points("a\xC3"), bad);                                       // cut short
+  EXPECT_EQ(utf8_code_points("\xC0\xAF"), std::u32string(2, U'\uFFFD'));           // overlong '/'
+  EXPECT_EQ(utf8_code_points("\xED\xA0\x80"), std::u32string(3, U'\uFFFD'));       // a surrogate
+  if (default_font_path().empty()) GTEST_SKIP() << "no font installed (fonts-dejavu-core)";
+  // One glyph as wide as the plain letter (DejaVu gives them the same advance), not two.
+  const at::Tensor plain = render_text("e", 24), accented = render_text("é", 24);
+  ASSERT_TRUE(plain.defined() && accented.defined());
+  EXPECT_EQ(accented.size(1), plain.size(1));
+  EXPECT_FALSE(at::equal(accented, plain));
 }
 
 TEST(SampleGrid, OneRowPerClassInClassOrder) {
