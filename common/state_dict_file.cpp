@@ -1,5 +1,6 @@
 #include "common/state_dict_file.h"
 
+#include <charconv>
 #include <fstream>
 
 #include "common/error.h"
@@ -14,6 +15,18 @@ StateDict load_state_dict_file(const std::string& path, const std::string& selec
   if (is_zip_file(path) || is_legacy_torch_file(path)) return load_torch_checkpoint(path, select);
   if (is_safetensors_file(path)) return load_safetensors(path, metadata);
   throw_data(path + ": not a PyTorch checkpoint (zip or legacy format) nor a safetensors file");
+}
+
+int64_t metadata_int(const TensorFileMetadata& metadata, const std::string& key, const std::string& path) {
+  const auto it = metadata.find(key);
+  if (it == metadata.end()) throw_data(path + ": metadata '" + key + "' missing");
+  const std::string& text = it->second;
+  int64_t value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end != text.data() + text.size() || text.empty()) {
+    throw_data(path + ": metadata '" + key + "' is '" + text + "', not an integer");
+  }
+  return value;
 }
 
 }  // namespace difffit

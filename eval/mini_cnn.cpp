@@ -8,6 +8,7 @@
 #include "common/error.h"
 #include "common/logging.h"
 #include "common/safetensors.h"
+#include "common/state_dict_file.h"
 #include "eval/content_hash.h"
 #include "eval/image_set.h"
 
@@ -44,11 +45,6 @@ std::string config_string(const MiniCnnConfig& c) {
          ",num_classes=" + std::to_string(c.num_classes) + ",feature_dim=" + std::to_string(c.feature_dim);
 }
 
-int64_t meta_int(const TensorFileMetadata& m, const std::string& key, const std::string& path) {
-  const auto it = m.find(key);
-  if (it == m.end()) throw_data(path + ": not a mini-CNN file (metadata '" + key + "' missing)");
-  return std::stoll(it->second);
-}
 
 }  // namespace
 
@@ -172,10 +168,10 @@ MiniCnn MiniCnn::load(const std::string& path) {
   TensorFileMetadata meta;
   const StateDict sd = load_safetensors(path, &meta);
   MiniCnnConfig c;
-  c.in_channels = meta_int(meta, "in_channels", path);
-  c.image_size = meta_int(meta, "image_size", path);
-  c.num_classes = meta_int(meta, "num_classes", path);
-  c.feature_dim = meta_int(meta, "feature_dim", path);
+  c.in_channels = metadata_int(meta, "in_channels", path);
+  c.image_size = metadata_int(meta, "image_size", path);
+  c.num_classes = metadata_int(meta, "num_classes", path);
+  c.feature_dim = metadata_int(meta, "feature_dim", path);
   MiniCnn net(c);
   torch::NoGradGuard no_grad;
   for (auto& p : net.impl_->net->named_parameters(true)) {
