@@ -15,6 +15,7 @@
 
 #include "common/hdf5_tensors.h"
 #include "common/safetensors.h"
+#include "datasets/idx_reader.h"
 #include "test_support.h"
 
 namespace difffit {
@@ -69,6 +70,7 @@ void expect_same_training(const std::string& dir_a, const std::string& dir_b) {
 class DataParallelRun : public ::testing::Test {
  protected:
   void SetUp() override {
+    if (!std::filesystem::exists(kDefaultFashionMnistFolder)) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
     auto r = run_difffit("prepare --source fashion-mnist --split test --limit 96 --resolution 16 --output " +
                          tmp_.file("data.h5"));
     ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -116,7 +118,7 @@ TEST_F(DataParallelRun, TwoRanksScoreTheirSamplesTogether) {
   ASSERT_EQ(two.exit_code, 0) << two.output;
   EXPECT_NE(two.output.find("12 images -> 128-d features at"), std::string::npos) << two.output;
   EXPECT_NE(two.output.find("over 2 ranks"), std::string::npos) << two.output;
-  auto one = run_command(cache + DIFFFIT_BINARY + " run " + experiment_ + scored + " --set output_dir=" +
+  auto one = run_command(cache + testing::difffit_binary() + " run " + experiment_ + scored + " --set output_dir=" +
                          tmp_.file("scored-one"));
   ASSERT_EQ(one.exit_code, 0) << one.output;
   auto metrics = [&](const std::string& out) {
@@ -145,6 +147,34 @@ TEST_F(DataParallelRun, StoppedBySigUsr2BothRanksSaveTogetherAndResume) {
   auto second = run_command(mpirun_difffit(2) + " run " + experiment_ + " --set output_dir=" + out);
   ASSERT_EQ(second.exit_code, 0) << second.output;
   EXPECT_NE(second.output.find("resumed run"), std::string::npos) << second.output;
+  expect_same_training(reference_dir_, dir);
+}
+
+// A damaged checkpoint under 2 ranks: both read it, rank 0 alone sets it aside, and both
+// start over together, ending as if never interrupted.
+TEST_F(DataParallelRun, ADamagedCheckpointIsSetAsideOnceAndBothRanksStartOver) {
+  const std::string out = tmp_.file("damaged");
+  const std::string dir = run_dir(out), ckpt = dir + "/checkpoint.safetensors";
+  auto first = run_command("bash -c '" + mpirun_difffit(2) + " run " + experiment_ + " --set output_dir=" + out +
+                           " > " + tmp_.file("first.log") + " 2>&1 & pid=$!; for i in $(seq 600); do"
+                           " [ -f " + ckpt + " ] && break; sleep 0.02; done;"
+                           " kill -USR2 $pid; wait $pid'");
+  ASSERT_EQ(first.exit_code, 140);
+  {  // bytes in the tensor data change; the file still parses
+    std::fstream f(ckpt, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(std::filesystem::file_size(ckpt) - 64));
+    f.write("\x7f\x7f\x7f\x7f", 4);
+  }
+  auto second = run_command(mpirun_difffit(2) + " run " + experiment_ + " --set output_dir=" + out);
+  ASSERT_EQ(second.exit_code, 0) << second.output;
+  EXPECT_TRUE(std::filesystem::exists(ckpt + ".damaged"));
+  size_t set_aside = 0;
+  for (size_t at = second.output.find("starting the run over"); at != std::string::npos;
+       at = second.output.find("starting the run over", at + 1)) {
+    ++set_aside;
+  }
+  EXPECT_EQ(set_aside, 1u) << second.output;
+  EXPECT_EQ(second.output.find("resumed run"), std::string::npos) << second.output;
   expect_same_training(reference_dir_, dir);
 }
 
@@ -196,6 +226,7 @@ TEST(DataParallelSample, BenchSampleReportsTheWholeSetAndEveryRanksBusyTime) {
 // cache rank 0 wrote) equals the one-process score. The mini-CNN is trained once, by rank 0
 // of the first run, and every later run loads it from the cache.
 TEST(DataParallelEval, ThreeRanksScoreAsOneProcess) {
+  if (!std::filesystem::exists(kDefaultFashionMnistFolder)) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
   TempDir tmp;
   for (const auto& [split, limit, file] : {std::tuple{"test", 61, "samples.h5"}, std::tuple{"train", 80, "ref.h5"}}) {
     auto r = run_difffit(std::string("prepare --source fashion-mnist --split ") + split + " --limit " +

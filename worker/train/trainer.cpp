@@ -18,13 +18,14 @@
 #include "common/logging.h"
 #include "common/progress_bar.h"
 #include "common/safetensors.h"
+#include "common/state_dict_file.h"
 #include "common/sha256.h"
 #include "common/stop_signals.h"
 #include "datasets/image_loader.h"
 #include "worker/diffusion/gaussian_diffusion.h"
 #include "worker/run/learning_curve.h"
 #include "worker/train/adamw.h"
-#include "worker/train/autocast_guard.h"
+#include "worker/model/autocast_guard.h"
 #include "worker/train/ema.h"
 
 namespace difffit {
@@ -210,10 +211,10 @@ TrainResult Trainer::run() {
 
   TensorFileMetadata meta;
   StateDict saved;
+  // A damaged checkpoint (truncated, or bytes changed) is moved aside and the run starts
+  // over: training is deterministic, so it ends as if it had never been interrupted.
+  std::string damage;
   if (std::filesystem::exists(checkpoint)) {
-    // A damaged checkpoint (truncated, or bytes changed) is moved aside and the run starts
-    // over: training is deterministic, so it ends as if it had never been interrupted.
-    std::string damage;
     try {
       saved = load_safetensors(checkpoint, &meta);
       if (meta.count("payload_sha256") && meta["payload_sha256"] != payload_sha256(saved)) {
@@ -222,12 +223,18 @@ TrainResult Trainer::run() {
     } catch (const std::exception& e) {
       damage = e.what();
     }
-    if (!damage.empty()) {
-      const std::string aside = checkpoint + ".damaged";
+  }
+  // Every rank has read the file before rank 0 moves a damaged one aside (the sum is a
+  // barrier), and all start over together if any rank found it damaged.
+  if (sum_over_ranks({damage.empty() ? 0.0 : 1.0}, dp_)[0] > 0) {
+    const std::string aside = checkpoint + ".damaged";
+    if (dp_.rank == 0) {
       std::filesystem::rename(checkpoint, aside);
-      log()->warn("[train] {}: damaged ({}); moved to {} and starting the run over", checkpoint, damage, aside);
-      saved.clear();
+      log()->warn("[train] {}: damaged ({}); moved to {} and starting the run over", checkpoint,
+                  damage.empty() ? "on another rank" : damage, aside);
     }
+    saved.clear();
+    meta.clear();
   }
   if (!saved.empty()) {
     if (meta["format"] != kCheckpointFormat || meta["run_id"] != config_.run_id()) {
@@ -243,8 +250,8 @@ TrainResult Trainer::run() {
     s.optimizer->load_state_dict(strip_prefix(saved, "opt/"), checkpoint);
     s.ema->load_state_dict(strip_prefix(saved, "ema/"), checkpoint);
     default_generator().set_state(saved.at("rng/cpu"));
-    s.step = std::stoll(meta["step"]);
-    s.loader->seek({std::stoll(meta["loader_epoch"]), std::stoll(meta["loader_batch"])});
+    s.step = metadata_int(meta, "step", checkpoint);
+    s.loader->seek({metadata_int(meta, "loader_epoch", checkpoint), metadata_int(meta, "loader_batch", checkpoint)});
     result.resumed = true;
     log()->info("[train] resumed run {} at step {}", config_.run_id(), s.step);
   } else {
