@@ -44,7 +44,7 @@ std::string read_text(const std::string& path) {
 // Runs `code` with the test Python; returns its output (the test fails on a non-zero exit).
 std::string python(const TempDir& dir, const std::string& code, const std::string& args) {
   std::ofstream(dir.file("check.py")) << code;
-  auto r = testing::run_command(std::string(DIFFFIT_PYTHON) + " " + dir.file("check.py") + " " + args);
+  auto r = testing::run_command(testing::test_python() + " " + dir.file("check.py") + " " + args);
   EXPECT_EQ(r.exit_code, 0) << r.output;
   return r.output;
 }
@@ -418,7 +418,7 @@ TEST(PaperTable, BadFilesNameTheFileLineAndField) {
 
 // The shipped table: eight methods x eight datasets, each row's mean as the paper prints it.
 TEST(PaperTable, TheShippedTableOneHasEveryCell) {
-  const PaperTable paper = read_paper_table(std::string(DIFFFIT_SOURCE_DIR) + "/experiments/paper-table1.csv");
+  const PaperTable paper = read_paper_table(testing::source_dir() + "/experiments/paper-table1.csv");
   EXPECT_EQ(paper.rows.size(), 64u);
   TableSpec spec;
   spec.extra = {"trainable_params"};
@@ -686,7 +686,21 @@ TEST_F(ResultsCli, ExportShowAndPlot) {
   const std::string csv = dir_.file("all.csv");
   auto exported = run_difffit("results export " + quoted(path_) + " --csv " + csv);
   ASSERT_EQ(exported.exit_code, 0) << exported.output;
-  EXPECT_EQ(read_text(csv), results_csv(read_results_h5(path_)));
+  // Read back by Python's csv module: every row of the store, its text and number columns.
+  const std::string check = python(dir_, R"(
+import csv, math, sys
+rows = list(csv.DictReader(open(sys.argv[1], newline="")))
+assert len(rows) == 8, len(rows)
+assert {"grid", "method", "dataset", "metric", "name", "fid", "trainable_params", "total_params"} <= set(rows[0]), rows[0]
+fid = {(r["grid"], r["name"]): [] for r in rows}
+for r in rows:
+    fid[(r["grid"], r["name"])].append(float(r["fid"]) if r["fid"] not in ("", "nan") else math.nan)
+assert sorted(fid[("t1", "difffit-food")]) == [10.0, 12.0], fid
+assert fid[("t2", "difffit-food")] == [1.0] and math.isnan(fid[("t1", "bitfit-cars")][0]), fid
+assert {float(r["total_params"]) for r in rows} == {1e6}
+print("csv-ok")
+)", "'" + csv + "'");
+  EXPECT_NE(check.find("csv-ok"), std::string::npos) << check;
 
   auto show = run_difffit("results show " + quoted(path_) + " --grid t2");
   ASSERT_EQ(show.exit_code, 0) << show.output;
