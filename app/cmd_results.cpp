@@ -133,25 +133,10 @@ int table_command(int argc, char** argv) {
                           "[--cols dataset] [--value fid] [--extra trainable_params] [--format md|latex|csv]",
                           argc, argv, options, vm, &positional))
     return 0;
-  const std::string format = vm["format"].as<std::string>();
-  if (format != "md" && format != "markdown" && format != "latex" && format != "tex" && format != "csv")
-    throw_usage("results table: --format must be md, latex or csv, not '" + format + "'");
-  PivotTable table = build_pivot_table(read_results_h5(one_input(vm, "table")), table_spec_from(vm));
-  const auto render = [&](const PivotTable& t) {
-    return format == "csv" ? render_csv(t) : format == "latex" || format == "tex" ? render_latex(t) : render_markdown(t);
-  };
-  std::string text;
-  if (vm.count("paper")) {
-    if (table.row_key != "method" || table.col_key != "dataset" || table.value != "fid")
-      throw_usage("results table: --paper needs --rows method --cols dataset --value fid (the paper's table is FID "
-                  "of methods x datasets)");
-    const PivotTable paper = paper_pivot(read_paper_table(vm["paper-file"].as<std::string>()), table);
-    if (!interleave_paper_rows(table, paper)) {  // no dataset in common: the paper's own table after this one
-      if (format == "csv") throw_usage("results table: --paper --format csv needs datasets shared with the paper");
-      text = "\n" + render(paper);
-    }
-  }
-  emit(vm, render(table) + text);
+  const TableFormat format = parse_table_format(vm["format"].as<std::string>());
+  const PivotTable table = build_pivot_table(read_results_h5(one_input(vm, "table")), table_spec_from(vm));
+  emit(vm, vm.count("paper") ? render_with_paper(table, read_paper_table(vm["paper-file"].as<std::string>()), format)
+                             : render_table(table, format));
   return 0;
 }
 
@@ -196,21 +181,14 @@ int plot_command(int argc, char** argv) {
     const std::vector<std::string> dirs = inputs(vm);
     if (dirs.empty()) throw_usage("results plot --loss: give run folders, or a results file and a selection");
     std::vector<LineSeries> series;
+    const std::string column = vm["column"].as<std::string>();
+    const int smooth = vm["smooth"].as<int>();
     if (dirs.size() == 1 && std::filesystem::is_regular_file(dirs[0])) {
       // A results file: the runs it selects, each named by its --rows and --cols labels.
       const TableSpec spec = table_spec_from(vm);
-      for (const ResultRow& row : select_rows(read_results_h5(dirs[0]), spec)) {
-        const auto label = [&](const std::string& key) {
-          auto found = row.text.find(key);
-          return found == row.text.end() ? std::string() : found->second;
-        };
-        series.push_back(read_loss_curve(label("run_dir"), vm["column"].as<std::string>(), vm["smooth"].as<int>()));
-        const std::string row_label = label(spec.row_key), col_label = label(spec.col_key);
-        if (!row_label.empty()) series.back().name = col_label.empty() ? row_label : row_label + " / " + col_label;
-      }
+      series = read_loss_curves(select_rows(read_results_h5(dirs[0]), spec), spec.row_key, spec.col_key, column, smooth);
     } else {
-      for (const std::string& dir : dirs)
-        series.push_back(read_loss_curve(dir, vm["column"].as<std::string>(), vm["smooth"].as<int>()));
+      for (const std::string& dir : dirs) series.push_back(read_loss_curve(dir, column, smooth));
     }
     LinePlotOptions plot;
     plot.y_label = vm["column"].as<std::string>();
@@ -247,22 +225,6 @@ int export_command(int argc, char** argv) {
   return 0;
 }
 
-// Display width in characters (UTF-8 code points), for aligning columns.
-size_t glyphs(const std::string& s) {
-  return static_cast<size_t>(std::count_if(s.begin(), s.end(), [](char c) { return (c & 0xC0) != 0x80; }));
-}
-
-std::string clipped(const std::string& s, size_t width) {
-  if (glyphs(s) <= width) return s;
-  std::string out;
-  size_t n = 0;
-  for (char c : s) {
-    if ((c & 0xC0) != 0x80 && ++n > width - 1) break;
-    out += c;
-  }
-  return out + "…";
-}
-
 int show_command(int argc, char** argv) {
   po::options_description options("results show options");
   options.add_options()
@@ -294,31 +256,7 @@ int show_command(int argc, char** argv) {
     columns = wanted;
   }
   const size_t width = static_cast<size_t>(std::max(vm["width"].as<int>(), 4));
-  std::vector<std::vector<std::string>> lines{columns};
-  for (const ResultRow& row : rows) {
-    std::vector<std::string> line;
-    for (const std::string& c : columns) {
-      if (row.numbers.count(c)) {
-        const double v = row.numbers.at(c);
-        char buf[32];
-        std::snprintf(buf, sizeof buf, "%.6g", v);
-        // Counts in full (673799072, not 6.73799e+08), other values to 6 digits.
-        line.push_back(std::isnan(v) ? "-" : std::fabs(v) < 1e15 && v == std::trunc(v) ? round_trip_number(v) : buf);
-      } else {
-        line.push_back(text_value(row, c).empty() ? "-" : text_value(row, c));
-      }
-    }
-    lines.push_back(std::move(line));
-  }
-  std::vector<size_t> widths(columns.size(), 1);
-  for (auto& line : lines)
-    for (size_t i = 0; i < line.size(); ++i) widths[i] = std::max(widths[i], glyphs(line[i] = clipped(line[i], width)));
-  for (const auto& line : lines) {
-    std::string out;
-    for (size_t i = 0; i < line.size(); ++i)
-      out += line[i] + (i + 1 < line.size() ? std::string(widths[i] - glyphs(line[i]) + 2, ' ') : "");
-    std::cout << out << "\n";
-  }
+  std::cout << render_listing(rows, columns, width);
   return 0;
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "results/result_columns.h"
 
 namespace difffit {
 namespace {
@@ -68,6 +69,17 @@ LineSeries read_loss_curve(const std::string& run_dir, const std::string& column
     if (std::isfinite(raw[i])) sum += raw[i], ++finite;
     if (i >= window && std::isfinite(raw[i - window])) sum -= raw[i - window], --finite;
     series.y.push_back(std::isfinite(raw[i]) && finite > 0 ? sum / static_cast<double>(finite) : NAN);
+  }
+  return series;
+}
+
+std::vector<LineSeries> read_loss_curves(const std::vector<ResultRow>& runs, const std::string& row_key,
+                                         const std::string& col_key, const std::string& column, int smooth) {
+  std::vector<LineSeries> series;
+  for (const ResultRow& run : runs) {
+    series.push_back(read_loss_curve(text_value(run, "run_dir"), column, smooth));
+    const std::string row_label = text_value(run, row_key), col_label = text_value(run, col_key);
+    if (!row_label.empty()) series.back().name = col_label.empty() ? row_label : row_label + " / " + col_label;
   }
   return series;
 }

@@ -146,4 +146,14 @@ bool interleave_paper_rows(PivotTable& ours, const PivotTable& paper) {
   return true;
 }
 
+std::string render_with_paper(PivotTable ours, const PaperTable& paper, TableFormat format) {
+  if (ours.row_key != "method" || ours.col_key != "dataset" || ours.value != "fid")
+    throw_usage("results table: --paper needs --rows method --cols dataset --value fid (the paper's table is FID "
+                "of methods x datasets)");
+  const PivotTable theirs = paper_pivot(paper, ours);
+  if (interleave_paper_rows(ours, theirs)) return render_table(ours, format);
+  if (format == TableFormat::Csv) throw_usage("results table: --paper --format csv needs datasets shared with the paper");
+  return render_table(ours, format) + "\n" + render_table(theirs, format);
+}
+
 }  // namespace difffit

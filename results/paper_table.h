@@ -30,4 +30,8 @@ PivotTable paper_pivot(const PaperTable& paper, const PivotTable& ours);
 // `paper` comes from paper_pivot(..., ours).
 bool interleave_paper_rows(PivotTable& ours, const PivotTable& paper);
 
+// `ours` rendered with the paper's FID beside it: interleaved rows where the datasets
+// match, else the paper's own table after ours (not as CSV). Usage errors say why not.
+std::string render_with_paper(PivotTable ours, const PaperTable& paper, TableFormat format);
+
 }  // namespace difffit

@@ -78,4 +78,14 @@ std::string render_markdown(const PivotTable& table);
 std::string render_latex(const PivotTable& table);
 std::string render_csv(const PivotTable& table);
 
+enum class TableFormat { Markdown, Latex, Csv };
+// "md" (or "markdown"), "latex" (or "tex"), "csv"; a usage error naming the others.
+TableFormat parse_table_format(const std::string& name);
+std::string render_table(const PivotTable& table, TableFormat format);
+
+// Rows as aligned plain-text columns (`difffit results show`): a header line, then one line
+// per row; numbers that are whole in full (673799072), others to 6 digits, missing "-";
+// every value clipped to `width` characters (UTF-8 aware, "…" marks a cut).
+std::string render_listing(const std::vector<ResultRow>& rows, const std::vector<std::string>& columns, size_t width);
+
 }  // namespace difffit

@@ -1,7 +1,12 @@
-// Markdown, LaTeX and CSV renderings of a pivot table (declared in result_table.h).
+// Text renderings (declared in result_table.h): a pivot table as Markdown, LaTeX or CSV,
+// and rows as aligned plain-text columns.
+#include <algorithm>
 #include <cctype>
+#include <cmath>
+#include <cstdio>
 
 #include "common/csv.h"
+#include "common/error.h"
 #include "results/result_columns.h"
 #include "results/result_table.h"
 
@@ -150,6 +155,72 @@ std::string render_csv(const PivotTable& t) {
     if (t.has_mean) line.push_back(t.means[r].n ? round_trip_number(t.means[r].mean) : "");
     for (const TableExtra& e : t.extras) line.push_back(round_trip_number(e.values[r]));
     out += line.empty() ? "" : csv_line(line);
+  }
+  return out;
+}
+
+TableFormat parse_table_format(const std::string& name) {
+  if (name == "md" || name == "markdown") return TableFormat::Markdown;
+  if (name == "latex" || name == "tex") return TableFormat::Latex;
+  if (name == "csv") return TableFormat::Csv;
+  throw_usage("table format must be md, latex or csv, not '" + name + "'");
+}
+
+std::string render_table(const PivotTable& table, TableFormat format) {
+  switch (format) {
+    case TableFormat::Latex: return render_latex(table);
+    case TableFormat::Csv: return render_csv(table);
+    case TableFormat::Markdown: break;
+  }
+  return render_markdown(table);
+}
+
+namespace {
+
+// Display width in characters (UTF-8 code points), for aligning columns.
+size_t glyphs(const std::string& s) {
+  return static_cast<size_t>(std::count_if(s.begin(), s.end(), [](char c) { return (c & 0xC0) != 0x80; }));
+}
+
+std::string clipped(const std::string& s, size_t width) {
+  if (glyphs(s) <= width) return s;
+  std::string out;
+  size_t n = 0;
+  for (char c : s) {
+    if ((c & 0xC0) != 0x80 && ++n > width - 1) break;
+    out += c;
+  }
+  return out + "…";
+}
+
+std::string listing_value(const ResultRow& row, const std::string& column) {
+  const auto number = row.numbers.find(column);
+  if (number == row.numbers.end()) return text_value(row, column).empty() ? "-" : text_value(row, column);
+  const double v = number->second;
+  if (std::isnan(v)) return "-";
+  if (std::fabs(v) < 1e15 && v == std::trunc(v)) return round_trip_number(v);  // counts in full
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", v);
+  return buf;
+}
+
+}  // namespace
+
+std::string render_listing(const std::vector<ResultRow>& rows, const std::vector<std::string>& columns, size_t width) {
+  std::vector<std::vector<std::string>> lines{columns};
+  for (const ResultRow& row : rows) {
+    std::vector<std::string> line;
+    for (const std::string& c : columns) line.push_back(listing_value(row, c));
+    lines.push_back(std::move(line));
+  }
+  std::vector<size_t> widths(columns.size(), 1);
+  for (auto& line : lines)
+    for (size_t i = 0; i < line.size(); ++i) widths[i] = std::max(widths[i], glyphs(line[i] = clipped(line[i], width)));
+  std::string out;
+  for (const auto& line : lines) {
+    for (size_t i = 0; i < line.size(); ++i)
+      out += line[i] + (i + 1 < line.size() ? std::string(widths[i] - glyphs(line[i]) + 2, ' ') : "");
+    out += "\n";
   }
   return out;
 }
