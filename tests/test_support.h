@@ -15,6 +15,19 @@
 
 namespace difffit::testing {
 
+// Where the tests find difffit, the source tree, the reference Python, its scripts and
+// mpiexec: fixed at build time, or given by the environment for a build that moved (the
+// GPU bundle, scripts/gpu-bundle.sh).
+inline std::string test_setting(const char* variable, const char* built_in) {
+  const char* value = std::getenv(variable);
+  return value && *value ? value : built_in;
+}
+inline std::string difffit_binary() { return test_setting("DIFFFIT_TEST_BINARY", DIFFFIT_BINARY); }
+inline std::string source_dir() { return test_setting("DIFFFIT_TEST_SOURCE_DIR", DIFFFIT_SOURCE_DIR); }
+inline std::string test_python() { return test_setting("DIFFFIT_TEST_PYTHON", DIFFFIT_PYTHON); }
+inline std::string test_scripts() { return test_setting("DIFFFIT_TEST_SCRIPTS", DIFFFIT_TEST_SCRIPTS); }
+inline std::string mpiexec() { return test_setting("DIFFFIT_TEST_MPIEXEC", DIFFFIT_MPIEXEC); }
+
 // A fresh folder under the system temp dir, removed at the end of the scope.
 class TempDir {
  public:
@@ -59,19 +72,19 @@ inline CommandResult run_command(const std::string& command) {
 
 // Runs tests/python/SCRIPT with the test Python (the one with PyTorch); fails the test on error.
 inline std::string run_python(const std::string& script, const std::string& args) {
-  CommandResult r = run_command(std::string(DIFFFIT_PYTHON) + " " + DIFFFIT_TEST_SCRIPTS + "/" + script + " " + args);
+  CommandResult r = run_command(test_python() + " " + test_scripts() + "/" + script + " " + args);
   EXPECT_EQ(r.exit_code, 0) << script << " failed:\n" << r.output;
   return r.output;
 }
 
 inline CommandResult run_difffit(const std::string& args) {
-  return run_command(std::string(DIFFFIT_BINARY) + " " + args);
+  return run_command(difffit_binary() + " " + args);
 }
 
 // "mpiexec ... -n RANKS difffit": shared memory only, root allowed, more ranks than cores.
 inline std::string mpirun_difffit(int ranks) {
-  return std::string("env OMPI_MCA_btl=self,vader OMPI_MCA_plm_rsh_agent=false ") + DIFFFIT_MPIEXEC +
-         " --oversubscribe --allow-run-as-root -n " + std::to_string(ranks) + " " + DIFFFIT_BINARY;
+  return std::string("env OMPI_MCA_btl=self,vader OMPI_MCA_plm_rsh_agent=false ") + mpiexec() +
+         " --oversubscribe --allow-run-as-root -n " + std::to_string(ranks) + " " + difffit_binary();
 }
 
 }  // namespace difffit::testing

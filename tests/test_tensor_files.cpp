@@ -1,12 +1,13 @@
 // Tests for reading/writing tensor files: torch.save checkpoints, safetensors,
 // and the zip/pickle layers under them. Fixtures and expected values come from
-// tests/python/make_torch_fixtures.py run with the real torch (DIFFFIT_PYTHON);
+// tests/python/make_torch_fixtures.py run with the real torch (the test Python);
 // files written here are checked back in Python by the same script.
 #include "common/error.h"
 #include "common/pickle_reader.h"
 #include "common/safetensors.h"
 #include "common/torch_checkpoint.h"
 #include "common/zip_archive.h"
+#include "test_support.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -23,25 +24,12 @@
 #include <sstream>
 #include <vector>
 
-#ifndef DIFFFIT_PYTHON
-#define DIFFFIT_PYTHON "/usr/bin/python3"
-#endif
-
 namespace difffit {
 namespace {
 
 namespace fs = std::filesystem;
 
-// The project build passes the script folder; a standalone build finds it next to this file.
-std::string fixture_script() {
-#if defined(DIFFFIT_TEST_SCRIPTS)
-  return std::string(DIFFFIT_TEST_SCRIPTS) + "/make_torch_fixtures.py";
-#elif defined(DIFFFIT_TORCH_FIXTURE_SCRIPT)
-  return DIFFFIT_TORCH_FIXTURE_SCRIPT;
-#else
-  return (fs::path(__FILE__).parent_path() / "python" / "make_torch_fixtures.py").string();
-#endif
-}
+std::string fixture_script() { return testing::test_scripts() + "/make_torch_fixtures.py"; }
 
 std::string shell_quote(const std::string& s) {
   std::string out = "'";
@@ -64,7 +52,7 @@ void write_file(const std::string& path, const std::string& bytes) {
 
 // Runs the fixture script; returns its exit status and puts its output in *log.
 int run_python(const std::vector<std::string>& args, const std::string& log_path, std::string* log) {
-  std::string cmd = shell_quote(DIFFFIT_PYTHON) + " " + shell_quote(fixture_script());
+  std::string cmd = shell_quote(testing::test_python()) + " " + shell_quote(fixture_script());
   for (const auto& a : args) cmd += " " + shell_quote(a);
   cmd += " > " + shell_quote(log_path) + " 2>&1";
   const int rc = std::system(cmd.c_str());
@@ -180,7 +168,7 @@ class TensorFiles : public ::testing::Test {
     dir_ = templ;
     std::string log;
     if (run_python({"make", dir_}, dir_ + "/make.log", &log) != 0)
-      setup_error_ = "fixture script failed (" + std::string(DIFFFIT_PYTHON) + " " + fixture_script() + "):\n" + log;
+      setup_error_ = "fixture script failed (" + testing::test_python() + " " + fixture_script() + "):\n" + log;
   }
   static void TearDownTestSuite() {
     if (!dir_.empty()) fs::remove_all(dir_);
@@ -580,7 +568,7 @@ std::string safetensors_bytes(const std::string& header, const std::string& data
 // The writer's header is the same bytes as when the shipped model was made, so a rerun of
 // its pre-training reproduces models/mini-source.safetensors bit for bit.
 TEST_F(TensorFiles, RewritingTheShippedModelGivesTheSameBytes) {
-  const std::string shipped = std::string(DIFFFIT_SOURCE_DIR) + "/models/mini-source.safetensors";
+  const std::string shipped = testing::source_dir() + "/models/mini-source.safetensors";
   TensorFileMetadata metadata;
   const StateDict tensors = load_safetensors(shipped, &metadata);
   ASSERT_FALSE(metadata.empty());
