@@ -153,8 +153,12 @@ LaunchRanks join_launch_ranks(int* argc, char*** argv, bool on_cuda) {
   LaunchRanks ranks;
   bool launched = false;
   for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE"}) launched = launched || std::getenv(name);
-  if (!launched) return ranks;
+  if (!launched) {
+    refuse_slurm_singletons(1);
+    return ranks;
+  }
   ranks.mpi = std::make_unique<MpiSession>(argc, argv);
+  refuse_slurm_singletons(mpi_world().size);
   LoggingOptions logging;
   logging.rank = mpi_world().rank;
   init_logging(logging);

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <exception>
 #include <limits>
 #include <string>
@@ -165,6 +166,13 @@ class MpiCommunicator : public Communicator {
 };
 
 }  // namespace
+
+void refuse_slurm_singletons(int world_size) {
+  const char* tasks = std::getenv("SLURM_NTASKS");
+  if (!tasks || world_size != 1 || std::atoi(tasks) <= 1) return;
+  throw_usage("MPI sees 1 rank but SLURM_NTASKS=" + std::string(tasks) +
+              ": launch with `srun --mpi=pmix` (or mpirun) so the ranks form one job");
+}
 
 MpiWorld mpi_world() {
   int initialised = 0;

@@ -86,6 +86,10 @@ MpiWorld mpi_world();
 // This process's rank among the ranks on its node (MPI_COMM_TYPE_SHARED): picks its GPU.
 int mpi_local_rank();
 
+// Open MPI 5 under srun without PMIx can start N singletons, each thinking it is alone and
+// doing the whole job: a usage error when MPI sees 1 rank but SLURM_NTASKS says more.
+void refuse_slurm_singletons(int world_size);
+
 // MPI_Init / MPI_Finalize for the lifetime of main().
 class MpiSession {
  public:

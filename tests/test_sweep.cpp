@@ -14,6 +14,7 @@
 #include "orchestrator/result_rows.h"
 #include "orchestrator/run_states.h"
 #include "orchestrator/sweep_config.h"
+#include "orchestrator/sweep_job.h"
 #include "orchestrator/sweep_plan.h"
 #include "results/results_store.h"
 #include "sweep_fixture.h"
@@ -423,7 +424,7 @@ TEST(SweepInProcess, StopsOnASignalResumesAndMatchesAnUninterruptedSweep) {
 
   // Stop once the third run has started (the journal says so), as a scheduler would.
   const std::string journal = tmp.file("runs/tiny/journal.jsonl");
-  const std::string command = std::string(DIFFFIT_BINARY) + " sweep run " + s.sweep + " > " + tmp.file("first.log") +
+  const std::string command = testing::difffit_binary() + " sweep run " + s.sweep + " > " + tmp.file("first.log") +
                               " 2>&1 & pid=$!; for i in $(seq 600); do"
                               " n=$(grep -c '\"started\"' " + journal + " 2>/dev/null || true);"
                               " [ \"${n:-0}\" -ge 3 ] && break; sleep 0.05; done; kill -TERM $pid; wait $pid";
@@ -553,6 +554,59 @@ TEST(SweepInProcess, AnUnusableDoneEventIsNamedAndItsRunDoneAgain) {
 // Runs that all finish at once (simulated: answered without training) must not make the
 // coordinator rewrite the results snapshot after each one: its cost grows with the
 // results, so that would be quadratic in the sweep's size. Every result still lands.
+// Under srun without PMIx, Open MPI starts N singletons: each refuses to run alone.
+TEST(SlurmGuard, OneRankWhereSlurmStartedSeveralIsAUsageError) {
+  TempDir tmp;
+  auto s = testing::write_tiny_sweep(tmp);
+  const std::string run = "run " + s.pretrain + " --set output_dir=" + tmp.file("runs");
+  for (const std::string& command : {"sweep run " + s.sweep, run}) {
+    auto r = testing::run_command("env SLURM_NTASKS=4 " + testing::difffit_binary() + " " + command);
+    EXPECT_EQ(r.exit_code, 2) << command << "\n" << r.output;
+    EXPECT_NE(r.output.find("SLURM_NTASKS=4"), std::string::npos) << command << "\n" << r.output;
+  }
+  EXPECT_FALSE(std::filesystem::exists(tmp.file("runs")));  // nothing ran
+}
+
+// The transport of a job of one rank: there is no other rank to talk to.
+class OneRankTransport : public MessageTransport {
+ public:
+  int rank() const override { return 0; }
+  int size() const override { return 1; }
+  void send(int, Channel, const std::string&) override { ADD_FAILURE() << "a one-rank job sends nothing"; }
+  std::optional<Envelope> poll(Channel, double) override {
+    ADD_FAILURE() << "a one-rank job waits for nothing";
+    return std::nullopt;
+  }
+  [[noreturn]] void abort_job(int code) override { throw std::runtime_error("job aborted: " + std::to_string(code)); }
+};
+
+// The sweep job as a library function: alone, rank 0 runs every run itself (the base run
+// first), and a rerun finds everything done.
+TEST(SweepJob, OneRankRunsTheWholeSweepThenFindsItDone) {
+  TempDir tmp;
+  auto s = testing::write_tiny_sweep(tmp);
+  const SweepConfig config = load_sweep(s.sweep, {});
+  OneRankTransport alone;
+  EXPECT_EQ(run_sweep_job(config, alone, SweepJobOptions{}), 0);
+  const size_t runs = plan_sweep(config).runs.size();
+  std::ifstream in(config.state_dir() + "/summary.json");
+  const auto summary = nlohmann::json::parse(in);
+  EXPECT_EQ(summary["done"], runs) << summary.dump(2);
+  EXPECT_EQ(summary["failed"], 0) << summary.dump(2);
+  for (const ResultRow& row : read_results_h5(config.state_dir() + "/results.h5"))
+    EXPECT_TRUE(std::filesystem::exists(row.text.at("run_dir") + "/DONE")) << row.text.at("run_dir");
+  const auto started = [&] {
+    std::ifstream journal(config.state_dir() + "/journal.jsonl");
+    size_t n = 0;
+    for (std::string line; std::getline(journal, line);) n += line.find("\"event\":\"started\"") != std::string::npos;
+    return n;
+  };
+  const size_t first = started();
+  EXPECT_EQ(first, runs);
+  EXPECT_EQ(run_sweep_job(config, alone, SweepJobOptions{}), 0);
+  EXPECT_EQ(started(), first);  // nothing run twice
+}
+
 TEST(SweepInProcess, SimulatedRunsFinishingTogetherShareSnapshotWrites) {
   TempDir tmp;
   auto s = testing::write_tiny_sweep(tmp);
