@@ -19,7 +19,7 @@
 #include "worker/model/peft_method.h"
 #include "worker/sample/sample_generator.h"
 #include "worker/train/adamw.h"
-#include "worker/train/autocast_guard.h"
+#include "worker/model/autocast_guard.h"
 
 namespace difffit {
 namespace {

@@ -15,6 +15,7 @@
 #include "worker/diffusion/respacing.h"
 #include "worker/diffusion/samplers.h"
 #include "worker/model/peft_method.h"
+#include "worker/model/pixel_range.h"
 #include "worker/sample/sample_generator.h"
 #include "worker/train/adamw.h"
 #include "worker/train/ema.h"

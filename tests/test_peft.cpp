@@ -12,7 +12,7 @@
 #include "worker/model/checkpoint_loader.h"
 #include "worker/model/delta.h"
 #include "worker/model/peft_method.h"
-#include "worker/train/autocast_guard.h"
+#include "worker/model/autocast_guard.h"
 
 namespace difffit {
 namespace {

@@ -1,4 +1,4 @@
-#include "worker/train/autocast_guard.h"
+#include "worker/model/autocast_guard.h"
 
 #include <ATen/autocast_mode.h>
 

@@ -5,7 +5,7 @@
 #include <torch/utils.h>
 
 #include "common/error.h"
-#include "worker/train/autocast_guard.h"
+#include "worker/model/autocast_guard.h"
 
 namespace difffit {
 namespace {

@@ -3,7 +3,7 @@
 #include <torch/autograd.h>
 
 #include "worker/model/dit_layers.h"
-#include "worker/train/autocast_guard.h"
+#include "worker/model/autocast_guard.h"
 
 namespace difffit {
 namespace {

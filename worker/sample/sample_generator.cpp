@@ -142,10 +142,6 @@ uint64_t per_sample_seed(uint64_t seed, int64_t index) {
   return (splitmix64(seed) + static_cast<uint64_t>(index)) & 0xFFFFFFFFULL;
 }
 
-at::Tensor to_uint8_images(const at::Tensor& samples) {
-  return (127.5 * samples + 128.0).clamp(0, 255).to(at::kByte).permute({0, 2, 3, 1}).contiguous();
-}
-
 SampleResult generate_samples(DiTImpl& model, const SampleRequest& request,
                               const std::function<void(int64_t, int64_t)>& on_step) {
   const DiTConfig& config = model.config();

@@ -74,7 +74,4 @@ SampleResult generate_samples(DiTImpl& model, const SampleRequest& request,
 SampleResult generate_samples_across_ranks(DiTImpl& model, const SampleRequest& request, Communicator* comm,
                                            const std::function<void(int64_t, int64_t)>& on_step = nullptr);
 
-// Model space [-1, 1] -> uint8 (N,H,W,C): clamp(127.5 x + 128, 0, 255), truncated.
-at::Tensor to_uint8_images(const at::Tensor& samples);
-
 }  // namespace difffit

@@ -9,6 +9,7 @@
 #include "common/error.h"
 #include "common/hdf5_tensors.h"
 #include "common/progress_bar.h"
+#include "worker/model/pixel_range.h"
 #include "worker/model/vae_loader.h"
 #include "worker/sample/sample_generator.h"
 #include "worker/vae/latent_decode.h"

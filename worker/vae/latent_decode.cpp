@@ -12,7 +12,7 @@
 #include "common/logging.h"
 #include "common/progress_bar.h"
 #include "datasets/prepared_writer.h"
-#include "worker/sample/sample_generator.h"
+#include "worker/model/pixel_range.h"
 
 namespace difffit {
 
