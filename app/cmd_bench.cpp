@@ -188,7 +188,7 @@ int bench_train_step_command(int argc, char** argv) {
   add_thread_option(options);
   po::variables_map vm;
   if (!parse_command_line("bench train-step",
-                          "Times training steps per method (\"all\": every method side by side, ratios vs full).",
+                          "Times training steps per method (\"all\", or a list such as full,bitfit: side by side, ratios vs full).",
                           argc, argv, options, vm)) {
     return 0;
   }
@@ -197,8 +197,12 @@ int bench_train_step_command(int argc, char** argv) {
   DiTConfig config = model_config_from(vm);
   const Precision precision = precision_from(vm, device);
   std::vector<MethodConfig> methods;
-  if (vm["method"].as<std::string>() == "all") {
+  const std::string method = vm["method"].as<std::string>();
+  if (method == "all") {
     for (const auto& name : method_names()) methods.push_back(make_method_config(name));
+  } else if (method.find(',') != std::string::npos) {
+    std::stringstream names(method);
+    for (std::string name; std::getline(names, name, ',');) methods.push_back(make_method_config(name));
   } else {
     methods.push_back(method_config_from(vm));
   }

@@ -1,11 +1,13 @@
 """What a user would run instead of difffit: the official DiT architecture in PyTorch eager
 (the hybrid loss, AdamW and an EMA as DiT's train.py; DiffFit's gamma on the two branches
-of the first half of the blocks, as its public code), timed on one thread. Prints one JSON
-object, the same measurements as `difffit bench train-step` and `difffit bench sample`.
+of the first half of the blocks, as its public code; BitFit's biases), timed on one CPU
+thread or on a CUDA device, eager or under torch.compile. Prints one JSON object, the same
+measurements as `difffit bench train-step` and `difffit bench sample`.
 
   pytorch_baseline.py train  --depth 4 --hidden 96 --heads 4 --patch 4 --input 32 --channels 1 --classes 5
                              --batch 64 --steps 10 --precision fp32|bf16 [--attention sdpa|manual]
   pytorch_baseline.py sample ... --num 64 --sampler ddim --sample-steps 25 --cfg-scale 1
+  either: [--device cuda [--tf32]] [--compile] [--methods full,bitfit,difffit]
 
 `--attention sdpa` (default) is timm's fused path that the official DiT gets with PyTorch 2.x
 (F.scaled_dot_product_attention); `manual` the explicit softmax(q k^T) v of timm's
@@ -58,7 +60,9 @@ def build(args, method):
             block.gamma2 = torch.nn.Parameter(torch.ones(args.hidden))
             block.forward = gamma_block_forward.__get__(block)
     for name, p in model.named_parameters():
-        if method == "full":
+        if method == "bitfit":
+            p.requires_grad_(name.endswith(".bias"))
+        elif method == "full":
             p.requires_grad_(name != "pos_embed")
         else:
             p.requires_grad_(name.endswith(".bias") or "gamma" in name or name == "y_embedder.embedding_table.weight")
@@ -76,45 +80,60 @@ def peak_rss_bytes():
 def time_train(args, method):
     torch.manual_seed(0)
     diffusion = Diffusion(1000)
-    model = build(args, method)
+    model = build(args, method).to(args.device)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0)
     ema = copy.deepcopy(params)
-    x = torch.rand(args.batch, args.channels, args.input, args.input) * 2 - 1
-    y = torch.randint(0, args.classes, (args.batch,))
+    forward = torch.compile(model) if args.compile else model
+    x = torch.rand(args.batch, args.channels, args.input, args.input, device=args.device) * 2 - 1
+    y = torch.randint(0, args.classes, (args.batch,), device=args.device)
     times = []
+    if args.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     for i in range(args.warmup + args.steps):
+        synchronize(args)
         begin = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        t = torch.randint(0, 1000, (args.batch,))
+        t = torch.randint(0, 1000, (args.batch,), device=args.device)
         noise = torch.randn_like(x)
         xt = diffusion.q_sample(x, t, noise)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16"):
-            out = model(xt, t, y)
+        with torch.autocast(args.device, dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+            out = forward(xt, t, y)
         loss = diffusion.losses(out.float(), x, xt, t, noise)[2].mean()
         loss.backward()
         opt.step()
         with torch.no_grad():  # DiT train.py's update_ema
             for e, p in zip(ema, params):
                 e.mul_(0.9999).add_(p, alpha=1 - 0.9999)
+        synchronize(args)
         if i >= args.warmup:
             times.append((time.perf_counter() - begin) * 1000)
-    return {"method": method, "median_ms": statistics.median(times), "min_ms": min(times),
-            "trainable_params": sum(p.numel() for p in params)}
+    out = {"method": method, "median_ms": statistics.median(times), "min_ms": min(times),
+           "trainable_params": sum(p.numel() for p in params)}
+    if args.device == "cuda":
+        out["peak_gpu_allocated_bytes"] = torch.cuda.max_memory_allocated()
+    return out
+
+
+def synchronize(args):
+    if args.device == "cuda":
+        torch.cuda.synchronize()
 
 
 def time_sample(args):
     torch.manual_seed(0)
-    model = build(args, "full").eval()
+    model = build(args, "full").to(args.device).eval()
+    if args.compile:
+        model = torch.compile(model)
     spec = f"ddim{args.sample_steps}" if args.sampler == "ddim" else str(args.sample_steps)
     diffusion = Diffusion(1000, spec)
     cfg = args.cfg_scale > 1
     done, begin = 0, time.perf_counter()
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+    with torch.no_grad(), torch.autocast(args.device, dtype=torch.bfloat16, enabled=args.precision == "bf16"):
         while done < args.num:
             b = min(args.batch, args.num - done)
-            z = torch.randn(b, args.channels, args.input, args.input)
-            y = torch.randint(0, args.classes, (b,))
+            z = torch.randn(b, args.channels, args.input, args.input, device=args.device)
+            y = torch.randint(0, args.classes, (b,), device=args.device)
             if cfg:
                 y2 = torch.cat([y, torch.full_like(y, args.classes)])
 
@@ -130,6 +149,7 @@ def time_sample(args):
             else:
                 diffusion.sample(lambda x, t: model(x, t, y).float(), z, ddim=args.sampler == "ddim")
             done += b
+    synchronize(args)
     seconds = time.perf_counter() - begin
     return {"images_per_second": args.num / seconds, "seconds": seconds}
 
@@ -145,15 +165,23 @@ def main():
     p.add_argument("--attention", choices=["sdpa", "manual"], default="sdpa")
     p.add_argument("--sampler", choices=["ddim", "ddpm"], default="ddim")
     p.add_argument("--cfg-scale", type=float, default=1.0)
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--tf32", action="store_true", help="CUDA: TF32 tensor cores for float32")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (inductor)")
+    p.add_argument("--methods", default="full,difffit", help="train: comma-separated, of full, bitfit, difffit")
     args = p.parse_args()
-    torch.set_num_threads(1)
-    out = {"benchmark": f"pytorch-eager-{args.what}", "torch": torch.__version__, "batch": args.batch,
-           "precision": args.precision, "attention": args.attention, "threads": 1,
+    if args.device == "cpu":
+        torch.set_num_threads(1)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = args.tf32
+    mode = "compile" if args.compile else "eager"
+    out = {"benchmark": f"pytorch-{mode}-{args.what}", "torch": torch.__version__, "batch": args.batch,
+           "device": args.device, "tf32": args.tf32, "precision": args.precision, "attention": args.attention,
+           "threads": torch.get_num_threads(),
            "model": {"depth": args.depth, "hidden_size": args.hidden, "num_heads": args.heads,
                      "patch_size": args.patch, "input_size": args.input, "in_channels": args.channels,
                      "num_classes": args.classes}}
     if args.what == "train":
-        out["methods"] = [time_train(args, m) for m in ("full", "difffit")]
+        out["methods"] = [time_train(args, m) for m in args.methods.split(",")]
     else:
         out.update({"num": args.num, "sampler": args.sampler, "steps": args.sample_steps,
                     "cfg_scale": args.cfg_scale}, **time_sample(args))

@@ -27,7 +27,7 @@ def space_timesteps(T, spec):
 
 
 def take(arr, t, ndim):
-    out = torch.from_numpy(arr)[t].float()
+    out = torch.from_numpy(arr)[t.cpu()].float().to(t.device)
     return out.view(-1, *([1] * (ndim - 1)))
 
 
@@ -99,9 +99,9 @@ class Diffusion:
     def sample(self, model, x, ddim=False, clip=False, noise_like=torch.randn_like):
         """model(x, original_t) -> output; each step's noise from noise_like(x) (the default
         generator), drawn after the model call."""
-        mapping = torch.tensor(self.map)
+        mapping = torch.tensor(self.map, device=x.device)
         for i in reversed(range(self.num)):
-            t = torch.tensor([i] * x.shape[0])
+            t = torch.tensor([i] * x.shape[0], device=x.device)
             out = model(x, mapping[t])
             mean, logvar, x0 = self.p_mean_var(out, x, t, clip)
             noise = noise_like(x)
