@@ -22,6 +22,7 @@ PACKAGES=(
   dataset-fashion-mnist         # the built-in mini benchmark's data
   # Test-only: independent reference values (PyTorch eager, Pillow, SciPy, h5py).
   python3-venv python3-pip       # the CUDA build: PyTorch's LibTorch in a virtual environment (setup-torch-cuda.sh)
+  patchelf xz-utils debootstrap  # the GPU bundle (gpu-bundle.sh) and its stand-in check (gpu-standin.sh)
   python3 python3-torch python3-numpy python3-scipy python3-h5py python3-pil
   python3-torchvision           # test-only: torchvision's Inception3 key names for the FID network
 )

@@ -22,18 +22,7 @@ PACKAGES=(
   dataset-fashion-mnist
 )
 
-mounts=(proc sys dev dev/shm)
-unmount_all() {
-  for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do
-    mountpoint -q "$ROOT/${mounts[i]}" && $SUDO umount "$ROOT/${mounts[i]}" || true
-  done
-}
-trap unmount_all EXIT
-mount_all() {
-  for m in "${mounts[@]}"; do
-    mountpoint -q "$ROOT/$m" || $SUDO mount --bind "/$m" "$ROOT/$m"
-  done
-}
+source scripts/chroot-mounts.sh
 
 # 1. The chroot, once: a marker file records the package set it was made with.
 want="$(printf '%s\n' "${PACKAGES[@]}" | sha256sum | cut -c1-16)"
