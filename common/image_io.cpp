@@ -5,8 +5,6 @@
 #include <csetjmp>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 // jpeglib.h needs FILE and size_t declared first.
 #include <jpeglib.h>
@@ -15,6 +13,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/input_file.h"
 
 namespace difffit {
 namespace {
@@ -149,15 +148,6 @@ bool decode_jpeg_into(const std::string& bytes, RawImage& image, std::string& er
   return ok;
 }
 
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw_io(path + ": cannot open");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw_io(path + ": read error");
-  return ss.str();
-}
-
 
 bool encode_png_file(const RawImage& image, std::FILE* file, std::string& error) {
   png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &error, png_error_handler, png_warning_handler);
@@ -253,7 +243,9 @@ RawImage decode_image(const std::string& bytes, const std::string& name) {
   return image;
 }
 
-RawImage read_image_file(const std::string& path) { return decode_image(read_all(path), path); }
+RawImage read_image_file(const std::string& path) {
+  return decode_image(read_input_file(path, "an image file", kImageFileLimit), path);
+}
 
 RawImage convert_channels(const RawImage& image, int64_t channels) {
   if (image.channels == channels) return image;

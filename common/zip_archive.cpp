@@ -4,6 +4,7 @@
 #include "common/byte_encoding.h"
 
 #include "common/error.h"
+#include "common/input_file.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -76,6 +77,7 @@ void apply_zip64_extra(const std::string& path, ZipEntry& e, const std::uint8_t*
 }  // namespace
 
 MappedFile::MappedFile(const std::string& path) : path_(path) {
+  check_input_file(path, "a regular file");
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw_io(path + ": cannot open: " + std::strerror(errno));
   struct stat st {};
