@@ -415,6 +415,39 @@ TEST(InputFile, PipesDevicesFoldersAndOversizedFilesAreRefusedBeforeOpening) {
   fs::remove_all(dir);
 }
 
+// A deflated entry is bounded before it is inflated (a few MB can claim gigabytes), and
+// inflating stops at the size the header declares when the data hold more.
+TEST(ZipLimits, ADeflatedEntryOverTheLimitIsRefusedBeforeInflating) {
+  const fs::path dir = fs::temp_directory_path() / ("difffit-zip-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string bomb = (dir / "bomb.pt").string(), liar = (dir / "liar.pt").string();
+  // 257 MiB of zeros deflate to about 260 KB; the second entry's header claims 1000 bytes for 1 MiB.
+  const std::string script =
+      "import struct, sys, zipfile\n"
+      "with zipfile.ZipFile(sys.argv[1], 'w', zipfile.ZIP_DEFLATED) as z: z.writestr('bomb/data.pkl', bytes(257 << 20))\n"
+      "with zipfile.ZipFile(sys.argv[2], 'w', zipfile.ZIP_DEFLATED) as z: z.writestr('liar/data.pkl', bytes(1 << 20))\n"
+      "b = bytearray(open(sys.argv[2], 'rb').read())\n"
+      "struct.pack_into('<I', b, b.find(b'PK\\x01\\x02') + 24, 1000)\n"
+      "struct.pack_into('<I', b, 22, 1000)\n"
+      "open(sys.argv[2], 'wb').write(b)\n";
+  std::ofstream(dir / "make.py") << script;
+  ASSERT_EQ(std::system((shell_quote(DIFFFIT_PYTHON) + " " + shell_quote((dir / "make.py").string()) + " " +
+                         shell_quote(bomb) + " " + shell_quote(liar))
+                            .c_str()),
+            0);
+  const ZipArchive archive(bomb);
+  ASSERT_EQ(archive.entries().size(), 1u);
+  EXPECT_EQ(archive.entries()[0].uncompressed_size, std::uint64_t{257} << 20);
+  const std::string over = "compressed entry 'bomb/data.pkl' declares 269484032 bytes uncompressed, over the limit of "
+                           "256 MiB for compressed entries (refused before inflating)";
+  EXPECT_DATA_ERROR(archive.read(archive.entries()[0]), bomb + ": " + over);
+  EXPECT_DATA_ERROR(load_torch_checkpoint(bomb), bomb + ": " + over);
+  const ZipArchive lying(liar);
+  EXPECT_DATA_ERROR(lying.read(lying.entries()[0]), liar,
+                    "entry 'liar/data.pkl' inflates to more than the 1000 bytes its header declares");
+  fs::remove_all(dir);
+}
+
 // ---- pickle layer ----
 
 PickleValuePtr dict_get(const PickleValuePtr& d, const std::string& key) {
