@@ -19,6 +19,7 @@
 #include "app/cli_options.h"
 #include "app/commands.h"
 #include "common/error.h"
+#include "common/input_file.h"
 #include "common/json_text.h"
 
 namespace difffit {
@@ -126,8 +127,8 @@ int run_bench_sweep_command(int argc, char** argv) {
       const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
       if (code != 0) throw_io("bench sweep: the sweep with " + std::to_string(workers) + " worker(s) exited " +
                               std::to_string(code) + "; see " + log);
-      std::ifstream in(out / "bench" / "summary.json");
-      const auto summary = nlohmann::json::parse(in);
+      const auto summary = nlohmann::json::parse(
+          read_input_file((out / "bench" / "summary.json").string(), "a sweep summary", kJsonFileLimit));
       const int parallel = std::max(workers, 1);
       if (base_wall == 0) base_wall = wall;
       nlohmann::ordered_json point;

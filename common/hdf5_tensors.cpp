@@ -9,6 +9,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/input_file.h"
 #include "common/hdf5_handles.h"
 #include "common/platform.h"
 
@@ -106,6 +107,7 @@ struct Hdf5Reader::Impl {
 
 Hdf5Reader::Hdf5Reader(const std::string& path) : impl_(std::make_unique<Impl>()), path_(path) {
   hdf5::silence_errors();  // failures become one error naming the file, not HDF5's printout
+  check_input_file(path, "an HDF5 file");
   const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   if (file < 0) throw_io(path + ": cannot open as HDF5 (" + hdf5::last_error() + ")");
   impl_->file = Handle(file, H5Fclose);

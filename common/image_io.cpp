@@ -5,8 +5,6 @@
 #include <csetjmp>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 // jpeglib.h needs FILE and size_t declared first.
 #include <jpeglib.h>
@@ -15,9 +13,24 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/input_file.h"
 
 namespace difffit {
 namespace {
+
+// False, with the reason in `message`, for an image over kMaxImagePixels. A char buffer,
+// not a string: the decoders below return by longjmp.
+static_assert(kMaxImagePixels == 178956970, "the message below states the limit");
+bool within_pixel_limit(std::uint64_t width, std::uint64_t height, char* message, std::size_t size) {
+  const std::uint64_t pixels = width * height;  // each side < 2^32: no overflow
+  if (pixels <= static_cast<std::uint64_t>(kMaxImagePixels)) return true;
+  std::snprintf(message, size,
+                "%llu x %llu = %llu pixels, over the limit of 178,956,970 (Pillow's decompression-bomb limit, "
+                "twice Image.MAX_IMAGE_PIXELS); refused before decoding",
+                static_cast<unsigned long long>(width), static_cast<unsigned long long>(height),
+                static_cast<unsigned long long>(pixels));
+  return false;
+}
 
 // ---- PNG -------------------------------------------------------------------------
 
@@ -25,6 +38,7 @@ struct PngReadState {
   const std::string* bytes = nullptr;
   size_t offset = 0;
   std::string error;  // set before longjmp
+  char message[256] = {};
 };
 
 void png_read_from_memory(png_structp png, png_bytep out, png_size_t length) {
@@ -64,6 +78,10 @@ bool decode_png_into(const std::string& bytes, RawImage& image, std::string& err
     png_set_read_fn(png, &state, png_read_from_memory);
     png_read_info(png, info);
     png_uint_32 width = png_get_image_width(png, info), height = png_get_image_height(png, info);
+    if (!within_pixel_limit(width, height, state.message, sizeof state.message)) {
+      error = state.message;
+      png_longjmp(png, 1);
+    }
     int color = png_get_color_type(png, info), depth = png_get_bit_depth(png, info);
     if (depth == 16) png_set_strip_16(png);  // keep the high byte, as Pillow's "RGB;16B"
     if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
@@ -127,7 +145,9 @@ bool decode_jpeg_into(const std::string& bytes, RawImage& image, std::string& er
     jpeg_create_decompress(&cinfo);
     jpeg_mem_src(&cinfo, reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
     jpeg_read_header(&cinfo, TRUE);
-    if (cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK) {
+    if (!within_pixel_limit(cinfo.image_width, cinfo.image_height, err_state.message, sizeof err_state.message)) {
+      // the reason is in err_state.message
+    } else if (cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK) {
       std::snprintf(err_state.message, sizeof(err_state.message), "unsupported JPEG color space (CMYK)");
     } else {
       // libjpeg-turbo's defaults (islow DCT, fancy upsampling) are Pillow's defaults.
@@ -147,15 +167,6 @@ bool decode_jpeg_into(const std::string& bytes, RawImage& image, std::string& er
   delete rows;
   if (!ok) error = err_state.message[0] ? err_state.message : "corrupt JPEG";
   return ok;
-}
-
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw_io(path + ": cannot open");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw_io(path + ": read error");
-  return ss.str();
 }
 
 
@@ -253,7 +264,9 @@ RawImage decode_image(const std::string& bytes, const std::string& name) {
   return image;
 }
 
-RawImage read_image_file(const std::string& path) { return decode_image(read_all(path), path); }
+RawImage read_image_file(const std::string& path) {
+  return decode_image(read_input_file(path, "an image file", kImageFileLimit), path);
+}
 
 RawImage convert_channels(const RawImage& image, int64_t channels) {
   if (image.channels == channels) return image;

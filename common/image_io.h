@@ -25,6 +25,11 @@ struct RawImage {
   const uint8_t* row(int64_t y) const { return pixels.data() + y * width * channels; }
 };
 
+// Pillow's decompression-bomb rule: it refuses (DecompressionBombError) an image of more
+// than twice Image.MAX_IMAGE_PIXELS (89,478,485) pixels, so difffit decodes what Pillow
+// decodes. Checked on the header's width and height, before any pixel is allocated.
+constexpr int64_t kMaxImagePixels = 2 * int64_t{89478485};  // 178,956,970
+
 enum class ImageFormat { Unknown, Png, Jpeg };
 
 // From the first bytes (signature), never from the file name.
@@ -33,7 +38,8 @@ ImageFormat sniff_image_format(const std::string& bytes);
 // Decodes PNG or JPEG bytes to 1 (gray) or 3 (RGB) channels: palettes are expanded,
 // alpha is dropped (as Pillow's convert("RGB") does), 16-bit samples keep their high
 // byte. Throws a Data error whose message is the reason: "unsupported format ...",
-// "truncated ...", "corrupt ..."; `name` is used in messages only.
+// "truncated ...", "corrupt ...", "... pixels, over the limit ..." (kMaxImagePixels);
+// `name` is used in messages only.
 RawImage decode_image(const std::string& bytes, const std::string& name);
 RawImage read_image_file(const std::string& path);
 

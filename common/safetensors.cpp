@@ -3,6 +3,7 @@
 #include "common/atomic_file.h"
 #include "common/byte_encoding.h"
 #include "common/error.h"
+#include "common/input_file.h"
 
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
@@ -255,12 +256,14 @@ TensorFileMetadata metadata_of(const Json& root, const std::string& path) {
 }  // namespace
 
 TensorFileMetadata read_safetensors_metadata(const std::string& path) {
+  check_input_file(path, "a safetensors file");
   Fd fd(path, O_RDONLY);
   if (fd.get() < 0) throw_io(path + ": cannot open: " + std::strerror(errno));
   return metadata_of(read_header(fd.get(), path).root, path);
 }
 
 StateDict load_safetensors(const std::string& path, TensorFileMetadata* metadata) {
+  check_input_file(path, "a safetensors file");
   Fd fd(path, O_RDONLY);
   if (fd.get() < 0) throw_io(path + ": cannot open: " + std::strerror(errno));
   const Header h = read_header(fd.get(), path);

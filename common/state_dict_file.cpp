@@ -1,9 +1,9 @@
 #include "common/state_dict_file.h"
 
 #include <charconv>
-#include <fstream>
 
 #include "common/error.h"
+#include "common/input_file.h"
 #include "common/safetensors.h"
 #include "common/torch_checkpoint.h"
 
@@ -11,7 +11,7 @@ namespace difffit {
 
 StateDict load_state_dict_file(const std::string& path, const std::string& select,
                                TensorFileMetadata* metadata) {
-  if (!std::ifstream(path).good()) throw_io(path + ": checkpoint file not found or unreadable");
+  check_input_file(path, "a checkpoint file");  // a pipe or device would block the probes below
   if (is_zip_file(path) || is_legacy_torch_file(path)) return load_torch_checkpoint(path, select);
   if (is_safetensors_file(path)) return load_safetensors(path, metadata);
   throw_data(path + ": not a PyTorch checkpoint (zip or legacy format) nor a safetensors file");

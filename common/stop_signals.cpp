@@ -20,4 +20,13 @@ int stop_signal() { return g_signal; }
 void clear_stop_signal() { g_signal = 0; }
 void request_stop(int signal) { g_signal = signal; }
 
+const char* stop_signal_name(int signal) {
+  switch (signal) {
+    case SIGUSR2: return "SIGUSR2";
+    case SIGTERM: return "SIGTERM";
+    case SIGINT: return "SIGINT";
+    default: return "other";
+  }
+}
+
 }  // namespace difffit

@@ -2,6 +2,7 @@
 
 #include "common/byte_encoding.h"
 #include "common/error.h"
+#include "common/input_file.h"
 #include "common/pickle_reader.h"
 #include "common/zip_archive.h"
 
@@ -470,6 +471,7 @@ bool is_legacy_torch_file(const std::string& path) {
 }
 
 StateDict load_torch_checkpoint(const std::string& path, const std::string& select) {
+  check_input_file(path, "a PyTorch checkpoint");
   const bool legacy = !is_zip_file(path) && is_legacy_torch_file(path);
   if (!legacy && !is_zip_file(path)) {
     std::ifstream probe(path, std::ios::binary);

@@ -1,14 +1,12 @@
 #include "common/yaml_fields.h"
 
 #include <cmath>
-#include <filesystem>
-#include <fstream>
 #include <map>
 #include <mutex>
-#include <sstream>
 #include <utility>
 
 #include "common/error.h"
+#include "common/input_file.h"
 
 namespace difffit {
 
@@ -61,18 +59,15 @@ YAML::Node parse_one_document(const std::string& text, const std::string& file) 
 // loads the same template once per run (10,000 times in a large sweep), and parsing YAML
 // is the slow part. Callers get a deep copy they may change.
 YAML::Node parse_file_cached(const std::string& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) return YAML::LoadFile(file);  // the parser reports why (it cannot open the file either)
-  std::ostringstream text;
-  text << in.rdbuf();
+  const std::string text = read_input_file(file, "a YAML file", kConfigFileLimit);
   static std::mutex mutex;
   static std::map<std::string, std::pair<std::string, YAML::Node>> cache;  // path -> (text, parsed)
   std::lock_guard<std::mutex> lock(mutex);
   auto it = cache.find(file);
-  if (it == cache.end() || it->second.first != text.str()) {
-    YAML::Node parsed = parse_one_document(text.str(), file);
+  if (it == cache.end() || it->second.first != text) {
+    YAML::Node parsed = parse_one_document(text, file);
     check_mapping_keys(parsed, file);  // before the copy below, which has no text positions
-    it = cache.insert_or_assign(file, std::make_pair(text.str(), parsed)).first;
+    it = cache.insert_or_assign(file, std::make_pair(text, parsed)).first;
   }
   return YAML::Clone(it->second.second);
 }
@@ -80,18 +75,12 @@ YAML::Node parse_file_cached(const std::string& file) {
 }  // namespace
 
 YamlSection YamlSection::load_file(const std::string& file) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(file, ec)) throw_io(file + ": is a folder; expected a YAML file");
   try {
     YAML::Node root = parse_file_cached(file);
     if (!root.IsMap()) throw_config(file + ": the top level must be a mapping");
     return YamlSection(root, file);
-  } catch (const YAML::BadFile&) {
-    throw_io(file + ": cannot open config file");
   } catch (const YAML::ParserException& e) {
     throw_config(file + ": YAML syntax error: " + e.what());
-  } catch (const std::ios_base::failure& e) {
-    throw_io(file + ": cannot read config file: " + e.what());
   }
 }
 

@@ -4,6 +4,7 @@
 #include "common/byte_encoding.h"
 
 #include "common/error.h"
+#include "common/input_file.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -76,6 +77,7 @@ void apply_zip64_extra(const std::string& path, ZipEntry& e, const std::uint8_t*
 }  // namespace
 
 MappedFile::MappedFile(const std::string& path) : path_(path) {
+  check_input_file(path, "a regular file");
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw_io(path + ": cannot open: " + std::strerror(errno));
   struct stat st {};
@@ -215,6 +217,10 @@ ZipEntryData ZipArchive::read(const ZipEntry& entry, bool verify_crc) const {
     out.size = entry.uncompressed_size;
   } else if (entry.method == 8) {
     // Deflate expands at most ~1032:1; a larger claim means a corrupt header.
+    if (entry.uncompressed_size > kMaxInflatedEntryBytes)
+      throw_data(p + ": compressed entry '" + entry.name + "' declares " + std::to_string(entry.uncompressed_size) +
+                 " bytes uncompressed, over the limit of " + std::to_string(kMaxInflatedEntryBytes >> 20) +
+                 " MiB for compressed entries (refused before inflating)");
     if (entry.uncompressed_size / 1032 > entry.compressed_size + 1024)
       corrupt(p, "implausible uncompressed size for entry '" + entry.name + "'");
     out.owned = std::make_shared<std::vector<std::uint8_t>>(entry.uncompressed_size);
@@ -237,9 +243,14 @@ ZipEntryData ZipArchive::read(const ZipEntry& entry, bool verify_crc) const {
       // Both buffers are refilled above, so Z_BUF_ERROR means input or output ran out.
       rc = inflate(&zs, Z_NO_FLUSH);
     }
+    // The output buffer holds the declared size: inflating stops there whatever the data say.
     const std::uint64_t produced = zs.total_out;
+    const bool overflows = rc == Z_BUF_ERROR && zs.avail_out == 0 && out_left == 0;
     const std::string zmsg = zs.msg != nullptr ? std::string(": ") + zs.msg : std::string();
     inflateEnd(&zs);
+    if (overflows)
+      corrupt(p, "entry '" + entry.name + "' inflates to more than the " + std::to_string(entry.uncompressed_size) +
+                     " bytes its header declares (inflating stopped there)");
     if (rc != Z_STREAM_END || produced != entry.uncompressed_size)
       corrupt(p, "cannot inflate entry '" + entry.name + "'" + zmsg);
     out.data = out.owned->data();

@@ -33,6 +33,12 @@ class MappedFile {
   std::size_t size_ = 0;
 };
 
+// The most a compressed (deflated) entry may inflate to. torch.save stores tensor data
+// uncompressed (read in place, no limit); deflated entries hold a pickle or a tensor of an
+// archive compressed again, far smaller. A larger claim is refused before inflating: a
+// few MB of deflate data can claim gigabytes (a decompression bomb).
+constexpr std::uint64_t kMaxInflatedEntryBytes = std::uint64_t{256} << 20;  // 256 MiB
+
 struct ZipEntry {
   std::string name;
   std::uint16_t method = 0;  // 0 = stored, 8 = deflate
@@ -63,7 +69,8 @@ class ZipArchive {
   const ZipEntry* find(const std::string& name) const;
 
   // Returns the entry's bytes: zero-copy for stored entries, inflated for
-  // deflated ones. With verify_crc the CRC-32 is checked (always for deflate).
+  // deflated ones (at most kMaxInflatedEntryBytes, and never past the size the header
+  // declares). With verify_crc the CRC-32 is checked (always for deflate).
   ZipEntryData read(const ZipEntry& entry, bool verify_crc = true) const;
 
  private:

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "common/error.h"
+#include "common/input_file.h"
 
 namespace difffit {
 namespace {
@@ -13,7 +14,9 @@ namespace {
 // gzread reads plain files transparently as well.
 class GzFile {
  public:
-  explicit GzFile(const std::string& path) : path_(path), file_(gzopen(path.c_str(), "rb")) {
+  explicit GzFile(const std::string& path) : path_(path), file_(nullptr) {
+    check_input_file(path, "an IDX file");
+    file_ = gzopen(path.c_str(), "rb");
     if (!file_) throw_io(path + ": cannot open");
   }
   ~GzFile() { gzclose(file_); }

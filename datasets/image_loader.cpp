@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "common/error.h"
+#include "common/input_file.h"
 #include "common/hdf5_handles.h"
 #include "common/hdf5_tensors.h"
 #include "common/logging.h"
@@ -59,6 +60,7 @@ class RowReader {
             hid_t memory_type = H5T_NATIVE_UINT8)
       : path_(path), row_bytes_(row_bytes), dataset_name_(dataset), memory_type_(memory_type) {
     hdf5::silence_errors();
+    check_input_file(path, "an HDF5 file");
     file_ = hdf5::Handle(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
     if (!file_.valid()) throw_io(path + ": cannot open as HDF5 (" + hdf5::last_error() + ")");
     hdf5::Handle access(H5Pcreate(H5P_DATASET_ACCESS), H5Pclose);

@@ -5,10 +5,9 @@
 
 #include <cstring>
 #include <memory>
-#include <fstream>
-#include <sstream>
 
 #include "common/error.h"
+#include "common/input_file.h"
 #include "common/hdf5_handles.h"
 
 namespace difffit {
@@ -294,11 +293,7 @@ double MatValue::as_scalar() const {
 }
 
 std::map<std::string, MatValue> read_mat_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw_io(path + ": cannot open");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  const std::string bytes = ss.str();
+  const std::string bytes = read_input_file(path, "a .mat file", kListingFileLimit);
   if (bytes.size() < 128 || bytes.compare(0, 6, "MATLAB") != 0) throw_data(path + ": not a MATLAB .mat file");
   // v7.3 by its version field (0x0200, little-endian), as libmatio decides: a damaged header
   // must not send a level 5 file to libmatio's level 5 reader.

@@ -10,6 +10,7 @@
 
 #include "common/csv.h"
 #include "common/error.h"
+#include "common/input_file.h"
 #include "datasets/mat_reader.h"
 
 namespace difffit {
@@ -22,6 +23,7 @@ std::string relative_name(const fs::path& file, const fs::path& root) {
 }
 
 std::vector<std::string> read_lines(const fs::path& path) {
+  check_input_file(path.string(), "an annotation file", kListingFileLimit);
   std::ifstream in(path);
   if (!in) throw_io(path.string() + ": cannot open");
   std::vector<std::string> lines;
@@ -262,6 +264,7 @@ SourceListing list_stanford_cars(const fs::path& root, const std::string& split)
 
 // Reads a CSV file with a header into records; quoted fields may span lines.
 std::vector<std::vector<std::string>> read_csv(const fs::path& path) {
+  check_input_file(path.string(), "an annotation file", kListingFileLimit);
   std::ifstream in(path);
   if (!in) throw_io(path.string() + ": cannot open");
   std::vector<std::vector<std::string>> rows;

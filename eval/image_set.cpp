@@ -7,12 +7,14 @@
 #include <vector>
 
 #include "common/error.h"
+#include "common/input_file.h"
 #include "common/hdf5_tensors.h"
 #include "common/sha256.h"
 #include "eval/content_hash.h"
 
 namespace difffit {
 std::string hash_file(const std::string& path) {
+  check_input_file(path, "a file to hash");
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (!f) throw_io(path + ": cannot open for hashing");
   ContentHash hash;

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "common/input_file.h"
 #include "common/json_text.h"
 #include "common/logging.h"
 
@@ -137,6 +138,7 @@ JournalEvent decode_journal_event(const std::string& line) {
 Journal::Journal(std::string path) : path_(std::move(path)) {
   const auto parent = std::filesystem::path(path_).parent_path();
   if (!parent.empty()) std::filesystem::create_directories(parent);
+  check_input_file_if_present(path_, "a sweep journal");  // opening a pipe would block
   fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd_ < 0) throw_io(path_ + ": cannot open the sweep journal: " + std::strerror(errno));
   const auto size = std::filesystem::file_size(path_);
@@ -161,10 +163,10 @@ std::vector<JournalEvent> Journal::read(const std::string& path, int* skipped, s
   std::vector<JournalEvent> events;
   if (skipped) *skipped = 0;
   if (invalid) invalid->clear();
-  std::ifstream in(path);
-  if (!in) return events;  // no journal yet: nothing has happened
+  if (!check_input_file_if_present(path, "a sweep journal")) return events;  // nothing has happened yet
+  std::ifstream in(path, std::ios::binary);
   std::string line;
-  for (int number = 1; std::getline(in, line); ++number) {
+  for (int number = 1; read_bounded_line(in, line, path + ":" + std::to_string(number)); ++number) {
     if (line.empty()) continue;
     try {
       events.push_back(decode_journal_event(line));

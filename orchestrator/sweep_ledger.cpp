@@ -28,6 +28,10 @@ SweepLedger::SweepLedger(const SweepConfig& config, const SweepPlan& plan, int r
   // One sweep per state folder: a second job (a double submit) stops here, before the journal.
   std::filesystem::create_directories(config.state_dir());
   lock_ = std::make_unique<FileLock>((std::filesystem::path(config.state_dir()) / "sweep.lock").string());
+  // summary.json describes the job that wrote it: a job killed before its end (mpirun kills
+  // ranks that have not exited 1 s after passing on SIGTERM) leaves none, never the last job's.
+  std::error_code ignored;
+  std::filesystem::remove(std::filesystem::path(config.state_dir()) / "summary.json", ignored);
   const std::string path = (std::filesystem::path(config.state_dir()) / "journal.jsonl").string();
   int skipped = 0;
   states_.apply_all(Journal::read(path, &skipped));

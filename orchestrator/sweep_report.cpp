@@ -4,12 +4,11 @@
 
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <set>
-#include <sstream>
 
 #include "common/error.h"
+#include "common/input_file.h"
 #include "orchestrator/journal.h"
 #include "results/result_columns.h"
 #include "results/results_store.h"
@@ -74,10 +73,7 @@ ReportInput load_sweep_report(const std::string& sweep_dir, const std::string& p
     // The samples' side: the resolution transfer puts 32 px and 64 px grids side by side.
     if (const double side = number_value(row, "image_size"); !std::isnan(side))
       caption += " (" + std::to_string(static_cast<int64_t>(side)) + " px)";
-    std::ifstream in(png, std::ios::binary);
-    std::ostringstream bytes;
-    bytes << in.rdbuf();
-    input.sample_grids.push_back({caption, bytes.str()});
+    input.sample_grids.push_back({caption, read_input_file(png.string(), "a sample grid", kImageFileLimit)});
   }
   return input;
 }

@@ -6,6 +6,7 @@
 
 #include "common/csv.h"
 #include "common/error.h"
+#include "common/input_file.h"
 
 namespace difffit {
 namespace {
@@ -30,6 +31,7 @@ int index_in(const std::vector<std::string>& labels, const std::string& label) {
 }  // namespace
 
 PaperTable read_paper_table(const std::string& path) {
+  check_input_file(path, "the paper's table (CSV)", kConfigFileLimit);
   std::ifstream in(path);
   if (!in) throw_io(path + ": cannot read the paper's table");
   PaperTable table;

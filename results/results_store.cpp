@@ -7,6 +7,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/input_file.h"
 #include "common/hdf5_handles.h"
 #include "common/names.h"
 #include "common/platform.h"
@@ -230,8 +231,7 @@ namespace {
 // A missing group is an error when `required`, else no rows.
 std::vector<ResultRow> read_table(const std::string& path, const std::string& group_name, bool required,
                                   std::map<std::string, std::string>* attributes) {
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) throw_io(path + ": no such results file");
+  if (!check_input_file_if_present(path, "a results file (HDF5)")) throw_io(path + ": no such results file");
   hdf5::QuietErrors quiet;
   if (H5Fis_hdf5(path.c_str()) <= 0) throw_data(path + ": not an HDF5 file");
   Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);

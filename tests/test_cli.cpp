@@ -1,5 +1,6 @@
 // The difffit binary as a user meets it: outputs, exit codes and messages.
 #include <ATen/ATen.h>
+#include <sys/stat.h>
 #include <torch/cuda.h>
 
 #include <fstream>
@@ -10,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/hdf5_tensors.h"
+#include "sweep_fixture.h"
 #include "test_support.h"
 
 namespace difffit {
@@ -80,6 +82,25 @@ TEST_F(CliForward, BadInputsGiveAClearMessageAndExitCode) {
                                dir_->file("inputs.h5") + " --output " + dir_->file("o.h5") + " --cfg-scale nan");
   EXPECT_EQ(nan_scale.exit_code, 2) << nan_scale.output;
   EXPECT_NE(nan_scale.output.find("--cfg-scale must be a finite number"), std::string::npos) << nan_scale.output;
+}
+
+// Opening a named pipe blocks until a writer comes: the checkpoint and the inputs are
+// checked for being regular files before they are opened.
+TEST_F(CliForward, APipeGivenAsCheckpointOrInputsIsRefusedByName) {
+  TempDir tmp;
+  const std::string fifo = tmp.file("pipe");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  auto checkpoint = testing::run_difffit_within(60, "forward --checkpoint " + fifo + kSmallModel + " --inputs " +
+                                                        dir_->file("inputs.h5") + " --output " + tmp.file("o.h5"));
+  EXPECT_EQ(checkpoint.exit_code, 3) << checkpoint.output;
+  EXPECT_NE(checkpoint.output.find(fifo + ": is a named pipe (FIFO); expected a checkpoint file"), std::string::npos)
+      << checkpoint.output;
+  auto inputs = testing::run_difffit_within(60, "forward --checkpoint " + dir_->file("model.pt") + kSmallModel +
+                                                    " --inputs " + fifo + " --output " + tmp.file("o.h5"));
+  EXPECT_EQ(inputs.exit_code, 3) << inputs.output;
+  EXPECT_NE(inputs.output.find(fifo + ": is a named pipe (FIFO); expected an HDF5 file"), std::string::npos)
+      << inputs.output;
+  EXPECT_FALSE(std::filesystem::exists(tmp.file("o.h5")));
 }
 
 class CliDiffusion : public ::testing::Test {
@@ -301,6 +322,55 @@ TEST(CliUsage, AFolderGivenForAYamlFileIsNamed) {
     EXPECT_NE(r.output.find(dir.path().string() + ": is a folder; expected a YAML file"), std::string::npos)
         << r.output;
   }
+}
+
+// Config and state files that are pipes, devices or far too large: each is named with what
+// was expected (and the limit), exit 3, at once; before, the pipes blocked for ever and
+// /dev/zero was read until memory ran out.
+TEST(CliUsage, PipesDevicesAndOversizedFilesGivenAsInputsAreRefusedByName) {
+  TempDir dir;
+  const std::string fifo = dir.file("pipe.yaml"), big = dir.file("big.yaml");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  std::ofstream(big) << "name: big\n";
+  std::filesystem::resize_file(big, 17 << 20);  // sparse
+  const std::string pipe_yaml = fifo + ": is a named pipe (FIFO); expected a YAML file";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"run " + fifo, pipe_yaml},
+      {"sweep plan " + fifo, pipe_yaml},
+      {"sweep status " + fifo, pipe_yaml},
+      {"run /dev/zero", "/dev/zero: is a character device; expected a YAML file"},
+      {"run " + big, big + ": is 17825792 bytes, over the 16 MiB limit for a YAML file"},
+  };
+  for (const auto& [command, message] : cases) {
+    auto r = testing::run_difffit_within(60, command);
+    EXPECT_EQ(r.exit_code, 3) << command << "\n" << r.output;
+    EXPECT_NE(r.output.find(message), std::string::npos) << command << "\n" << r.output;
+  }
+
+  // A sweep's journal that is a pipe: named by status and by run (which appends to it).
+  const testing::TinySweep sweep = testing::write_tiny_sweep(dir);
+  const std::string journal = dir.file("runs/tiny/journal.jsonl");
+  std::filesystem::create_directories(dir.file("runs/tiny"));
+  ASSERT_EQ(::mkfifo(journal.c_str(), 0600), 0);
+  for (const std::string command : {"sweep status ", "sweep run "}) {
+    auto r = testing::run_difffit_within(60, command + sweep.sweep);
+    EXPECT_EQ(r.exit_code, 3) << command << "\n" << r.output;
+    EXPECT_NE(r.output.find(journal + ": is a named pipe (FIFO); expected a sweep journal"), std::string::npos)
+        << command << "\n" << r.output;
+  }
+
+  // A dataset's .mat annotations that are a pipe.
+  const std::string flowers = dir.file("flowers");
+  std::filesystem::create_directories(flowers + "/jpg");
+  ASSERT_EQ(::mkfifo((flowers + "/imagelabels.mat").c_str(), 0600), 0);
+  std::ofstream(flowers + "/setid.mat") << "not read";
+  auto r = testing::run_difffit_within(60, "prepare --source flowers-102 --split train --input " + flowers +
+                                               " --resolution 16 --output " + dir.file("flowers.h5"));
+  EXPECT_EQ(r.exit_code, 3) << r.output;
+  EXPECT_NE(r.output.find(flowers + "/imagelabels.mat: is a named pipe (FIFO); expected a .mat file"),
+            std::string::npos)
+      << r.output;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("flowers.h5")));
 }
 
 }  // namespace

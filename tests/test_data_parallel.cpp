@@ -178,6 +178,27 @@ TEST_F(DataParallelRun, ADamagedCheckpointIsSetAsideOnceAndBothRanksStartOver) {
   expect_same_training(reference_dir_, dir);
 }
 
+// mpirun passes SIGUSR2 on (above) but not SIGTERM or SIGINT (Ctrl-C): it waits
+// odls_base_sigkill_timeout (1 s by default; 5 s here), sends SIGTERM to every rank, kills
+// those still alive after the same wait and exits 1 whatever they did. The ranks agree to
+// stop, save, and the run folder's STOPPED tells a script the stop was saved.
+TEST_F(DataParallelRun, SigtermToMpirunExitsOneAndTheRunFolderRecordsTheSavedStop) {
+  const std::string flags = " run " + experiment_ + " --set output_dir=" + tmp_.file("term") + " --set train.steps=100000";
+  const std::string dir = printed_dir(run_difffit(flags + " --print-run-dir").output);
+  auto r = run_command("bash -c 'env OMPI_MCA_odls_base_sigkill_timeout=5 " + mpirun_difffit(2) + flags + " > " +
+                       tmp_.file("term.log") + " 2>&1 & pid=$!; for i in $(seq 1500); do"
+                       " [ -f " + dir + "/checkpoint.safetensors ] && break; sleep 0.02; done;"
+                       " kill -TERM $pid; wait $pid'");
+  const std::string log = testing::read_text_file(tmp_.file("term.log"));
+  EXPECT_EQ(r.exit_code, 1) << log;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/DONE"));
+  ASSERT_TRUE(std::filesystem::exists(dir + "/STOPPED")) << log;
+  const auto stopped = nlohmann::json::parse(testing::read_text_file(dir + "/STOPPED"));
+  EXPECT_EQ(stopped["signal_name"], "SIGTERM");
+  EXPECT_EQ(stopped["exit_code"], 143);
+  EXPECT_NE(log.find("[run] stopped by SIGTERM, checkpoint saved"), std::string::npos) << log;
+}
+
 TEST_F(DataParallelRun, ABatchThatDoesNotSplitOverTheRanksIsRefused) {
   auto r = run_command(mpirun_difffit(2) + " run " + experiment_ + " --set output_dir=" + tmp_.file("odd") +
                        " --set train.batch_size=15");

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <hdf5.h>
 #include <yaml-cpp/yaml.h>
+#include <zlib.h>
 
 #include <chrono>
 #include <fstream>
@@ -144,6 +145,65 @@ TEST(ImageIo, BadFilesGiveReasons) {
   for (size_t i = 40; i < broken.size() - 20; ++i) broken[i] = static_cast<char>(broken[i] ^ 0x5a);
   EXPECT_FALSE(reason(broken).empty());
   EXPECT_EQ(reason(jpeg), "");
+}
+
+// Pillow's decompression-bomb rule, read from the header: a small file declaring more than
+// 178,956,970 pixels is refused before its pixels are allocated (a 400 KB PNG declaring
+// 100000 x 100000 took 10 GB). Just under the limit the decoder goes on (and finds too
+// little image data).
+TEST(ImageIo, ImagesOverThePixelLimitAreRefusedFromTheHeader) {
+  TempDir dir;
+  const RawImage gray = test_picture(16, 16, 1, 3);
+  write_png(dir.file("g.png"), gray);
+  write_jpeg(dir.file("g.jpg"), gray, 90);
+  const std::string png = read_bytes(dir.file("g.png")), jpeg = read_bytes(dir.file("g.jpg"));
+  auto put_be = [](std::string& b, size_t at, uint32_t v, int bytes) {
+    for (int k = 0; k < bytes; ++k) b[at + k] = static_cast<char>(v >> (8 * (bytes - 1 - k)));
+  };
+  auto png_of = [&](uint32_t side) {  // IHDR: width, height at 16 and 20, its CRC at 29
+    std::string b = png;
+    put_be(b, 16, side, 4);
+    put_be(b, 20, side, 4);
+    put_be(b, 29, static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(b.data() + 12), 17)), 4);
+    return b;
+  };
+  auto jpeg_of = [&](uint32_t side) {  // SOF0: FF C0, length, precision, height, width
+    std::string b = jpeg;
+    const size_t sof = b.find("\xff\xc0");
+    put_be(b, sof + 5, side, 2);
+    put_be(b, sof + 7, side, 2);
+    return b;
+  };
+  auto reason = [](const std::string& bytes) -> std::string {
+    try {
+      decode_image(bytes, "x");
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  const std::string over = "13378 x 13378 = 178970884 pixels, over the limit of 178,956,970 (Pillow's "
+                           "decompression-bomb limit, twice Image.MAX_IMAGE_PIXELS); refused before decoding";
+  EXPECT_EQ(reason(png_of(13378)), "x: " + over);
+  EXPECT_EQ(reason(jpeg_of(13378)), "x: " + over);
+  const std::string under = reason(png_of(13377));  // decoded: its 16 rows of data are too few
+  EXPECT_EQ(under, "x: Not enough image data");
+  EXPECT_EQ(reason(png_of(16)), "");
+  EXPECT_EQ(reason(jpeg_of(16)), "");
+
+  // prepare skips such a file, naming the reason in its report, and keeps the others.
+  fs::create_directories(dir.path() / "folder/cat");
+  write_png(dir.file("folder/cat/ok.png"), gray);
+  std::ofstream(dir.file("folder/cat/bomb.png"), std::ios::binary) << png_of(13378);
+  std::ofstream(dir.file("folder/cat/bomb.jpg"), std::ios::binary) << jpeg_of(13378);
+  const std::string out = dir.file("out.h5");
+  auto r = testing::run_difffit("prepare --source imagefolder --input " + dir.file("folder") + " --output " + out +
+                                " --resolution 16 --threads 2");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(Hdf5Reader(out).read_int_attribute("num_images"), 1);
+  const std::string report = read_bytes(out + ".report.txt");
+  EXPECT_NE(report.find("cat/bomb.png\t" + over), std::string::npos) << report;
+  EXPECT_NE(report.find("cat/bomb.jpg\t" + over), std::string::npos) << report;
 }
 
 TEST(ImageIo, JpegDecodeMatchesPillow) {

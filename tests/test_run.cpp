@@ -162,10 +162,17 @@ TEST_F(RunTest, ARunStoppedBySignalResumesBitIdentically) {
   RunOutcome straight = run_experiment(config(a.path().string(), "difffit"));
   ExperimentConfig c = config(b.path().string(), "difffit");
   stop_at_step(c, 6);
-  EXPECT_FALSE(std::filesystem::exists(b.path() / ("tiny-" + c.run_id()) / "DONE"));
+  const std::filesystem::path dir = b.path() / ("tiny-" + c.run_id());
+  EXPECT_FALSE(std::filesystem::exists(dir / "DONE"));
+  // The folder records the saved stop for scripts (mpirun's status cannot tell it from a failure).
+  EXPECT_EQ(read_file((dir / "STOPPED").string()), "{\n  \"run_id\": \"" + c.run_id() +
+                                                       "\",\n  \"signal\": 12,\n  \"signal_name\": \"SIGUSR2\",\n"
+                                                       "  \"exit_code\": 140\n}\n");
   RunOutcome resumed = run_experiment(c);
   EXPECT_TRUE(resumed.train.resumed);
   EXPECT_EQ(resumed.train.steps_this_session, 3);  // from the signal's checkpoint at step 6
+  EXPECT_FALSE(std::filesystem::exists(dir / "STOPPED"));
+  EXPECT_TRUE(std::filesystem::exists(dir / "DONE"));
   StateDict x = load_safetensors(straight.run_dir + "/delta.safetensors");
   StateDict y = load_safetensors(resumed.run_dir + "/delta.safetensors");
   ASSERT_EQ(x.size(), y.size());

@@ -81,6 +81,12 @@ inline CommandResult run_difffit(const std::string& args) {
   return run_command(difffit_binary() + " " + args);
 }
 
+// difffit killed (SIGKILL) after `seconds`: a command that blocks fails its test (exit 137)
+// instead of hanging the suite.
+inline CommandResult run_difffit_within(int seconds, const std::string& args) {
+  return run_command("timeout -s KILL " + std::to_string(seconds) + " " + DIFFFIT_BINARY + " " + args);
+}
+
 // "mpiexec ... -n RANKS difffit": shared memory only, root allowed, more ranks than cores.
 inline std::string mpirun_difffit(int ranks) {
   return std::string("env OMPI_MCA_btl=self,vader OMPI_MCA_plm_rsh_agent=false ") + mpiexec() +

@@ -434,6 +434,16 @@ TEST(SweepInProcess, StopsOnASignalResumesAndMatchesAnUninterruptedSweep) {
   int stopped = 0;
   for (const auto& e : events) stopped += e.type == JournalEventType::Stopped;
   EXPECT_EQ(stopped, 1) << read_file(journal);
+  // summary.json tells a script the stop was saved, where the job's status may not (mpirun exits 1).
+  const std::string summary = tmp.file("runs/tiny/summary.json");
+  EXPECT_NE(read_file(summary).find("\"stopped_by_signal\": 15"), std::string::npos) << read_file(summary);
+  // A job killed outright leaves no summary.json, rather than the last job's.
+  const std::string killed = std::string(DIFFFIT_BINARY) + " sweep run " + s.sweep + " > " + tmp.file("killed.log") +
+                             " 2>&1 & pid=$!; for i in $(seq 600); do"
+                             " n=$(grep -c sweep-started " + journal + " 2>/dev/null || true);"
+                             " [ \"${n:-0}\" -ge 2 ] && break; sleep 0.05; done; kill -KILL $pid; wait $pid";
+  testing::run_command("bash -c '" + killed + "'");
+  EXPECT_FALSE(std::filesystem::exists(summary)) << read_file(tmp.file("killed.log"));
 
   auto second = run_difffit("sweep run " + s.sweep);
   ASSERT_EQ(second.exit_code, 0) << second.output;

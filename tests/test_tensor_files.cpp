@@ -3,6 +3,7 @@
 // tests/python/make_torch_fixtures.py run with the real torch (the test Python);
 // files written here are checked back in Python by the same script.
 #include "common/error.h"
+#include "common/input_file.h"
 #include "common/pickle_reader.h"
 #include "common/safetensors.h"
 #include "common/torch_checkpoint.h"
@@ -12,6 +13,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <chrono>
@@ -350,6 +352,88 @@ TEST_F(TensorFiles, ZipArchiveReadsArchiveWithPrependedData) {
   const std::string empty = path("empty.zip");
   write_file(empty, "");
   EXPECT_DATA_ERROR(ZipArchive{empty}, empty);
+}
+
+// ---- inputs: checked before they are opened ----
+
+TEST(InputFile, PipesDevicesFoldersAndOversizedFilesAreRefusedBeforeOpening) {
+  const fs::path dir = fs::temp_directory_path() / ("difffit-input-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string fifo = (dir / "pipe").string(), big = (dir / "big.yaml").string(), ok = (dir / "ok.txt").string();
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  write_file(ok, "a\nbc\n\nlast");
+  write_file(big, "");
+  fs::resize_file(big, 17 * kMiB);  // sparse: costs no disk
+  auto expect_io = [](const std::function<void()>& fn, const std::string& part) {
+    const Caught c = catch_error(fn);
+    ASSERT_TRUE(c.thrown) << part;
+    EXPECT_EQ(c.kind, ErrorKind::IO) << c.message;
+    EXPECT_NE(c.message.find(part), std::string::npos) << c.message;
+  };
+  // Opening the pipe would block for ever: refused from stat alone, by every entry point.
+  expect_io([&] { check_input_file(fifo, "a YAML file"); }, fifo + ": is a named pipe (FIFO); expected a YAML file");
+  expect_io([&] { read_input_file(fifo, "a YAML file", kConfigFileLimit); }, fifo + ": is a named pipe (FIFO)");
+  expect_io([&] { check_input_file_if_present(fifo, "a sweep journal"); }, "expected a sweep journal");
+  expect_io([&] { load_safetensors(fifo); }, fifo + ": is a named pipe (FIFO)");
+  expect_io([&] { load_torch_checkpoint(fifo); }, fifo + ": is a named pipe (FIFO)");
+  expect_io([&] { ZipArchive{fifo}; }, fifo + ": is a named pipe (FIFO)");
+  // /dev/zero never ends; a folder is not a file.
+  expect_io([&] { read_input_file("/dev/zero", "a YAML file", kConfigFileLimit); },
+            "/dev/zero: is a character device; expected a YAML file");
+  expect_io([&] { check_input_file(dir.string(), "an HDF5 file"); }, dir.string() + ": is a folder; expected an HDF5 file");
+  expect_io([&] { check_input_file((dir / "none").string(), "an HDF5 file"); },
+            (dir / "none").string() + ": cannot read an HDF5 file: No such file or directory");
+  EXPECT_FALSE(check_input_file_if_present((dir / "none").string(), "a sweep journal"));
+  // Size limits are stated in the error.
+  expect_io([&] { read_input_file(big, "a YAML file", kConfigFileLimit); },
+            big + ": is 17825792 bytes, over the 16 MiB limit for a YAML file");
+  EXPECT_EQ(check_input_file(big, "an HDF5 file"), 17 * kMiB);  // no limit for files read in parts
+  EXPECT_EQ(read_input_file(ok, "a text file", 100), "a\nbc\n\nlast");
+  // Lines: std::getline's answers, up to a bound.
+  std::ifstream in(ok, std::ios::binary);
+  std::vector<std::string> lines;
+  for (std::string line; read_bounded_line(in, line, ok, 4);) lines.push_back(line);
+  EXPECT_EQ(lines, (std::vector<std::string>{"a", "bc", "", "last"}));
+  std::istringstream long_line("short\n" + std::string(100, 'x') + "\n");
+  std::string line;
+  EXPECT_TRUE(read_bounded_line(long_line, line, "j.jsonl:1", 64));
+  const Caught c = catch_error([&] { read_bounded_line(long_line, line, "j.jsonl:2", 64); });
+  EXPECT_EQ(c.kind, ErrorKind::Data);
+  EXPECT_NE(c.message.find("j.jsonl:2: a line longer than the 64 bytes limit"), std::string::npos) << c.message;
+  fs::remove_all(dir);
+}
+
+// A deflated entry is bounded before it is inflated (a few MB can claim gigabytes), and
+// inflating stops at the size the header declares when the data hold more.
+TEST(ZipLimits, ADeflatedEntryOverTheLimitIsRefusedBeforeInflating) {
+  const fs::path dir = fs::temp_directory_path() / ("difffit-zip-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string bomb = (dir / "bomb.pt").string(), liar = (dir / "liar.pt").string();
+  // 257 MiB of zeros deflate to about 260 KB; the second entry's header claims 1000 bytes for 1 MiB.
+  const std::string script =
+      "import struct, sys, zipfile\n"
+      "with zipfile.ZipFile(sys.argv[1], 'w', zipfile.ZIP_DEFLATED) as z: z.writestr('bomb/data.pkl', bytes(257 << 20))\n"
+      "with zipfile.ZipFile(sys.argv[2], 'w', zipfile.ZIP_DEFLATED) as z: z.writestr('liar/data.pkl', bytes(1 << 20))\n"
+      "b = bytearray(open(sys.argv[2], 'rb').read())\n"
+      "struct.pack_into('<I', b, b.find(b'PK\\x01\\x02') + 24, 1000)\n"
+      "struct.pack_into('<I', b, 22, 1000)\n"
+      "open(sys.argv[2], 'wb').write(b)\n";
+  std::ofstream(dir / "make.py") << script;
+  ASSERT_EQ(std::system((shell_quote(DIFFFIT_PYTHON) + " " + shell_quote((dir / "make.py").string()) + " " +
+                         shell_quote(bomb) + " " + shell_quote(liar))
+                            .c_str()),
+            0);
+  const ZipArchive archive(bomb);
+  ASSERT_EQ(archive.entries().size(), 1u);
+  EXPECT_EQ(archive.entries()[0].uncompressed_size, std::uint64_t{257} << 20);
+  const std::string over = "compressed entry 'bomb/data.pkl' declares 269484032 bytes uncompressed, over the limit of "
+                           "256 MiB for compressed entries (refused before inflating)";
+  EXPECT_DATA_ERROR(archive.read(archive.entries()[0]), bomb + ": " + over);
+  EXPECT_DATA_ERROR(load_torch_checkpoint(bomb), bomb + ": " + over);
+  const ZipArchive lying(liar);
+  EXPECT_DATA_ERROR(lying.read(lying.entries()[0]), liar,
+                    "entry 'liar/data.pkl' inflates to more than the 1000 bytes its header declares");
+  fs::remove_all(dir);
 }
 
 // ---- pickle layer ----

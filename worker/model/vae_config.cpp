@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/input_file.h"
 
 namespace difffit {
 namespace {
@@ -76,11 +77,10 @@ VaeConfig VaeConfig::tiny() {
 }
 
 void read_diffusers_vae_config(const std::string& path, VaeConfig& config) {
-  std::ifstream in(path);
-  if (!in) throw_io(path + ": cannot open");
+  const std::string text = read_input_file(path, "a JSON config file", kJsonFileLimit);
   nlohmann::json root;
   try {
-    root = nlohmann::json::parse(in);
+    root = nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     throw_data(path + ": not a readable config.json (" + std::string(e.what()) + ")");
   }

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/input_file.h"
 #include "common/key_mismatch.h"
 #include "common/logging.h"
 #include "common/sha256.h"
@@ -129,6 +130,7 @@ std::string resolve_vae_weights(const std::string& configured) {
 }
 
 std::string sha256_of_file(const std::string& path) {
+  check_input_file(path, "a weights file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw_io(path + ": cannot open");
   Sha256 sha;

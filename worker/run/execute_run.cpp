@@ -4,24 +4,15 @@
 
 #include <chrono>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "common/error.h"
+#include "common/input_file.h"
 #include "common/logging.h"
 #include "common/stop_signals.h"
 #include "worker/run/run_experiment.h"
 
 namespace difffit {
 namespace {
-
-std::string read_text(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in) throw_io("cannot read " + path.string());
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 }  // namespace
 
@@ -54,7 +45,8 @@ RunReport execute_run(const RunRequest& request, const std::function<void(int64_
       }
     };
     run_experiment(config, /*force=*/false, hooks, dp);
-    if (dp.rank == 0) report.metrics_json = read_text(std::filesystem::path(report.run_dir) / "metrics.json");
+    if (dp.rank == 0) report.metrics_json = read_input_file((std::filesystem::path(report.run_dir) / "metrics.json").string(), "a metrics file",
+                                                         kJsonFileLimit);
     report.status = RunStatus::Done;
   } catch (const StoppedBySignal& stopped) {
     report.status = RunStatus::Stopped;

@@ -11,6 +11,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/input_file.h"
 #include "common/logging.h"
 #include "common/number_format.h"
 #include "eval/feature_network.h"
@@ -40,6 +41,7 @@ struct CurveFile {
 // A row torn by a kill (too few fields, a step that is not a number) is dropped.
 CurveFile read_curve_file(const std::string& path) {
   CurveFile file;
+  if (!check_input_file_if_present(path, "a learning-curve file")) return file;
   std::ifstream in(path);
   std::string line;
   while (std::getline(in, line)) {

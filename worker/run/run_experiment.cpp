@@ -17,6 +17,7 @@
 #include "common/logging.h"
 #include "common/progress_bar.h"
 #include "common/safetensors.h"
+#include "common/stop_signals.h"
 #include "worker/model/build_model.h"
 #include "worker/model/delta.h"
 #include "worker/model/peft_method.h"
@@ -103,6 +104,17 @@ std::string metrics_json(const ExperimentConfig& config, const MethodSetup& setu
   return json_text(j, 2) + "\n";
 }
 
+// RUN_DIR/STOPPED: the stop signal that ended the run after it saved its checkpoint (the rerun
+// resumes from it and removes the file).
+std::string stopped_json(const std::string& run_id, int signal) {
+  nlohmann::ordered_json j;
+  j["run_id"] = run_id;
+  j["signal"] = signal;
+  j["signal_name"] = stop_signal_name(signal);
+  j["exit_code"] = 128 + signal;
+  return json_text(j, 2) + "\n";
+}
+
 }  // namespace
 
 RunOutcome run_experiment(const ExperimentConfig& config, bool force, const RunHooks& hooks, const DataParallel& dp) {
@@ -143,61 +155,71 @@ RunOutcome run_experiment(const ExperimentConfig& config, bool force, const RunH
   }
   if (writer) {
     fs::remove(dir / "DONE");
+    fs::remove(dir / "STOPPED");
     write_file_atomically((dir / "config.yaml").string(), config.resolved_yaml());
     run_log = std::make_unique<ScopedLogFile>((dir / "run.log").string());
   }
   log()->info("[run] {} -> {}{}", outcome.run_id, outcome.run_dir,
               dp.active() ? " (data-parallel over " + std::to_string(dp.world) + " ranks)" : "");
 
-  DiT model = build_run_model(config);
-  MethodSetup setup = apply_method(*model, config.method);
-  log()->info("[run] method {} ({}): {} trainable of {} parameters ({:.4f}%)", setup.config.name(),
-              setup.config.to_options_string(), setup.trainable_params, setup.total_params,
-              setup.trainable_percent());
+  try {
+    DiT model = build_run_model(config);
+    MethodSetup setup = apply_method(*model, config.method);
+    log()->info("[run] method {} ({}): {} trainable of {} parameters ({:.4f}%)", setup.config.name(),
+                setup.config.to_options_string(), setup.trainable_params, setup.total_params,
+                setup.trainable_percent());
 
-  Trainer trainer(config, model, setup, outcome.run_dir, dp);
-  if (hooks.on_step) trainer.set_step_hook(hooks.on_step);
-  LearningCurve curve(config, outcome.run_dir, dp);
-  trainer.set_learning_curve(&curve);
-  outcome.train = trainer.run();
+    Trainer trainer(config, model, setup, outcome.run_dir, dp);
+    if (hooks.on_step) trainer.set_step_hook(hooks.on_step);
+    LearningCurve curve(config, outcome.run_dir, dp);
+    trainer.set_learning_curve(&curve);
+    outcome.train = trainer.run();
 
-  // The result is the EMA weights (the same on every rank): saved as a delta, and as a
-  // full model when pre-training.
-  trainer.use_ema_weights();
-  const fs::path delta = dir / "delta.safetensors";
-  if (writer) {
-    save_delta(delta.string(), *model, setup.config,
-               {{"run_id", outcome.run_id}, {"steps", std::to_string(outcome.train.steps)}});
-    if (config.base_checkpoint.empty()) {
-      // Self-describing: the model shape, and the settings and run that made it (nothing
-      // machine- or time-dependent, so rerunning the experiment reproduces the file's bytes).
-      save_safetensors((dir / "model.safetensors").string(), merge_to_plain_state_dict(*model),
-                       {{"model", config.model.to_key_values()},
-                        {"run_id", outcome.run_id},
-                        {"steps", std::to_string(outcome.train.steps)},
-                        {"config", config.canonical_yaml()},
-                        {"format", "difffit.model.v1"}});
+    // The result is the EMA weights (the same on every rank): saved as a delta, and as a
+    // full model when pre-training.
+    trainer.use_ema_weights();
+    const fs::path delta = dir / "delta.safetensors";
+    if (writer) {
+      save_delta(delta.string(), *model, setup.config,
+                 {{"run_id", outcome.run_id}, {"steps", std::to_string(outcome.train.steps)}});
+      if (config.base_checkpoint.empty()) {
+        // Self-describing: the model shape, and the settings and run that made it (nothing
+        // machine- or time-dependent, so rerunning the experiment reproduces the file's bytes).
+        save_safetensors((dir / "model.safetensors").string(), merge_to_plain_state_dict(*model),
+                         {{"model", config.model.to_key_values()},
+                          {"run_id", outcome.run_id},
+                          {"steps", std::to_string(outcome.train.steps)},
+                          {"config", config.canonical_yaml()},
+                          {"format", "difffit.model.v1"}});
+      }
     }
-  }
 
-  if (config.sample.num > 0) {
-    // Every rank samples, decodes and scores its share; rank 0 writes the files.
-    auto begin = std::chrono::steady_clock::now();
-    ProgressBar progress("[sample]",
-                         row_share(config.sample.num, config.sample.batch_size, dp.rank, dp.world).count);
-    SamplesFile samples = draw_run_samples(*model, config, config.sample.num, dp.active() ? dp.comm : nullptr,
-                                           [&](int64_t done, int64_t) { progress.update(done); });
-    progress.finish();
-    outcome.sample_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
-    write_and_score_samples(config, std::move(samples), outcome, dp);
-  }
-  if (!writer) return outcome;
+    if (config.sample.num > 0) {
+      // Every rank samples, decodes and scores its share; rank 0 writes the files.
+      auto begin = std::chrono::steady_clock::now();
+      ProgressBar progress("[sample]",
+                           row_share(config.sample.num, config.sample.batch_size, dp.rank, dp.world).count);
+      SamplesFile samples = draw_run_samples(*model, config, config.sample.num, dp.active() ? dp.comm : nullptr,
+                                             [&](int64_t done, int64_t) { progress.update(done); });
+      progress.finish();
+      outcome.sample_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+      write_and_score_samples(config, std::move(samples), outcome, dp);
+    }
+    if (!writer) return outcome;
 
-  write_file_atomically((dir / "metrics.json").string(),
-                        metrics_json(config, setup, outcome, static_cast<int64_t>(fs::file_size(delta))));
-  write_file_atomically((dir / "DONE").string(), outcome.run_id + "\n");
-  log()->info("[run] done: {} steps, final loss {:.4f}, {:.2f} steps/s; results in {}", outcome.train.steps,
-              outcome.train.last_loss, outcome.train.steps_per_second, outcome.run_dir);
+    write_file_atomically((dir / "metrics.json").string(),
+                          metrics_json(config, setup, outcome, static_cast<int64_t>(fs::file_size(delta))));
+    write_file_atomically((dir / "DONE").string(), outcome.run_id + "\n");
+    log()->info("[run] done: {} steps, final loss {:.4f}, {:.2f} steps/s; results in {}", outcome.train.steps,
+                outcome.train.last_loss, outcome.train.steps_per_second, outcome.run_dir);
+  } catch (const StoppedBySignal& stopped) {
+    // The launcher's status may not tell a saved stop from a failure (mpirun exits 1 after
+    // SIGTERM or SIGINT): the folder says it, for scripts. The checkpoint is saved by now.
+    if (writer) write_file_atomically((dir / "STOPPED").string(), stopped_json(outcome.run_id, stopped.signal));
+    log()->warn("[run] stopped by {}, checkpoint saved (recorded in {}/STOPPED): rerun to resume",
+                stop_signal_name(stopped.signal), outcome.run_dir);
+    throw;
+  }
   return outcome;
 }
 

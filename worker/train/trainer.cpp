@@ -15,6 +15,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/input_file.h"
 #include "common/logging.h"
 #include "common/progress_bar.h"
 #include "common/safetensors.h"
@@ -159,6 +160,7 @@ void save_run_checkpoint(const std::string& path, const std::string& run_id, int
 // checkpoint by an interrupted session are recomputed, so they must not repeat.
 // A row torn by a kill (fewer than 4 fields, or cut inside a number) is dropped like a later one.
 void truncate_loss_csv(const std::string& path, int64_t step) {
+  check_input_file_if_present(path, "a loss log");
   std::ifstream in(path);
   std::string line, kept;
   bool header = true;
@@ -179,6 +181,7 @@ void truncate_loss_csv(const std::string& path, int64_t step) {
 // Mean loss of the steps after `after_step`, from loss.csv: it holds every step of the run
 // across interruptions, so the final loss does not depend on where a run was resumed.
 double mean_loss_after(const std::string& path, int64_t after_step) {
+  check_input_file_if_present(path, "a loss log");
   std::ifstream in(path);
   std::string line;
   double sum = 0;
