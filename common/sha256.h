@@ -1,11 +1,15 @@
-// SHA-256 of a byte stream, fed in pieces. Used for content hashes of prepared
-// datasets (no torch, no OpenSSL dependency).
+// SHA-256 of a byte stream, fed in pieces, through OpenSSL's libcrypto (its assembly with
+// the CPU's SHA or AVX2 instructions): content hashes of prepared datasets and samples,
+// checkpoints' payload checksums, weight files (the VAE's), run ids.
 #pragma once
 
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
+
+struct evp_md_ctx_st;  // OpenSSL's EVP_MD_CTX; its header stays out of this one
 
 namespace difffit {
 
@@ -19,12 +23,13 @@ class Sha256 {
   std::string hex_digest();  // 64 lowercase hex characters
 
  private:
-  void compress(const uint8_t* block);
-
-  std::array<uint32_t, 8> state_;
-  std::array<uint8_t, 64> buffer_{};
-  size_t buffered_ = 0;
-  uint64_t total_bytes_ = 0;
+  struct Free {
+    void operator()(evp_md_ctx_st* ctx) const;
+  };
+  std::unique_ptr<evp_md_ctx_st, Free> ctx_;
 };
+
+// SHA-256 of a whole file's bytes, as 64 lowercase hex characters; IO errors name the file.
+std::string sha256_of_file(const std::string& path);
 
 }  // namespace difffit

@@ -13,18 +13,6 @@
 #include "eval/content_hash.h"
 
 namespace difffit {
-std::string hash_file(const std::string& path) {
-  check_input_file(path, "a file to hash");
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) throw_io(path + ": cannot open for hashing");
-  ContentHash hash;
-  std::vector<char> buffer(size_t{8} << 20);
-  size_t n;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), f)) > 0) hash.bytes(buffer.data(), n);
-  std::fclose(f);
-  return hash.hex();
-}
-
 ImageSet::ImageSet(const std::string& path) : path_(path), reader_(std::make_unique<Hdf5Reader>(path)) {
   if (!reader_->has("images")) throw_data(path + ": missing dataset 'images' (uint8 N,H,W,C)");
   const std::vector<int64_t> shape = reader_->shape("images");

@@ -13,6 +13,7 @@ PACKAGES=(
   libspdlog-dev libfmt-dev      # logging
   libgtest-dev googletest       # tests
   libyaml-cpp-dev               # experiment and sweep files
+  libssl-dev                    # SHA-256 (OpenSSL's libcrypto)
   nlohmann-json3-dev            # sweep journal and messages between ranks
   libpng-dev libjpeg-dev zlib1g-dev  # image decoding/encoding
   libmatio-dev                  # MATLAB v7.3 (HDF5) .mat annotations

@@ -18,7 +18,7 @@ PACKAGES=(
   python3-torchvision build-essential cmake ccache git pkg-config rsync libopenmpi-dev openmpi-bin libhdf5-dev
   hdf5-tools libboost-program-options-dev libspdlog-dev libfmt-dev libgtest-dev googletest libyaml-cpp-dev
   nlohmann-json3-dev libpng-dev libjpeg-dev zlib1g-dev libfreetype-dev fonts-dejavu-core libopenblas0-pthread
-  libcmark-gfm-dev libcmark-gfm-extensions-dev libmatio-dev
+  libcmark-gfm-dev libcmark-gfm-extensions-dev libmatio-dev libssl-dev
   dataset-fashion-mnist
 )
 

@@ -129,18 +129,4 @@ std::string resolve_vae_weights(const std::string& configured) {
   return env ? env : "";
 }
 
-std::string sha256_of_file(const std::string& path) {
-  check_input_file(path, "a weights file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw_io(path + ": cannot open");
-  Sha256 sha;
-  std::vector<char> buffer(1 << 20);
-  while (in) {
-    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-    if (in.gcount() > 0) sha.update(buffer.data(), static_cast<size_t>(in.gcount()));
-  }
-  if (in.bad()) throw_io(path + ": read error");
-  return sha.hex_digest();
-}
-
 }  // namespace difffit

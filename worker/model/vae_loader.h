@@ -44,7 +44,4 @@ LoadedVae load_vae(const std::string& path, const VaeLoadOptions& options = {});
 // empty when neither is set.
 std::string resolve_vae_weights(const std::string& configured);
 
-// SHA-256 (hex) of a file's bytes; throws an IO error naming the file.
-std::string sha256_of_file(const std::string& path);
-
 }  // namespace difffit
