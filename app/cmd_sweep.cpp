@@ -13,6 +13,7 @@
 #include "common/logging.h"
 #include "common/platform.h"
 #include "common/stop_signals.h"
+#include "common/run_folder.h"
 #include "orchestrator/sweep_job.h"
 #include "orchestrator/sweep_ledger.h"
 #include "orchestrator/sweep_plan.h"
@@ -96,7 +97,7 @@ int sweep_status_command(int argc, char** argv) {
   const SweepConfig config = load_sweep(args.file, args.overrides);
   const SweepPlan plan = plan_sweep(config);
   RunStates states(plan, config.max_attempts);
-  const std::string journal = (std::filesystem::path(config.state_dir()) / "journal.jsonl").string();
+  const std::string journal = SweepFolder{config.state_dir()}.journal();
   states.apply_all(Journal::read(journal));
   std::cout << std::left << std::setw(5) << "#" << std::setw(9) << "state" << std::setw(9) << "attempts"
             << std::setw(38) << "name" << std::setw(18) << "run id" << std::setw(10) << "FID" << std::setw(9)

@@ -10,6 +10,7 @@
 #include "common/json_text.h"
 #include "common/logging.h"
 #include "common/platform.h"
+#include "common/run_folder.h"
 #include "orchestrator/result_rows.h"
 #include "results/results_store.h"
 
@@ -27,12 +28,12 @@ SweepLedger::SweepLedger(const SweepConfig& config, const SweepPlan& plan, int r
       begin_(std::chrono::steady_clock::now()) {
   // One sweep per state folder: a second job (a double submit) stops here, before the journal.
   std::filesystem::create_directories(config.state_dir());
-  lock_ = std::make_unique<FileLock>((std::filesystem::path(config.state_dir()) / "sweep.lock").string());
+  lock_ = std::make_unique<FileLock>(SweepFolder{config.state_dir()}.lock());
   // summary.json describes the job that wrote it: a job killed before its end (mpirun kills
   // ranks that have not exited 1 s after passing on SIGTERM) leaves none, never the last job's.
   std::error_code ignored;
-  std::filesystem::remove(std::filesystem::path(config.state_dir()) / "summary.json", ignored);
-  const std::string path = (std::filesystem::path(config.state_dir()) / "journal.jsonl").string();
+  std::filesystem::remove(SweepFolder{config.state_dir()}.summary(), ignored);
+  const std::string path = SweepFolder{config.state_dir()}.journal();
   int skipped = 0;
   states_.apply_all(Journal::read(path, &skipped));
   for (size_t i = 0; i < plan_.runs.size(); ++i)
@@ -94,7 +95,7 @@ void SweepLedger::record(const RunReport& report, int rank) {
           !metrics.is_object()) {
         // Never let a bad report take the coordinator down: the run failed, and says why.
         e.type = JournalEventType::Failed;
-        e.error = report.run_dir + "/metrics.json: not a JSON object; the run's result cannot be recorded";
+        e.error = RunFolder{report.run_dir}.metrics() + ": not a JSON object; the run's result cannot be recorded";
         log()->error("[sweep] {}: {}", run.name, e.error);
         break;
       }
@@ -158,7 +159,7 @@ size_t SweepLedger::retry_failed() {
 
 void SweepLedger::write_snapshot() {
   auto begin = std::chrono::steady_clock::now();
-  const std::filesystem::path dir = config_.state_dir();
+  const SweepFolder folder{config_.state_dir()};
   std::vector<ResultRow> rows;
   for (const auto& [index, run_rows] : rows_) rows.insert(rows.end(), run_rows.begin(), run_rows.end());
   std::vector<ResultRow> curves;
@@ -166,9 +167,9 @@ void SweepLedger::write_snapshot() {
   // The snapshot is rebuilt from the journal, so failing to write it (a full disk, say)
   // loses nothing: the sweep goes on and the next finished run (or rerun) writes it again.
   try {
-    write_results_h5((dir / "results.h5").string(), rows,
+    write_results_h5(folder.results(), rows,
                      {{"sweep", config_.name}, {"sweep_file", config_.source}, {"updated", utc_now_iso8601()}}, curves);
-    write_file_atomically((dir / "results.csv").string(), results_csv(rows));
+    write_file_atomically(folder.results_csv(), results_csv(rows));
   } catch (const Error& e) {
     log()->error("[sweep] results snapshot not written ({}); the journal has every result", e.what());
   }
@@ -211,7 +212,7 @@ int SweepLedger::finish(int stop_signal) {
   const double per_run = timings.finished ? 1.0 / static_cast<double>(timings.finished) : 0.0;
   summary["coordinator_seconds_per_run"] = (timings.journal_s + timings.snapshot_s) * per_run;
   summary["dispatch_gap_seconds_per_run"] = timings.dispatch_gap_s * per_run;
-  write_file_atomically((std::filesystem::path(config_.state_dir()) / "summary.json").string(), json_text(summary, 2) + "\n");
+  write_file_atomically(SweepFolder{config_.state_dir()}.summary(), json_text(summary, 2) + "\n");
   log()->info("[sweep] {}: {} in {:.1f} s; results in {}/results.h5", config_.name, e.detail, wall,
               config_.state_dir());
   if (stop_signal && done + failed + blocked < total) return 128 + stop_signal;

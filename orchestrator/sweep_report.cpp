@@ -9,6 +9,7 @@
 
 #include "common/error.h"
 #include "common/input_file.h"
+#include "common/run_folder.h"
 #include "orchestrator/journal.h"
 #include "results/result_columns.h"
 #include "results/results_store.h"
@@ -18,15 +19,16 @@ namespace difffit {
 ReportInput load_sweep_report(const std::string& sweep_dir, const std::string& page_path) {
   namespace fs = std::filesystem;
   const fs::path dir(sweep_dir);
-  const fs::path journal = dir / "journal.jsonl";
+  const SweepFolder folder{sweep_dir};
+  const fs::path journal = folder.journal();
   if (!fs::exists(journal)) throw_data(sweep_dir + ": no journal.jsonl: not a sweep's state folder (OUTPUT_DIR/SWEEP)");
   ReportInput input;
   input.title = "Sweep " + dir.filename().string();
   input.page_dir = fs::path(page_path).parent_path().string();
   if (input.page_dir.empty()) input.page_dir = ".";
-  if (fs::exists(dir / "results.h5")) {
-    input.rows = read_results_h5((dir / "results.h5").string());
-    input.curves = read_results_curves((dir / "results.h5").string());
+  if (fs::exists(folder.results())) {
+    input.rows = read_results_h5(folder.results());
+    input.curves = read_results_curves(folder.results());
   }
 
   // Each run's latest state, in order of first appearance.
@@ -62,7 +64,7 @@ ReportInput load_sweep_report(const std::string& sweep_dir, const std::string& p
   std::set<std::string> shown_cells, shown_runs;
   for (const ResultRow& row : input.rows) {
     const std::string run_dir = text_value(row, "run_dir");
-    const fs::path png = fs::path(run_dir) / "samples.png";
+    const fs::path png = RunFolder{run_dir}.grid();
     if (run_dir.empty() || !fs::exists(png)) continue;
     std::string cell;  // every text column but the seed and the run's own names
     for (const auto& [column, value] : row.text)

@@ -9,6 +9,7 @@
 
 #include "common/error.h"
 #include "common/input_file.h"
+#include "common/run_folder.h"
 #include "results/result_columns.h"
 
 namespace difffit {
@@ -38,7 +39,7 @@ double parse(const std::string& text) {
 
 LineSeries read_loss_curve(const std::string& run_dir, const std::string& column, int smooth) {
   namespace fs = std::filesystem;
-  const fs::path path = fs::path(run_dir) / "loss.csv";
+  const fs::path path = RunFolder{run_dir}.loss();
   if (!check_input_file_if_present(path.string(), "a loss log"))
     throw_io(path.string() + ": cannot read (is " + run_dir + " a run folder?)");
   std::ifstream in(path);

@@ -9,6 +9,7 @@
 #include "common/input_file.h"
 #include "common/logging.h"
 #include "common/stop_signals.h"
+#include "common/run_folder.h"
 #include "worker/run/run_experiment.h"
 
 namespace difffit {
@@ -45,7 +46,7 @@ RunReport execute_run(const RunRequest& request, const std::function<void(int64_
       }
     };
     run_experiment(config, /*force=*/false, hooks, dp);
-    if (dp.rank == 0) report.metrics_json = read_input_file((std::filesystem::path(report.run_dir) / "metrics.json").string(), "a metrics file",
+    if (dp.rank == 0) report.metrics_json = read_input_file(RunFolder{report.run_dir}.metrics(), "a metrics file",
                                                          kJsonFileLimit);
     report.status = RunStatus::Done;
   } catch (const StoppedBySignal& stopped) {

@@ -15,6 +15,7 @@
 #include "common/safetensors.h"
 #include "common/sha256.h"
 #include "common/yaml_fields.h"
+#include "common/run_folder.h"
 #include "eval/sample_grid.h"
 #include "worker/diffusion/gaussian_diffusion.h"
 
@@ -217,9 +218,9 @@ ExperimentConfig load_experiment(const std::string& path, const std::vector<std:
                    "); an experiment cannot start from itself");
     }
     ExperimentConfig base = load_experiment(other, {}, base_options);
-    const std::string model = base.run_dir() + "/model.safetensors";
+    const std::string model = RunFolder{base.run_dir()}.model();
     if (options.require_base_done &&
-        (!std::filesystem::exists(base.run_dir() + "/DONE") || !std::filesystem::exists(model))) {
+        (!std::filesystem::exists(RunFolder{base.run_dir()}.done()) || !std::filesystem::exists(model))) {
       throw_config(root.where("base_checkpoint") + ": the base experiment has not finished; run `difffit run " +
                    other + "` first (expected " + model + ")");
     }

@@ -14,6 +14,7 @@
 #include "common/input_file.h"
 #include "common/logging.h"
 #include "common/number_format.h"
+#include "common/run_folder.h"
 #include "eval/feature_network.h"
 #include "worker/model/dit.h"
 #include "worker/run/run_sampling.h"
@@ -75,7 +76,7 @@ std::string curve_text(const CurveFile& file) {
 
 LearningCurve::LearningCurve(const ExperimentConfig& config, std::string run_dir, const DataParallel& dp)
     : config_(config),
-      path_((std::filesystem::path(run_dir) / "curve.csv").string()),
+      path_(RunFolder{run_dir}.curve()),
       dp_(dp),
       every_(config.eval.every),
       num_(config.eval.curve_samples > 0 ? config.eval.curve_samples : config.sample.num) {}
@@ -157,7 +158,7 @@ void LearningCurve::record(DiTImpl& model, int64_t step) {
 }
 
 nlohmann::ordered_json LearningCurve::read_columns(const std::string& run_dir) {
-  const CurveFile file = read_curve_file((std::filesystem::path(run_dir) / "curve.csv").string());
+  const CurveFile file = read_curve_file(RunFolder{run_dir}.curve());
   if (file.header.empty() || file.rows.empty()) return nullptr;
   nlohmann::ordered_json columns = nlohmann::ordered_json::object();
   for (size_t i = 0; i < file.header.size(); ++i) {

@@ -16,6 +16,7 @@
 #include "common/json_text.h"
 #include "common/logging.h"
 #include "common/progress_bar.h"
+#include "common/run_folder.h"
 #include "common/safetensors.h"
 #include "common/stop_signals.h"
 #include "worker/model/build_model.h"
@@ -54,7 +55,7 @@ void check_vae_matches_training_latents(const ExperimentConfig& config, const Sa
 // its share and runs the feature network on it, and rank 0 gets the scores.
 void write_and_score_samples(const ExperimentConfig& config, SamplesFile file, RunOutcome& outcome,
                              const DataParallel& dp) {
-  const fs::path dir = outcome.run_dir;
+  const RunFolder folder{outcome.run_dir};
   Communicator* ranks = dp.active() ? dp.comm : nullptr;
   // Rank 0 writes; a failure there (a full disk) then ends every rank before the scoring's collectives.
   run_on_rank0(ranks, [&] {
@@ -66,11 +67,11 @@ void write_and_score_samples(const ExperimentConfig& config, SamplesFile file, R
     file.attributes["run_id"] = outcome.run_id;
     file.attributes["sampler"] = sampler_name(config.sample.sampler) + std::to_string(config.sample.steps);
     file.attributes["seeding"] = "per-sample";
-    write_samples_file((dir / "samples.h5").string(), file);
+    write_samples_file(folder.samples(), file);
   });
   if (file.images.defined()) {
     outcome.image_size = file.images.size(1);
-    outcome.score = score_samples(config, file, (dir / "samples.h5").string(), (dir / "samples.png").string(), ranks);
+    outcome.score = score_samples(config, file, folder.samples(), folder.grid(), ranks);
   }
 }
 
@@ -121,20 +122,20 @@ RunOutcome run_experiment(const ExperimentConfig& config, bool force, const RunH
   RunOutcome outcome;
   outcome.run_id = config.run_id();
   outcome.run_dir = config.run_dir();
-  const fs::path dir = outcome.run_dir;
+  const RunFolder folder{outcome.run_dir};
   const bool writer = dp.rank == 0;  // data-parallel ranks train together; rank 0 writes the run folder
   std::error_code made;
-  fs::create_directories(dir, made);
+  fs::create_directories(folder.dir, made);
   if (made) throw_io(outcome.run_dir + ": cannot create the run folder (" + made.message() + ")");
   // One process per run folder: two runs of it at once would interleave checkpoints and
   // samples. Rank 0 holds the lock for the whole run (a data-parallel run's ranks share it);
   // the kernel releases it with the process.
   std::unique_ptr<FileLock> lock;
   run_on_rank0(dp.active() ? dp.comm : nullptr, [&] {
-    lock = std::make_unique<FileLock>((dir / "run.lock").string(), "another process is running this run", ErrorKind::IO);
+    lock = std::make_unique<FileLock>(folder.lock(), "another process is running this run", ErrorKind::IO);
   });
-  const bool marked_done = fs::exists(dir / "DONE") && !force;
-  const bool done = marked_done && fs::exists(dir / "metrics.json");
+  const bool marked_done = fs::exists(folder.done()) && !force;
+  const bool done = marked_done && fs::exists(folder.metrics());
   if (marked_done && !done)
     log()->warn("[run] {} is marked done but has no metrics.json: running it again", outcome.run_id);
   if (dp.active()) dp.comm->barrier();  // every rank has looked before rank 0 clears DONE
@@ -148,16 +149,16 @@ RunOutcome run_experiment(const ExperimentConfig& config, bool force, const RunH
   if (force) {
     run_on_rank0(dp.active() ? dp.comm : nullptr, [&] {
       std::error_code removed;
-      fs::remove(dir / "checkpoint.safetensors", removed);
-      if (removed) throw_io(outcome.run_dir + "/checkpoint.safetensors: cannot remove it to run again (" +
+      fs::remove(folder.checkpoint(), removed);
+      if (removed) throw_io(folder.checkpoint() + ": cannot remove it to run again (" +
                             removed.message() + ")");
     });
   }
   if (writer) {
-    fs::remove(dir / "DONE");
-    fs::remove(dir / "STOPPED");
-    write_file_atomically((dir / "config.yaml").string(), config.resolved_yaml());
-    run_log = std::make_unique<ScopedLogFile>((dir / "run.log").string());
+    fs::remove(folder.done());
+    fs::remove(folder.stopped());
+    write_file_atomically(folder.config(), config.resolved_yaml());
+    run_log = std::make_unique<ScopedLogFile>(folder.log());
   }
   log()->info("[run] {} -> {}{}", outcome.run_id, outcome.run_dir,
               dp.active() ? " (data-parallel over " + std::to_string(dp.world) + " ranks)" : "");
@@ -178,14 +179,14 @@ RunOutcome run_experiment(const ExperimentConfig& config, bool force, const RunH
     // The result is the EMA weights (the same on every rank): saved as a delta, and as a
     // full model when pre-training.
     trainer.use_ema_weights();
-    const fs::path delta = dir / "delta.safetensors";
+    const std::string delta = folder.delta();
     if (writer) {
-      save_delta(delta.string(), *model, setup.config,
+      save_delta(delta, *model, setup.config,
                  {{"run_id", outcome.run_id}, {"steps", std::to_string(outcome.train.steps)}});
       if (config.base_checkpoint.empty()) {
         // Self-describing: the model shape, and the settings and run that made it (nothing
         // machine- or time-dependent, so rerunning the experiment reproduces the file's bytes).
-        save_safetensors((dir / "model.safetensors").string(), merge_to_plain_state_dict(*model),
+        save_safetensors(folder.model(), merge_to_plain_state_dict(*model),
                          {{"model", config.model.to_key_values()},
                           {"run_id", outcome.run_id},
                           {"steps", std::to_string(outcome.train.steps)},
@@ -207,15 +208,15 @@ RunOutcome run_experiment(const ExperimentConfig& config, bool force, const RunH
     }
     if (!writer) return outcome;
 
-    write_file_atomically((dir / "metrics.json").string(),
+    write_file_atomically(folder.metrics(),
                           metrics_json(config, setup, outcome, static_cast<int64_t>(fs::file_size(delta))));
-    write_file_atomically((dir / "DONE").string(), outcome.run_id + "\n");
+    write_file_atomically(folder.done(), outcome.run_id + "\n");
     log()->info("[run] done: {} steps, final loss {:.4f}, {:.2f} steps/s; results in {}", outcome.train.steps,
                 outcome.train.last_loss, outcome.train.steps_per_second, outcome.run_dir);
   } catch (const StoppedBySignal& stopped) {
     // The launcher's status may not tell a saved stop from a failure (mpirun exits 1 after
     // SIGTERM or SIGINT): the folder says it, for scripts. The checkpoint is saved by now.
-    if (writer) write_file_atomically((dir / "STOPPED").string(), stopped_json(outcome.run_id, stopped.signal));
+    if (writer) write_file_atomically(folder.stopped(), stopped_json(outcome.run_id, stopped.signal));
     log()->warn("[run] stopped by {}, checkpoint saved (recorded in {}/STOPPED): rerun to resume",
                 stop_signal_name(stopped.signal), outcome.run_dir);
     throw;

@@ -22,6 +22,7 @@
 #include "common/state_dict_file.h"
 #include "common/sha256.h"
 #include "common/stop_signals.h"
+#include "common/run_folder.h"
 #include "datasets/image_loader.h"
 #include "worker/diffusion/gaussian_diffusion.h"
 #include "worker/run/learning_curve.h"
@@ -123,7 +124,7 @@ Trainer::Trainer(const ExperimentConfig& config, DiT model, MethodSetup setup, s
       std::make_unique<Ema>(state_->names, state_->params, config_.train.ema_decay, config_.train.ema_warmup);
 }
 
-std::string Trainer::checkpoint_path() const { return (std::filesystem::path(run_dir_) / "checkpoint.safetensors").string(); }
+std::string Trainer::checkpoint_path() const { return RunFolder{run_dir_}.checkpoint(); }
 
 namespace {
 
@@ -267,7 +268,7 @@ TrainResult Trainer::run() {
   GaussianDiffusion diffusion(diffusion_config);
   const bool bf16 = tc.precision == Precision::Bf16;
 
-  const std::string loss_path = (std::filesystem::path(run_dir_) / "loss.csv").string();
+  const std::string loss_path = RunFolder{run_dir_}.loss();
   const bool writer = dp_.rank == 0;  // one rank writes the run's files
   std::ofstream loss_csv;
   if (writer) {
