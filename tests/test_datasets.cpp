@@ -124,27 +124,29 @@ TEST(ImageIo, ConvertChannelsUsesPillowLuma) {
   EXPECT_EQ(back.pixels[5], 124);
 }
 
+// Why decode_image refuses `bytes` ("" when it decodes them).
+std::string decode_refusal(const std::string& bytes) {
+  try {
+    decode_image(bytes, "x");
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
 TEST(ImageIo, BadFilesGiveReasons) {
   TempDir dir;
   RawImage im = test_picture(40, 30, 3, 2);
   write_jpeg(dir.file("ok.jpg"), im, 90);
   write_png(dir.file("ok.png"), im);
   const std::string jpeg = read_bytes(dir.file("ok.jpg")), png = read_bytes(dir.file("ok.png"));
-  auto reason = [](const std::string& bytes) -> std::string {
-    try {
-      decode_image(bytes, "x");
-    } catch (const Error& e) {
-      return e.what();
-    }
-    return "";
-  };
-  EXPECT_NE(reason(jpeg.substr(0, jpeg.size() / 2)).find("truncated"), std::string::npos);
-  EXPECT_NE(reason(png.substr(0, png.size() / 2)).find("truncated"), std::string::npos);
-  EXPECT_NE(reason("GIF89a....").find("unsupported format"), std::string::npos);
+  EXPECT_NE(decode_refusal(jpeg.substr(0, jpeg.size() / 2)).find("truncated"), std::string::npos);
+  EXPECT_NE(decode_refusal(png.substr(0, png.size() / 2)).find("truncated"), std::string::npos);
+  EXPECT_NE(decode_refusal("GIF89a....").find("unsupported format"), std::string::npos);
   std::string broken = png;
   for (size_t i = 40; i < broken.size() - 20; ++i) broken[i] = static_cast<char>(broken[i] ^ 0x5a);
-  EXPECT_FALSE(reason(broken).empty());
-  EXPECT_EQ(reason(jpeg), "");
+  EXPECT_FALSE(decode_refusal(broken).empty());
+  EXPECT_EQ(decode_refusal(jpeg), "");
 }
 
 // Pillow's decompression-bomb rule, read from the header: a small file declaring more than
@@ -174,22 +176,14 @@ TEST(ImageIo, ImagesOverThePixelLimitAreRefusedFromTheHeader) {
     put_be(b, sof + 7, side, 2);
     return b;
   };
-  auto reason = [](const std::string& bytes) -> std::string {
-    try {
-      decode_image(bytes, "x");
-    } catch (const Error& e) {
-      return e.what();
-    }
-    return "";
-  };
   const std::string over = "13378 x 13378 = 178970884 pixels, over the limit of 178,956,970 (Pillow's "
                            "decompression-bomb limit, twice Image.MAX_IMAGE_PIXELS); refused before decoding";
-  EXPECT_EQ(reason(png_of(13378)), "x: " + over);
-  EXPECT_EQ(reason(jpeg_of(13378)), "x: " + over);
-  const std::string under = reason(png_of(13377));  // decoded: its 16 rows of data are too few
+  EXPECT_EQ(decode_refusal(png_of(13378)), "x: " + over);
+  EXPECT_EQ(decode_refusal(jpeg_of(13378)), "x: " + over);
+  const std::string under = decode_refusal(png_of(13377));  // decoded: its 16 rows of data are too few
   EXPECT_EQ(under, "x: Not enough image data");
-  EXPECT_EQ(reason(png_of(16)), "");
-  EXPECT_EQ(reason(jpeg_of(16)), "");
+  EXPECT_EQ(decode_refusal(png_of(16)), "");
+  EXPECT_EQ(decode_refusal(jpeg_of(16)), "");
 
   // prepare skips such a file, naming the reason in its report, and keeps the others.
   fs::create_directories(dir.path() / "folder/cat");
