@@ -69,6 +69,15 @@ def build(args, method):
     return model
 
 
+def make_model(args, method):
+    """The model built on the device it runs on: DiT-XL/2's 675M parameters initialise in
+    seconds on a GPU, not a minute on its host's CPU."""
+    if args.device == "cuda":
+        with torch.device("cuda"):
+            return build(args, method)
+    return build(args, method)
+
+
 def peak_rss_bytes():
     with open("/proc/self/status") as f:
         for line in f:
@@ -80,7 +89,7 @@ def peak_rss_bytes():
 def time_train(args, method):
     torch.manual_seed(0)
     diffusion = Diffusion(1000)
-    model = build(args, method).to(args.device)
+    model = make_model(args, method)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0)
     ema = copy.deepcopy(params)
@@ -122,7 +131,7 @@ def synchronize(args):
 
 def time_sample(args):
     torch.manual_seed(0)
-    model = build(args, "full").to(args.device).eval()
+    model = make_model(args, "full").eval()
     if args.compile:
         model = torch.compile(model)
     spec = f"ddim{args.sample_steps}" if args.sampler == "ddim" else str(args.sample_steps)

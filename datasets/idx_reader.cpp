@@ -1,5 +1,7 @@
 #include "datasets/idx_reader.h"
 
+#include <cstdlib>
+
 #include <zlib.h>
 
 #include <filesystem>
@@ -68,6 +70,18 @@ std::vector<int64_t> read_idx_labels(const std::string& path) {
   std::vector<uint8_t> raw(count);
   file.read(raw.data(), raw.size(), "the labels");
   return std::vector<int64_t>(raw.begin(), raw.end());
+}
+
+std::string default_fashion_mnist_folder() {
+  const char* folder = std::getenv("DIFFFIT_FASHION_MNIST");
+  return folder && *folder ? folder : kDefaultFashionMnistFolder;
+}
+
+bool fashion_mnist_available(const std::string& split) {
+  const std::filesystem::path images =
+      std::filesystem::path(default_fashion_mnist_folder()) / (split == "train" ? "train" : "t10k");
+  return std::filesystem::exists(images.string() + "-images-idx3-ubyte.gz") ||
+         std::filesystem::exists(images.string() + "-images-idx3-ubyte");
 }
 
 FashionMnistSplit read_fashion_mnist(const std::string& folder, const std::string& split) {

@@ -27,6 +27,11 @@ struct FashionMnistSplit {
 FashionMnistSplit read_fashion_mnist(const std::string& folder, const std::string& split);
 
 const std::vector<std::string>& fashion_mnist_class_names();
-constexpr const char* kDefaultFashionMnistFolder = "/usr/share/datasets/fashion-mnist";
+constexpr const char* kDefaultFashionMnistFolder = "/usr/share/datasets/fashion-mnist";  // Debian's package
+// $DIFFFIT_FASHION_MNIST when set (the files elsewhere: the GPU bundle carries the test
+// split), else Debian's folder.
+std::string default_fashion_mnist_folder();
+// Whether that folder holds `split` ("train" or "test"), compressed or not.
+bool fashion_mnist_available(const std::string& split);
 
 }  // namespace difffit

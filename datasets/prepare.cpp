@@ -14,7 +14,7 @@ namespace difffit {
 namespace {
 
 PrepareSummary prepare_fashion_mnist(const PrepareOptions& options, PreparedMeta meta) {
-  const std::string folder = options.input.empty() ? kDefaultFashionMnistFolder : options.input;
+  const std::string folder = options.input.empty() ? default_fashion_mnist_folder() : options.input;
   FashionMnistSplit data = read_fashion_mnist(folder, options.split);
   meta.input = folder;
   meta.class_names = fashion_mnist_class_names();

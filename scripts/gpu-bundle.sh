@@ -8,7 +8,8 @@
 #   OpenMPI with its components, mpiexec and orted (one node, shared memory: components
 #   for network fabrics are left out), PMIx, HDF5, Boost.Program_options, spdlog, fmt,
 #   yaml-cpp, the image, font and markdown libraries and what they need in turn;
-# beside it: a font for the sample grids, a small prepared dataset for a tiny run, and
+# beside it: a font for the sample grids, a small prepared dataset for a tiny run,
+# Fashion-MNIST's test split for the tests, and
 # env.sh, run-tests.sh and tiny-run.sh (from scripts/bundle/).
 # At run time the binaries use that machine's own torch and CUDA libraries, found through
 # its Python (env.sh), never a copy. The machine needs glibc >= 2.34 and the libstdc++ of
@@ -80,6 +81,10 @@ for f in "$P"/pmix/lib/pmix/*.so; do patchelf --set-rpath '$ORIGIN/../../../lib'
 #    and the scripts that run the bundle.
 cp /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf "$OUT/share/"
 cp data/mini/new-classes/ref.h5 "$OUT/data/new-classes-ref.h5"
+# Fashion-MNIST's test split (4.4 MB) for the tests that prepare data from it; those that
+# need the train split say they skip.
+mkdir -p "$OUT/data/fashion-mnist"
+cp /usr/share/datasets/fashion-mnist/t10k-*-idx*-ubyte.gz "$OUT/data/fashion-mnist/"
 cp scripts/bundle/*.sh "$OUT/"
 git rev-parse HEAD > "$OUT/COMMIT" 2>/dev/null || true
 unpacked_mib="$(du -sm "$P" | cut -f1)"

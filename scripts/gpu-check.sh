@@ -16,6 +16,8 @@
 #  6. DDPM-250 sampling with CFG 1.5 (images/s), difffit and PyTorch eager;
 #  7. the VAE decoder at 256 px (images/s), float32 with TF32 and bf16.
 #   scripts/gpu-check.sh [OUT.json]     (default gpu-check.json)
+#   GPU_CHECK_DRY_RUN=1 scripts/gpu-check.sh OUT.json   the same plumbing on the CPU with
+#     a tiny model and a few tests, to check the script itself (scripts/gpu-standin.sh)
 # The device tool's call, from the repository root after scripts/gpu-bundle.sh here:
 #   carry ["gpu-bundle"], command "bash scripts/gpu-check.sh $OUT/gpu-check.json",
 #   timeout_s 540
@@ -74,46 +76,58 @@ part() {
 rm -f "$OUT"
 "$PYTHON" - > "$work/machine.json" <<'PY'
 import json, subprocess, torch
-gpu = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
-                     capture_output=True, text=True).stdout.strip()
+try:
+    gpu = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
+                         capture_output=True, text=True).stdout.strip()
+except OSError as e:
+    gpu = f"no nvidia-smi ({e.strerror})"
 print(json.dumps({"gpu": gpu, "torch": torch.__version__, "cuda": torch.version.cuda,
                   "cuda_available": torch.cuda.is_available(), "commit": open("gpu-bundle/COMMIT").read().strip()}))
 PY
 record machine "$work/machine.json"
-"$PYTHON" -c 'import torch; assert torch.cuda.is_available()' || { say "torch sees no CUDA device"; exit 2; }
-
-# 1-3. Correctness first.
-part 150 tests bash -c 'gpu-bundle/run-tests.sh "$1" >&2; rc=$?; cat "$1"; exit $rc' _ "$work/tests.json"
-part 30 nccl bash -c "mpiexec -n 1 \"$UNPACKED\"/tests/test_mpi --gtest_filter='Nccl*' >&2 && echo '{\"passed\": true}'"
-part 60 tiny_run bash -c 'gpu-bundle/tiny-run.sh "$1" cuda >&2 && cat "$1"/demo-*/metrics.json' _ "$work/tiny"
-
-# 4-7. Timings.
+DEVICE=cuda TF32=(--tf32) TESTS='*'
 XL=(--model DiT-XL/2 --input-size 32 --in-channels 4 --num-classes 1000)
 OFFICIAL=(--depth 28 --hidden 1152 --heads 16 --patch 2 --input 32 --channels 4 --classes 1000)
+VAE_SIDE=256
+if [ -n "${GPU_CHECK_DRY_RUN:-}" ]; then
+  DEVICE=cpu TF32=() TESTS='Sha256*:CliUsage*:Cuda*'
+  XL=(--model custom --depth 2 --hidden-size 32 --num-heads 2 --patch-size 4 --input-size 16)
+  OFFICIAL=(--depth 2 --hidden 32 --heads 2 --patch 4 --input 16 --channels 4 --classes 1000)
+  VAE_SIDE=32
+  say "dry run: on the CPU, a tiny model, tests $TESTS"
+elif ! "$PYTHON" -c 'import torch; assert torch.cuda.is_available()'; then
+  say "torch sees no CUDA device"
+  exit 2
+fi
+
+# 1-3. Correctness first.
+part 150 tests bash -c 'gpu-bundle/run-tests.sh "$1" "$2" >&2; rc=$?; cat "$1"; exit $rc' _ "$work/tests.json" "$TESTS"
+part 30 nccl bash -c "mpiexec -n 1 \"$UNPACKED\"/tests/test_mpi --gtest_filter='Nccl*' >&2 && echo '{\"passed\": true}'"
+part 60 tiny_run bash -c 'gpu-bundle/tiny-run.sh "$1" "$2" >&2 && cat "$1"/demo-*/metrics.json' _ "$work/tiny" "$DEVICE"
+
+# 4-7. Timings: float32 with TF32, or bf16 autocast.
+precision_flags() { if [ "$1" = bf16 ]; then echo --precision bf16; else echo --precision fp32 "${TF32[@]}"; fi; }
 for batch in 32 64; do
   for precision in bf16 tf32; do
-    flags=(--precision fp32 --tf32); [ "$precision" = bf16 ] && flags=(--precision bf16)
-    part 45 "difffit_train_${precision}_b$batch" difffit bench train-step "${XL[@]}" --device cuda "${flags[@]}" \
-      --method full,bitfit,difffit,lora --batch "$batch" --steps 5 --warmup 2 --json
+    part 45 "difffit_train_${precision}_b$batch" difffit bench train-step "${XL[@]}" --device "$DEVICE" \
+      $(precision_flags "$precision") --method full,bitfit,difffit,lora --batch "$batch" --steps 5 --warmup 2 --json
   done
 done
 for batch in 32 64; do
   for precision in bf16 tf32; do
-    flags=(--precision fp32 --tf32); [ "$precision" = bf16 ] && flags=(--precision bf16)
     part 40 "pytorch_eager_train_${precision}_b$batch" "$PYTHON" bench/pytorch_baseline.py train "${OFFICIAL[@]}" \
-      --device cuda "${flags[@]}" --methods full,bitfit,difffit --batch "$batch" --steps 5 --warmup 2
+      --device "$DEVICE" $(precision_flags "$precision") --methods full,bitfit,difffit --batch "$batch" --steps 5 --warmup 2
   done
 done
-part 90 pytorch_compile_train_bf16_b64 "$PYTHON" bench/pytorch_baseline.py train "${OFFICIAL[@]}" --device cuda \
+part 90 pytorch_compile_train_bf16_b64 "$PYTHON" bench/pytorch_baseline.py train "${OFFICIAL[@]}" --device "$DEVICE" \
   --precision bf16 --compile --methods full,difffit --batch 64 --steps 5 --warmup 3
-part 30 difffit_sample_ddpm250_cfg difffit bench sample "${XL[@]}" --device cuda --tf32 --sampler ddpm --steps 250 \
-  --cfg-scale 1.5 --num 32 --batch-size 32 --json
-part 30 pytorch_eager_sample_ddpm250_cfg "$PYTHON" bench/pytorch_baseline.py sample "${OFFICIAL[@]}" --device cuda \
-  --tf32 --sampler ddpm --sample-steps 250 --cfg-scale 1.5 --num 32 --batch 32
+part 30 difffit_sample_ddpm250_cfg difffit bench sample "${XL[@]}" --device "$DEVICE" "${TF32[@]}" --sampler ddpm \
+  --steps 250 --cfg-scale 1.5 --num 32 --batch-size 32 --json
+part 30 pytorch_eager_sample_ddpm250_cfg "$PYTHON" bench/pytorch_baseline.py sample "${OFFICIAL[@]}" \
+  --device "$DEVICE" "${TF32[@]}" --sampler ddpm --sample-steps 250 --cfg-scale 1.5 --num 32 --batch 32
 for precision in fp32 bf16; do
-  tf32=(); [ "$precision" = fp32 ] && tf32=(--tf32)
-  part 20 "vae_decode_$precision" difffit bench vae --device cuda "${tf32[@]}" --precision "$precision" --num 64 \
-    --batch-size 32 --resolution 256 --json
+  part 20 "vae_decode_$precision" difffit bench vae --device "$DEVICE" $(precision_flags "$precision") --num 64 \
+    --batch-size 32 --resolution "$VAE_SIDE" --json
 done
 say "wrote $OUT in $(( $(date +%s) - DEADLINE + ${GPU_CHECK_SECONDS:-470} )) s"
 # The exit status: 0 when the tests, NCCL and the tiny run passed.

@@ -6,7 +6,8 @@
 # import (numpy, h5py, scipy, Pillow, torchvision). No HDF5, OpenMPI, Boost, spdlog, fmt,
 # yaml-cpp or image library is installed there: the bundle must carry them. The bundle and
 # the source tree are copied in; its tests (CPU; the CUDA ones say "skipped: no CUDA
-# device") and a tiny `difffit run` (train, sample, score) must pass.
+# device"), a tiny `difffit run` (train, sample, score) and the GPU check's dry run on the
+# CPU (GPU_CHECK_DRY_RUN=1 scripts/gpu-check.sh: its plumbing, with a tiny model) must pass.
 # Created once and cached (about 6 GB, ~15 min the first time). Needs root (or sudo).
 #   scripts/gpu-standin.sh            # the check (makes the bundle if it is missing)
 #   scripts/gpu-standin.sh --setup    # only create the root
@@ -60,5 +61,8 @@ $SUDO chroot "$ROOT" env -i PATH=/usr/bin:/bin HOME=/root bash -c '
   out=$(mktemp -d)
   gpu-bundle/run-tests.sh "$out/tests.json"
   gpu-bundle/tiny-run.sh "$out/tiny-run"
+  GPU_CHECK_DRY_RUN=1 bash scripts/gpu-check.sh "$out/gpu-check-dry-run.json"
+  cp "$out/gpu-check-dry-run.json" /src/gpu-check-dry-run.json
 '
-echo "[standin] the bundle passed its tests and a tiny run on a bare Debian 13 with only Python and torch"
+echo "[standin] the bundle passed its tests, a tiny run and the GPU check's dry run on a bare Debian 13" \
+  "with only Python and torch ($ROOT/src/gpu-check-dry-run.json)"

@@ -70,7 +70,7 @@ void expect_same_training(const std::string& dir_a, const std::string& dir_b) {
 class DataParallelRun : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!std::filesystem::exists(kDefaultFashionMnistFolder)) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+    if (!fashion_mnist_available("test")) GTEST_SKIP() << "Fashion-MNIST's test split is not installed";
     auto r = run_difffit("prepare --source fashion-mnist --split test --limit 96 --resolution 16 --output " +
                          tmp_.file("data.h5"));
     ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -247,7 +247,7 @@ TEST(DataParallelSample, BenchSampleReportsTheWholeSetAndEveryRanksBusyTime) {
 // cache rank 0 wrote) equals the one-process score. The mini-CNN is trained once, by rank 0
 // of the first run, and every later run loads it from the cache.
 TEST(DataParallelEval, ThreeRanksScoreAsOneProcess) {
-  if (!std::filesystem::exists(kDefaultFashionMnistFolder)) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+  if (!fashion_mnist_available("train")) GTEST_SKIP() << "Fashion-MNIST's train split is not installed";
   TempDir tmp;
   for (const auto& [split, limit, file] : {std::tuple{"test", 61, "samples.h5"}, std::tuple{"train", 80, "ref.h5"}}) {
     auto r = run_difffit(std::string("prepare --source fashion-mnist --split ") + split + " --limit " +

@@ -510,13 +510,13 @@ TEST(Prepare, NoUsableImagesLeavesNoFile) {
 }
 
 TEST(Prepare, FashionMnistPadsTheIdxImages) {
-  if (!fs::exists(kDefaultFashionMnistFolder)) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+  if (!fashion_mnist_available("test")) GTEST_SKIP() << "Fashion-MNIST's test split is not installed";
   TempDir dir;
   const std::string out = dir.file("fm.h5");
   auto r = testing::run_difffit("prepare --source fashion-mnist --split test --resolution 32 --fit pad-center "
                                 "--limit 50 --output " + out);
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  FashionMnistSplit raw = read_fashion_mnist(kDefaultFashionMnistFolder, "test");
+  FashionMnistSplit raw = read_fashion_mnist(default_fashion_mnist_folder(), "test");
   Hdf5Reader file(out);
   at::Tensor images = file.read("images", at::kByte, 4);
   ASSERT_EQ(images.sizes(), (std::vector<int64_t>{50, 32, 32, 1}));
@@ -537,7 +537,7 @@ TEST(Prepare, FashionMnistPadsTheIdxImages) {
 // ---- the mini benchmark -----------------------------------------------------------
 
 TEST(MiniBenchmark, TasksSplitsClassesAndShifts) {
-  if (!fs::exists(kDefaultFashionMnistFolder)) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+  if (!fashion_mnist_available("train")) GTEST_SKIP() << "Fashion-MNIST's train split is not installed";
   TempDir dir;
   const auto start = std::chrono::steady_clock::now();
   auto r = testing::run_difffit("prepare --benchmark mini --output " + dir.file("mini"));
@@ -594,7 +594,7 @@ TEST(MiniBenchmark, TasksSplitsClassesAndShifts) {
     EXPECT_TRUE(at::equal(big.read("labels", at::kLong, 1), Hdf5Reader(small).read("labels", at::kLong, 1))) << split;
   }
   // The shifts, checked on the first images against the padded originals.
-  FashionMnistSplit raw = read_fashion_mnist(kDefaultFashionMnistFolder, "train");
+  FashionMnistSplit raw = read_fashion_mnist(default_fashion_mnist_folder(), "train");
   auto padded = [&](int64_t i) {
     RawImage im(28, 28, 1);
     std::copy_n(raw.images.image(i), 784, im.pixels.data());

@@ -84,7 +84,7 @@ inline CommandResult run_difffit(const std::string& args) {
 // difffit killed (SIGKILL) after `seconds`: a command that blocks fails its test (exit 137)
 // instead of hanging the suite.
 inline CommandResult run_difffit_within(int seconds, const std::string& args) {
-  return run_command("timeout -s KILL " + std::to_string(seconds) + " " + DIFFFIT_BINARY + " " + args);
+  return run_command("timeout -s KILL " + std::to_string(seconds) + " " + difffit_binary() + " " + args);
 }
 
 // "mpiexec ... -n RANKS difffit": shared memory only, root allowed, more ranks than cores.

@@ -438,7 +438,7 @@ TEST(SweepInProcess, StopsOnASignalResumesAndMatchesAnUninterruptedSweep) {
   const std::string summary = tmp.file("runs/tiny/summary.json");
   EXPECT_NE(read_file(summary).find("\"stopped_by_signal\": 15"), std::string::npos) << read_file(summary);
   // A job killed outright leaves no summary.json, rather than the last job's.
-  const std::string killed = std::string(DIFFFIT_BINARY) + " sweep run " + s.sweep + " > " + tmp.file("killed.log") +
+  const std::string killed = testing::difffit_binary() + " sweep run " + s.sweep + " > " + tmp.file("killed.log") +
                              " 2>&1 & pid=$!; for i in $(seq 600); do"
                              " n=$(grep -c sweep-started " + journal + " 2>/dev/null || true);"
                              " [ \"${n:-0}\" -ge 2 ] && break; sleep 0.05; done; kill -KILL $pid; wait $pid";

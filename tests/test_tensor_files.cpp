@@ -419,7 +419,7 @@ TEST(ZipLimits, ADeflatedEntryOverTheLimitIsRefusedBeforeInflating) {
       "struct.pack_into('<I', b, 22, 1000)\n"
       "open(sys.argv[2], 'wb').write(b)\n";
   std::ofstream(dir / "make.py") << script;
-  ASSERT_EQ(std::system((shell_quote(DIFFFIT_PYTHON) + " " + shell_quote((dir / "make.py").string()) + " " +
+  ASSERT_EQ(std::system((shell_quote(testing::test_python()) + " " + shell_quote((dir / "make.py").string()) + " " +
                          shell_quote(bomb) + " " + shell_quote(liar))
                             .c_str()),
             0);

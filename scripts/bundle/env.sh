@@ -32,7 +32,7 @@ export OPAL_PKGLIBDIR="$UNPACKED/openmpi/lib" OPAL_DATADIR="$UNPACKED/openmpi/sh
 export OPAL_PKGDATADIR="$UNPACKED/openmpi/share/openmpi" OPAL_SYSCONFDIR="$UNPACKED/openmpi/etc"
 export PMIX_INSTALL_PREFIX="$UNPACKED/pmix"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader OMPI_MCA_plm_rsh_agent=false
-export DIFFFIT_FONT="$BUNDLE/share/DejaVuSans.ttf"
+export DIFFFIT_FONT="$BUNDLE/share/DejaVuSans.ttf" DIFFFIT_FASHION_MNIST="$BUNDLE/data/fashion-mnist"
 export DIFFFIT_TEST_BINARY="$UNPACKED/bin/difffit" DIFFFIT_TEST_SOURCE_DIR="$SOURCE" DIFFFIT_TEST_PYTHON="$PYTHON"
 export DIFFFIT_TEST_SCRIPTS="$SOURCE/tests/python" DIFFFIT_TEST_MPIEXEC="$UNPACKED/bin/mpiexec"
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"

@@ -45,7 +45,10 @@ def frechet(mu1, s1, mu2, s2, eps=1e-6):
     # pytorch-fid's calculate_frechet_distance, written out here.
     import scipy.linalg
     diff = mu1 - mu2
-    covmean, _ = scipy.linalg.sqrtm(s1.dot(s2), disp=False)
+    try:
+        covmean, _ = scipy.linalg.sqrtm(s1.dot(s2), disp=False)
+    except TypeError:  # SciPy 1.16 dropped `disp`; the result is the same matrix
+        covmean = scipy.linalg.sqrtm(s1.dot(s2))
     if not np.isfinite(covmean).all():
         offset = np.eye(s1.shape[0]) * eps
         covmean = scipy.linalg.sqrtm((s1 + offset).dot(s2 + offset))
