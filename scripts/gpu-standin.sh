@@ -3,7 +3,7 @@
 # GPU machine: a bare Debian 13 root (debootstrap minbase) holding nothing but Python and,
 # in /opt/torch/.venv, pip's torch 2.11.0 (its CUDA 13 build, with the nvidia-* libraries
 # it pulls in) and the Python packages the GPU machine's image has that the test scripts
-# import (numpy, h5py, scipy, Pillow, torchvision). No HDF5, OpenMPI, Boost, spdlog, fmt,
+# import (numpy, h5py, scipy, Pillow 11.1, torchvision). No HDF5, OpenMPI, Boost, spdlog, fmt,
 # yaml-cpp or image library is installed there: the bundle must carry them. The bundle and
 # the source tree are copied in; its tests (CPU; the CUDA ones say "skipped: no CUDA
 # device"), a tiny `difffit run` (train, sample, score) and the GPU check's dry run on the
@@ -18,7 +18,9 @@ ROOT="${DIFFFIT_STANDIN_ROOT:-/var/cache/difffit/gpu-standin}"
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 DEBIAN_PACKAGES=(python3 python3-venv ca-certificates)
-PYTHON_PACKAGES=(torch==2.11.0 torchvision==0.26.0 numpy h5py scipy pillow)
+# Pillow 11.1 (Debian 13's): Pillow 13.0 resamples differently from what the Pillow-parity
+# tests check (PilResample, Prepare.ImageFolder...: they pass with 9.4 and 11.1).
+PYTHON_PACKAGES=(torch==2.11.0 torchvision==0.26.0 numpy h5py scipy pillow==11.1.0)
 source scripts/chroot-mounts.sh
 
 # 1. The root, once: a marker file records what it was made with.
@@ -48,7 +50,7 @@ fi
 mount_all
 
 # 2. The bundle and the working tree (tracked and untracked, not ignored files) into the root.
-[ -x gpu-bundle/bin/difffit ] || bash scripts/gpu-bundle.sh
+[ -f gpu-bundle/payload.tar.xz ] || bash scripts/gpu-bundle.sh
 $SUDO rm -rf "$ROOT/src/difffit"
 $SUDO mkdir -p "$ROOT/src/difffit"
 git ls-files --cached --others --exclude-standard -z | $SUDO rsync -rlp --from0 --files-from=- ./ "$ROOT/src/difffit/"
