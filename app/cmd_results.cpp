@@ -191,10 +191,9 @@ int plot_command(int argc, char** argv) {
       for (const std::string& dir : dirs) series.push_back(read_loss_curve(dir, column, smooth));
     }
     LinePlotOptions plot;
-    plot.y_label = vm["column"].as<std::string>();
-    plot.title = vm.count("title") ? vm["title"].as<std::string>() : "Training " + plot.y_label;
-    if (vm["smooth"].as<int>() > 1 && !vm.count("title"))
-      plot.title += " (moving average of " + std::to_string(vm["smooth"].as<int>()) + ")";
+    plot.y_label = column;
+    plot.title = vm.count("title") ? vm["title"].as<std::string>() : "Training " + column;
+    if (smooth > 1 && !vm.count("title")) plot.title += " (moving average of " + std::to_string(smooth) + ")";
     plot.log_y = vm.count("log-y") > 0;
     write_svg(output, line_plot_svg(series, plot));
   } else {
