@@ -16,8 +16,8 @@
 
 #include "common/error.h"
 #include "common/hdf5_tensors.h"
-#include "common/sha256.h"
 #include "common/safetensors.h"
+#include "common/sha256.h"
 #include "common/state_dict_file.h"
 #include "datasets/image_loader.h"
 #include "datasets/prepared_writer.h"

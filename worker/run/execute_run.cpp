@@ -8,8 +8,8 @@
 #include "common/error.h"
 #include "common/input_file.h"
 #include "common/logging.h"
-#include "common/stop_signals.h"
 #include "common/run_folder.h"
+#include "common/stop_signals.h"
 #include "worker/run/run_experiment.h"
 
 namespace difffit {

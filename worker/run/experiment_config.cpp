@@ -12,10 +12,10 @@
 #include "common/names.h"
 #include "common/number_format.h"
 #include "common/platform.h"
+#include "common/run_folder.h"
 #include "common/safetensors.h"
 #include "common/sha256.h"
 #include "common/yaml_fields.h"
-#include "common/run_folder.h"
 #include "eval/sample_grid.h"
 #include "worker/diffusion/gaussian_diffusion.h"
 
