@@ -34,7 +34,12 @@ int run_merge_command(int argc, char** argv) {
   if (as_pt) {
     save_torch_state_dict(output, merged);
   } else {
-    save_safetensors(output, merged, {{"model", info.model.to_key_values()}, {"merged_from", source.delta}});
+    // The merged model stands for the run that trained the delta: its run id and steps go
+    // along, so an experiment can name the file with base_run_id like a pre-trained model.
+    TensorFileMetadata metadata{{"model", info.model.to_key_values()}, {"merged_from", source.delta}};
+    for (const char* key : {"run_id", "steps"})
+      if (info.metadata.count(key)) metadata[key] = info.metadata.at(key);
+    save_safetensors(output, merged, metadata);
   }
   log()->info("[merge] {} delta folded into {} tensors -> {}", info.method.name(), merged.size(), output);
   return 0;

@@ -485,6 +485,17 @@ TEST_F(RunTest, CommandLineRunFineTunesFromAPretrainedModel) {
                        " --model custom --depth 2 --hidden-size 32 --num-heads 2 --patch-size 4 --input-size 16"
                        " --in-channels 1 --num-classes 12 --num 2 --steps 3 --output " + out.file("s.h5"));
   EXPECT_EQ(s.exit_code, 0) << s.output;
+  // Merged into one plain file, the model stands for the run that trained the delta: a
+  // later experiment names it by that run's id (a continued pre-training does so).
+  const std::string merged = out.file("merged.safetensors");
+  auto m = run_difffit("merge --checkpoint " + base + " --delta " + t.run_dir() + "/delta.safetensors --output " + merged);
+  ASSERT_EQ(m.exit_code, 0) << m.output;
+  const TensorFileMetadata merged_meta = read_safetensors_metadata(merged);
+  EXPECT_EQ(merged_meta.at("run_id"), t.run_id());
+  EXPECT_EQ(merged_meta.at("steps"), "3");
+  const ExperimentConfig on_merged = load_experiment(
+      yaml, {"model.num_classes=12", "base_checkpoint=" + merged, "base_run_id=" + t.run_id(), "name=on-merged"});
+  EXPECT_NE(on_merged.canonical_yaml().find("run:" + t.run_id()), std::string::npos);
 }
 
 // A run folder's config.yaml is an experiment file: loading it gives the same run (id) back,
