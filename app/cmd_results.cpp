@@ -21,6 +21,7 @@
 #include "results/result_plot.h"
 #include "results/result_table.h"
 #include "results/results_store.h"
+#include "results/scale_findings.h"
 
 namespace difffit {
 namespace {
@@ -264,7 +265,8 @@ int findings_command(int argc, char** argv) {
   options.add_options()("input", po::value<std::vector<std::string>>(), "RESULTS.h5 (positional)");
   add_selection_options(options);
   options.add_options()
-      ("line", "print one sentence (DiffFit against full fine-tuning and BitFit) instead of the page")
+      ("line", "print one sentence (DiffFit against full fine-tuning and BitFit; with a scale grid, one more on "
+               "DiffFit's gap against model size) instead of the page")
       ("output,o", po::value<std::string>(), "write here instead of stdout");
   po::variables_map vm;
   const auto positional = inputs_positional();
@@ -275,10 +277,22 @@ int findings_command(int argc, char** argv) {
     return 0;
   const std::string path = one_input(vm, "findings");
   const TableSpec selection = table_spec_from(vm);
-  const std::vector<ResultRow> rows = select_rows(read_results_h5(path), selection);
+  std::map<std::string, std::string> attributes;
+  const std::vector<ResultRow> rows = select_rows(read_results_h5(path, &attributes), selection);
   std::vector<ResultRow> curves = read_results_curves(path);
   if (!curves.empty()) curves = select_rows(curves, selection);
-  emit(vm, vm.count("line") ? findings_line(rows) + "\n" : findings_markdown(rows, curves));
+  if (vm.count("line")) {
+    for (const std::string& line : {findings_line(rows), scale_line(rows)})
+      if (!line.empty()) std::cout << line << "\n";
+    return 0;
+  }
+  // A scale grid's chart goes beside the page, which links it.
+  std::string chart;
+  if (vm.count("output") && !scale_gaps(rows).empty()) {
+    chart = "scale-gap.svg";
+    write_svg((std::filesystem::path(vm["output"].as<std::string>()).parent_path() / chart).string(), scale_gap_svg(rows));
+  }
+  emit(vm, findings_markdown(rows, curves, attributes, chart));
   return 0;
 }
 

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
@@ -39,6 +40,37 @@ std::string utc_now_iso8601() {
   char buffer[32];
   std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buffer;
+}
+
+double parse_iso8601_utc(const std::string& time) {
+  std::tm tm{};
+  const char* end = strptime(time.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  if (end == nullptr || *end != '\0') return std::nan("");
+  return static_cast<double>(timegm(&tm));
+}
+
+SweepHistory sweep_history(const std::vector<JournalEvent>& events) {
+  SweepHistory history;
+  double job_start = std::nan(""), job_last = std::nan("");
+  auto close_job = [&] {
+    if (!std::isnan(job_start) && !std::isnan(job_last)) history.wall_seconds += job_last - job_start;
+    job_start = job_last = std::nan("");
+  };
+  for (const JournalEvent& e : events) {
+    const double t = parse_iso8601_utc(e.time);
+    if (e.type == JournalEventType::SweepStarted) {
+      close_job();  // the previous job died without its sweep-ended event
+      ++history.jobs;
+      if (history.first_started.empty()) history.first_started = e.time;
+      job_start = job_last = t;
+      continue;
+    }
+    if (!std::isnan(t) && !std::isnan(job_start)) job_last = t;
+    if (e.type == JournalEventType::Done) history.last_done = e.time;
+    if (e.type == JournalEventType::SweepEnded) close_job();
+  }
+  close_job();
+  return history;
 }
 
 namespace {

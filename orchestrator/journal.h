@@ -65,5 +65,17 @@ std::string encode_journal_event(const JournalEvent& event);  // one line, no ne
 // Throws on a bad line: Error on an unknown event, InvalidJournalEvent on an unusable one.
 JournalEvent decode_journal_event(const std::string& line);
 std::string utc_now_iso8601();
+// Seconds since the epoch of a time as utc_now_iso8601 writes it; NaN when it is not one.
+double parse_iso8601_utc(const std::string& time);
+
+// What a journal says of the sweep's own life, for the findings page: its jobs (sweep-started
+// events), their summed wall time (each from its start to its sweep-ended event, or to its
+// last event when the job died), and the time of the last finished run.
+struct SweepHistory {
+  int jobs = 0;
+  double wall_seconds = 0;
+  std::string first_started, last_done;
+};
+SweepHistory sweep_history(const std::vector<JournalEvent>& events);
 
 }  // namespace difffit

@@ -35,7 +35,9 @@ SweepLedger::SweepLedger(const SweepConfig& config, const SweepPlan& plan, int r
   std::filesystem::remove(SweepFolder{config.state_dir()}.summary(), ignored);
   const std::string path = SweepFolder{config.state_dir()}.journal();
   int skipped = 0;
-  states_.apply_all(Journal::read(path, &skipped));
+  const std::vector<JournalEvent> events = Journal::read(path, &skipped);
+  states_.apply_all(events);
+  history_ = sweep_history(events);
   for (size_t i = 0; i < plan_.runs.size(); ++i)
     if (states_.progress(i).done) add_rows(i);
   if (skipped) log()->warn("[sweep] {}: skipped {} unreadable line(s) (a write cut short by a crash)", path, skipped);
@@ -100,6 +102,8 @@ void SweepLedger::record(const RunReport& report, int rank) {
         break;
       }
       e.type = JournalEventType::Done;
+      e.time = utc_now_iso8601();
+      history_.last_done = e.time;
       e.run_dir = report.run_dir;
       e.metrics_json = report.metrics_json;
       break;
@@ -167,8 +171,21 @@ void SweepLedger::write_snapshot() {
   // The snapshot is rebuilt from the journal, so failing to write it (a full disk, say)
   // loses nothing: the sweep goes on and the next finished run (or rerun) writes it again.
   try {
+    // How far the sweep has come and what it has cost, over all its jobs (the findings page
+    // says when it finished and its wall time).
+    const size_t done = states_.count(RunState::Done);
+    const std::string started = history_.first_started.empty() ? utc_now_iso8601() : history_.first_started;
     write_results_h5(folder.results(), rows,
-                     {{"sweep", config_.name}, {"sweep_file", config_.source}, {"updated", utc_now_iso8601()}}, curves);
+                     {{"sweep", config_.name},
+                      {"sweep_file", config_.source},
+                      {"updated", utc_now_iso8601()},
+                      {"runs_planned", std::to_string(plan_.runs.size())},
+                      {"runs_done", std::to_string(done)},
+                      {"jobs", std::to_string(history_.jobs + 1)},
+                      {"first_started", started},
+                      {"wall_seconds", std::to_string(static_cast<int64_t>(history_.wall_seconds + since(begin_)))},
+                      {"finished", done == plan_.runs.size() ? history_.last_done : ""}},
+                     curves);
     write_file_atomically(folder.results_csv(), results_csv(rows));
   } catch (const Error& e) {
     log()->error("[sweep] results snapshot not written ({}); the journal has every result", e.what());

@@ -72,6 +72,7 @@ class SweepLedger {
   std::map<size_t, std::vector<ResultRow>> curve_rows_;  // ... and their learning-curve points
   std::chrono::steady_clock::time_point last_snapshot_;
   double last_snapshot_cost_s_ = 0;
+  SweepHistory history_;  // the earlier jobs', from the journal; last_done kept current
 };
 
 }  // namespace difffit

@@ -27,7 +27,7 @@ ReportInput load_sweep_report(const std::string& sweep_dir, const std::string& p
   input.page_dir = fs::path(page_path).parent_path().string();
   if (input.page_dir.empty()) input.page_dir = ".";
   if (fs::exists(folder.results())) {
-    input.rows = read_results_h5(folder.results());
+    input.rows = read_results_h5(folder.results(), &input.attributes);
     input.curves = read_results_curves(folder.results());
   }
 

@@ -3,11 +3,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <sstream>
 
 #include "results/curve_findings.h"
 #include "results/result_columns.h"
+#include "results/scale_findings.h"
 
 namespace difffit {
 namespace {
@@ -279,9 +281,32 @@ std::string transfer_section(const std::vector<ResultRow>& rows) {
   return out.str();
 }
 
-bool in_transfer_grid(const ResultRow& row) {
+// Grids with a section of their own, never pooled into the method comparison.
+bool in_own_section_grid(const ResultRow& row) {
   const std::string g = text_value(row, "grid");
-  return g == "transfer" || g == "transfer-baselines";
+  return g == "transfer" || g == "transfer-baselines" || g == "scale";
+}
+
+// How far the sweep came: runs done of planned, when it finished, its wall time over its jobs.
+std::string sweep_paragraph(const std::map<std::string, std::string>& attributes) {
+  auto get = [&](const char* key) {
+    const auto it = attributes.find(key);
+    return it == attributes.end() ? std::string() : it->second;
+  };
+  const std::string planned = get("runs_planned"), done = get("runs_done");
+  if (planned.empty() || done.empty()) return "";
+  std::ostringstream out;
+  out << "**The sweep" << (get("sweep").empty() ? "" : " " + get("sweep")) << "**: " << done << " of " << planned
+      << " runs done";
+  const std::string finished = get("finished");
+  out << (finished.empty() ? "; not finished (results as of " + get("updated") + ")" : "; finished " + finished);
+  const double wall = std::atof(get("wall_seconds").c_str());
+  if (wall > 0) {
+    out << "; wall time " << format(wall / 3600.0, 1) << " h";
+    if (!get("jobs").empty()) out << " over " << get("jobs") << " job" << (get("jobs") == "1" ? "" : "s");
+    if (!get("first_started").empty()) out << " since " << get("first_started");
+  }
+  return out.str() + ".\n\n";
 }
 
 }  // namespace
@@ -305,9 +330,10 @@ Summary summarize(const std::vector<ResultRow>& rows, const std::string& column)
   return s;
 }
 
-std::string findings_markdown(const std::vector<ResultRow>& rows, const std::vector<ResultRow>& curves) {
+std::string findings_markdown(const std::vector<ResultRow>& rows, const std::vector<ResultRow>& curves,
+                              const std::map<std::string, std::string>& attributes, const std::string& scale_chart) {
   std::ostringstream out;
-  out << "# Findings: the DiffFit paper's claims against these results\n\n"
+  out << "# Findings: the DiffFit paper's claims against these results\n\n" << sweep_paragraph(attributes)
       << "FID is lower-is-better. A method's FID is the mean over tasks of its per-task mean over seeds; ± is "
          "the seed-to-seed standard deviation within a task (root mean square over tasks). Claims are judged "
          "task by task: a method is better on a task when its gap exceeds the larger seed spread of the two, "
@@ -317,7 +343,7 @@ std::string findings_markdown(const std::vector<ResultRow>& rows, const std::vec
   std::vector<ResultRow> table = where(rows, "grid", "table1");
   if (table.empty())
     for (const ResultRow& row : rows)
-      if (!in_transfer_grid(row)) table.push_back(row);
+      if (!in_own_section_grid(row)) table.push_back(row);
   if (!table.empty()) out << "## Methods\n\n" << methods_section(table) << "\n";
   const std::string gamma = ablation_section(where(rows, "grid", "gamma-placement"), "blocks", "first-half",
                                              "gamma in the first half of the blocks beats the last half and all blocks");
@@ -327,6 +353,8 @@ std::string findings_markdown(const std::vector<ResultRow>& rows, const std::vec
   if (!lr.empty()) out << "## Learning-rate ratio\n\n" << lr << "\n";
   const std::string transfer = transfer_section(rows);
   if (!transfer.empty()) out << "## Resolution transfer\n\n" << transfer << "\n";
+  const std::string scale = scale_markdown(rows, scale_chart);
+  if (!scale.empty()) out << scale << "\n";
   // Table 1's curves: the ablations share its budget.
   std::vector<ResultRow> table_curves = where(curves, "grid", "table1");
   const std::string plateaus = plateau_markdown(table_curves.empty() ? curves : table_curves);

@@ -3,6 +3,7 @@
 // two agree, disagree or cannot be told apart within the seed-to-seed spread.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -21,7 +22,12 @@ Summary summarize(const std::vector<ResultRow>& rows, const std::string& column)
 // rate ratio), each with its table of numbers and a verdict. Rows are those of a results file.
 // With `curves` (the results file's /curves), a section on whether each task and method's
 // learning curve had plateaued (results/curve_findings.h).
-std::string findings_markdown(const std::vector<ResultRow>& rows, const std::vector<ResultRow>& curves = {});
+// With `attributes` (the results file's: runs_planned, runs_done, jobs, wall_seconds, finished),
+// a paragraph on how far the sweep came, when it finished and its wall time. A "scale" grid
+// gets its own section (results/scale_findings.h), its chart linked as `scale_chart`.
+std::string findings_markdown(const std::vector<ResultRow>& rows, const std::vector<ResultRow>& curves = {},
+                              const std::map<std::string, std::string>& attributes = {},
+                              const std::string& scale_chart = "");
 
 // One sentence for a terminal: DiffFit against full fine-tuning (and BitFit when present)
 // on FID, class accuracy, trainable parameters and step speed. "" when DiffFit or full is missing.

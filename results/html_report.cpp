@@ -15,10 +15,11 @@
 #include <sstream>
 
 #include "results/findings.h"
+#include "results/learning_curves.h"
 #include "results/result_columns.h"
 #include "results/result_plot.h"
 #include "results/result_table.h"
-#include "results/learning_curves.h"
+#include "results/scale_findings.h"
 #include "results/svg_writer.h"
 
 namespace difffit {
@@ -191,7 +192,12 @@ std::string html_report(const ReportInput& input) {
     }
     out << "</div></section>\n";
   }
-  if (!input.rows.empty()) out << "<section id=\"findings\">" << markdown_to_html(findings_markdown(input.rows, input.curves)) << "</section>\n";
+  if (!input.rows.empty()) {
+    out << "<section id=\"findings\">" << markdown_to_html(findings_markdown(input.rows, input.curves, input.attributes));
+    const std::string scale_chart = scale_gap_svg(input.rows);
+    if (!scale_chart.empty()) out << "<div class=\"chart\">" << scale_chart << "</div>";
+    out << "</section>\n";
+  }
   out << status_section(input.runs, input.page_dir) << "</body></html>\n";
   return out.str();
 }

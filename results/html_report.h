@@ -4,6 +4,7 @@
 // mailed or opened anywhere without its run folders.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,7 @@ struct ReportInput {
   std::string title;                   // e.g. "Sweep demo"
   std::vector<ResultRow> rows;         // the results file's rows
   std::vector<ResultRow> curves;       // ... and its learning-curve points
+  std::map<std::string, std::string> attributes;  // ... and its root attributes (how far the sweep came)
   std::vector<ReportRun> runs;         // from the journal, in order of first appearance
   std::vector<ReportGrid> sample_grids;
   std::string page_dir;                // where the page is written (run links are relative to it)

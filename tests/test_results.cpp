@@ -20,6 +20,7 @@
 #include "results/result_plot.h"
 #include "results/result_table.h"
 #include "results/results_store.h"
+#include "results/scale_findings.h"
 #include "test_support.h"
 
 namespace difffit {
@@ -282,6 +283,68 @@ TEST(Findings, MethodsAreComparedTaskByTaskAgainstTheSeedSpread) {
                                         "spread on 0 of 4 tasks)."),
             std::string::npos)
       << findings_markdown(rows);
+}
+
+// The scale grid: task A's gap shrinks from 100 to 25 (far beyond the spread, sqrt(1 + 1)),
+// task B's moves by 1 (within it). Worked out by hand.
+TEST(Findings, TheScaleGapIsJudgedAgainstTheSeedSpread) {
+  std::vector<ResultRow> rows;
+  const std::map<std::string, std::map<std::string, std::pair<double, double>>> fid = {  // task -> size -> (full, difffit)
+      {"A", {{"small", {20, 120}}, {"large", {15, 40}}}},
+      {"B", {{"small", {30, 50}}, {"large", {30, 51}}}}};
+  for (const auto& [task, by_size] : fid)
+    for (const auto& [size, pair] : by_size)
+      for (double d : {-1.0, 0.0, 1.0})
+        for (const auto& [method, value] : {std::pair<std::string, double>{"full", pair.first}, {"difffit", pair.second}}) {
+          ResultRow row = finding_row("scale", method, value + d, 4.0, "size", size);
+          row.text["dataset"] = task;
+          row.numbers["total_params"] = size == "small" ? 1e6 : 4e6;
+          rows.push_back(row);
+        }
+  const std::string page = findings_markdown(rows, {}, {}, "scale-gap.svg");
+  EXPECT_EQ(page.find("## Methods"), std::string::npos) << "sizes are not pooled into one method table\n" << page;
+  EXPECT_NE(page.find("| A | small | 1000000 | 20.0 ± 1.0 (3) | 120.0 ± 1.0 (3) | – | – | 100.0 ± 1.4 | 6.00 |"),
+            std::string::npos)
+      << page;
+  EXPECT_NE(page.find("- **A**: the gap goes from 100.0 ± 1.4 at small to 25.0 ± 1.4 at large (DiffFit / full 6.00 "
+                      "to 2.67): **shrinks**."),
+            std::string::npos)
+      << page;
+  EXPECT_NE(page.find("- **B**: the gap goes from 20.0 ± 1.4 at small to 21.0 ± 1.4 at large (DiffFit / full 1.67 to "
+                      "1.70): no change beyond the seed spread."),
+            std::string::npos)
+      << page;
+  EXPECT_NE(page.find("](scale-gap.svg)"), std::string::npos) << page;
+  EXPECT_EQ(scale_line(rows),
+            "Scale: from the small to the large source model, DiffFit's FID went from 3.8x to 2.2x full fine-tuning's "
+            "(mean over 2 tasks); the gap shrank on 1, grew on 0 and did not change beyond the seed spread on 1.");
+  const std::string svg = scale_gap_svg(rows);
+  size_t lines = 0;
+  for (size_t at = svg.find("class=\"series\""); at != std::string::npos; at = svg.find("class=\"series\"", at + 1)) ++lines;
+  EXPECT_EQ(lines, 2u) << svg;
+  EXPECT_NE(svg.find("class=\"band\""), std::string::npos);
+  // One size only: the section says so, and there is no sentence to print.
+  std::vector<ResultRow> small;
+  for (const ResultRow& row : rows)
+    if (row.text.at("size") == "small") small.push_back(row);
+  EXPECT_NE(findings_markdown(small).find("- **A**: measured at small only (gap 100.0)."), std::string::npos);
+  EXPECT_EQ(scale_line(small), "");
+}
+
+// The page opens with how far the sweep came, from the results file's attributes.
+TEST(Findings, TheSweepsProgressAndWallTimeOpenThePage) {
+  std::map<std::string, std::string> attributes = {{"sweep", "mini-scale"}, {"runs_planned", "72"}, {"runs_done", "72"},
+                                                   {"jobs", "3"}, {"wall_seconds", "36000"},
+                                                   {"first_started", "2026-12-05T01:37:03Z"},
+                                                   {"finished", "2026-12-06T10:00:00Z"}};
+  EXPECT_NE(findings_markdown({}, {}, attributes)
+                .find("**The sweep mini-scale**: 72 of 72 runs done; finished 2026-12-06T10:00:00Z; wall time 10.0 h "
+                      "over 3 jobs since 2026-12-05T01:37:03Z."),
+            std::string::npos);
+  attributes["runs_done"] = "7", attributes["finished"] = "", attributes["updated"] = "2026-12-05T02:11:51Z";
+  EXPECT_NE(findings_markdown({}, {}, attributes)
+                .find("7 of 72 runs done; not finished (results as of 2026-12-05T02:11:51Z); wall time"),
+            std::string::npos);
 }
 
 TEST(Findings, TheResolutionTransferIsJudgedAgainstScratchAndPerPosEmbedAlignment) {

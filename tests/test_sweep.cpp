@@ -293,6 +293,29 @@ TEST(Journal, SurvivesATornLastLine) {
 
 // Events are a closed set: every name round-trips, and a readable line with an unknown event
 // (a journal of another version) is an error naming the file and line, never skipped silently.
+// The findings page's "finished at, wall time": a job's time runs from its sweep-started
+// event to its sweep-ended event, or to its last event when it died without one.
+TEST(Journal, TheSweepsHistoryCountsEachJobsWallTime) {
+  auto at = [](const std::string& kind, const std::string& time) {
+    JournalEvent e = event(kind, kind == "done" || kind == "started" ? "r1" : "");
+    e.time = time;
+    return e;
+  };
+  EXPECT_EQ(parse_iso8601_utc("1970-01-02T00:00:10Z"), 86410.0);
+  EXPECT_TRUE(std::isnan(parse_iso8601_utc("yesterday")));
+  const SweepHistory h = sweep_history({at("sweep-started", "2026-12-05T01:00:00Z"),
+                                        at("started", "2026-12-05T01:00:00Z"),
+                                        at("done", "2026-12-05T01:01:40Z"),
+                                        at("sweep-ended", "2026-12-05T01:01:50Z"),
+                                        at("sweep-started", "2026-12-05T02:00:00Z"),
+                                        at("started", "2026-12-05T02:00:00Z"),
+                                        at("done", "2026-12-05T02:08:20Z")});  // killed: no sweep-ended
+  EXPECT_EQ(h.jobs, 2);
+  EXPECT_DOUBLE_EQ(h.wall_seconds, 110.0 + 500.0);
+  EXPECT_EQ(h.first_started, "2026-12-05T01:00:00Z");
+  EXPECT_EQ(h.last_done, "2026-12-05T02:08:20Z");
+}
+
 TEST(Journal, AnUnknownEventIsAnErrorNamingTheFileAndLine) {
   for (const char* name : {"sweep-started", "started", "done", "failed", "stopped", "abandoned", "reset", "sweep-ended"})
     EXPECT_STREQ(journal_event_name(parse_journal_event_type(name)), name);
@@ -466,6 +489,14 @@ TEST(SweepInProcess, StopsOnASignalResumesAndMatchesAnUninterruptedSweep) {
   for (const auto& r : rows) loss[r.text.at("name")] = r.numbers.at("final_loss");
   for (const auto& r : ref_rows) ref_loss[r.text.at("name")] = r.numbers.at("final_loss");
   EXPECT_EQ(loss, ref_loss);
+  // The results file says how far the sweep came over its three jobs, and when it finished.
+  std::map<std::string, std::string> attributes;
+  read_results_h5(tmp.file("runs/tiny/results.h5"), &attributes);
+  EXPECT_EQ(attributes["runs_planned"], "8");
+  EXPECT_EQ(attributes["runs_done"], "8");
+  EXPECT_EQ(attributes["jobs"], "3");
+  EXPECT_EQ(attributes["finished"], sweep_history(events).last_done);
+  EXPECT_FALSE(attributes["finished"].empty());
 
   auto status = run_difffit("sweep status " + s.sweep);
   ASSERT_EQ(status.exit_code, 0);
