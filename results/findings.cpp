@@ -309,6 +309,16 @@ std::string sweep_paragraph(const std::map<std::string, std::string>& attributes
   return out.str() + ".\n\n";
 }
 
+// The rows that compare methods: the Table 1 grid, else every row of no grid with a section
+// of its own.
+std::vector<ResultRow> method_comparison_rows(const std::vector<ResultRow>& rows) {
+  std::vector<ResultRow> table = where(rows, "grid", "table1");
+  if (table.empty())
+    for (const ResultRow& row : rows)
+      if (!in_own_section_grid(row)) table.push_back(row);
+  return table;
+}
+
 }  // namespace
 
 Summary summarize(const std::vector<ResultRow>& rows, const std::string& column) {
@@ -340,10 +350,7 @@ std::string findings_markdown(const std::vector<ResultRow>& rows, const std::vec
          "and a claim \"agrees\" when more than half of the tasks go its way.\n\n";
   // The method comparison uses the grid that compares methods (Table 1), else every row but
   // the resolution transfer's (it has its own section).
-  std::vector<ResultRow> table = where(rows, "grid", "table1");
-  if (table.empty())
-    for (const ResultRow& row : rows)
-      if (!in_own_section_grid(row)) table.push_back(row);
+  const std::vector<ResultRow> table = method_comparison_rows(rows);
   if (!table.empty()) out << "## Methods\n\n" << methods_section(table) << "\n";
   const std::string gamma = ablation_section(where(rows, "grid", "gamma-placement"), "blocks", "first-half",
                                              "gamma in the first half of the blocks beats the last half and all blocks");
@@ -362,20 +369,27 @@ std::string findings_markdown(const std::vector<ResultRow>& rows, const std::vec
   return out.str();
 }
 
-std::string findings_line(const std::vector<ResultRow>& rows) {
+std::string findings_line(const std::vector<ResultRow>& all) {
+  const std::vector<ResultRow> rows = method_comparison_rows(all);
   const MethodLine d = method_line(rows, "difffit"), f = method_line(rows, "full"), b = method_line(rows, "bitfit");
   if (d.fid.n == 0 || f.fid.n == 0) return "";
+  // "FID 21.3 with 82% of its samples recognised as their class", or the FID alone.
+  auto reached = [](const MethodLine& m, bool long_form) {
+    std::string text = "FID " + format(m.fid.mean, 1);
+    if (m.accuracy.n == 0) return text;
+    const std::string pct = format(100 * m.accuracy.mean, 0) + "%";
+    return text + (long_form ? " with " + pct + " of its samples recognised as their class" : " (" + pct + ")");
+  };
   std::ostringstream out;
-  out << "Reading: DiffFit trains " << (f.params.mean > 0 ? format(100.0 * d.params.mean / f.params.mean, 2) : "?")
-      << "% of the parameters at " << (f.speed.mean > 0 ? format(d.speed.mean / f.speed.mean, 2) : "?")
-      << "x the step speed of full fine-tuning and reaches FID " << format(d.fid.mean, 1) << " (full " << format(f.fid.mean, 1);
-  if (b.fid.n) out << ", BitFit " << format(b.fid.mean, 1);
-  out << "; lower is better)";
-  if (d.accuracy.n && f.accuracy.n) {
-    out << " with " << format(100 * d.accuracy.mean, 0) << "% of its samples recognised as their class (full "
-        << format(100 * f.accuracy.mean, 0) << "%)";
-  }
-  out << ".";
+  out << "Reading: full fine-tuning reached " << reached(f, true) << "; DiffFit, training "
+      << (f.params.mean > 0 ? format(100.0 * d.params.mean / f.params.mean, 2) : "?") << "% of the parameters at "
+      << (f.speed.mean > 0 ? format(d.speed.mean / f.speed.mean, 2) : "?") << "x the step speed, reached "
+      << reached(d, false);
+  if (b.fid.n) out << "; BitFit " << reached(b, false);
+  const Summary steps = summarize(rows, "steps");
+  out << " (lower FID is better";
+  if (steps.n) out << "; " << format(steps.mean, 0) << " steps";
+  out << ").";
   return out.str();
 }
 

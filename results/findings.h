@@ -29,8 +29,9 @@ std::string findings_markdown(const std::vector<ResultRow>& rows, const std::vec
                               const std::map<std::string, std::string>& attributes = {},
                               const std::string& scale_chart = "");
 
-// One sentence for a terminal: DiffFit against full fine-tuning (and BitFit when present)
-// on FID, class accuracy, trainable parameters and step speed. "" when DiffFit or full is missing.
+// One sentence for a terminal: what full fine-tuning, DiffFit and BitFit (when present) reached
+// (FID, class accuracy), with DiffFit's share of the parameters and step speed, over the rows
+// that compare methods (as the page's Methods section). "" when DiffFit or full is missing.
 std::string findings_line(const std::vector<ResultRow>& rows);
 
 }  // namespace difffit
