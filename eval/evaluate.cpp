@@ -134,6 +134,7 @@ Evaluation evaluate_samples(const EvaluationRequest& request, FeatureNetwork& ne
   sample_options.spatial = metrics.count(Metric::Sfid) > 0;
   sample_options.keep_logits = metrics.count(Metric::InceptionScore) > 0;
   sample_options.ranks = request.ranks;
+  sample_options.after_batch = request.after_batch;
   ExtractOptions reference_options = sample_options;
   reference_options.max_images = request.num_reference;
   reference_options.keep_logits = false;

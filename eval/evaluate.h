@@ -6,6 +6,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -61,6 +62,7 @@ struct EvaluationRequest {
   // IS and precision/recall need are gathered. Rank 0 computes the scores and writes any
   // file; the other ranks get an Evaluation without scores. Null: one process does it all.
   Communicator* ranks = nullptr;
+  std::function<void()> after_batch;  // one process only: after each feature batch (ExtractOptions)
 };
 
 struct Evaluation {

@@ -52,6 +52,7 @@ ExtractResult extract_features(const ImageSet& images, FeatureNetwork& net, cons
     if (options.keep_features) kept.push_back(out.pool.to(at::kFloat));
     if (options.spatial) r.spatial_stats.add(out.spatial);
     if (options.keep_logits) logits.push_back(out.logits.to(at::kFloat));
+    if (options.after_batch && !ranks) options.after_batch();
   }
   if (options.keep_features) r.features = rows_or_empty(kept, net.dim());
   if (options.keep_logits) r.logits = rows_or_empty(logits, 0);

@@ -5,6 +5,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "eval/feature_stats.h"
@@ -25,6 +26,7 @@ struct ExtractOptions {
   // network on its own rows, the statistics merge (Chan) and the kept rows are gathered,
   // so every rank gets the result of the whole set. Null: this process does it all.
   Communicator* ranks = nullptr;
+  std::function<void()> after_batch;  // one process only: runs after each batch (may throw, e.g. to stop)
 };
 
 struct ExtractResult {

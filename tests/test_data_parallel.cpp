@@ -150,6 +150,35 @@ TEST_F(DataParallelRun, StoppedBySigUsr2BothRanksSaveTogetherAndResume) {
   expect_same_training(reference_dir_, dir);
 }
 
+// A stop while the ranks sample together: they agree on it after a round of batches and
+// stop there (exit 140, no samples, no DONE); the rerun samples again from the saved final
+// checkpoint and gives the samples of an uninterrupted run.
+TEST_F(DataParallelRun, StoppedWhileSamplingBothRanksStopTogetherAndTheRerunEndsTheSame) {
+  const std::string sampling = " --set train.steps=20 --set sample.num=256 --set sample.steps=250"
+                               " --set sample.batch_size=4";
+  const std::string out = tmp_.file("stopped-sampling");
+  auto dir_of = [&](const std::string& output_dir) {
+    return printed_dir(run_difffit("run " + experiment_ + sampling + " --set output_dir=" + output_dir +
+                                   " --print-run-dir").output);
+  };
+  const std::string dir = dir_of(out), log = tmp_.file("sampling.log");
+  auto first = run_command("bash -c '" + mpirun_difffit(2) + " run " + experiment_ + sampling + " --set output_dir=" +
+                           out + " > " + log + " 2>&1 & pid=$!; for i in $(seq 1000); do"
+                           " grep -q \"20/20\" " + log + " && break; sleep 0.02; done; sleep 0.5;"
+                           " kill -USR2 $pid; wait $pid'");
+  EXPECT_EQ(first.exit_code, 140) << testing::read_text_file(log);
+  EXPECT_FALSE(std::filesystem::exists(dir + "/DONE")) << testing::read_text_file(log);
+  EXPECT_FALSE(std::filesystem::exists(dir + "/samples.h5")) << testing::read_text_file(log);
+  auto second = run_command(mpirun_difffit(2) + " run " + experiment_ + sampling + " --set output_dir=" + out);
+  ASSERT_EQ(second.exit_code, 0) << second.output;
+  EXPECT_TRUE(std::filesystem::exists(dir + "/DONE"));
+  auto straight = run_command(mpirun_difffit(2) + " run " + experiment_ + sampling + " --set output_dir=" +
+                              tmp_.file("sampling-straight"));
+  ASSERT_EQ(straight.exit_code, 0) << straight.output;
+  Hdf5Reader a(dir + "/samples.h5"), b(dir_of(tmp_.file("sampling-straight")) + "/samples.h5");
+  EXPECT_TRUE(at::equal(a.read("latents", at::kFloat), b.read("latents", at::kFloat)));
+}
+
 // A damaged checkpoint under 2 ranks: both read it, rank 0 alone sets it aside, and both
 // start over together, ending as if never interrupted.
 TEST_F(DataParallelRun, ADamagedCheckpointIsSetAsideOnceAndBothRanksStartOver) {

@@ -20,9 +20,15 @@ class Communicator;
 // first of the final ones, made by other weights).
 SampleRequest run_sample_request(const ExperimentConfig& config, int64_t num);
 
+// Throws StoppedBySignal when a stop signal reached any of `ranks` (null: this process);
+// every rank must call it at the same point.
+void stop_if_signalled(Communicator* ranks);
+
 // Generates `num` samples over `ranks` (null: one process) and gives them their images.
-// `on_step(done, total)` reports this rank's progress. In one process a stop signal ends
-// the sampling at the next step (StoppedBySignal; the run's checkpoint is already saved).
+// `on_step(done, total)` reports this rank's progress. A stop signal ends the sampling
+// (StoppedBySignal; the run's checkpoint is already saved): in one process at the next
+// sampler step or decoded batch, over several ranks after the round of batches that every
+// rank is in, and before and after the decoding.
 // Samples with NaN or Inf are a data error naming the run folder and the base checkpoint:
 // nothing is scored or marked done.
 SamplesFile draw_run_samples(DiTImpl& model, const ExperimentConfig& config, int64_t num, Communicator* ranks,

@@ -9,6 +9,7 @@
 #include "eval/image_features.h"
 #include "eval/image_set.h"
 #include "eval/sample_grid.h"
+#include "worker/run/run_sampling.h"
 #include "worker/sample/samples_file.h"
 
 namespace difffit {
@@ -43,6 +44,13 @@ std::optional<Evaluation> score_run_images(const ExperimentConfig& config, const
   request.num_reference = config.eval.num_reference;
   request.cache_dir = default_cache_dir();
   request.ranks = ranks;
+  // A stop signal ends the scoring: in one process after the batch at hand, over several
+  // ranks (uneven shares) before it starts.
+  if (ranks && ranks->size() > 1) {
+    stop_if_signalled(ranks);
+  } else {
+    request.after_batch = [] { stop_if_signalled(nullptr); };
+  }
   Evaluation evaluation = evaluate_samples(request, net);
   if (ranks && ranks->rank() != 0) return std::nullopt;
   return evaluation;

@@ -192,8 +192,16 @@ SampleResult generate_samples(DiTImpl& model, const SampleRequest& request,
 }
 
 SampleResult generate_samples_across_ranks(DiTImpl& model, const SampleRequest& request, Communicator* comm,
-                                           const std::function<void(int64_t, int64_t)>& on_step) {
-  if (!comm || comm->size() == 1) return generate_samples(model, request, on_step);
+                                           const std::function<void(int64_t, int64_t)>& on_step,
+                                           const std::function<void()>& between_batches) {
+  if (!comm || comm->size() == 1) {
+    if (!between_batches) return generate_samples(model, request, on_step);
+    // One process: the check after every sampler step is as good as one after each batch.
+    return generate_samples(model, request, [&](int64_t done, int64_t total) {
+      if (on_step) on_step(done, total);
+      between_batches();
+    });
+  }
   if (request.seeding != SampleSeeding::PerSample)
     throw_usage("sample: reference seeding draws from one generator in order and cannot be shared over " +
                 std::to_string(comm->size()) + " ranks: use per-sample seeding");
@@ -203,17 +211,29 @@ SampleResult generate_samples_across_ranks(DiTImpl& model, const SampleRequest& 
   const DiTConfig& config = model.config();
   at::Tensor latents = at::zeros({count, config.in_channels, config.input_size, config.input_size}, at::kFloat);
   at::Tensor labels = at::zeros({count}, at::kLong);
-  if (count > 0) {
-    SampleRequest mine = request;
-    mine.num = count;
-    mine.batch_size = request.batch_size > 0 ? request.batch_size : count;
-    mine.first_index = request.first_index + first;
-    if (request.init_noise.defined()) mine.init_noise = request.init_noise.narrow(0, first, count);
-    if (request.init_labels.defined() && request.init_labels.numel())
-      mine.init_labels = request.init_labels.narrow(0, first, count);
-    SampleResult result = generate_samples(model, mine, on_step);
-    latents = result.latents;
-    labels = result.labels;
+  // Batch by batch, in rounds every rank takes part in (the largest share's batch count), so
+  // `between_batches` (a stop agreed over the ranks) runs at the same point on every rank.
+  int64_t largest = 1;
+  for (int r = 0; r < comm->size(); ++r) largest = std::max(largest, row_share(n, request.batch_size, r, comm->size()).count);
+  const int64_t batch = request.batch_size > 0 ? request.batch_size : largest;  // 0: one batch a rank
+  const int64_t rounds = (largest + batch - 1) / batch;
+  for (int64_t round = 0; round < rounds; ++round) {
+    const int64_t start = round * batch, b = std::min(batch, count - start);
+    if (b > 0) {
+      SampleRequest mine = request;
+      mine.num = b;
+      mine.batch_size = b;
+      mine.first_index = request.first_index + first + start;
+      if (request.init_noise.defined()) mine.init_noise = request.init_noise.narrow(0, first + start, b);
+      if (request.init_labels.defined() && request.init_labels.numel())
+        mine.init_labels = request.init_labels.narrow(0, first + start, b);
+      SampleResult result = generate_samples(model, mine, [&](int64_t done, int64_t) {
+        if (on_step) on_step(start + done, count);
+      });
+      latents.narrow(0, start, b).copy_(result.latents);
+      labels.narrow(0, start, b).copy_(result.labels);
+    }
+    if (between_batches) between_batches();
   }
   return {allgather_rows(*comm, latents, n, request.batch_size),
           allgather_rows(*comm, labels, n, request.batch_size)};

@@ -70,8 +70,12 @@ SampleResult generate_samples(DiTImpl& model, const SampleRequest& request,
 // matrix size). Batch 0 ("all at once") means one batch per rank, ceil(num / ranks)
 // samples: set a batch size for samples that do not depend on the rank count. `comm` null
 // or of one rank: generate_samples. `on_step` reports this rank's own progress. Needs
-// PerSample seeding over several ranks.
+// PerSample seeding over several ranks. `between_batches` runs on every rank after each
+// round of batches (as many rounds on every rank, a rank whose share is done included), or
+// after every sampler step in one process: the place for a check that may throw, such as a
+// stop agreed over the ranks.
 SampleResult generate_samples_across_ranks(DiTImpl& model, const SampleRequest& request, Communicator* comm,
-                                           const std::function<void(int64_t, int64_t)>& on_step = nullptr);
+                                           const std::function<void(int64_t, int64_t)>& on_step = nullptr,
+                                           const std::function<void()>& between_batches = nullptr);
 
 }  // namespace difffit

@@ -40,7 +40,10 @@ SamplesFile samples_with_images(const SampleResult& samples, const LatentDecodin
   ProgressBar progress("[vae decode]", mine.count);
   // A rank without a share still decodes one latent: the gather needs the images' shape.
   file.images = decode_to_uint8(*vae.model, samples.latents.narrow(0, mine.count > 0 ? mine.first : 0, std::max<int64_t>(mine.count, 1)),
-                                [&](int64_t done, int64_t) { progress.update(done); })
+                                [&](int64_t done, int64_t) {
+                                  progress.update(done);
+                                  if (decoding.after_batch && !shared) decoding.after_batch();
+                                })
                     .narrow(0, 0, mine.count);
   progress.finish();
   if (shared) {

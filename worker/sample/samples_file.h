@@ -6,6 +6,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 
@@ -29,6 +30,7 @@ struct LatentDecoding {
   std::string device = "cpu";
   int64_t batch_size = 16; // latents per decoder pass
   bool bf16 = false;       // decoder under bf16 autocast
+  std::function<void()> after_batch;  // one process only: runs after each decoded batch (may throw)
 };
 
 // The samples with their images: pixel-space samples (1 or 3 channels) as uint8 directly,
