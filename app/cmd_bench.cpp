@@ -28,15 +28,15 @@
 #include "eval/feature_stats.h"
 #include "eval/frechet_distance.h"
 #include "eval/mini_cnn.h"
-#include "worker/model/build_model.h"
 #include "worker/diffusion/gaussian_diffusion.h"
 #include "worker/model/autoencoder_kl.h"
+#include "worker/model/build_model.h"
 #include "worker/model/delta.h"
 #include "worker/model/peft_method.h"
 #include "worker/sample/sample_generator.h"
 #include "worker/train/adamw.h"
-#include "worker/train/trainer.h"
 #include "worker/train/ema.h"
+#include "worker/train/training_step.h"
 
 namespace difffit {
 namespace {
@@ -142,13 +142,13 @@ StepReport bench_train_step(const DiTConfig& config, const MethodConfig& method,
     trace.open(path);
     if (!trace) throw_io("--profile: cannot write " + path);
   }
+  StepSettings settings;
+  settings.bf16 = o.bf16;
+  TrainingStep step(*model, diffusion, setup.trainable_tensors(), optimizer, ema, settings);  // the trainer's step
   for (int64_t i = 0; i < o.warmup + o.steps; ++i) {
     if (i == o.warmup && trace.is_open()) profile = std::make_unique<torch::autograd::profiler::RecordProfile>(trace);
     auto begin = Clock::now();
-    optimizer.zero_grad();
-    batch_losses(*model, diffusion, x, y, o.bf16).loss.mean().backward();  // the trainer's step
-    optimizer.step();
-    ema.update();
+    step.run([&] { return std::make_pair(x, y); }, i);
     device.synchronize();
     if (i >= o.warmup) times.push_back(std::chrono::duration<double, std::milli>(Clock::now() - begin).count());
   }

@@ -18,12 +18,17 @@
 #include "common/json_text.h"
 #include "common/safetensors.h"
 #include "common/stop_signals.h"
+#include "datasets/image_loader.h"
 #include "test_support.h"
 #include "worker/model/method_config.h"
 #include "worker/model/build_model.h"
 #include "worker/model/delta.h"
 #include "worker/run/learning_curve.h"
 #include "worker/run/run_experiment.h"
+#include "worker/train/adamw.h"
+#include "worker/train/ema.h"
+#include "worker/train/trainer.h"
+#include "worker/train/training_step.h"
 
 namespace difffit {
 namespace {
@@ -277,6 +282,61 @@ TEST_F(RunTest, AStopSignalDuringSamplingStopsTheRunAndTheRerunEndsTheSame) {
   Hdf5Reader sa(straight.run_dir + "/samples.h5"), sb(resumed.run_dir + "/samples.h5");
   EXPECT_TRUE(at::equal(sa.read("latents", at::kFloat), sb.read("latents", at::kFloat)));
   EXPECT_TRUE(std::filesystem::exists(dir + "/DONE"));
+}
+
+// The trainer's step is the shared TrainingStep (which `bench train-step` times): three
+// steps of a Trainer equal three TrainingStep::run calls on the same model, optimizer, EMA,
+// batches and random stream, bit for bit. Grad accumulation and clipping are on, so every
+// part of the step is in the comparison.
+TEST_F(RunTest, TheTrainersStepIsTheSharedTrainingStep) {
+  TempDir out;
+  ExperimentConfig c = config(out.path().string(), "difffit");
+  c.train.steps = 3;
+  c.train.grad_accum = 2;
+  c.train.grad_clip = 0.5;
+  c.train.checkpoint_every = 0;
+  auto fresh = [&] {
+    at::manual_seed(7);
+    DiT model(c.model);
+    MethodSetup setup = apply_method(*model, c.method);
+    return std::make_pair(model, setup);
+  };
+  auto [trained, trained_setup] = fresh();
+  std::filesystem::create_directories(out.file("trainer"));
+  Trainer trainer(c, trained, trained_setup, out.file("trainer"));
+  trainer.run();
+
+  auto [model, setup] = fresh();
+  AdamWOptions options;
+  options.lr = c.train.lr;
+  options.weight_decay = c.train.weight_decay;
+  AdamW optimizer(method_adamw_groups(setup, c.train.lr), options);
+  Ema ema(setup.trainable_names(), setup.trainable_tensors(), c.train.ema_decay, c.train.ema_warmup);
+  LoaderOptions loader_options;
+  loader_options.path = c.data.train;
+  loader_options.batch_size = c.train.batch_size;
+  loader_options.seed = derive_seed(c, "data");
+  loader_options.random_flip = c.data.random_flip;
+  ImageBatchLoader loader(loader_options);
+  GaussianDiffusion diffusion({c.train.timesteps, "", c.model.learn_sigma});
+  StepSettings settings;
+  settings.grad_accum = c.train.grad_accum;
+  settings.grad_clip = c.train.grad_clip;
+  TrainingStep step(*model, diffusion, setup.trainable_tensors(), optimizer, ema, settings);
+  model->train();
+  at::manual_seed(derive_seed(c, "train"));
+  for (int64_t i = 0; i < c.train.steps; ++i) {
+    step.run([&] {
+      ImageBatch batch = loader.next();
+      return std::make_pair(batch.images, batch.labels);
+    }, i);
+  }
+  const std::vector<std::string> names = setup.trainable_names();
+  const std::vector<at::Tensor> mine = setup.trainable_tensors(), theirs = trained_setup.trainable_tensors();
+  ASSERT_EQ(mine.size(), theirs.size());
+  for (size_t i = 0; i < mine.size(); ++i) EXPECT_TRUE(at::equal(mine[i], theirs[i])) << names[i];
+  const StateDict trained_ema = load_safetensors(out.file("trainer") + "/checkpoint.safetensors");
+  for (const auto& [name, average] : ema.state_dict()) EXPECT_TRUE(at::equal(average, trained_ema.at("ema/" + name))) << name;
 }
 
 // A model whose weights are not finite samples NaN: a data error naming the run folder and

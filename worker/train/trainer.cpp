@@ -2,7 +2,6 @@
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
-#include <torch/nn/utils/clip_grad.h>
 #include <torch/types.h>
 
 #include <algorithm>
@@ -12,6 +11,7 @@
 #include <limits>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "common/atomic_file.h"
 #include "common/error.h"
@@ -25,10 +25,10 @@
 #include "common/stop_signals.h"
 #include "datasets/image_loader.h"
 #include "worker/diffusion/gaussian_diffusion.h"
-#include "worker/model/autocast_guard.h"
 #include "worker/run/learning_curve.h"
 #include "worker/train/adamw.h"
 #include "worker/train/ema.h"
+#include "worker/train/training_step.h"
 
 namespace difffit {
 
@@ -64,35 +64,6 @@ void check_data_fits_model(const ImageBatchLoader& loader, const DiTConfig& mode
 }
 
 }  // namespace
-
-GaussianDiffusion::Losses batch_losses(DiTImpl& model, const GaussianDiffusion& diffusion, const at::Tensor& x,
-                                       const at::Tensor& y, bool bf16, const DataParallel& dp) {
-  const int64_t global = x.size(0) * dp.world;
-  std::vector<int64_t> shape = x.sizes().vec();
-  shape[0] = global;
-  at::Tensor t = at::randint(0, diffusion.num_steps(), {global}, at::kLong);
-  at::Tensor noise = at::randn(shape, at::kFloat);
-  at::Tensor drop;
-  if (model.is_training() && model.y_embedder->dropout_prob > 0) {
-    drop = at::rand({global}, at::kFloat) < model.y_embedder->dropout_prob;
-  }
-  if (dp.active()) {
-    // The loader gives rank r the images at global positions r, r + W, r + 2W, ...
-    at::Tensor mine = at::arange(dp.rank, global, dp.world, at::kLong);
-    t = t.index_select(0, mine);
-    noise = noise.index_select(0, mine);
-    if (drop.defined()) drop = drop.index_select(0, mine);
-  }
-  t = t.to(x.device());
-  noise = noise.to(x.device());
-  at::Tensor x_t = diffusion.q_sample(x, t, noise);
-  at::Tensor output;
-  {
-    AutocastGuard autocast(bf16, x.device().type());
-    output = model.forward(x_t, diffusion.model_timesteps(t), y, drop);
-  }
-  return diffusion.training_losses(output.to(at::kFloat), x, x_t, t, noise);
-}
 
 Trainer::Trainer(const ExperimentConfig& config, DiT model, MethodSetup setup, std::string run_dir,
                  const DataParallel& dp)
@@ -197,6 +168,31 @@ double mean_loss_after(const std::string& path, int64_t after_step) {
   return n ? sum / static_cast<double>(n) : 0.0;
 }
 
+// loss.csv: a header and one row per step. A resumed run keeps the rows up to its
+// checkpoint's step (`resumed_at`; -1: a fresh run starts the file).
+class LossLog {
+ public:
+  LossLog(std::string path, int64_t resumed_at) : path_(std::move(path)) {
+    if (resumed_at >= 0) {
+      truncate_loss_csv(path_, resumed_at);
+    } else {
+      std::ofstream(path_, std::ios::trunc) << "step,loss,mse,vb\n";
+    }
+    out_.open(path_, std::ios::app);
+    out_.precision(9);  // float32 losses round-trip
+  }
+  void write(int64_t step, const StepLosses& l) { out_ << step << "," << l.loss << "," << l.mse << "," << l.vb << "\n"; }
+  void sync() {
+    out_.flush();
+    sync_file(path_);
+  }
+  void close() { out_.close(); }
+
+ private:
+  std::string path_;
+  std::ofstream out_;
+};
+
 StateDict strip_prefix(const StateDict& all, const std::string& prefix) {
   StateDict out;
   for (const auto& [k, v] : all) {
@@ -207,12 +203,9 @@ StateDict strip_prefix(const StateDict& all, const std::string& prefix) {
 
 }  // namespace
 
-TrainResult Trainer::run() {
-  TrainResult result;
+bool Trainer::resume_from_checkpoint() {
   State& s = *state_;
-  const TrainConfig& tc = config_.train;
   const std::string checkpoint = checkpoint_path();
-
   TensorFileMetadata meta;
   StateDict saved;
   // A damaged checkpoint (truncated, or bytes changed) is moved aside and the run starts
@@ -238,56 +231,59 @@ TrainResult Trainer::run() {
                   damage.empty() ? "on another rank" : damage, aside);
     }
     saved.clear();
-    meta.clear();
   }
-  if (!saved.empty()) {
-    if (meta["format"] != kCheckpointFormat || meta["run_id"] != config_.run_id()) {
-      throw_data(checkpoint + ": not a checkpoint of run " + config_.run_id());
-    }
-    torch::NoGradGuard no_grad;
-    StateDict params = strip_prefix(saved, "param/");
-    for (size_t i = 0; i < s.names.size(); ++i) {
-      auto it = params.find(s.names[i]);
-      if (it == params.end()) throw_data(checkpoint + ": parameter '" + s.names[i] + "' missing");
-      s.params[i].detach().copy_(it->second);
-    }
-    s.optimizer->load_state_dict(strip_prefix(saved, "opt/"), checkpoint);
-    s.ema->load_state_dict(strip_prefix(saved, "ema/"), checkpoint);
-    default_generator().set_state(saved.at("rng/cpu"));
-    s.step = metadata_int(meta, "step", checkpoint);
-    s.loader->seek({metadata_int(meta, "loader_epoch", checkpoint), metadata_int(meta, "loader_batch", checkpoint)});
-    result.resumed = true;
-    log()->info("[train] resumed run {} at step {}", config_.run_id(), s.step);
-  } else {
+  if (saved.empty()) {
     at::manual_seed(derive_seed(config_, "train"));
+    return false;
   }
+  if (meta["format"] != kCheckpointFormat || meta["run_id"] != config_.run_id()) {
+    throw_data(checkpoint + ": not a checkpoint of run " + config_.run_id());
+  }
+  torch::NoGradGuard no_grad;
+  StateDict params = strip_prefix(saved, "param/");
+  for (size_t i = 0; i < s.names.size(); ++i) {
+    auto it = params.find(s.names[i]);
+    if (it == params.end()) throw_data(checkpoint + ": parameter '" + s.names[i] + "' missing");
+    s.params[i].detach().copy_(it->second);
+  }
+  s.optimizer->load_state_dict(strip_prefix(saved, "opt/"), checkpoint);
+  s.ema->load_state_dict(strip_prefix(saved, "ema/"), checkpoint);
+  default_generator().set_state(saved.at("rng/cpu"));
+  s.step = metadata_int(meta, "step", checkpoint);
+  s.loader->seek({metadata_int(meta, "loader_epoch", checkpoint), metadata_int(meta, "loader_batch", checkpoint)});
+  log()->info("[train] resumed run {} at step {}", config_.run_id(), s.step);
+  return true;
+}
+
+TrainResult Trainer::run() {
+  TrainResult result;
+  State& s = *state_;
+  const TrainConfig& tc = config_.train;
+  result.resumed = resume_from_checkpoint();
 
   DiffusionConfig diffusion_config;
   diffusion_config.timesteps = tc.timesteps;
   diffusion_config.learned_variance = model_->config().learn_sigma;
   GaussianDiffusion diffusion(diffusion_config);
-  const bool bf16 = tc.precision == Precision::Bf16;
+  StepSettings settings;
+  settings.grad_accum = tc.grad_accum;
+  settings.grad_clip = tc.grad_clip;
+  settings.bf16 = tc.precision == Precision::Bf16;
+  settings.context = "method " + setup_.config.name() + ", lr " + std::to_string(tc.lr);
+  TrainingStep training_step(*model_, diffusion, s.params, *s.optimizer, *s.ema, settings, dp_);
+  const auto next_batch = [&] {
+    ImageBatch batch = s.loader->next();
+    return std::make_pair(batch.images.to(device_), batch.labels.to(device_));
+  };
 
-  const std::string loss_path = RunFolder{run_dir_}.loss();
-  const bool writer = dp_.rank == 0;  // one rank writes the run's files
-  std::ofstream loss_csv;
-  if (writer) {
-    if (result.resumed) {
-      truncate_loss_csv(loss_path, s.step);
-    } else {
-      std::ofstream(loss_path, std::ios::trunc) << "step,loss,mse,vb\n";
-    }
-    loss_csv.open(loss_path, std::ios::app);
-    loss_csv.precision(9);  // float32 losses round-trip
-  }
+  // One rank writes the run's files.
+  std::optional<LossLog> loss_log;
+  if (dp_.rank == 0) loss_log.emplace(RunFolder{run_dir_}.loss(), result.resumed ? s.step : -1);
   auto save = [&] {
-    if (writer) {
-      // The rows up to this step must survive whatever happens after the checkpoint.
-      loss_csv.flush();
-      sync_file(loss_path);
-      save_run_checkpoint(checkpoint, config_.run_id(), s.step, s.loader->cursor(), s.names, s.params,
-                          *s.optimizer, *s.ema);
-    }
+    if (!loss_log) return;
+    loss_log->sync();  // the rows up to this step must survive whatever happens after the checkpoint
+    save_run_checkpoint(checkpoint_path(), config_.run_id(), s.step, s.loader->cursor(), s.names, s.params,
+                        *s.optimizer, *s.ema);
   };
 
   model_->train();
@@ -318,37 +314,11 @@ TrainResult Trainer::run() {
       log()->warn("[train] signal {}: saved checkpoint at step {}", signal, s.step);
       throw StoppedBySignal{signal};
     }
-    s.optimizer->zero_grad();
-    double step_loss = 0, step_mse = 0, step_vb = 0;
-    for (int64_t micro = 0; micro < tc.grad_accum; ++micro) {
-      ImageBatch batch = s.loader->next();
-      GaussianDiffusion::Losses losses =
-          batch_losses(*model_, diffusion, batch.images.to(device_), batch.labels.to(device_), bf16, dp_);
-      at::Tensor loss = losses.loss.mean() / static_cast<double>(tc.grad_accum);
-      loss.backward();
-      step_loss += loss.item<double>();
-      step_mse += losses.mse.mean().item<double>() / tc.grad_accum;
-      step_vb += losses.vb.mean().item<double>() / tc.grad_accum;
-    }
-    if (dp_.active()) {
-      average_gradients(s.params, dp_);
-      const auto sums = sum_over_ranks({step_loss, step_mse, step_vb}, dp_);
-      step_loss = sums[0] / dp_.world;
-      step_mse = sums[1] / dp_.world;
-      step_vb = sums[2] / dp_.world;
-    }
-    if (!std::isfinite(step_loss)) {
-      throw_data("training diverged: loss is " + std::to_string(step_loss) + " at step " +
-                 std::to_string(s.step + 1) + " (method " + setup_.config.name() + ", lr " + std::to_string(tc.lr) +
-                 ")");
-    }
-    if (tc.grad_clip > 0) torch::nn::utils::clip_grad_norm_(s.params, tc.grad_clip);
-    s.optimizer->step();
-    s.ema->update(s.step);
+    const StepLosses losses = training_step.run(next_batch, s.step);
     s.step += 1;
-    window_loss += step_loss;
+    window_loss += losses.loss;
     window += 1;
-    if (writer) loss_csv << s.step << "," << step_loss << "," << step_mse << "," << step_vb << "\n";
+    if (loss_log) loss_log->write(s.step, losses);
     if (curve_ && curve_->due(s.step)) curve_point(s.step);
     if (tc.checkpoint_every > 0 && s.step % tc.checkpoint_every == 0 && s.step < tc.steps) save();
     if (step_hook_) step_hook_(s.step);
@@ -362,10 +332,10 @@ TrainResult Trainer::run() {
     }
   }
   progress.finish();
-  if (writer) {
-    loss_csv.close();
+  if (loss_log) {
+    loss_log->close();
     const int64_t log_every = std::max<int64_t>(tc.log_every, 1);
-    result.last_loss = mean_loss_after(loss_path, ((s.step - 1) / log_every) * log_every);
+    result.last_loss = mean_loss_after(RunFolder{run_dir_}.loss(), ((s.step - 1) / log_every) * log_every);
   }
   save();
   result.steps = s.step;

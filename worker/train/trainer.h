@@ -9,7 +9,6 @@
 
 #include <c10/core/Device.h>
 
-#include "worker/diffusion/gaussian_diffusion.h"
 #include "worker/model/dit.h"
 #include "worker/model/peft_method.h"
 #include "worker/run/experiment_config.h"
@@ -28,15 +27,6 @@ struct TrainResult {
   double curve_seconds = 0;     // this session's learning-curve points
   bool resumed = false;
 };
-
-// The training objective on one batch (x on its device, labels y): draws t, then the
-// noise, then the label dropout (in training mode) — the reference's order — all from the
-// CPU generator on every device, so runs agree across devices; runs the model (under bf16
-// autocast when asked) and returns the per-sample hybrid losses in float32. Under data
-// parallelism the draws are made for the whole global batch and each rank keeps the rows
-// of its images, so the ranks together see exactly what one process would.
-GaussianDiffusion::Losses batch_losses(DiTImpl& model, const GaussianDiffusion& diffusion, const at::Tensor& x,
-                                       const at::Tensor& y, bool bf16, const DataParallel& dp = {});
 
 class Trainer {
  public:
@@ -61,6 +51,8 @@ class Trainer {
   std::string checkpoint_path() const;
 
  private:
+  // Loads the run checkpoint when there is one (a damaged one is set aside); false: a fresh start.
+  bool resume_from_checkpoint();
   void record_curve_point(int64_t step);
 
   ExperimentConfig config_;
