@@ -4,9 +4,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <istream>
+#include <vector>
 
 #include "common/error.h"
 
@@ -52,6 +55,24 @@ bool check_input_file_if_present(const std::string& path, const std::string& wha
   }
   check_stat(st, path, what, max_bytes);
   return true;
+}
+
+void read_file_chunks(const std::string& path, const std::string& what,
+                      const std::function<void(const char* data, std::size_t size)>& consume, std::size_t chunk_bytes) {
+  check_input_file(path, what);
+  std::FILE* file = std::fopen(path.c_str(), "rb");
+  if (!file) throw_io(path + ": cannot open " + what + ": " + std::strerror(errno));
+  std::vector<char> buffer(std::max<std::size_t>(chunk_bytes, 1));
+  std::size_t n;
+  try {
+    while ((n = std::fread(buffer.data(), 1, buffer.size(), file)) > 0) consume(buffer.data(), n);
+  } catch (...) {
+    std::fclose(file);
+    throw;
+  }
+  const bool failed = std::ferror(file) != 0;
+  std::fclose(file);
+  if (failed) throw_io(path + ": read error in " + what);
 }
 
 std::string read_input_file(const std::string& path, const std::string& what, std::uint64_t max_bytes) {

@@ -3,7 +3,9 @@
 // text file read whole must fit in memory. One home for those checks and the limits.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <iosfwd>
 #include <limits>
 #include <string>
@@ -34,6 +36,13 @@ bool check_input_file_if_present(const std::string& path, const std::string& wha
 // check_input_file, then the whole file. The file is opened non-blocking and checked
 // again once open, so a pipe put in its place meanwhile cannot block either.
 std::string read_input_file(const std::string& path, const std::string& what, std::uint64_t max_bytes);
+
+// check_input_file, then the file in chunks of up to `chunk_bytes`, each passed to
+// `consume` (hashing a file of any size in constant memory). A read error is an IO error
+// naming the file and `what`.
+void read_file_chunks(const std::string& path, const std::string& what,
+                      const std::function<void(const char* data, std::size_t size)>& consume,
+                      std::size_t chunk_bytes = 8 * kMiB);
 
 // std::getline that stops at `max_bytes`: false at the end of the input; a longer line is
 // a Data error naming `where` (FILE:LINE) and the limit.

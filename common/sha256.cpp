@@ -2,8 +2,7 @@
 
 #include <openssl/evp.h>
 
-#include <cstdio>
-#include <vector>
+#include <cstddef>
 
 #include "common/error.h"
 #include "common/input_file.h"
@@ -39,16 +38,8 @@ std::string Sha256::hex_digest() {
 }
 
 std::string sha256_of_file(const std::string& path) {
-  check_input_file(path, "a file to hash");
-  std::FILE* file = std::fopen(path.c_str(), "rb");
-  if (!file) throw_io(path + ": cannot open for hashing");
   Sha256 sha;
-  std::vector<char> buffer(size_t{1} << 20);
-  size_t n;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), file)) > 0) sha.update(buffer.data(), n);
-  const bool failed = std::ferror(file) != 0;
-  std::fclose(file);
-  if (failed) throw_io(path + ": read error while hashing");
+  read_file_chunks(path, "a file to hash", [&](const char* data, std::size_t n) { sha.update(data, n); });
   return sha.hex_digest();
 }
 

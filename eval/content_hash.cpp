@@ -1,22 +1,14 @@
 #include "eval/content_hash.h"
 
-#include <cstdio>
-#include <vector>
+#include <cstddef>
 
-#include "common/error.h"
 #include "common/input_file.h"
 
 namespace difffit {
 
 std::string hash_file(const std::string& path) {
-  check_input_file(path, "a file to hash");
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) throw_io(path + ": cannot open for hashing");
   ContentHash hash;
-  std::vector<char> buffer(size_t{8} << 20);
-  size_t n;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), f)) > 0) hash.bytes(buffer.data(), n);
-  std::fclose(f);
+  read_file_chunks(path, "a file to hash", [&](const char* data, std::size_t n) { hash.bytes(data, n); });
   return hash.hex();
 }
 

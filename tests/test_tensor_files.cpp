@@ -389,6 +389,12 @@ TEST(InputFile, PipesDevicesFoldersAndOversizedFilesAreRefusedBeforeOpening) {
             big + ": is 17825792 bytes, over the 16 MiB limit for a YAML file");
   EXPECT_EQ(check_input_file(big, "an HDF5 file"), 17 * kMiB);  // no limit for files read in parts
   EXPECT_EQ(read_input_file(ok, "a text file", 100), "a\nbc\n\nlast");
+  // In chunks: every byte once, in order; a pipe refused as above.
+  std::vector<std::string> chunks;
+  read_file_chunks(ok, "a file to hash", [&](const char* data, size_t n) { chunks.emplace_back(data, n); }, 3);
+  EXPECT_EQ(chunks, (std::vector<std::string>{"a\nb", "c\n\n", "las", "t"}));
+  expect_io([&] { read_file_chunks(fifo, "a file to hash", [](const char*, size_t) {}); },
+            fifo + ": is a named pipe (FIFO); expected a file to hash");
   // Lines: std::getline's answers, up to a bound.
   std::ifstream in(ok, std::ios::binary);
   std::vector<std::string> lines;
