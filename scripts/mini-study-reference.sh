@@ -5,8 +5,9 @@
 #   scripts/mini-study-reference.sh                        # -> reference/mini-study/
 #   mpirun -n 3 build/difffit sweep run experiments/mini-transfer.yaml
 #   scripts/mini-study-reference.sh runs/mini-transfer reference/mini-study/transfer
+#   scripts/mini-study-reference.sh runs/mini-scale reference/mini-scale
 # It writes the tables of the grids the sweep has (Table 1 and its ablations; the resolution
-# transfer and its baselines).
+# transfer and its baselines; the scale question).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B="${DIFFFIT:-build/difffit}"
@@ -46,7 +47,27 @@ if has_grid transfer; then
   done
   "$B" results plot "$R" --grid transfer --rows method --cols pos_embed -o "$OUT/transfer.svg"
 fi
-"$B" results findings "$R" -o "$OUT/findings.md"
+if has_grid scale; then
+  # Per model size: methods x tasks, and the learning curves of each task.
+  for size in $(python3 -c 'import csv,sys; print(" ".join(sorted({r["size"] for r in csv.DictReader(open(sys.argv[1])) if r["grid"] == "scale"})))' "$OUT/runs.csv"); do
+    for f in md csv; do
+      "$B" results table "$R" --grid scale --where size=$size --extra class_accuracy,trainable_params,steps_per_second \
+        --format $f -o "$OUT/scale-$size.$f"
+    done
+    for task in $(python3 -c 'import csv,sys; print(" ".join(sorted({r["dataset"] for r in csv.DictReader(open(sys.argv[1])) if r["grid"] == "scale"})))' "$OUT/runs.csv"); do
+      "$B" results plot --curve "$R" --grid scale --where size=$size --where dataset=$task --rows method --log-y \
+        --title "Learning curves, $size model on $task: FID of 100 samples" -o "$OUT/scale-curve-$size-$task.svg"
+    done
+  done
+fi
+if has_grid table1; then
+  # Learning curves of Table 1, one chart per task (a band over the seeds).
+  for task in $(python3 -c 'import csv,sys; print(" ".join(sorted({r["dataset"] for r in csv.DictReader(open(sys.argv[1])) if r["grid"] == "table1"})))' "$OUT/runs.csv"); do
+    "$B" results plot --curve "$R" --grid table1 --where dataset=$task --rows method --log-y \
+      --title "Learning curves on $task: FID of 100 samples" -o "$OUT/curve-$task.svg" 2>/dev/null || true
+  done
+fi
+"$B" results findings "$R" -o "$OUT/findings.md"   # with a scale grid also $OUT/scale-gap.svg
 
 # One sample grid per cell: the seed-0 run of each grid's task x method (or ablation value).
 python3 - "$OUT" <<'EOF'
@@ -56,7 +77,7 @@ seen = set()
 for row in csv.DictReader(open(os.path.join(out, "runs.csv"))):
     if row.get("seed") != "0":
         continue
-    label = "-".join(v for v in (row.get(axis) for axis in ("dataset", "method", "blocks", "lr_ratio", "pos_embed", "start")) if v)
+    label = "-".join(v for v in (row.get(axis) for axis in ("size", "dataset", "method", "blocks", "lr_ratio", "pos_embed", "start")) if v)
     name = f"{row['grid']}-{label}.png".replace(":", "-")
     src = os.path.join(row["run_dir"], "samples.png")
     if name not in seen and os.path.exists(src):
