@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 
 #include <cmath>
+#include <csignal>
 #include <fstream>
 #include <map>
 #include <regex>
@@ -15,10 +16,12 @@
 #include "common/hdf5_tensors.h"
 #include "common/safetensors.h"
 #include "common/state_dict_file.h"
+#include "common/stop_signals.h"
 #include "eval/feature_network.h"
 #include "eval/feature_stats.h"
 #include "eval/fid_inception.h"
 #include "eval/frechet_distance.h"
+#include "eval/image_features.h"
 #include "eval/image_resize.h"
 #include "eval/image_set.h"
 #include "eval/kid.h"
@@ -192,6 +195,37 @@ TEST(MiniCnnTraining, SmallSetsTrainForAtLeastMinSteps) {
 
 // A rank's share of a run's samples: its rows answer by their index in the whole set,
 // other rows are refused by name rather than read from the wrong place.
+// A network whose features are the images' mean and max: enough to count batches.
+class MeanMaxNet : public FeatureNetwork {
+ public:
+  std::string id() const override { return "mean-max"; }
+  std::string metric_suffix() const override { return " (test)"; }
+  int64_t dim() const override { return 2; }
+  NetworkOutputs outputs(const at::Tensor& images) override {
+    const at::Tensor flat = images.reshape({images.size(0), -1}).to(at::kFloat);
+    return {at::stack({flat.mean(1), std::get<0>(flat.max(1))}, 1), at::Tensor(), at::Tensor()};
+  }
+};
+
+// The hook a run uses to stop at a feature batch: it runs after every batch, and what it
+// throws (a stop) ends the extraction there.
+TEST(ImageFeatures, AfterEachBatchAHookRunsAndMayStopTheExtraction) {
+  const ImageSet images("samples.h5", at::randint(0, 256, {10, 4, 4, 1}, at::kByte));
+  MeanMaxNet net;
+  ExtractOptions options;
+  options.batch_size = 3;
+  int batches = 0;
+  options.after_batch = [&] { ++batches; };
+  EXPECT_EQ(extract_features(images, net, options).images, 10);
+  EXPECT_EQ(batches, 4);  // 3 + 3 + 3 + 1
+  batches = 0;
+  options.after_batch = [&] {
+    if (++batches == 2) throw StoppedBySignal{SIGTERM};
+  };
+  EXPECT_THROW(extract_features(images, net, options), StoppedBySignal);
+  EXPECT_EQ(batches, 2);
+}
+
 TEST(ImageSetInMemory, AWindowAnswersForItsOwnRowsOnly) {
   const at::Tensor all = at::arange(6 * 2 * 2, at::kByte).view({6, 2, 2, 1});
   const at::Tensor labels = at::arange(6, at::kLong);

@@ -7,6 +7,7 @@
 #include <torch/utils.h>
 
 #include <cmath>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -19,12 +20,15 @@
 #include "common/safetensors.h"
 #include "common/sha256.h"
 #include "common/state_dict_file.h"
+#include "common/stop_signals.h"
 #include "datasets/image_loader.h"
 #include "datasets/prepared_writer.h"
 #include "test_support.h"
 #include "worker/model/autoencoder_kl.h"
 #include "worker/model/vae_loader.h"
 #include "worker/run/run_experiment.h"
+#include "worker/sample/sample_generator.h"
+#include "worker/sample/samples_file.h"
 #include "worker/vae/latent_decode.h"
 #include "worker/vae/latent_encode.h"
 
@@ -387,6 +391,18 @@ TEST_F(VaeTest, ARunOnLatentsDecodesAndScoresItsSamples) {
   LoadedVae vae = load_vae(weights());
   EXPECT_LE(max_abs_diff(pixels, decode_to_uint8(*vae.model, samples.read("latents", at::kFloat))), 1.0);
   EXPECT_TRUE(fs::exists(run.run_dir + "/samples.png"));
+  // A run stops at a decoded batch: the hook runs after each one, and what it throws ends
+  // the decoding there.
+  LatentDecoding decoding;
+  decoding.vae = weights();
+  decoding.batch_size = 2;
+  int batches = 0;
+  decoding.after_batch = [&] {
+    if (++batches == 2) throw StoppedBySignal{SIGUSR2};
+  };
+  const SampleResult drawn{samples.read("latents", at::kFloat), samples.read("y", at::kLong)};
+  EXPECT_THROW(samples_with_images(drawn, decoding), StoppedBySignal);
+  EXPECT_EQ(batches, 2);  // of 3
   ASSERT_TRUE(run.score.has_value());
   EXPECT_EQ("FID" + run.score->metric_suffix, "FID (mini-CNN)");
   EXPECT_EQ(run.score->num_samples, 6);
