@@ -215,7 +215,7 @@ TEST_F(RunTest, ALearningCurveLeavesTrainingAloneAndResumesToTheSameCurve) {
     at::manual_seed(5);
     DiT model = build_model(cc.model, ModelSource{});
     MethodSetup setup = apply_method(*model, cc.method);
-    Trainer trainer(cc, model, setup, cc.run_dir());
+    Trainer trainer(trainer_settings(cc), model, setup, cc.run_dir());
     LearningCurve curve(cc, cc.run_dir());
     if (with_curve) trainer.set_learning_curve(&curve);
     const auto begin = std::chrono::steady_clock::now();
@@ -303,7 +303,7 @@ TEST_F(RunTest, TheTrainersStepIsTheSharedTrainingStep) {
   };
   auto [trained, trained_setup] = fresh();
   std::filesystem::create_directories(out.file("trainer"));
-  Trainer trainer(c, trained, trained_setup, out.file("trainer"));
+  Trainer trainer(trainer_settings(c), trained, trained_setup, out.file("trainer"));
   trainer.run();
 
   auto [model, setup] = fresh();

@@ -16,26 +16,27 @@
 
 #include "worker/run/experiment_config.h"
 #include "worker/train/data_parallel.h"
+#include "worker/train/trainer.h"
 
 namespace difffit {
 
 class DiTImpl;
 class FeatureNetwork;
 
-class LearningCurve {
+class LearningCurve : public CurvePoints {
  public:
   LearningCurve(const ExperimentConfig& config, std::string run_dir, const DataParallel& dp = {});
-  ~LearningCurve();
+  ~LearningCurve() override;
 
-  bool enabled() const { return every_ > 0; }
+  bool enabled() const override { return every_ > 0; }
   // Step 0 (the base model), every eval.every steps, and the last step.
-  bool due(int64_t step) const;
+  bool due(int64_t step) const override;
   // Starts the file over (a run from step 0), or keeps the points of steps <= `step` (a
   // resumed run: later ones were drawn after its checkpoint). True when `step` has its point.
-  bool start(int64_t step, bool resumed);
+  bool start(int64_t step, bool resumed) override;
   // Samples and scores `model` as it is (the caller swaps the EMA weights in) and appends
   // the point. Every rank of the run calls it; rank 0 writes.
-  void record(DiTImpl& model, int64_t step);
+  void record(DiTImpl& model, int64_t step) override;
   double seconds() const { return seconds_; }  // spent on points in this process
 
   // curve.csv of `run_dir` as columns: {"step": [...], "fid": [...], ...}; null when none.

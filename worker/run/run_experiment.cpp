@@ -31,6 +31,20 @@ namespace {
 
 namespace fs = std::filesystem;
 
+}  // namespace
+
+TrainerSettings trainer_settings(const ExperimentConfig& config) {
+  TrainerSettings settings;
+  settings.train = config.train;
+  settings.data = config.data;
+  settings.run_id = config.run_id();
+  settings.data_seed = derive_seed(config, "data");
+  settings.train_seed = derive_seed(config, "train");
+  return settings;
+}
+
+namespace {
+
 DiT build_run_model(const ExperimentConfig& config) {
   // Fresh weights (and the class table when the class count changes) come from the run's seed.
   at::manual_seed(derive_seed(config, "init"));
@@ -170,7 +184,7 @@ RunOutcome run_experiment(const ExperimentConfig& config, bool force, const RunH
                 setup.config.to_options_string(), setup.trainable_params, setup.total_params,
                 setup.trainable_percent());
 
-    Trainer trainer(config, model, setup, outcome.run_dir, dp);
+    Trainer trainer(trainer_settings(config), model, setup, outcome.run_dir, dp);
     if (hooks.on_step) trainer.set_step_hook(hooks.on_step);
     LearningCurve curve(config, outcome.run_dir, dp);
     trainer.set_learning_curve(&curve);

@@ -27,6 +27,9 @@ struct RunHooks {
   std::function<void(int64_t)> on_step;  // after every optimizer step (heartbeats, tests)
 };
 
+// The experiment's training settings, with the run's id and the seeds derived from it.
+TrainerSettings trainer_settings(const ExperimentConfig& config);
+
 // Run folder: config.yaml, run.log, loss.csv, checkpoint.safetensors, delta.safetensors,
 // model.safetensors (pre-training only), samples.h5, metrics.json, DONE.
 // Under data parallelism (`dp` over several ranks) every rank trains its share of each

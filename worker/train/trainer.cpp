@@ -25,7 +25,6 @@
 #include "common/stop_signals.h"
 #include "datasets/image_loader.h"
 #include "worker/diffusion/gaussian_diffusion.h"
-#include "worker/run/learning_curve.h"
 #include "worker/train/adamw.h"
 #include "worker/train/ema.h"
 #include "worker/train/training_step.h"
@@ -65,34 +64,33 @@ void check_data_fits_model(const ImageBatchLoader& loader, const DiTConfig& mode
 
 }  // namespace
 
-Trainer::Trainer(const ExperimentConfig& config, DiT model, MethodSetup setup, std::string run_dir,
-                 const DataParallel& dp)
-    : config_(config), model_(std::move(model)), setup_(std::move(setup)), run_dir_(std::move(run_dir)),
-      state_(std::make_shared<State>()), device_(device_kind_name(config.train.device)), dp_(dp) {
+Trainer::Trainer(TrainerSettings settings, DiT model, MethodSetup setup, std::string run_dir, const DataParallel& dp)
+    : settings_(std::move(settings)), model_(std::move(model)), setup_(std::move(setup)), run_dir_(std::move(run_dir)),
+      state_(std::make_shared<State>()), device_(device_kind_name(settings_.train.device)), dp_(dp) {
   if (device_.is_cuda() && !at::hasCUDA()) throw_usage("train.device is cuda, but this LibTorch has no CUDA");
   model_->to(device_);
   LoaderOptions loader_options;
-  loader_options.path = config_.data.train;
-  if (config_.train.batch_size % dp_.world != 0) {
-    throw_config("train.batch_size " + std::to_string(config_.train.batch_size) + " does not split over " +
+  loader_options.path = settings_.data.train;
+  if (settings_.train.batch_size % dp_.world != 0) {
+    throw_config("train.batch_size " + std::to_string(settings_.train.batch_size) + " does not split over " +
                  std::to_string(dp_.world) + " data-parallel ranks");
   }
-  loader_options.batch_size = config_.train.batch_size / dp_.world;
+  loader_options.batch_size = settings_.train.batch_size / dp_.world;
   loader_options.rank = dp_.rank;
   loader_options.world_size = dp_.world;
-  loader_options.seed = derive_seed(config_, "data");
-  loader_options.random_flip = config_.data.random_flip;
+  loader_options.seed = settings_.data_seed;
+  loader_options.random_flip = settings_.data.random_flip;
   state_->loader = std::make_unique<ImageBatchLoader>(loader_options);
-  check_data_fits_model(*state_->loader, model_->config(), config_.data.train);
+  check_data_fits_model(*state_->loader, model_->config(), settings_.data.train);
 
   state_->names = setup_.trainable_names();
   state_->params = setup_.trainable_tensors();
   AdamWOptions options;
-  options.lr = config_.train.lr;
-  options.weight_decay = config_.train.weight_decay;
-  state_->optimizer = std::make_unique<AdamW>(method_adamw_groups(setup_, config_.train.lr), options);
+  options.lr = settings_.train.lr;
+  options.weight_decay = settings_.train.weight_decay;
+  state_->optimizer = std::make_unique<AdamW>(method_adamw_groups(setup_, settings_.train.lr), options);
   state_->ema =
-      std::make_unique<Ema>(state_->names, state_->params, config_.train.ema_decay, config_.train.ema_warmup);
+      std::make_unique<Ema>(state_->names, state_->params, settings_.train.ema_decay, settings_.train.ema_warmup);
 }
 
 std::string Trainer::checkpoint_path() const { return RunFolder{run_dir_}.checkpoint(); }
@@ -233,11 +231,11 @@ bool Trainer::resume_from_checkpoint() {
     saved.clear();
   }
   if (saved.empty()) {
-    at::manual_seed(derive_seed(config_, "train"));
+    at::manual_seed(settings_.train_seed);
     return false;
   }
-  if (meta["format"] != kCheckpointFormat || meta["run_id"] != config_.run_id()) {
-    throw_data(checkpoint + ": not a checkpoint of run " + config_.run_id());
+  if (meta["format"] != kCheckpointFormat || meta["run_id"] != settings_.run_id) {
+    throw_data(checkpoint + ": not a checkpoint of run " + settings_.run_id);
   }
   torch::NoGradGuard no_grad;
   StateDict params = strip_prefix(saved, "param/");
@@ -251,14 +249,14 @@ bool Trainer::resume_from_checkpoint() {
   default_generator().set_state(saved.at("rng/cpu"));
   s.step = metadata_int(meta, "step", checkpoint);
   s.loader->seek({metadata_int(meta, "loader_epoch", checkpoint), metadata_int(meta, "loader_batch", checkpoint)});
-  log()->info("[train] resumed run {} at step {}", config_.run_id(), s.step);
+  log()->info("[train] resumed run {} at step {}", settings_.run_id, s.step);
   return true;
 }
 
 TrainResult Trainer::run() {
   TrainResult result;
   State& s = *state_;
-  const TrainConfig& tc = config_.train;
+  const TrainConfig& tc = settings_.train;
   result.resumed = resume_from_checkpoint();
 
   DiffusionConfig diffusion_config;
@@ -282,7 +280,7 @@ TrainResult Trainer::run() {
   auto save = [&] {
     if (!loss_log) return;
     loss_log->sync();  // the rows up to this step must survive whatever happens after the checkpoint
-    save_run_checkpoint(checkpoint_path(), config_.run_id(), s.step, s.loader->cursor(), s.names, s.params,
+    save_run_checkpoint(checkpoint_path(), settings_.run_id, s.step, s.loader->cursor(), s.names, s.params,
                         *s.optimizer, *s.ema);
   };
 
