@@ -287,7 +287,14 @@ TEST(DataParallelEval, ThreeRanksScoreAsOneProcess) {
                             " --metrics all --feature-net mini-cnn --mini-cnn-train " + tmp.file("ref.h5") +
                             " --mini-cnn-epochs 1 --batch-size 7 --kid-subset-size 20 --kid-subsets 10 --is-split-size 25"
                             " --cache-dir " + tmp.file("cache") + " --json";
-  auto json_of = [](const testing::CommandResult& r) { return nlohmann::json::parse(r.output.substr(r.output.find('{'))); };
+  // The JSON document rank 0 prints, from its "{" line to its "}" line: the other ranks'
+  // log lines on stderr may come before or after it in the captured output.
+  auto json_of = [](const testing::CommandResult& r) {
+    const std::string& out = r.output;
+    const size_t begin = out.rfind("\n{\n") == std::string::npos ? out.find('{') : out.rfind("\n{\n") + 1;
+    const size_t end = out.find("\n}", begin);
+    return nlohmann::json::parse(out.substr(begin, end == std::string::npos ? std::string::npos : end - begin + 2));
+  };
   auto shared = run_command(mpirun_difffit(3) + flags);
   ASSERT_EQ(shared.exit_code, 0) << shared.output;
   EXPECT_NE(shared.output.find("61 images -> 128-d features"), std::string::npos) << shared.output;
