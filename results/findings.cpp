@@ -14,12 +14,6 @@
 namespace difffit {
 namespace {
 
-// The method of a row: its "method" axis label when the sweep has one, else the run's method.
-std::string method_of(const ResultRow& row) {
-  const std::string label = text_value(row, "method");
-  return label.empty() ? text_value(row, "method_name") : label;
-}
-
 std::vector<ResultRow> where(const std::vector<ResultRow>& rows, const std::string& column, const std::string& value) {
   std::vector<ResultRow> out;
   for (const ResultRow& row : rows)
@@ -320,6 +314,11 @@ std::vector<ResultRow> method_comparison_rows(const std::vector<ResultRow>& rows
 }
 
 }  // namespace
+
+std::string method_of(const ResultRow& row) {
+  const std::string label = text_value(row, "method");
+  return label.empty() ? text_value(row, "method_name") : label;
+}
 
 Summary summarize(const std::vector<ResultRow>& rows, const std::string& column) {
   Summary s;

@@ -18,6 +18,9 @@ struct Summary {
 };
 Summary summarize(const std::vector<ResultRow>& rows, const std::string& column);
 
+// The method of a row: its "method" axis label when the sweep has one, else the run's method.
+std::string method_of(const ResultRow& row);
+
 // Markdown: one section per claim the rows can test (methods, gamma placement, learning
 // rate ratio), each with its table of numbers and a verdict. Rows are those of a results file.
 // With `curves` (the results file's /curves), a section on whether each task and method's

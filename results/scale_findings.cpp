@@ -28,9 +28,8 @@ std::vector<ResultRow> cell(const std::vector<ResultRow>& rows, const std::strin
                             const std::string& method) {
   std::vector<ResultRow> out;
   for (const ResultRow& row : rows) {
-    if (text_value(row, "size") != size || text_value(row, "dataset") != task) continue;
-    const std::string label = text_value(row, "method");
-    if ((label.empty() ? text_value(row, "method_name") : label) == method) out.push_back(row);
+    if (text_value(row, "size") == size && text_value(row, "dataset") == task && method_of(row) == method)
+      out.push_back(row);
   }
   return out;
 }
@@ -43,7 +42,7 @@ std::vector<std::pair<std::string, double>> sizes_by_params(const std::vector<Re
     for (const ResultRow& row : rows) {
       if (text_value(row, "size") != size) continue;
       of_size.push_back(row);
-      if (text_value(row, "method_name") == "full" || text_value(row, "method") == "full") full.push_back(row);
+      if (method_of(row) == "full") full.push_back(row);
     }
     sizes.emplace_back(size, summarize(full.empty() ? of_size : full, "total_params").mean);  // LoRA adds some
   }
@@ -51,11 +50,9 @@ std::vector<std::pair<std::string, double>> sizes_by_params(const std::vector<Re
   return sizes;
 }
 
-std::string fixed(double value, int decimals) { return fixed_number(value, decimals); }
-
 std::string mean_and_std(const Summary& s, int decimals) {
   if (s.n == 0) return "–";
-  return fixed(s.mean, decimals) + (s.n > 1 ? " ± " + fixed(s.std, decimals) : "") + " (" + std::to_string(s.n) + ")";
+  return fixed_number(s.mean, decimals) + (s.n > 1 ? " ± " + fixed_number(s.std, decimals) : "") + " (" + std::to_string(s.n) + ")";
 }
 
 // Smallest against largest size: shrinks or grows when the change exceeds the larger of the
@@ -118,14 +115,14 @@ std::string scale_markdown(const std::vector<ResultRow>& all, const std::string&
   const auto sizes = sizes_by_params(rows);
   for (const std::string& task : distinct_values(rows, "dataset")) {
     for (const auto& [size, params] : sizes) {
-      out << "| " << task << " | " << size << " | " << fixed(params, 0) << " |";
+      out << "| " << task << " | " << size << " | " << fixed_number(params, 0) << " |";
       for (const auto& [key, name] : kMethods) out << " " << mean_and_std(summarize(cell(rows, size, task, key), "fid"), 1) << " |";
       const auto g = std::find_if(gaps.begin(), gaps.end(),
                                   [&](const ScaleGap& x) { return x.task == task && x.size == size; });
       if (g == gaps.end()) {
         out << " – | – |\n";
       } else {
-        out << " " << fixed(g->gap, 1) << " ± " << fixed(g->spread, 1) << " | " << fixed(g->ratio, 2) << " |\n";
+        out << " " << fixed_number(g->gap, 1) << " ± " << fixed_number(g->spread, 1) << " | " << fixed_number(g->ratio, 2) << " |\n";
       }
     }
   }
@@ -137,12 +134,12 @@ std::string scale_markdown(const std::vector<ResultRow>& all, const std::string&
     const std::vector<ScaleGap>& g = by_task.at(task);
     out << "- **" << task << "**: ";
     if (g.size() < 2) {
-      out << "measured at " << g.front().size << " only (gap " << fixed(g.front().gap, 1) << ").\n";
+      out << "measured at " << g.front().size << " only (gap " << fixed_number(g.front().gap, 1) << ").\n";
       continue;
     }
-    out << "the gap goes from " << fixed(g.front().gap, 1) << " ± " << fixed(g.front().spread, 1) << " at "
-        << g.front().size << " to " << fixed(g.back().gap, 1) << " ± " << fixed(g.back().spread, 1) << " at "
-        << g.back().size << " (DiffFit / full " << fixed(g.front().ratio, 2) << " to " << fixed(g.back().ratio, 2)
+    out << "the gap goes from " << fixed_number(g.front().gap, 1) << " ± " << fixed_number(g.front().spread, 1) << " at "
+        << g.front().size << " to " << fixed_number(g.back().gap, 1) << " ± " << fixed_number(g.back().spread, 1) << " at "
+        << g.back().size << " (DiffFit / full " << fixed_number(g.front().ratio, 2) << " to " << fixed_number(g.back().ratio, 2)
         << "): " << verdict(g.front(), g.back()) << ".\n";
   }
   return out.str();
@@ -166,7 +163,7 @@ std::string scale_line(const std::vector<ResultRow>& rows) {
   if (tasks == 0) return "";
   std::ostringstream out;
   out << "Scale: from the " << small_size << " to the " << large_size << " source model, DiffFit's FID went from "
-      << fixed(small_ratio / tasks, 1) << "x to " << fixed(large_ratio / tasks, 1)
+      << fixed_number(small_ratio / tasks, 1) << "x to " << fixed_number(large_ratio / tasks, 1)
       << "x full fine-tuning's (mean over " << tasks << " task" << (tasks == 1 ? "" : "s") << "); the gap shrank on "
       << shrinks << ", grew on " << grows << " and did not change beyond the seed spread on " << same << ".";
   return out.str();
