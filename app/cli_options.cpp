@@ -54,6 +54,36 @@ DiTConfig model_config_from(const po::variables_map& vm) {
   return config;
 }
 
+void add_sample_options(po::options_description& options, const SampleConfig& defaults) {
+  const std::string clip = defaults.clip_denoised ? (*defaults.clip_denoised ? "true" : "false") : "auto";
+  options.add_options()
+      ("sampler", po::value<std::string>()->default_value(sampler_name(defaults.sampler)), "ddpm | ddim")
+      ("steps", po::value<int64_t>()->default_value(defaults.steps), "sampling steps: the reference's respacing \"K\"")
+      ("cfg-scale", po::value<double>()->default_value(defaults.cfg_scale),
+       "classifier-free guidance scale (used when > 1; doubles the batch)")
+      ("eta", po::value<double>()->default_value(defaults.eta), "DDIM eta (0 = deterministic)")
+      ("clip-denoised", po::value<std::string>()->default_value(clip),
+       "clamp predicted x0 to [-1, 1]: auto (pixel-space models: yes; latents: no) | true | false")
+      ("batch-size", po::value<int64_t>()->default_value(defaults.batch_size), "samples per batch (0 = all)")
+      ("call-size", po::value<int64_t>()->default_value(defaults.call_size),
+       "samples per model call (0 = the batch); fixed, the samples no longer depend on the batch size");
+}
+
+SampleConfig sample_config_from(const po::variables_map& vm, int64_t num) {
+  SampleConfig sample;
+  sample.num = num;
+  sample.sampler = parse_sampler(vm["sampler"].as<std::string>());
+  sample.steps = vm["steps"].as<int64_t>();
+  sample.cfg_scale = vm["cfg-scale"].as<double>();
+  sample.eta = vm["eta"].as<double>();
+  const std::string clip = vm["clip-denoised"].as<std::string>();
+  if (clip != "auto" && clip != "true" && clip != "false") throw_usage("--clip-denoised must be auto, true or false");
+  if (clip != "auto") sample.clip_denoised = clip == "true";
+  sample.batch_size = vm["batch-size"].as<int64_t>();
+  sample.call_size = vm["call-size"].as<int64_t>();
+  return sample;
+}
+
 void add_method_options(po::options_description& options, const std::string& default_method) {
   auto method = po::value<std::string>();
   if (!default_method.empty()) method->default_value(default_method);

@@ -14,6 +14,7 @@
 #include "worker/model/build_model.h"
 #include "worker/model/dit_config.h"
 #include "worker/model/method_config.h"
+#include "worker/sample/sample_config.h"
 
 namespace difffit {
 
@@ -29,6 +30,12 @@ DiTConfig model_config_from(const po::variables_map& vm);
 // --method --option k=v (repeatable)
 void add_method_options(po::options_description& options, const std::string& default_method);
 MethodConfig method_config_from(const po::variables_map& vm);
+
+// The sampling flags of `sample` and `bench sample`: --sampler --steps --cfg-scale --eta
+// --clip-denoised --batch-size --call-size, defaulting to `defaults`' values (each command
+// declares --num itself: what 0 means differs).
+void add_sample_options(po::options_description& options, const SampleConfig& defaults);
+SampleConfig sample_config_from(const po::variables_map& vm, int64_t num);
 
 // --checkpoint (required) --delta: the weights of a model to run
 void add_checkpoint_options(po::options_description& options);

@@ -271,13 +271,11 @@ int bench_train_step_command(int argc, char** argv) {
 int bench_sample_command(int argc, char** argv) {
   po::options_description options("bench sample options");
   options.add_options()
-      ("num", po::value<int64_t>()->default_value(0), "samples over all ranks (0 = one batch per rank)")
-      ("sampler", po::value<std::string>()->default_value("ddim"), "ddpm | ddim")
-      ("steps", po::value<int64_t>()->default_value(25), "sampling steps")
-      ("cfg-scale", po::value<double>()->default_value(1.0), "guidance (> 1 doubles the batch)")
-      ("batch-size", po::value<int64_t>()->default_value(64), "samples per batch")
-      ("call-size", po::value<int64_t>()->default_value(0), "samples per model call (0 = the batch)")
-      ("json", "print JSON only");
+      ("num", po::value<int64_t>()->default_value(0), "samples over all ranks (0 = one batch per rank)");
+  SampleConfig defaults;  // a run's sampler (DDIM-25)
+  defaults.batch_size = 64;
+  add_sample_options(options, defaults);
+  options.add_options()("json", "print JSON only");
   add_device_options(options);
   add_model_options(options);
   add_thread_option(options);
@@ -294,14 +292,10 @@ int bench_sample_command(int argc, char** argv) {
   torch::manual_seed(0);
   DiT model(config);
   SampleRequest request;
-  request.batch_size = vm["batch-size"].as<int64_t>();
-  if (request.batch_size < 1) throw_usage("--batch-size must be at least 1");
-  request.num = vm["num"].as<int64_t>() > 0 ? vm["num"].as<int64_t>() : request.batch_size * world;
-  request.sampler = parse_sampler(vm["sampler"].as<std::string>());
-  request.steps = vm["steps"].as<int64_t>();
-  request.cfg_scale = vm["cfg-scale"].as<double>();
-  request.call_size = vm["call-size"].as<int64_t>();
-  request.device = device.name;
+  request.sample = sample_config_from(vm, vm["num"].as<int64_t>());
+  if (request.sample.batch_size < 1) throw_usage("--batch-size must be at least 1");
+  if (request.sample.num <= 0) request.sample.num = request.sample.batch_size * world;
+  request.device = c10::Device(device.name);
   reset_peak_memory();
   reset_gpu_peak();
   if (ranks.comm) ranks.comm->barrier();
@@ -326,16 +320,16 @@ int bench_sample_command(int argc, char** argv) {
   for (double b : busy_seconds) mean_busy += b / busy_seconds.size();
   nlohmann::ordered_json out = {{"benchmark", "sample"},
                                 {"model", config.to_key_values()},
-                                {"sampler", vm["sampler"].as<std::string>()},
-                                {"steps", request.steps},
-                                {"cfg_scale", request.cfg_scale},
-                                {"num", request.num},
-                                {"batch_size", request.batch_size},
-                                {"call_size", request.call_size},
+                                {"sampler", sampler_name(request.sample.sampler)},
+                                {"steps", request.sample.steps},
+                                {"cfg_scale", request.sample.cfg_scale},
+                                {"num", request.sample.num},
+                                {"batch_size", request.sample.batch_size},
+                                {"call_size", request.sample.call_size},
                                 {"ranks", world},
                                 {"seconds", seconds},
-                                {"images_per_second", request.num / seconds},
-                                {"images_per_second_per_rank", request.num / seconds / world},
+                                {"images_per_second", request.sample.num / seconds},
+                                {"images_per_second_per_rank", request.sample.num / seconds / world},
                                 {"rank_busy_seconds", busy_seconds},
                                 {"busy_share", mean_busy / seconds},  // 1 = no rank waited
                                 {"gather_seconds", seconds - max_busy},

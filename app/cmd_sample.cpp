@@ -8,6 +8,7 @@
 #include "common/hdf5_tensors.h"
 #include "common/logging.h"
 #include "common/progress_bar.h"
+#include "common/torch_device.h"
 #include "worker/model/build_model.h"
 #include "worker/sample/sample_generator.h"
 #include "worker/sample/samples_file.h"
@@ -16,23 +17,19 @@ namespace difffit {
 
 int run_sample_command(int argc, char** argv) {
   po::options_description options("sample options");
+  options.add_options()("num", po::value<int64_t>()->default_value(16), "number of samples");
+  SampleConfig defaults;  // DiT's sample.py: DDPM-250, one batch
+  defaults.sampler = SamplerKind::Ddpm;
+  defaults.steps = 250;
+  defaults.batch_size = 0;
+  add_sample_options(options, defaults);
   options.add_options()
-      ("num", po::value<int64_t>()->default_value(16), "number of samples")
-      ("sampler", po::value<std::string>()->default_value("ddpm"), "ddpm | ddim")
-      ("steps", po::value<int64_t>()->default_value(250), "sampling steps: the reference's respacing \"K\"")
-      ("eta", po::value<double>()->default_value(0.0), "DDIM eta (0 = deterministic)")
-      ("clip-denoised", po::value<std::string>()->default_value("auto"),
-       "clamp predicted x0 to [-1, 1]: auto (pixel-space models: yes; latents: no) | true | false")
-      ("cfg-scale", po::value<double>()->default_value(1.0), "classifier-free guidance scale (used when > 1)")
       ("cfg-channels", po::value<std::string>()->default_value("reference"), "reference (first 3) | eps | all")
       ("seed", po::value<uint64_t>()->default_value(0), "seed of the noise and labels")
       ("seeding", po::value<std::string>()->default_value("per-sample"),
        "per-sample (each sample its own stream: the same samples for any batch size or rank count) | "
        "reference (one stream in batch order, as DiT's sample.py)")
-      ("batch-size", po::value<int64_t>()->default_value(0), "samples per batch (0 = all)")
-      ("call-size", po::value<int64_t>()->default_value(0),
-       "samples per model call (0 = the batch); fixed, the samples no longer depend on the batch size")
-      ("device", po::value<std::string>()->default_value("cpu"), "cpu | cuda (noise is drawn on the CPU)")
+      ("device", po::value<std::string>()->default_value("cpu"), "cpu | cuda | cuda:K (noise is drawn on the CPU)")
       ("init-noise", po::value<std::string>()->default_value(""), "HDF5 with z (N,C,H,W float32) and y (int64 N)")
       ("vae", po::value<std::string>()->default_value(""), "AutoencoderKL weights: decode latent samples into images")
       ("output", po::value<std::string>()->required(), "HDF5 to write: latents, y, images");
@@ -47,34 +44,25 @@ int run_sample_command(int argc, char** argv) {
   apply_thread_option(vm);
   DiTConfig config = model_config_from(vm);
   SampleRequest request;
-  request.num = vm["num"].as<int64_t>();
-  request.sampler = parse_sampler(vm["sampler"].as<std::string>());
-  request.steps = vm["steps"].as<int64_t>();
-  request.eta = vm["eta"].as<double>();
-  request.cfg_scale = vm["cfg-scale"].as<double>();
+  request.sample = sample_config_from(vm, vm["num"].as<int64_t>());
   request.cfg_channels = parse_cfg_channels(vm["cfg-channels"].as<std::string>());
   request.seed = vm["seed"].as<uint64_t>();
   request.seeding = parse_sample_seeding(vm["seeding"].as<std::string>());
-  request.batch_size = vm["batch-size"].as<int64_t>();
-  request.call_size = vm["call-size"].as<int64_t>();
-  request.device = vm["device"].as<std::string>();
-  const std::string clip = vm["clip-denoised"].as<std::string>();
-  if (clip != "auto" && clip != "true" && clip != "false") throw_usage("--clip-denoised must be auto, true or false");
-  request.clip_denoised = clip == "auto" ? config.in_channels == 1 || config.in_channels == 3 : clip == "true";
+  request.device = parse_torch_device(vm["device"].as<std::string>(), "sample: --device");
   const std::string init = vm["init-noise"].as<std::string>();
   if (!init.empty()) {
     Hdf5Reader in(init);
     request.init_noise = in.read("z", at::kFloat, 4);
-    request.num = request.init_noise.size(0);
+    request.sample.num = request.init_noise.size(0);
     if (in.has("y")) request.init_labels = in.read("y", at::kLong, 1);
   }
 
-  LaunchRanks ranks = join_launch_ranks(&argc, &argv, request.device.rfind("cuda", 0) == 0);
+  LaunchRanks ranks = join_launch_ranks(&argc, &argv, request.device.is_cuda());
   const int rank = ranks.comm ? ranks.comm->rank() : 0, world = ranks.comm ? ranks.comm->size() : 1;
   ModelSource source = model_source_from(vm);
   DiT model = build_model(config, source);
 
-  ProgressBar progress("[sample]", row_share(request.num, request.batch_size, rank, world).count);
+  ProgressBar progress("[sample]", row_share(request.sample.num, request.sample.batch_size, rank, world).count);
   SampleResult result = generate_samples_across_ranks(*model, request, ranks.comm.get(),
                                                       [&](int64_t done, int64_t) { progress.update(done); });
   progress.finish();
@@ -89,12 +77,12 @@ int run_sample_command(int argc, char** argv) {
                 "`difffit vae decode`)",
                 config.in_channels);
   file.attributes["model"] = config.to_key_values();
-  file.attributes["sampler"] = vm["sampler"].as<std::string>() + std::to_string(request.steps);
-  file.attributes["cfg_scale"] = std::to_string(request.cfg_scale);
+  file.attributes["sampler"] = sampler_name(request.sample.sampler) + std::to_string(request.sample.steps);
+  file.attributes["cfg_scale"] = std::to_string(request.sample.cfg_scale);
   file.attributes["seed"] = std::to_string(request.seed);
   file.attributes["seeding"] = vm["seeding"].as<std::string>();
   write_samples_file(vm["output"].as<std::string>(), file);
-  log()->info("[sample] wrote {} samples to {}", request.num, vm["output"].as<std::string>());
+  log()->info("[sample] wrote {} samples to {}", request.sample.num, vm["output"].as<std::string>());
   return 0;
 }
 

@@ -9,6 +9,7 @@
 #include "app/commands.h"
 #include "common/error.h"
 #include "common/logging.h"
+#include "common/torch_device.h"
 #include "worker/model/vae_loader.h"
 #include "worker/vae/latent_decode.h"
 #include "worker/vae/latent_encode.h"
@@ -22,7 +23,7 @@ void add_vae_options(po::options_description& options) {
        "AutoencoderKL weights: diffusers diffusion_pytorch_model.safetensors or .bin (default $DIFFFIT_VAE_WEIGHTS)")
       ("vae-config", po::value<std::string>()->default_value("auto"),
        "diffusers config.json (auto: the one beside the weights, if any; group count and scaling factor)")
-      ("device", po::value<std::string>()->default_value("cpu"), "cpu | cuda")
+      ("device", po::value<std::string>()->default_value("cpu"), "cpu | cuda | cuda:K")
       ("bf16", po::bool_switch(), "bf16 autocast (faster; float32 otherwise)");
   add_thread_option(options);
 }
@@ -33,9 +34,8 @@ LoadedVae load_vae_from(const po::variables_map& vm, int64_t batch_size) {
   if (path.empty()) throw_usage("vae: no weights: pass --vae FILE or set $DIFFFIT_VAE_WEIGHTS");
   VaeLoadOptions load;
   load.config_json = vm["vae-config"].as<std::string>();
-  load.device = vm["device"].as<std::string>();
-  if (load.device != "cpu" && load.device != "cuda") throw_usage("vae: --device must be cpu or cuda");
-  if (load.device == "cuda" && !at::hasCUDA()) throw_usage("vae: --device cuda, but this LibTorch has no CUDA");
+  load.device = parse_torch_device(vm["device"].as<std::string>(), "vae: --device");
+  if (load.device.is_cuda() && !at::hasCUDA()) throw_usage("vae: --device cuda, but this LibTorch has no CUDA");
   LoadedVae vae = load_vae(path, load);
   vae.model->run_options().batch_size = batch_size;
   vae.model->run_options().bf16 = vm["bf16"].as<bool>();

@@ -150,6 +150,8 @@ TEST_F(CliDiffusion, BadLossInputsAndSampleRequestsAreRefusedByName) {
       {" --num 2 --eta nan --sampler ddim", "DDIM's eta must be in [0, 1]"},
       {" --num 2 --cfg-scale inf", "the CFG scale must be a finite number"},
       {" --num 2 --threads 100000", "--threads must be in 1..1024"},
+      {" --num 2 --device gpu", "sample: --device: unknown device 'gpu' (expected cpu, cuda or cuda:K)"},
+      {" --num 2 --clip-denoised maybe", "--clip-denoised must be auto, true or false"},
   };
   for (const auto& [flags, message] : refused) {
     auto r = run_difffit("sample" + model_flags() + flags + " --steps 2 --output " + dir_->file("o.h5"));
@@ -213,8 +215,9 @@ TEST_F(CliDiffusion, PerSampleSeedingMatchesTheReferenceFedEachSamplesOwnStream)
     EXPECT_TRUE(at::allclose(got, want, 1e-3, 1e-4)) << "batch " << batch << " max diff "
                                                      << (got - want).abs().max().item<float>();
     EXPECT_TRUE(at::equal(Hdf5Reader(out).read("y", at::kLong), want_y));
-    if (first.defined())
+    if (first.defined()) {
       EXPECT_TRUE(at::allclose(got, first, 1e-4, 1e-4)) << "max diff " << (got - first).abs().max().item<float>();
+    }
     first = got;
   }
 }

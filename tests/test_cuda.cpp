@@ -128,13 +128,13 @@ TEST_F(Cuda, Bf16AutocastStaysWithinBf16OfFloat32) {
 TEST_F(Cuda, DdimSamplesWithGuidanceMatchTheCpu) {
   Pair p = pair("difffit");
   SampleRequest request;
-  request.num = 4;
-  request.sampler = SamplerKind::Ddim;
-  request.steps = 5;
-  request.cfg_scale = 1.5;
+  request.sample.num = 4;
+  request.sample.sampler = SamplerKind::Ddim;
+  request.sample.steps = 5;
+  request.sample.cfg_scale = 1.5;
   request.seed = 7;
   const SampleResult a = generate_samples(*p.cpu, request);
-  request.device = "cuda";
+  request.device = c10::kCUDA;
   const SampleResult b = generate_samples(*p.cuda, request);
   EXPECT_TRUE(at::equal(a.labels, b.labels.cpu()));  // drawn on the CPU either way
   EXPECT_TRUE(close(b.latents, a.latents, 1e-3, 1e-4));

@@ -287,23 +287,23 @@ TEST(DataParallelEval, ThreeRanksScoreAsOneProcess) {
                             " --metrics all --feature-net mini-cnn --mini-cnn-train " + tmp.file("ref.h5") +
                             " --mini-cnn-epochs 1 --batch-size 7 --kid-subset-size 20 --kid-subsets 10 --is-split-size 25"
                             " --cache-dir " + tmp.file("cache") + " --json";
-  // The JSON document rank 0 prints, from its "{" line to its "}" line: the other ranks'
-  // log lines on stderr may come before or after it in the captured output.
-  auto json_of = [](const testing::CommandResult& r) {
-    const std::string& out = r.output;
-    const size_t begin = out.rfind("\n{\n") == std::string::npos ? out.find('{') : out.rfind("\n{\n") + 1;
-    const size_t end = out.find("\n}", begin);
-    return nlohmann::json::parse(out.substr(begin, end == std::string::npos ? std::string::npos : end - begin + 2));
+  // Rank 0 prints the JSON on stdout; the log lines of every rank go to stderr, kept apart in
+  // a file so that no other rank's line can land inside the document.
+  auto run_split = [&](const std::string& command, const std::string& name) {
+    auto r = run_command("(" + command + " 2>" + tmp.file(name + ".log") + ")");
+    std::ifstream log(tmp.file(name + ".log"));
+    return std::pair{r, std::string(std::istreambuf_iterator<char>(log), {})};
   };
-  auto shared = run_command(mpirun_difffit(3) + flags);
-  ASSERT_EQ(shared.exit_code, 0) << shared.output;
-  EXPECT_NE(shared.output.find("61 images -> 128-d features"), std::string::npos) << shared.output;
-  EXPECT_NE(shared.output.find("over 3 ranks"), std::string::npos) << shared.output;
-  auto one = run_difffit(flags + " --no-cache");
-  ASSERT_EQ(one.exit_code, 0) << one.output;
-  auto cached = run_command(mpirun_difffit(3) + flags);
-  ASSERT_EQ(cached.exit_code, 0) << cached.output;
-  EXPECT_NE(cached.output.find("from the cache"), std::string::npos) << cached.output;
+  auto json_of = [](const testing::CommandResult& r) { return nlohmann::json::parse(r.output); };
+  auto [shared, shared_log] = run_split(mpirun_difffit(3) + flags, "shared");
+  ASSERT_EQ(shared.exit_code, 0) << shared.output << shared_log;
+  EXPECT_NE(shared_log.find("61 images -> 128-d features"), std::string::npos) << shared_log;
+  EXPECT_NE(shared_log.find("over 3 ranks"), std::string::npos) << shared_log;
+  auto [one, one_log] = run_split(testing::difffit_binary() + flags + " --no-cache", "one");
+  ASSERT_EQ(one.exit_code, 0) << one.output << one_log;
+  auto [cached, cached_log] = run_split(mpirun_difffit(3) + flags, "cached");
+  ASSERT_EQ(cached.exit_code, 0) << cached.output << cached_log;
+  EXPECT_NE(cached_log.find("from the cache"), std::string::npos) << cached_log;
 
   const nlohmann::json a = json_of(one);
   for (const nlohmann::json& b : {json_of(shared), json_of(cached)}) {

@@ -203,9 +203,10 @@ TEST(Sampling, SameSeedSameSamplesAndInitNoiseReproduces) {
   perturb_trainable_weights(*model, 0.02);
   torch::NoGradGuard no_grad;
   SampleRequest request;
-  request.num = 3;
-  request.steps = 5;
-  request.cfg_scale = 2.0;
+  request.sample.sampler = SamplerKind::Ddpm;
+  request.sample.num = 3;
+  request.sample.steps = 5;
+  request.sample.cfg_scale = 2.0;
   request.seed = 7;
   SampleResult a = generate_samples(*model, request), b = generate_samples(*model, request);
   EXPECT_TRUE(at::equal(a.latents, b.latents));
@@ -213,7 +214,7 @@ TEST(Sampling, SameSeedSameSamplesAndInitNoiseReproduces) {
   request.seed = 8;
   EXPECT_FALSE(at::equal(generate_samples(*model, request).latents, a.latents));
   // DDIM from given noise is a pure function of the noise.
-  request.sampler = SamplerKind::Ddim;
+  request.sample.sampler = SamplerKind::Ddim;
   request.init_noise = at::randn({3, 1, 8, 8});
   request.init_labels = at::tensor({0, 1, 2}, at::kLong);
   request.seed = 1;
@@ -232,16 +233,17 @@ TEST(Sampling, PerSampleSeedsGiveTheSameSamplesForAnyBatchSizeOrShare) {
   DiT model(tiny_config());
   perturb_trainable_weights(*model, 0.02);
   SampleRequest request;
-  request.num = 50;
-  request.steps = 4;
-  request.cfg_scale = 2.0;
+  request.sample.sampler = SamplerKind::Ddpm;
+  request.sample.num = 50;
+  request.sample.steps = 4;
+  request.sample.cfg_scale = 2.0;
   request.seed = 11;
-  request.batch_size = 50;
+  request.sample.batch_size = 50;
   SampleResult all = generate_samples(*model, request);
   // Batches of 7 draw the same classes and noise; the model's small matrix products may
   // round differently in a batch of 7 rows than in one of 50 (OpenBLAS picks its kernels
   // by size), so the samples agree to float rounding.
-  request.batch_size = 7;
+  request.sample.batch_size = 7;
   SampleResult sevens = generate_samples(*model, request);
   EXPECT_TRUE(at::equal(sevens.labels, all.labels));
   // (LibTorch 1.13 with OpenBLAS: within 1e-5; LibTorch 2.6, whose attention kernel also
@@ -250,32 +252,32 @@ TEST(Sampling, PerSampleSeedsGiveTheSameSamplesForAnyBatchSizeOrShare) {
       << (sevens.latents - all.latents).abs().max().item<float>();
   // A fixed model call size frees the batch size: calls of 1 sample, batches of 7 and 50,
   // bit for bit (and the same model, so within rounding of the whole-batch calls).
-  request.call_size = 1;
+  request.sample.call_size = 1;
   SampleResult single = generate_samples(*model, request);
-  request.batch_size = 50;
+  request.sample.batch_size = 50;
   EXPECT_TRUE(at::equal(generate_samples(*model, request).latents, single.latents));
   EXPECT_TRUE(at::allclose(single.latents, all.latents, 1e-4, 5e-4));
   // Calls of 5: batches of 10 and 50 (multiples of 5) alike; a batch of 7 is refused.
-  request.call_size = 5;
+  request.sample.call_size = 5;
   SampleResult fives = generate_samples(*model, request);
-  request.batch_size = 10;
+  request.sample.batch_size = 10;
   EXPECT_TRUE(at::equal(generate_samples(*model, request).latents, fives.latents));
-  request.batch_size = 7;
+  request.sample.batch_size = 7;
   EXPECT_THROW(generate_samples(*model, request), Error);
-  request.call_size = 0;
+  request.sample.call_size = 0;
   // Samples 21..34 on their own (a rank's share of whole batches) are bit for bit rows
   // 21..34 of the set drawn in the same batches.
-  request.num = 14;
+  request.sample.num = 14;
   request.first_index = 21;
   SampleResult share = generate_samples(*model, request);
   EXPECT_TRUE(at::equal(share.latents, sevens.latents.narrow(0, 21, 14)));
   EXPECT_TRUE(at::equal(share.labels, sevens.labels.narrow(0, 21, 14)));
   // Reference seeding draws from one stream in batch order: the batch size matters there.
-  request.num = 50;
+  request.sample.num = 50;
   request.first_index = 0;
   request.seeding = SampleSeeding::Reference;
   SampleResult reference_sevens = generate_samples(*model, request);
-  request.batch_size = 50;
+  request.sample.batch_size = 50;
   EXPECT_FALSE(at::equal(generate_samples(*model, request).labels, reference_sevens.labels));
 }
 

@@ -5,7 +5,10 @@
 #include <iterator>
 #include <string>
 
+#include "common/error.h"
 #include "common/platform.h"
+#include "common/torch_device.h"
+#include "worker/sample/sample_config.h"
 
 namespace difffit {
 namespace {
@@ -55,6 +58,35 @@ TEST(AutoPrecision, Bf16OnlyWhereItIsFaster) {
   EXPECT_EQ(auto_precision(DeviceKind::Cpu, amx()), Precision::Bf16);
   EXPECT_EQ(auto_precision(DeviceKind::Cpu, avx512()), Precision::Fp32);
   EXPECT_EQ(auto_precision(DeviceKind::Cpu, sse_only()), Precision::Fp32);
+}
+
+TEST(TorchDevice, FlagsNameADeviceOrAreRefusedByName) {
+  EXPECT_EQ(parse_torch_device("cpu", "--device"), c10::Device(c10::kCPU));
+  EXPECT_EQ(parse_torch_device("cuda", "--device"), c10::Device(c10::kCUDA));
+  EXPECT_EQ(parse_torch_device("cuda:1", "--device"), c10::Device(c10::kCUDA, 1));
+  EXPECT_EQ(torch_device(DeviceKind::Cuda), c10::Device(c10::kCUDA));
+  EXPECT_EQ(torch_device(DeviceKind::Cpu), c10::Device(c10::kCPU));
+  for (const char* bad : {"gpu", "cuda:x", "cpu:1", "mps", ""}) {
+    try {
+      parse_torch_device(bad, "sample: --device");
+      ADD_FAILURE() << bad << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("sample: --device: unknown device '" + std::string(bad) + "'"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+}
+
+TEST(SampleSettings, ClippingDefaultsToPixelSpaceModelsOnly) {
+  SampleConfig sample;
+  EXPECT_TRUE(sample.clip_for(1));
+  EXPECT_TRUE(sample.clip_for(3));
+  EXPECT_FALSE(sample.clip_for(4));  // latents: as DiT
+  sample.clip_denoised = false;
+  EXPECT_FALSE(sample.clip_for(1));
+  sample.clip_denoised = true;
+  EXPECT_TRUE(sample.clip_for(4));
 }
 
 // Checked against the libraries mapped into this process: Debian's LibTorch uses OpenBLAS

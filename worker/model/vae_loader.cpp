@@ -114,7 +114,7 @@ LoadedVae load_vae(const std::string& path, const VaeLoadOptions& options) {
   result.model = AutoencoderKL(config);
   result.model->eval();
   load_vae_state_dict(*result.model, state, path);
-  result.model->to(at::Device(options.device));
+  result.model->to(options.device);
   result.sha256 = sha256_of_file(path);
   log()->info("[vae] {} ({}{}{}), sha256 {}", path, config.describe(),
               config_json.empty() ? "" : "; config " + config_json,

@@ -6,6 +6,8 @@
 // renamed on load. Missing, unexpected and wrongly shaped keys are listed by name.
 #pragma once
 
+#include <c10/core/Device.h>
+
 #include <string>
 #include <vector>
 
@@ -18,7 +20,7 @@ struct VaeLoadOptions {
   std::string config_json = "auto";  // diffusers config.json: "auto" = beside the weights if there, "" = none
   int64_t norm_num_groups = 0;       // > 0 overrides the group count
   double scaling_factor = 0;         // > 0 overrides the scaling factor
-  std::string device = "cpu";        // where the module is placed
+  c10::Device device = c10::kCPU;    // where the module is placed
 };
 
 struct LoadedVae {

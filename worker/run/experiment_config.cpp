@@ -328,7 +328,7 @@ std::string ExperimentConfig::to_yaml(bool resolved) const {
   out << Key << "sample" << Value << YAML::BeginMap << Key << "num" << Value << sample.num << Key << "sampler" << Value
       << sampler_name(sample.sampler) << Key << "steps" << Value << sample.steps << Key << "cfg_scale" << Value
       << shortest_double(sample.cfg_scale) << Key << "eta" << Value << shortest_double(sample.eta) << Key
-      << "batch_size" << Value << sample.batch_size << Key << "clip_denoised" << Value << clip_samples();
+      << "batch_size" << Value << sample.batch_size << Key << "clip_denoised" << Value << sample.clip_for(model.in_channels);
   // Only when set, so the ids of runs that call the model on whole batches stay as they were.
   if (sample.call_size > 0) out << Key << "call_size" << Value << sample.call_size;
   out << YAML::EndMap;
@@ -354,10 +354,6 @@ std::string ExperimentConfig::canonical_yaml() const { return to_yaml(false); }
 std::string ExperimentConfig::resolved_yaml() const {
   return "# The resolved experiment of run " + run_id() + " (difffit): `difffit run` on this file runs it again.\n" +
          to_yaml(true) + "\n";
-}
-
-bool ExperimentConfig::clip_samples() const {
-  return sample.clip_denoised.value_or(pixel_space());
 }
 
 std::string ExperimentConfig::run_id() const { return short_hash(canonical_yaml()); }

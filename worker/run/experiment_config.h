@@ -14,20 +14,10 @@
 #include "worker/diffusion/sampler_kind.h"
 #include "worker/model/dit_config.h"
 #include "worker/model/method_config.h"
+#include "worker/sample/sample_config.h"
 #include "worker/train/train_config.h"
 
 namespace difffit {
-
-struct SampleConfig {
-  int64_t num = 0;             // samples written by the run (0 = none)
-  SamplerKind sampler = SamplerKind::Ddim;  // ddpm | ddim
-  int64_t steps = 25;          // respacing "K"
-  double cfg_scale = 1.0;      // guidance when > 1
-  double eta = 0.0;            // DDIM eta
-  std::optional<bool> clip_denoised;  // clamp x0 to [-1, 1]; unset = auto (in pixel space, not for latents)
-  int64_t batch_size = 100;    // samples per batch
-  int64_t call_size = 0;       // samples per model call (0 = the batch): fixed, the batch size stops mattering
-};
 
 struct EvalConfig {
   FeatureNetKind feature_net = FeatureNetKind::Auto;  // auto (mini-cnn for 1-channel data, else inception) | mini-cnn | inception | none
@@ -65,7 +55,6 @@ struct ExperimentConfig {
   std::string run_id() const;       // 16 hex digits of SHA-256(canonical_yaml)
   std::string run_dir() const;      // output_dir/name-run_id
   bool pixel_space() const { return model.in_channels == 1 || model.in_channels == 3; }
-  bool clip_samples() const;        // sample.clip_denoised resolved for this model
 
  private:
   std::string to_yaml(bool resolved) const;  // the one writer of both forms

@@ -7,6 +7,7 @@
 #include "common/communicator.h"
 #include "common/error.h"
 #include "common/stop_signals.h"
+#include "common/torch_device.h"
 #include "worker/model/vae_loader.h"
 #include "worker/train/data_parallel.h"
 
@@ -14,17 +15,11 @@ namespace difffit {
 
 SampleRequest run_sample_request(const ExperimentConfig& config, int64_t num) {
   SampleRequest request;
-  request.num = num;
-  request.sampler = config.sample.sampler;
-  request.steps = config.sample.steps;
-  request.cfg_scale = config.sample.cfg_scale;
-  request.eta = config.sample.eta;
-  request.clip_denoised = config.clip_samples();
-  request.batch_size = config.sample.batch_size;
-  request.call_size = config.sample.call_size;
+  request.sample = config.sample;
+  request.sample.num = num;
   request.timesteps = config.train.timesteps;
   request.seed = derive_seed(config, "sample");
-  request.device = device_kind_name(config.train.device);
+  request.device = torch_device(config.train.device);
   return request;
 }
 
@@ -44,7 +39,7 @@ SamplesFile draw_run_samples(DiTImpl& model, const ExperimentConfig& config, int
                ", then " + std::to_string(config.train.steps) + " steps) are not finite; nothing is scored");
   LatentDecoding decoding;
   decoding.vae = resolve_vae_weights(config.eval.vae);
-  decoding.device = device_kind_name(config.train.device);
+  decoding.device = torch_device(config.train.device);
   decoding.batch_size = std::min<int64_t>(std::max<int64_t>(config.sample.batch_size, 1), 16);
   decoding.bf16 = config.train.precision == Precision::Bf16;
   // Ranks decode uneven shares, so over several ranks the stop is agreed before and after.

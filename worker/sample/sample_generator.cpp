@@ -21,26 +21,27 @@ uint64_t splitmix64(uint64_t x) {
 }
 
 void check_request(const DiTConfig& config, const SampleRequest& request) {
-  const int64_t n = request.num;
+  const SampleConfig& s = request.sample;
+  const int64_t n = s.num;
   if (n <= 0) throw_usage("sample: --num must be positive");
-  if (!std::isfinite(request.cfg_scale) || request.cfg_scale < 0)
+  if (!std::isfinite(s.cfg_scale) || s.cfg_scale < 0)
     throw_usage("sample: the CFG scale must be a finite number >= 0 (1 = no guidance)");
-  if (!(request.eta >= 0 && request.eta <= 1)) throw_usage("sample: DDIM's eta must be in [0, 1]");
-  if (request.batch_size < 0) throw_usage("sample: the batch size must be >= 0 (0 = all at once)");
-  if (request.device.rfind("cuda", 0) == 0 && !at::hasCUDA())
-    throw_usage("sample: device " + request.device + ", but this LibTorch has no CUDA");
+  if (!(s.eta >= 0 && s.eta <= 1)) throw_usage("sample: DDIM's eta must be in [0, 1]");
+  if (s.batch_size < 0) throw_usage("sample: the batch size must be >= 0 (0 = all at once)");
+  if (request.device.is_cuda() && !at::hasCUDA())
+    throw_usage("sample: device " + request.device.str() + ", but this LibTorch has no CUDA");
   // Every sample's latent is kept in memory (and gathered on every rank).
   const double bytes = static_cast<double>(n) * config.in_channels * config.input_size * config.input_size * 4.0;
   if (exceeds_memory(bytes))
     throw_usage("sample: " + std::to_string(n) + " samples need " + std::to_string(static_cast<int64_t>(bytes / 1e9)) +
                 " GB for their latents alone, more than this machine's memory");
-  if (request.cfg_scale > 1.0 && config.class_dropout_prob <= 0) {
+  if (s.cfg_scale > 1.0 && config.class_dropout_prob <= 0) {
     throw_usage("sample: CFG needs a model with a null class (class_dropout_prob > 0)");
   }
-  if (request.call_size < 0) throw_usage("sample: the call size must be >= 0");
-  if (request.call_size > 0 && request.batch_size > 0 && request.batch_size % request.call_size != 0)
-    throw_usage("sample: the batch size (" + std::to_string(request.batch_size) + ") must be a multiple of the call size (" +
-                std::to_string(request.call_size) + "), so every model call holds the same samples whatever the batch");
+  if (s.call_size < 0) throw_usage("sample: the call size must be >= 0");
+  if (s.call_size > 0 && s.batch_size > 0 && s.batch_size % s.call_size != 0)
+    throw_usage("sample: the batch size (" + std::to_string(s.batch_size) + ") must be a multiple of the call size (" +
+                std::to_string(s.call_size) + "), so every model call holds the same samples whatever the batch");
   if (request.init_noise.defined()) {
     std::vector<int64_t> want = {n, config.in_channels, config.input_size, config.input_size};
     if (!request.init_noise.sizes().equals(want)) {
@@ -108,9 +109,9 @@ DenoiserFn in_calls(DiTImpl& model, const at::Tensor& y, const SampleRequest& re
   auto call = [&model, &request, use_cfg](const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) {
     if (!use_cfg) return model.forward(x, t, y);
     const at::Tensor y2 = at::cat({y, at::full_like(y, model.null_class())});
-    return model.forward_with_cfg(x, t, y2, request.cfg_scale, request.cfg_channels);
+    return model.forward_with_cfg(x, t, y2, request.sample.cfg_scale, request.cfg_channels);
   };
-  const int64_t b = y.size(0), size = request.call_size;
+  const int64_t b = y.size(0), size = request.sample.call_size;
   if (size <= 0 || size >= b) return [call, y](const at::Tensor& x, const at::Tensor& t) { return call(x, t, y); };
   return [call, y, b, size, use_cfg](const at::Tensor& x, const at::Tensor& t) {
     std::vector<at::Tensor> cond, uncond;
@@ -146,25 +147,25 @@ SampleResult generate_samples(DiTImpl& model, const SampleRequest& request,
                               const std::function<void(int64_t, int64_t)>& on_step) {
   const DiTConfig& config = model.config();
   check_request(config, request);
-  const int64_t n = request.num;
-  const bool use_cfg = request.cfg_scale > 1.0;
+  const int64_t n = request.sample.num;
+  const bool use_cfg = request.sample.cfg_scale > 1.0;
 
   DiffusionConfig diffusion_config;
   diffusion_config.timesteps = request.timesteps;
-  diffusion_config.respacing = std::to_string(request.steps);
+  diffusion_config.respacing = std::to_string(request.sample.steps);
   diffusion_config.learned_variance = config.learn_sigma;
   GaussianDiffusion diffusion(diffusion_config);
   SamplerOptions options;
-  options.kind = request.sampler;
-  options.eta = request.eta;
-  options.clip_denoised = request.clip_denoised;
+  options.kind = request.sample.sampler;
+  options.eta = request.sample.eta;
+  options.clip_denoised = request.sample.clip_for(config.in_channels);
 
   at::Generator shared = at::make_generator<at::CPUGeneratorImpl>(request.seed);
-  const at::Device device(request.device);
+  const at::Device device = request.device;
   model.to(device);
   model.eval();
   torch::NoGradGuard no_grad;
-  const int64_t batch = request.batch_size > 0 ? std::min(request.batch_size, n) : n;
+  const int64_t batch = request.sample.batch_size > 0 ? std::min(request.sample.batch_size, n) : n;
   std::vector<at::Tensor> all_samples, all_labels;
   int64_t done = 0;
   for (int64_t start = 0; start < n; start += batch) {
@@ -206,23 +207,24 @@ SampleResult generate_samples_across_ranks(DiTImpl& model, const SampleRequest& 
     throw_usage("sample: reference seeding draws from one generator in order and cannot be shared over " +
                 std::to_string(comm->size()) + " ranks: use per-sample seeding");
   check_request(model.config(), request);
-  const int64_t n = request.num;
-  const auto [first, count] = row_share(n, request.batch_size, comm->rank(), comm->size());
+  const int64_t n = request.sample.num;
+  const auto [first, count] = row_share(n, request.sample.batch_size, comm->rank(), comm->size());
   const DiTConfig& config = model.config();
   at::Tensor latents = at::zeros({count, config.in_channels, config.input_size, config.input_size}, at::kFloat);
   at::Tensor labels = at::zeros({count}, at::kLong);
   // Batch by batch, in rounds every rank takes part in (the largest share's batch count), so
   // `between_batches` (a stop agreed over the ranks) runs at the same point on every rank.
   int64_t largest = 1;
-  for (int r = 0; r < comm->size(); ++r) largest = std::max(largest, row_share(n, request.batch_size, r, comm->size()).count);
-  const int64_t batch = request.batch_size > 0 ? request.batch_size : largest;  // 0: one batch a rank
+  for (int r = 0; r < comm->size(); ++r)
+    largest = std::max(largest, row_share(n, request.sample.batch_size, r, comm->size()).count);
+  const int64_t batch = request.sample.batch_size > 0 ? request.sample.batch_size : largest;  // 0: one batch a rank
   const int64_t rounds = (largest + batch - 1) / batch;
   for (int64_t round = 0; round < rounds; ++round) {
     const int64_t start = round * batch, b = std::min(batch, count - start);
     if (b > 0) {
       SampleRequest mine = request;
-      mine.num = b;
-      mine.batch_size = b;
+      mine.sample.num = b;
+      mine.sample.batch_size = b;
       mine.first_index = request.first_index + first + start;
       if (request.init_noise.defined()) mine.init_noise = request.init_noise.narrow(0, first + start, b);
       if (request.init_labels.defined() && request.init_labels.numel())
@@ -235,8 +237,8 @@ SampleResult generate_samples_across_ranks(DiTImpl& model, const SampleRequest& 
     }
     if (between_batches) between_batches();
   }
-  return {allgather_rows(*comm, latents, n, request.batch_size),
-          allgather_rows(*comm, labels, n, request.batch_size)};
+  return {allgather_rows(*comm, latents, n, request.sample.batch_size),
+          allgather_rows(*comm, labels, n, request.sample.batch_size)};
 }
 
 }  // namespace difffit

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
 
 #include <functional>
 #include <string>
@@ -17,6 +18,7 @@
 #include "worker/diffusion/gaussian_diffusion.h"
 #include "worker/diffusion/samplers.h"
 #include "worker/model/dit.h"
+#include "worker/sample/sample_config.h"
 
 namespace difffit {
 
@@ -30,27 +32,18 @@ SampleSeeding parse_sample_seeding(const std::string& name);  // "per-sample" | 
 // The stream gives z (1,C,H,W), then y (1), then one (1,C,H,W) normal draw per step.
 uint64_t per_sample_seed(uint64_t seed, int64_t index);
 
+// One sampling job: the sampler settings (an experiment's sample: section, or the sampling
+// flags) with what only a job has: its seed, streams, rank share and device.
 struct SampleRequest {
-  int64_t num = 16;                 // how many samples
-  SamplerKind sampler = SamplerKind::Ddpm;
-  int64_t steps = 250;              // respacing "K": K steps, first and last included
-  double cfg_scale = 1.0;           // guidance is used when > 1, as the reference
+  SampleConfig sample;              // num, sampler, steps, guidance, eta, clipping, batch and call sizes
   CfgChannels cfg_channels = CfgChannels::Reference;
-  double eta = 0.0;                 // DDIM eta
-  bool clip_denoised = false;       // clamp each predicted x0 to [-1, 1] (ADM's pixel-space default)
   uint64_t seed = 0;                // noise and labels
   SampleSeeding seeding = SampleSeeding::PerSample;
   int64_t first_index = 0;          // PerSample: the global index of this request's first sample
-  int64_t batch_size = 0;           // 0 = all at once
-  // Samples per model call, counted from each batch's first sample (0 = the whole batch).
-  // A fixed call size makes every sample's result independent of the batch size (BLAS
-  // rounds a row differently in differently sized products); the batch size must then be
-  // a multiple of it. 1 frees the batch size entirely, at the cost of smaller products.
-  int64_t call_size = 0;
   int64_t timesteps = 1000;         // T of the base process
   at::Tensor init_noise;            // optional (N,C,H,W): x_T instead of drawn noise
   at::Tensor init_labels;           // optional (N): labels instead of drawn ones
-  std::string device = "cpu";       // where the model runs (it is moved there)
+  c10::Device device = c10::kCPU;   // where the model runs (it is moved there)
 };
 
 struct SampleResult {
@@ -67,7 +60,7 @@ SampleResult generate_samples(DiTImpl& model, const SampleRequest& request,
 // and every rank gets all of them, in index order. Each batch is the same model call
 // whatever the number of ranks, so the samples are bit-identical too (a model's output
 // rows can round differently when the batch is cut differently: BLAS picks its kernels by
-// matrix size). Batch 0 ("all at once") means one batch per rank, ceil(num / ranks)
+// matrix size). Batch size 0 ("all at once") means one batch per rank, ceil(num / ranks)
 // samples: set a batch size for samples that do not depend on the rank count. `comm` null
 // or of one rank: generate_samples. `on_step` reports this rank's own progress. Needs
 // PerSample seeding over several ranks. `between_batches` runs on every rank after each

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
 
 #include <cstdint>
 #include <functional>
@@ -27,7 +28,7 @@ struct SamplesFile {
 
 struct LatentDecoding {
   std::string vae;         // AutoencoderKL weights; "" = keep latents only
-  std::string device = "cpu";
+  c10::Device device = c10::kCPU;
   int64_t batch_size = 16; // latents per decoder pass
   bool bf16 = false;       // decoder under bf16 autocast
   std::function<void()> after_batch;  // one process only: runs after each decoded batch (may throw)

@@ -21,6 +21,7 @@
 #include "common/run_folder.h"
 #include "common/safetensors.h"
 #include "common/sha256.h"
+#include "common/torch_device.h"
 #include "common/state_dict_file.h"
 #include "common/stop_signals.h"
 #include "datasets/image_loader.h"
@@ -66,7 +67,7 @@ void check_data_fits_model(const ImageBatchLoader& loader, const DiTConfig& mode
 
 Trainer::Trainer(TrainerSettings settings, DiT model, MethodSetup setup, std::string run_dir, const DataParallel& dp)
     : settings_(std::move(settings)), model_(std::move(model)), setup_(std::move(setup)), run_dir_(std::move(run_dir)),
-      state_(std::make_shared<State>()), device_(device_kind_name(settings_.train.device)), dp_(dp) {
+      state_(std::make_shared<State>()), device_(torch_device(settings_.train.device)), dp_(dp) {
   if (device_.is_cuda() && !at::hasCUDA()) throw_usage("train.device is cuda, but this LibTorch has no CUDA");
   model_->to(device_);
   LoaderOptions loader_options;
