@@ -20,6 +20,7 @@
 #include "results/result_plot.h"
 #include "results/result_table.h"
 #include "results/results_store.h"
+#include "results/results_views.h"
 #include "results/scale_findings.h"
 #include "test_support.h"
 
@@ -331,6 +332,63 @@ TEST(Findings, TheScaleGapIsJudgedAgainstTheSeedSpread) {
     if (row.text.at("size") == "small") small.push_back(row);
   EXPECT_NE(findings_markdown(small).find("- **A**: measured at small only (gap 100.0)."), std::string::npos);
   EXPECT_EQ(scale_line(small), "");
+}
+
+// The views of `difffit results` in process: the findings page writes its scale chart beside
+// itself, the line holds the scale sentence, the listing refuses an unknown column before it
+// prints anything, and a curve plot of a store without curves names the file.
+TEST(ResultsViews, FindingsListingAndPlotsFromOneStore) {
+  TempDir dir;
+  std::vector<ResultRow> rows;
+  for (const std::string size : {"small", "large"})
+    for (const std::string method : {"full", "difffit"})
+      for (double d : {-1.0, 1.0}) {
+        ResultRow row = finding_row("scale", method, (method == "full" ? 20 : size == "small" ? 120 : 40) + d, 4.0,
+                                    "size", size);
+        row.text["dataset"] = "A";
+        row.numbers["total_params"] = size == "small" ? 1e6 : 4e6;
+        rows.push_back(row);
+      }
+  const std::string path = dir.file("results.h5");
+  write_results_h5(path, rows, {{"sweep", "s"}});
+  FindingsRequest findings{path, {}, false, dir.file("page/findings.md")};
+  std::filesystem::create_directories(dir.file("page"));
+  EXPECT_NE(findings_text(findings).find("](scale-gap.svg)"), std::string::npos);
+  EXPECT_TRUE(std::filesystem::exists(dir.file("page/scale-gap.svg")));
+  findings.line = true;
+  const std::string lines = findings_text(findings);
+  // A scale grid alone is not pooled into the method comparison: its line is the scale one.
+  EXPECT_EQ(lines.rfind("Scale: from the small to the large source model, DiffFit's FID went from 6.0x to 2.0x", 0), 0u)
+      << lines;
+  EXPECT_EQ(lines.back(), '\n');
+
+  ListingRequest listing{path, {}, {"method", "fid"}, 24};
+  listing.selection.where = {parse_where("size=large")};
+  const std::string text = results_listing(listing);
+  EXPECT_EQ(text.rfind(path + ": 4 of 8 rows; format = difffit-results-1; sweep = s\n", 0), 0u) << text;
+  listing.columns = {"method", "nope"};
+  try {
+    results_listing(listing);
+    ADD_FAILURE() << "an unknown column was listed";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("unknown column 'nope'"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(parse_where("=x"), Error);
+
+  PlotRequest plot;
+  plot.inputs = {path};
+  plot.spec.row_key = "method";
+  plot.spec.col_key = "size";
+  EXPECT_NE(plot_svg(plot).find("class=\"bar\""), std::string::npos);
+  plot.kind = PlotKind::Curves;
+  try {
+    plot_svg(plot);
+    ADD_FAILURE() << "a curve plot without curves";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(path + ": no learning-curve points"), std::string::npos) << e.what();
+  }
+  plot.inputs.push_back(path);
+  EXPECT_THROW(plot_svg(plot), Error);  // one results file only
 }
 
 // The page opens with how far the sweep came, from the results file's attributes.
