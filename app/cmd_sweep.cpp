@@ -132,7 +132,8 @@ int sweep_run_command(int argc, char** argv) {
   if (!parse_sweep_args("sweep run",
                         "Runs (or resumes) a sweep: `mpirun -n N difffit sweep run FILE` uses rank 0 to coordinate "
                         "and N-1 workers; one process runs everything itself.\nExit: 0 all done, 5 some runs failed, "
-                        "128+signal stopped (rerun to resume), 2 bad config, 3 data/IO.",
+                        "128+signal stopped (rerun to resume), 6 drained: a DRAIN file in the state folder lets the runs in "
+                        "flight finish and starts no more (rerun to go on), 2 bad config, 3 data/IO.",
                         argc, argv, options, args)) {
     return 0;
   }

@@ -34,6 +34,9 @@ struct SweepFolder {
   std::string results() const { return file("results.h5"); }      // the results store
   std::string results_csv() const { return file("results.csv"); }
   std::string summary() const { return file("summary.json"); }
+  // Present: the job starts no more runs, lets the runs in flight finish, removes it and
+  // exits 6 (a stop that loses no work, where run folders do not outlive the machine).
+  std::string drain() const { return file("DRAIN"); }
 };
 
 }  // namespace difffit

@@ -40,16 +40,17 @@ class Coordinator {
     }
     while (true) {
       notice_stop_signal();
+      notice_drain_request();
       if (auto envelope = transport_.poll(Channel::Work, 0.02)) handle(envelope->source, envelope->text);
       while (auto beat = transport_.poll(Channel::Control, 0.0)) handle(beat->source, beat->text);
-      if (!stopping_) dispatch();
+      if (!stopping_ && !draining_) dispatch();
       watch_heartbeats();
       if (finished()) break;
     }
     for (int rank : workers_) {
       if (slots_[rank].state == SlotState::Idle) send(rank, Channel::Work, Message{MessageKind::Exit});
     }
-    const int code = ledger_.finish(stop_signal_);
+    const int code = ledger_.finish(stop_signal_, draining_);
     for (int rank : workers_) {
       if (slots_[rank].state == SlotState::Lost) {
         log()->error("[sweep] rank {} stopped answering; ending the job (rerun the sweep to resume)", rank);
@@ -67,6 +68,18 @@ class Coordinator {
   void notice_stop_signal() {
     if (stopping_ || !stop_signal()) return;
     begin_stopping(stop_signal(), "received signal " + std::to_string(stop_signal()));
+  }
+
+  // A DRAIN file: no more runs start; the busy ones finish (checked twice a second).
+  void notice_drain_request() {
+    const auto now = Clock::now();
+    if (draining_ || stopping_ || now < next_drain_check_) return;
+    next_drain_check_ = now + std::chrono::milliseconds(500);
+    if (!ledger_.drain_requested()) return;
+    draining_ = true;
+    int busy = 0;
+    for (int rank : workers_) busy += slots_[rank].state == SlotState::Busy;
+    log()->warn("[sweep] DRAIN found: starting no more runs; the {} in flight finish first", busy);
   }
 
   // Busy workers are asked to save and stop too (under mpirun or srun they usually
@@ -147,7 +160,7 @@ class Coordinator {
       if (slots_[rank].state == SlotState::Busy || slots_[rank].state == SlotState::Starting) return false;
       any_idle = any_idle || slots_[rank].state == SlotState::Idle;
     }
-    if (stopping_ || !any_idle) return true;
+    if (stopping_ || draining_ || !any_idle) return true;
     // Nothing can start: pending runs wait only on runs that are not running anywhere.
     return ledger_.next_runnable(quarantined_) < 0;
   }
@@ -160,6 +173,8 @@ class Coordinator {
   std::set<size_t> quarantined_;  // runs of ranks that went silent
   bool stopping_ = false;
   int stop_signal_ = 0;
+  bool draining_ = false;
+  Clock::time_point next_drain_check_;
 };
 
 }  // namespace
@@ -171,7 +186,8 @@ int coordinate_sweep(const SweepConfig& config, SweepLedger& ledger, MessageTran
 
 int run_sweep_in_process(const SweepConfig& config, SweepLedger& ledger, const RunExecutor& execute) {
   int signal = 0;
-  while (!(signal = stop_signal())) {
+  bool drained = false;
+  while (!(signal = stop_signal()) && !(drained = ledger.drain_requested())) {
     const long index = ledger.next_runnable();
     if (index < 0) break;
     const RunRequest request = ledger.start(static_cast<size_t>(index), 0);
@@ -182,7 +198,8 @@ int run_sweep_in_process(const SweepConfig& config, SweepLedger& ledger, const R
       break;
     }
   }
-  return ledger.finish(signal);
+  if (drained) log()->warn("[sweep] DRAIN found: starting no more runs");
+  return ledger.finish(signal, drained);
 }
 
 }  // namespace difffit

@@ -14,7 +14,8 @@ struct SweepJobOptions {
   bool simulate_runs = false;  // workers answer at once with made-up metrics (coordinator benchmark)
 };
 
-// The process's exit code: 0 all done, 5 some runs failed, 128 + signal when stopped.
+// The process's exit code: 0 all done, 5 some runs failed, 128 + signal when stopped,
+// kDrainedExitCode (6) when a DRAIN file ended the job with runs pending.
 int run_sweep_job(const SweepConfig& config, MessageTransport& transport, const SweepJobOptions& options);
 
 }  // namespace difffit

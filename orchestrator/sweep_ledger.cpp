@@ -196,14 +196,19 @@ void SweepLedger::write_snapshot() {
   ++timings.snapshots;
 }
 
-int SweepLedger::finish(int stop_signal) {
+bool SweepLedger::drain_requested() const {
+  std::error_code ignored;
+  return std::filesystem::exists(SweepFolder{config_.state_dir()}.drain(), ignored);
+}
+
+int SweepLedger::finish(int stop_signal, bool drained) {
   const size_t done = states_.count(RunState::Done), failed = states_.count(RunState::Failed),
                blocked = states_.count(RunState::Blocked), total = plan_.runs.size();
   JournalEvent e;
   e.type = JournalEventType::SweepEnded;
   e.signal = stop_signal;
   e.detail = std::to_string(done) + "/" + std::to_string(total) + " done, " + std::to_string(failed) + " failed, " +
-             std::to_string(blocked) + " blocked";
+             std::to_string(blocked) + " blocked" + (drained ? "; drained" : "");
   append(e);
   write_snapshot();
   const double wall = since(begin_);
@@ -217,6 +222,7 @@ int SweepLedger::finish(int stop_signal) {
   summary["blocked"] = blocked;
   summary["pending"] = total - done - failed - blocked;
   summary["stopped_by_signal"] = stop_signal;
+  summary["drained"] = drained;
   summary["wall_seconds"] = wall;
   summary["attempts_started"] = timings.assignments;
   summary["attempts_finished"] = timings.finished;
@@ -232,7 +238,14 @@ int SweepLedger::finish(int stop_signal) {
   write_file_atomically(SweepFolder{config_.state_dir()}.summary(), json_text(summary, 2) + "\n");
   log()->info("[sweep] {}: {} in {:.1f} s; results in {}/results.h5", config_.name, e.detail, wall,
               config_.state_dir());
+  if (drained) {
+    std::error_code ignored;
+    std::filesystem::remove(SweepFolder{config_.state_dir()}.drain(), ignored);  // the request is honoured
+    log()->info("[sweep] drained: no runs in flight, {} pending; rerun the same command to go on",
+                total - done - failed - blocked);
+  }
   if (stop_signal && done + failed + blocked < total) return 128 + stop_signal;
+  if (drained && done + failed + blocked < total) return kDrainedExitCode;
   return (failed || blocked) ? 5 : 0;
 }
 

@@ -33,6 +33,9 @@ struct SweepTimings {
   int64_t finished = 0;       // attempts that reported back in this session
 };
 
+// A job that drained on request (SweepFolder::drain) with runs left to do.
+constexpr int kDrainedExitCode = 6;
+
 class SweepLedger {
  public:
   // Reads the journal; runs it shows as running belonged to a job that died: they
@@ -52,8 +55,11 @@ class SweepLedger {
   size_t retry_failed();
   void write_snapshot();  // now
   // Journals the end, writes the snapshot and summary.json; returns the exit code:
-  // 0 all done, 5 some failed or blocked, 128+signal when stopped.
-  int finish(int stop_signal);
+  // 0 all done, 5 some failed or blocked, 128+signal when stopped, kDrainedExitCode when
+  // `drained` (a DRAIN file, then removed) left runs pending.
+  int finish(int stop_signal, bool drained = false);
+  // The state folder's DRAIN file is there: start no more runs.
+  bool drain_requested() const;
 
   SweepTimings timings;
 

@@ -1,6 +1,7 @@
 // The sweep: file parsing, expansion into distinct runs, run states folded from the
 // journal, the journal's crash tolerance, messages, result rows, and a real sweep in
 // one process that is interrupted and resumed.
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -9,12 +10,14 @@
 
 #include "common/error.h"
 #include "common/file_lock.h"
+#include "orchestrator/coordinator.h"
 #include "orchestrator/journal.h"
 #include "orchestrator/messages.h"
 #include "orchestrator/result_rows.h"
 #include "orchestrator/run_states.h"
 #include "orchestrator/sweep_config.h"
 #include "orchestrator/sweep_job.h"
+#include "orchestrator/sweep_ledger.h"
 #include "orchestrator/sweep_plan.h"
 #include "results/results_store.h"
 #include "sweep_fixture.h"
@@ -646,6 +649,44 @@ TEST(SweepJob, OneRankRunsTheWholeSweepThenFindsItDone) {
   EXPECT_EQ(first, runs);
   EXPECT_EQ(run_sweep_job(config, alone, SweepJobOptions{}), 0);
   EXPECT_EQ(started(), first);  // nothing run twice
+}
+
+// A DRAIN file in the state folder: the run in flight finishes, no other starts, the file is
+// removed and the job exits 6; the next job goes on. Found at the start, nothing starts.
+TEST(SweepInProcess, ADrainFileEndsTheJobAfterTheRunInFlight) {
+  TempDir tmp;
+  auto s = testing::write_tiny_sweep(tmp);
+  const SweepConfig config = load_sweep(s.sweep, {});
+  const SweepPlan plan = plan_sweep(config);
+  const std::string drain = config.state_dir() + "/DRAIN";
+  const RunExecutor simulated = simulated_runs();
+  int executed = 0;
+  const RunExecutor drain_during_first = [&](const RunRequest& request, const std::function<void(int64_t)>& on_step,
+                                             const DataParallel& dp) {
+    if (executed++ == 0) std::ofstream(drain) << "";
+    return simulated(request, on_step, dp);
+  };
+  {
+    SweepLedger ledger(config, plan, 1);
+    EXPECT_EQ(run_sweep_in_process(config, ledger, drain_during_first), kDrainedExitCode);
+    EXPECT_EQ(ledger.states().count(RunState::Done), 1u);
+  }
+  EXPECT_EQ(executed, 1);
+  EXPECT_FALSE(std::filesystem::exists(drain));  // honoured, so the next job goes on
+  std::ifstream in(config.state_dir() + "/summary.json");
+  const auto summary = nlohmann::json::parse(in);
+  EXPECT_EQ(summary["drained"], true) << summary.dump(2);
+  EXPECT_EQ(summary["pending"], plan.runs.size() - 1) << summary.dump(2);
+  {
+    std::filesystem::create_directories(config.state_dir());
+    std::ofstream(drain) << "";
+    SweepLedger ledger(config, plan, 1);
+    EXPECT_EQ(run_sweep_in_process(config, ledger, simulated), kDrainedExitCode);  // nothing started
+    EXPECT_EQ(ledger.states().count(RunState::Done), 1u);
+  }
+  SweepLedger ledger(config, plan, 1);
+  EXPECT_EQ(run_sweep_in_process(config, ledger, simulated), 0);
+  EXPECT_EQ(ledger.states().count(RunState::Done), plan.runs.size());
 }
 
 TEST(SweepInProcess, SimulatedRunsFinishingTogetherShareSnapshotWrites) {

@@ -4,11 +4,14 @@
 // run groups of two ranks train each run data-parallel, also across a kill and resume.
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <set>
 #include <string>
 
 #include "orchestrator/journal.h"
+#include "orchestrator/sweep_ledger.h"
 #include "results/results_store.h"
 #include "sweep_fixture.h"
 
@@ -41,17 +44,24 @@ int count_events(const std::string& journal, const std::string& kind) {
 }
 
 // Starts the sweep in its own session (so the whole job can be killed as a node
-// failure would), waits until `started_runs` runs have started, then sends `signal`.
-testing::CommandResult interrupt(const std::string& sweep_command, const std::string& journal, int started_runs,
-                                 const std::string& signal, bool whole_group, const std::string& log) {
-  const std::string target = whole_group ? "-- -$pid" : "$pid";
+// failure would), waits until `started_runs` runs have started and one is in progress, then
+// runs the shell `action` ($pid: the job's launcher).
+testing::CommandResult when_running(const std::string& sweep_command, const std::string& journal, int started_runs,
+                                    const std::string& action, const std::string& log) {
   return run_command("bash -c 'setsid " + sweep_command + " > " + log + " 2>&1 & pid=$!; for i in $(seq 1200); do" +
                      " n=$(grep -c \"\\\"started\\\"\" " + journal + " 2>/dev/null || true);" +
                      " d=$(grep -c \"\\\"done\\\"\" " + journal + " 2>/dev/null || true);" +
-                     // Signalled while a run is in progress (started, not yet done), not between runs.
+                     // While a run is in progress (started, not yet done), not between runs.
                      " [ \"${n:-0}\" -ge " + std::to_string(started_runs) + " ] && [ \"${n:-0}\" -gt \"${d:-0}\" ] && break;" +
                      " sleep 0.02; done;" +
-                     " kill -" + signal + " " + target + "; wait $pid'");
+                     " " + action + "; wait $pid'");
+}
+
+// The same, sending `signal` to the launcher (or its whole process group).
+testing::CommandResult interrupt(const std::string& sweep_command, const std::string& journal, int started_runs,
+                                 const std::string& signal, bool whole_group, const std::string& log) {
+  const std::string target = whole_group ? "-- -$pid" : "$pid";
+  return when_running(sweep_command, journal, started_runs, "kill -" + signal + " " + target, log);
 }
 
 class SweepMpi : public ::testing::Test {
@@ -120,6 +130,26 @@ TEST_F(SweepMpi, SigUsr2SavesRunsExitsWith140AndResumes) {
   auto r = run_command(run_cmd(out));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(count_events(journal, "abandoned"), 0);
+  expect_each_run_done_once(journal, 8);
+  EXPECT_EQ(losses(out + "/tiny/results.h5"), *reference_);
+}
+
+// A DRAIN file: the runs in flight finish (none is stopped or abandoned), no new one
+// starts, the job exits 6 and removes the file, and the next job finishes the sweep.
+TEST_F(SweepMpi, ADrainFileLetsTheRunsInFlightFinishThenTheJobEnds) {
+  const std::string out = tmp_->file("drain");
+  const std::string journal = out + "/tiny/journal.jsonl";
+  auto first = when_running(run_cmd(out), journal, 3, "touch " + out + "/tiny/DRAIN", tmp_->file("drain.log"));
+  std::ifstream log(tmp_->file("drain.log"));
+  EXPECT_EQ(first.exit_code, kDrainedExitCode) << first.output << std::string(std::istreambuf_iterator<char>(log), {});
+  const int started = count_events(journal, "started"), done = count_events(journal, "done");
+  EXPECT_EQ(done, started);  // every run that started finished
+  EXPECT_LT(done, 8);
+  EXPECT_EQ(count_events(journal, "stopped"), 0);
+  EXPECT_EQ(count_events(journal, "abandoned"), 0);
+  EXPECT_FALSE(std::filesystem::exists(out + "/tiny/DRAIN"));
+  auto r = run_command(run_cmd(out));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_each_run_done_once(journal, 8);
   EXPECT_EQ(losses(out + "/tiny/results.h5"), *reference_);
 }
