@@ -55,15 +55,27 @@ std::string mean_and_std(const Summary& s, int decimals) {
   return fixed_number(s.mean, decimals) + (s.n > 1 ? " ± " + fixed_number(s.std, decimals) : "") + " (" + std::to_string(s.n) + ")";
 }
 
+enum class GapChange { Shrinks, Grows, Same, Unjudged };
+
 // Smallest against largest size: shrinks or grows when the change exceeds the larger of the
-// two gaps' seed spreads.
-std::string verdict(const ScaleGap& small, const ScaleGap& large) {
+// two gaps' seed spreads; a cell of one run has no spread to judge by.
+GapChange gap_change(const ScaleGap& small, const ScaleGap& large) {
   if (small.difffit_runs < 2 || small.full_runs < 2 || large.difffit_runs < 2 || large.full_runs < 2)
-    return "one run in a cell: no spread to judge by";
+    return GapChange::Unjudged;
   const double change = large.gap - small.gap, spread = std::max(small.spread, large.spread);
-  if (change < -spread) return "**shrinks**";
-  if (change > spread) return "**grows**";
-  return "no change beyond the seed spread";
+  if (change < -spread) return GapChange::Shrinks;
+  if (change > spread) return GapChange::Grows;
+  return GapChange::Same;
+}
+
+std::string verdict(const ScaleGap& small, const ScaleGap& large) {
+  switch (gap_change(small, large)) {
+    case GapChange::Shrinks: return "**shrinks**";
+    case GapChange::Grows: return "**grows**";
+    case GapChange::Same: return "no change beyond the seed spread";
+    case GapChange::Unjudged: break;
+  }
+  return "one run in a cell: no spread to judge by";
 }
 
 std::map<std::string, std::vector<ScaleGap>> gaps_by_task(const std::vector<ScaleGap>& gaps,
@@ -148,24 +160,27 @@ std::string scale_markdown(const std::vector<ResultRow>& all, const std::string&
 std::string scale_line(const std::vector<ResultRow>& rows) {
   std::vector<std::string> order;
   const auto by_task = gaps_by_task(scale_gaps(rows), &order);
-  int shrinks = 0, grows = 0, same = 0;
+  std::map<GapChange, int> count;
   double small_ratio = 0, large_ratio = 0;
   std::string small_size, large_size;
   for (const std::string& task : order) {
     const std::vector<ScaleGap>& g = by_task.at(task);
     if (g.size() < 2) continue;
-    const std::string v = verdict(g.front(), g.back());
-    (v == "**shrinks**" ? shrinks : v == "**grows**" ? grows : same)++;
+    ++count[gap_change(g.front(), g.back())];
     small_ratio += g.front().ratio, large_ratio += g.back().ratio;
     small_size = g.front().size, large_size = g.back().size;
   }
-  const int tasks = shrinks + grows + same;
+  const int unjudged = count[GapChange::Unjudged];
+  const int tasks = count[GapChange::Shrinks] + count[GapChange::Grows] + count[GapChange::Same] + unjudged;
   if (tasks == 0) return "";
   std::ostringstream out;
   out << "Scale: from the " << small_size << " to the " << large_size << " source model, DiffFit's FID went from "
       << fixed_number(small_ratio / tasks, 1) << "x to " << fixed_number(large_ratio / tasks, 1)
       << "x full fine-tuning's (mean over " << tasks << " task" << (tasks == 1 ? "" : "s") << "); the gap shrank on "
-      << shrinks << ", grew on " << grows << " and did not change beyond the seed spread on " << same << ".";
+      << count[GapChange::Shrinks] << ", grew on " << count[GapChange::Grows]
+      << (unjudged ? ", " : " and ") << "did not change beyond the seed spread on " << count[GapChange::Same];
+  if (unjudged) out << " and could not be judged on " << unjudged << " (a cell of one run)";
+  out << ".";
   return out.str();
 }
 

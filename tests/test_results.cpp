@@ -332,6 +332,17 @@ TEST(Findings, TheScaleGapIsJudgedAgainstTheSeedSpread) {
     if (row.text.at("size") == "small") small.push_back(row);
   EXPECT_NE(findings_markdown(small).find("- **A**: measured at small only (gap 100.0)."), std::string::npos);
   EXPECT_EQ(scale_line(small), "");
+  // A cell of one run (B's DiffFit at large, seed 0 only) cannot be judged, and the line says so.
+  std::vector<ResultRow> partial;
+  for (const ResultRow& row : rows)
+    if (!(row.text.at("dataset") == "B" && row.text.at("size") == "large" && row.text.at("method") == "difffit" &&
+          row.numbers.at("fid") != 51))
+      partial.push_back(row);
+  EXPECT_EQ(scale_line(partial),
+            "Scale: from the small to the large source model, DiffFit's FID went from 3.8x to 2.2x full fine-tuning's "
+            "(mean over 2 tasks); the gap shrank on 1, grew on 0, did not change beyond the seed spread on 0 and could "
+            "not be judged on 1 (a cell of one run).");
+  EXPECT_NE(findings_markdown(partial).find("- **B**: the gap goes from 20.0 ± 1.4 at small to 21.0"), std::string::npos);
 }
 
 // The views of `difffit results` in process: the findings page writes its scale chart beside
