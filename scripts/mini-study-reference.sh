@@ -54,7 +54,8 @@ if has_grid scale; then
       "$B" results table "$R" --grid scale --where size=$size --extra class_accuracy,trainable_params,steps_per_second \
         --format $f -o "$OUT/scale-$size.$f"
     done
-    for task in $(python3 -c 'import csv,sys; print(" ".join(sorted({r["dataset"] for r in csv.DictReader(open(sys.argv[1])) if r["grid"] == "scale"})))' "$OUT/runs.csv"); do
+    # the tasks with runs at this size (a sweep under way has none yet at some)
+    for task in $(python3 -c 'import csv,sys; print(" ".join(sorted({r["dataset"] for r in csv.DictReader(open(sys.argv[1])) if r["grid"] == "scale" and r["size"] == sys.argv[2]})))' "$OUT/runs.csv" "$size"); do
       "$B" results plot --curve "$R" --grid scale --where size=$size --where dataset=$task --rows method --log-y \
         --title "Learning curves, $size model on $task: FID of 100 samples" -o "$OUT/scale-curve-$size-$task.svg"
     done
