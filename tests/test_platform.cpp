@@ -8,6 +8,7 @@
 #include "common/error.h"
 #include "common/platform.h"
 #include "common/torch_device.h"
+#include "worker/model/dit_config.h"
 #include "worker/sample/sample_config.h"
 
 namespace difffit {
@@ -79,14 +80,19 @@ TEST(TorchDevice, FlagsNameADeviceOrAreRefusedByName) {
 }
 
 TEST(SampleSettings, ClippingDefaultsToPixelSpaceModelsOnly) {
+  auto model = [](int64_t channels) {
+    DiTConfig config;
+    config.in_channels = channels;
+    return config;
+  };
   SampleConfig sample;
-  EXPECT_TRUE(sample.clip_for(1));
-  EXPECT_TRUE(sample.clip_for(3));
-  EXPECT_FALSE(sample.clip_for(4));  // latents: as DiT
+  EXPECT_TRUE(sample.clip_for(model(1).pixel_space()));
+  EXPECT_TRUE(sample.clip_for(model(3).pixel_space()));
+  EXPECT_FALSE(sample.clip_for(model(4).pixel_space()));  // latents: as DiT
   sample.clip_denoised = false;
-  EXPECT_FALSE(sample.clip_for(1));
+  EXPECT_FALSE(sample.clip_for(model(1).pixel_space()));
   sample.clip_denoised = true;
-  EXPECT_TRUE(sample.clip_for(4));
+  EXPECT_TRUE(sample.clip_for(model(4).pixel_space()));
 }
 
 // Checked against the libraries mapped into this process: Debian's LibTorch uses OpenBLAS

@@ -28,6 +28,7 @@ struct DiTConfig {
   int64_t num_tokens() const { return grid_size() * grid_size(); }
   int64_t mlp_hidden() const { return static_cast<int64_t>(hidden_size * mlp_ratio); }
   int64_t class_table_rows() const { return num_classes + (class_dropout_prob > 0 ? 1 : 0); }
+  bool pixel_space() const { return in_channels == 1 || in_channels == 3; }  // else latents (a VAE's)
 
   // Throws a usage error naming the bad field.
   void validate() const;

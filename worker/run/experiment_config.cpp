@@ -328,7 +328,7 @@ std::string ExperimentConfig::to_yaml(bool resolved) const {
   out << Key << "sample" << Value << YAML::BeginMap << Key << "num" << Value << sample.num << Key << "sampler" << Value
       << sampler_name(sample.sampler) << Key << "steps" << Value << sample.steps << Key << "cfg_scale" << Value
       << shortest_double(sample.cfg_scale) << Key << "eta" << Value << shortest_double(sample.eta) << Key
-      << "batch_size" << Value << sample.batch_size << Key << "clip_denoised" << Value << sample.clip_for(model.in_channels);
+      << "batch_size" << Value << sample.batch_size << Key << "clip_denoised" << Value << sample.clip_for(model.pixel_space());
   // Only when set, so the ids of runs that call the model on whole batches stay as they were.
   if (sample.call_size > 0) out << Key << "call_size" << Value << sample.call_size;
   out << YAML::EndMap;

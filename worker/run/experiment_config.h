@@ -54,7 +54,6 @@ struct ExperimentConfig {
   std::string resolved_yaml() const;
   std::string run_id() const;       // 16 hex digits of SHA-256(canonical_yaml)
   std::string run_dir() const;      // output_dir/name-run_id
-  bool pixel_space() const { return model.in_channels == 1 || model.in_channels == 3; }
 
  private:
   std::string to_yaml(bool resolved) const;  // the one writer of both forms

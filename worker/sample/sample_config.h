@@ -21,8 +21,8 @@ struct SampleConfig {
   int64_t batch_size = 100;    // samples per batch (0 = all at once)
   int64_t call_size = 0;       // samples per model call (0 = the batch): fixed, the batch size stops mattering
 
-  // clip_denoised resolved for a model of `in_channels` (1 or 3: pixel space).
-  bool clip_for(int64_t in_channels) const { return clip_denoised.value_or(in_channels == 1 || in_channels == 3); }
+  // clip_denoised resolved for a model in pixel space or not (DiTConfig::pixel_space).
+  bool clip_for(bool pixel_space) const { return clip_denoised.value_or(pixel_space); }
 };
 
 }  // namespace difffit

@@ -158,7 +158,7 @@ SampleResult generate_samples(DiTImpl& model, const SampleRequest& request,
   SamplerOptions options;
   options.kind = request.sample.sampler;
   options.eta = request.sample.eta;
-  options.clip_denoised = request.sample.clip_for(config.in_channels);
+  options.clip_denoised = request.sample.clip_for(config.pixel_space());
 
   at::Generator shared = at::make_generator<at::CPUGeneratorImpl>(request.seed);
   const at::Device device = request.device;
