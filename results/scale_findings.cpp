@@ -50,6 +50,14 @@ std::vector<std::pair<std::string, double>> sizes_by_params(const std::vector<Re
   return sizes;
 }
 
+// A task's source model at a size: full fine-tuning's total there (tasks differ in classes,
+// so in the label table), else the size's.
+double task_params(const std::vector<ResultRow>& rows, const std::string& size, const std::string& task,
+                   double size_params) {
+  const Summary s = summarize(cell(rows, size, task, "full"), "total_params");
+  return s.n > 0 ? s.mean : size_params;
+}
+
 std::string mean_and_std(const Summary& s, int decimals) {
   if (s.n == 0) return "–";
   return fixed_number(s.mean, decimals) + (s.n > 1 ? " ± " + fixed_number(s.std, decimals) : "") + " (" + std::to_string(s.n) + ")";
@@ -99,7 +107,7 @@ std::vector<ScaleGap> scale_gaps(const std::vector<ResultRow>& all) {
       const Summary f = summarize(cell(rows, size, task, "full"), "fid");
       if (d.n == 0 || f.n == 0) continue;
       ScaleGap g;
-      g.task = task, g.size = size, g.params = params;
+      g.task = task, g.size = size, g.params = task_params(rows, size, task, params);
       g.gap = d.mean - f.mean;
       g.spread = std::sqrt(d.std * d.std + f.std * f.std);
       g.ratio = f.mean > 0 ? d.mean / f.mean : std::nan("");
@@ -127,7 +135,7 @@ std::string scale_markdown(const std::vector<ResultRow>& all, const std::string&
   const auto sizes = sizes_by_params(rows);
   for (const std::string& task : distinct_values(rows, "dataset")) {
     for (const auto& [size, params] : sizes) {
-      out << "| " << task << " | " << size << " | " << fixed_number(params, 0) << " |";
+      out << "| " << task << " | " << size << " | " << fixed_number(task_params(rows, size, task, params), 0) << " |";
       for (const auto& [key, name] : kMethods) out << " " << mean_and_std(summarize(cell(rows, size, task, key), "fid"), 1) << " |";
       const auto g = std::find_if(gaps.begin(), gaps.end(),
                                   [&](const ScaleGap& x) { return x.task == task && x.size == size; });

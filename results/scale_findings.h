@@ -13,7 +13,7 @@ namespace difffit {
 
 struct ScaleGap {
   std::string task, size;
-  double params = 0;         // the source model's parameters (full fine-tuning's total)
+  double params = 0;         // the task's source model's parameters (full fine-tuning's total there)
   double gap = 0;            // mean FID of DiffFit minus mean FID of full fine-tuning
   double spread = 0;         // the gap's seed spread: sqrt(std_difffit^2 + std_full^2)
   double ratio = 0;          // mean FID of DiffFit / mean FID of full fine-tuning

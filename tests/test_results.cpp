@@ -301,12 +301,16 @@ TEST(Findings, TheScaleGapIsJudgedAgainstTheSeedSpread) {
         for (const auto& [method, value] : {std::pair<std::string, double>{"full", pair.first}, {"difffit", pair.second}}) {
           ResultRow row = finding_row("scale", method, value + d, 4.0, "size", size);
           row.text["dataset"] = task;
-          row.numbers["total_params"] = size == "small" ? 1e6 : 4e6;
+          // Task B's models have more classes, so a larger label table: each task shows its own count.
+          row.numbers["total_params"] = (size == "small" ? 1e6 : 4e6) + (task == "B" ? 500 : 0);
           rows.push_back(row);
         }
   const std::string page = findings_markdown(rows, {}, {}, "scale-gap.svg");
   EXPECT_EQ(page.find("## Methods"), std::string::npos) << "sizes are not pooled into one method table\n" << page;
   EXPECT_NE(page.find("| A | small | 1000000 | 20.0 ± 1.0 (3) | 120.0 ± 1.0 (3) | – | – | 100.0 ± 1.4 | 6.00 |"),
+            std::string::npos)
+      << page;
+  EXPECT_NE(page.find("| B | large | 4000500 | 30.0 ± 1.0 (3) | 51.0 ± 1.0 (3) | – | – | 21.0 ± 1.4 | 1.70 |"),
             std::string::npos)
       << page;
   EXPECT_NE(page.find("- **A**: the gap goes from 100.0 ± 1.4 at small to 25.0 ± 1.4 at large (DiffFit / full 6.00 "
