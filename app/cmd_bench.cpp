@@ -25,6 +25,7 @@
 #include "common/json_text.h"
 #include "common/logging.h"
 #include "common/platform.h"
+#include "common/torch_device.h"
 #include "eval/feature_stats.h"
 #include "eval/frechet_distance.h"
 #include "eval/mini_cnn.h"
@@ -53,34 +54,37 @@ Timing summarize(std::vector<double> ms) {
   return {at(0.5), at(0.1), at(0.9), ms.front()};
 }
 
-// Where a benchmark runs: --device cpu|cuda, and on CUDA --tf32 (TF32 tensor-core matrix
-// products and convolutions for float32, as PyTorch's allow_tf32 flags).
+// Where a benchmark runs: --device cpu|cuda|cuda:K, and on CUDA --tf32 (TF32 tensor-core
+// matrix products and convolutions for float32, as PyTorch's allow_tf32 flags).
 struct BenchDevice {
-  std::string name = "cpu";
+  c10::Device device = c10::Device(c10::kCPU);
   bool tf32 = false;
-  bool cuda() const { return name == "cuda"; }
+  bool cuda() const { return device.is_cuda(); }
   // The work queued so far has finished (timings on CUDA need it).
   void synchronize() const {
-    if (cuda()) torch::cuda::synchronize();
+    if (cuda()) torch::cuda::synchronize(device.index());  // -1: the current device
   }
 };
 
 void add_device_options(po::options_description& options) {
   options.add_options()
-      ("device", po::value<std::string>()->default_value("cpu"), "cpu | cuda")
+      ("device", po::value<std::string>()->default_value("cpu"), "cpu | cuda | cuda:K")
       ("tf32", "CUDA: TF32 tensor cores for float32 matrix products and convolutions");
 }
 
 BenchDevice device_from(const po::variables_map& vm) {
-  BenchDevice device{vm["device"].as<std::string>(), vm.count("tf32") > 0};
-  if (device.name != "cpu" && device.name != "cuda") throw_usage("--device must be cpu or cuda");
-  if (device.cuda() && !torch::cuda::is_available()) {
-    throw_usage("--device cuda: this LibTorch has no CUDA, or no CUDA device is visible");
+  BenchDevice bench{parse_torch_device(vm["device"].as<std::string>(), "--device"), vm.count("tf32") > 0};
+  if (bench.cuda() && !torch::cuda::is_available()) {
+    throw_usage("--device " + bench.device.str() + ": this LibTorch has no CUDA, or no CUDA device is visible");
   }
-  if (device.tf32 && !device.cuda()) throw_usage("--tf32 needs --device cuda");
-  at::globalContext().setAllowTF32CuBLAS(device.tf32);
-  at::globalContext().setAllowTF32CuDNN(device.tf32);
-  return device;
+  if (bench.cuda() && bench.device.index() >= static_cast<int>(torch::cuda::device_count())) {
+    throw_usage("--device " + bench.device.str() + ": only " + std::to_string(torch::cuda::device_count()) +
+                " CUDA device(s) visible");
+  }
+  if (bench.tf32 && !bench.cuda()) throw_usage("--tf32 needs --device cuda");
+  at::globalContext().setAllowTF32CuBLAS(bench.tf32);
+  at::globalContext().setAllowTF32CuDNN(bench.tf32);
+  return bench;
 }
 
 // --precision of train-step and vae: fp32, or bf16 autocast (auto: what a run would pick).
@@ -91,7 +95,7 @@ Precision precision_from(const po::variables_map& vm, const BenchDevice& device)
 
 // Device facts recorded with each timing: where it ran and, on CUDA, the peak memory.
 void add_device_json(nlohmann::ordered_json& out, const BenchDevice& device) {
-  out["device"] = device.name;
+  out["device"] = device.device.str();
   if (device.cuda()) {
     out["tf32"] = device.tf32;
     out["peak_gpu_allocated_bytes"] = gpu_peak_allocated_bytes();
@@ -124,15 +128,15 @@ StepReport bench_train_step(const DiTConfig& config, const MethodConfig& method,
   model->run_options().checkpoint_blocks = o.checkpoint_blocks;
   perturb_trainable_weights(*model, 0.02);  // a "pre-trained" start
   MethodSetup setup = apply_method(*model, method);
-  model->to(at::Device(device.name));
+  model->to(device.device);
   device.synchronize();
   reset_gpu_peak();
   AdamW optimizer(method_adamw_groups(setup, 1e-4), AdamWOptions{});
   Ema ema(setup.trainable_names(), setup.trainable_tensors(), 0.9999);
   GaussianDiffusion diffusion({1000, "", config.learn_sigma});
   at::Tensor x =
-      (at::rand({o.batch, config.in_channels, config.input_size, config.input_size}) * 2 - 1).to(device.name);
-  at::Tensor y = at::randint(0, config.num_classes, {o.batch}, at::kLong).to(device.name);
+      (at::rand({o.batch, config.in_channels, config.input_size, config.input_size}) * 2 - 1).to(device.device);
+  at::Tensor y = at::randint(0, config.num_classes, {o.batch}, at::kLong).to(device.device);
   model->train();
   std::vector<double> times;
   std::ofstream trace;
@@ -258,7 +262,7 @@ int bench_train_step_command(int argc, char** argv) {
     }
     out["methods"].push_back(std::move(m));
   }
-  out["device"] = device.name;
+  out["device"] = device.device.str();
   if (device.cuda()) out["tf32"] = device.tf32;
   out["blas"] = blas_json();
   std::cout << json_text(out, 2) << std::endl;
@@ -295,7 +299,7 @@ int bench_sample_command(int argc, char** argv) {
   request.sample = sample_config_from(vm, vm["num"].as<int64_t>());
   if (request.sample.batch_size < 1) throw_usage("--batch-size must be at least 1");
   if (request.sample.num <= 0) request.sample.num = request.sample.batch_size * world;
-  request.device = c10::Device(device.name);
+  request.device = device.device;
   reset_peak_memory();
   reset_gpu_peak();
   if (ranks.comm) ranks.comm->barrier();
@@ -362,7 +366,7 @@ int bench_vae_command(int argc, char** argv) {
   if (num < 1 || side < 8 || side % 8 != 0) throw_usage("--num must be >= 1 and --resolution a multiple of 8");
   torch::manual_seed(0);
   AutoencoderKL vae(VaeConfig{});
-  vae->to(at::Device(device.name));
+  vae->to(device.device);
   vae->run_options().batch_size = vm["batch-size"].as<int64_t>();
   vae->run_options().bf16 = precision == Precision::Bf16;
   const at::Tensor latents = at::randn({num, vae->config().latent_channels, side / 8, side / 8});

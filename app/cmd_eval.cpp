@@ -14,6 +14,7 @@
 #include "common/hdf5_tensors.h"
 #include "common/json_text.h"
 #include "common/logging.h"
+#include "common/torch_device.h"
 #include "eval/evaluate.h"
 #include "eval/feature_network.h"
 #include "eval/feature_stats.h"
@@ -42,7 +43,7 @@ EvalArgs eval_args_from(const po::variables_map& vm) {
   a.net.kind = parse_feature_net_kind(vm["feature-net"].as<std::string>(), "--feature-net");
   a.net.inception_weights = vm["inception-weights"].as<std::string>();
   a.net.resize = parse_resize_mode(vm["resize"].as<std::string>(), "--resize");
-  a.net.device = vm["device"].as<std::string>();
+  a.net.device = parse_torch_device(vm["device"].as<std::string>(), "eval: --device");
   a.net.mini_cnn_train = text("mini-cnn-train");
   a.net.mini_cnn_weights = text("mini-cnn-weights");
   a.net.mini_cnn.epochs = vm["mini-cnn-epochs"].as<int64_t>();
@@ -153,7 +154,7 @@ int run_eval_command(int argc, char** argv) {
       ("num-samples", po::value<int64_t>()->default_value(0), "use the first N samples (0 = all)")
       ("num-reference", po::value<int64_t>()->default_value(0), "use the first N reference images (0 = all)")
       ("batch-size", po::value<int64_t>()->default_value(50), "images per forward pass")
-      ("device", po::value<std::string>()->default_value("cpu"), "cpu | cuda (Inception only)")
+      ("device", po::value<std::string>()->default_value("cpu"), "cpu | cuda | cuda:K (Inception only)")
       ("cache-dir", po::value<std::string>()->default_value(""),
        "reference stats and mini-CNN cache (default $DIFFFIT_CACHE_DIR or ~/.cache/difffit)")
       ("no-cache", "compute the reference statistics afresh and store nothing")
@@ -200,7 +201,7 @@ int run_eval_command(int argc, char** argv) {
 
   const ImageSet samples(r.samples);  // checks the file before a network is loaded or trained
   // Under mpirun the ranks share the feature extraction; rank 0 writes and prints.
-  LaunchRanks ranks = join_launch_ranks(&argc, &argv, a.net.device.rfind("cuda", 0) == 0);
+  LaunchRanks ranks = join_launch_ranks(&argc, &argv, a.net.device.is_cuda());
   const bool writer = !ranks.comm || ranks.comm->rank() == 0;
   if (writer && !a.grid.empty()) {
     GridStyle style = a.grid_style;

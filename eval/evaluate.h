@@ -3,6 +3,7 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
 #include <nlohmann/json_fwd.hpp>
 
 #include <cstdint>
@@ -25,7 +26,7 @@ struct FeatureNetChoice {
   FeatureNetKind kind = FeatureNetKind::Auto;  // Auto: mini-CNN for 1-channel images, else Inception
   std::string inception_weights;               // "" = $DIFFFIT_INCEPTION_WEIGHTS
   ResizeMode resize = ResizeMode::PytorchFid;  // Inception input resize
-  std::string device = "cpu";                  // Inception only: cpu | cuda[:k]
+  c10::Device device = c10::Device(c10::kCPU); // Inception only
   std::string mini_cnn_train;                  // labelled images the mini-CNN trains on (once; cached)
   std::string mini_cnn_weights;                // ... or a trained mini-CNN used as is
   MiniCnnTrainOptions mini_cnn;                // its training

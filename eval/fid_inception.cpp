@@ -258,8 +258,8 @@ WeightLoadReport FidInceptionV3::load_weights(const StateDict& weights, bool str
   return report;
 }
 
-void FidInceptionV3::to_device(const std::string& device) {
-  impl_->device = torch::Device(device);
+void FidInceptionV3::to_device(c10::Device device) {
+  impl_->device = device;
   if (impl_->device.is_cuda()) {
     at::globalContext().setAllowTF32CuDNN(false);
     at::globalContext().setAllowTF32CuBLAS(false);
@@ -291,7 +291,7 @@ NetworkOutputs FidInceptionV3::outputs(const at::Tensor& x) {
 at::Tensor FidInceptionV3::pool3_normalized(const at::Tensor& x) { return outputs_normalized(x).pool; }
 at::Tensor FidInceptionV3::pool3(const at::Tensor& x) { return outputs(x).pool; }
 
-InceptionFeatureNet::InceptionFeatureNet(const std::string& weights_path, ResizeMode resize, const std::string& device)
+InceptionFeatureNet::InceptionFeatureNet(const std::string& weights_path, ResizeMode resize, c10::Device device)
     : resize_(resize) {
   net_.load_weights(load_state_dict_file(weights_path), /*strict=*/true);
   net_.to_device(device);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
 
 #include <memory>
 #include <string>
@@ -40,7 +41,7 @@ class FidInceptionV3 {
   // mismatches always throw Data; with `strict`, so do missing or unexpected keys.
   WeightLoadReport load_weights(const StateDict& weights, bool strict = true);
   // "cpu" or "cuda[:k]"; on CUDA, TF32 is switched off (it changes FID features).
-  void to_device(const std::string& device);
+  void to_device(c10::Device device);
 
   // x: float (N, 3, H, W) in [0, 1]. Resized to 299x299 (bilinear, align_corners=False),
   // scaled to [-1, 1], run to the final average pool: (N, 2048) float32 on the CPU.
@@ -61,7 +62,7 @@ class FidInceptionV3 {
 // reads), strictly; uint8 images -> pool3 features with the chosen resize.
 class InceptionFeatureNet : public FeatureNetwork {
  public:
-  InceptionFeatureNet(const std::string& weights_path, ResizeMode resize, const std::string& device = "cpu");
+  InceptionFeatureNet(const std::string& weights_path, ResizeMode resize, c10::Device device = c10::Device(c10::kCPU));
   ~InceptionFeatureNet() override;
   std::string id() const override { return id_; }
   std::string metric_suffix() const override { return ""; }

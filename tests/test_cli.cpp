@@ -290,11 +290,18 @@ TEST(CliBench, VaeDecoderTimingAndDeviceChoices) {
   auto tf32 = run_difffit("bench sample --tf32");
   EXPECT_EQ(tf32.exit_code, 2);
   EXPECT_NE(tf32.output.find("--tf32 needs --device cuda"), std::string::npos) << tf32.output;
-  EXPECT_EQ(run_difffit("bench train-step --device tpu").exit_code, 2);
+  auto tpu = run_difffit("bench train-step --device tpu");
+  EXPECT_EQ(tpu.exit_code, 2) << tpu.output;
+  EXPECT_NE(tpu.output.find("--device: unknown device 'tpu' (expected cpu, cuda or cuda:K)"), std::string::npos)
+      << tpu.output;
   if (!torch::cuda::is_available()) {
-    auto cuda = run_difffit("bench vae --device cuda");
-    EXPECT_EQ(cuda.exit_code, 2);
-    EXPECT_NE(cuda.output.find("no CUDA device is visible"), std::string::npos) << cuda.output;
+    for (const std::string gpu : {"cuda", "cuda:1"}) {
+      auto cuda = run_difffit("bench vae --device " + gpu);
+      EXPECT_EQ(cuda.exit_code, 2) << gpu;
+      EXPECT_NE(cuda.output.find("--device " + gpu + ": this LibTorch has no CUDA, or no CUDA device is visible"),
+                std::string::npos)
+          << cuda.output;
+    }
   }
 }
 

@@ -144,7 +144,8 @@ TEST_F(Cuda, DdimSamplesWithGuidanceMatchTheCpu) {
 TEST_F(Cuda, InceptionFeaturesMatchTheCpu) {
   const char* weights = std::getenv(kInceptionWeightsEnv);
   if (!weights || !*weights) GTEST_SKIP() << "skipped: set " << kInceptionWeightsEnv << " to the FID Inception weights";
-  InceptionFeatureNet cpu(weights, ResizeMode::PytorchFid, "cpu"), cuda(weights, ResizeMode::PytorchFid, "cuda");
+  InceptionFeatureNet cpu(weights, ResizeMode::PytorchFid, c10::Device(c10::kCPU)),
+      cuda(weights, ResizeMode::PytorchFid, c10::Device(c10::kCUDA));
   at::manual_seed(5);
   const at::Tensor images = at::randint(0, 256, {4, 64, 64, 3}, at::kByte);
   EXPECT_TRUE(close(cuda.outputs(images).pool, cpu.outputs(images).pool, 1e-4, 1e-5));

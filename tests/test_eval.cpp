@@ -551,6 +551,10 @@ TEST(CliFid, UsageErrorsExit2) {
     EXPECT_NE(r.output.find("eval: --" + flags.substr(2, flags.find(' ') - 2) + " must be"), std::string::npos)
         << flags << "\n" << r.output;
   }
+  auto device = run_difffit("eval --samples a.h5 --reference b.h5 --device gpu");
+  EXPECT_EQ(device.exit_code, 2) << device.output;
+  EXPECT_NE(device.output.find("eval: --device: unknown device 'gpu' (expected cpu, cuda or cuda:K)"), std::string::npos)
+      << device.output;
 }
 
 }  // namespace

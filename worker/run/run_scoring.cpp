@@ -5,6 +5,7 @@
 #include "common/communicator.h"
 #include "common/error.h"
 #include "common/hdf5_tensors.h"
+#include "common/torch_device.h"
 #include "eval/feature_network.h"
 #include "eval/image_features.h"
 #include "eval/image_set.h"
@@ -21,7 +22,7 @@ std::unique_ptr<FeatureNetwork> run_feature_network(const ExperimentConfig& conf
   choice.kind = config.eval.feature_net;
   choice.inception_weights = config.eval.inception_weights;
   choice.resize = config.eval.resize;
-  choice.device = device_kind_name(config.train.device);
+  choice.device = torch_device(config.train.device);
   // One mini-CNN per task: trained on the task's own training images unless told otherwise.
   choice.mini_cnn_train = config.eval.feature_train.empty() ? config.data.train : config.eval.feature_train;
   const bool mini_cnn = resolved_feature_net(choice.kind, channels) == FeatureNetKind::MiniCnn;
