@@ -76,10 +76,15 @@ GapChange gap_change(const ScaleGap& small, const ScaleGap& large) {
   return GapChange::Same;
 }
 
+// The gap is in FID; the ratio can move the other way when full fine-tuning itself moves a lot
+// (a smaller gap to a much better full fine-tuning is a larger ratio), and the reader is told.
 std::string verdict(const ScaleGap& small, const ScaleGap& large) {
+  const bool ratio_grows = large.ratio > small.ratio;
   switch (gap_change(small, large)) {
-    case GapChange::Shrinks: return "**shrinks**";
-    case GapChange::Grows: return "**grows**";
+    case GapChange::Shrinks:
+      return ratio_grows ? "**shrinks**, though DiffFit / full grows: full fine-tuning gained more from the larger model"
+                         : "**shrinks**";
+    case GapChange::Grows: return ratio_grows ? "**grows**" : "**grows**, though DiffFit / full shrinks";
     case GapChange::Same: return "no change beyond the seed spread";
     case GapChange::Unjudged: break;
   }

@@ -347,6 +347,16 @@ TEST(Findings, TheScaleGapIsJudgedAgainstTheSeedSpread) {
             "(mean over 2 tasks); the gap shrank on 1, grew on 0, did not change beyond the seed spread on 0 and could "
             "not be judged on 1 (a cell of one run).");
   EXPECT_NE(findings_markdown(partial).find("- **B**: the gap goes from 20.0 ± 1.4 at small to 21.0"), std::string::npos);
+  // A's full fine-tuning gains much more at large (15 -> 5): the gap still shrinks (100 -> 35)
+  // but DiffFit / full grows (6.00 -> 8.00), and the sentence says both.
+  for (ResultRow& row : rows)
+    if (row.text.at("dataset") == "A" && row.text.at("size") == "large" && row.text.at("method") == "full")
+      row.numbers["fid"] -= 10;
+  EXPECT_NE(findings_markdown(rows).find("- **A**: the gap goes from 100.0 ± 1.4 at small to 35.0 ± 1.4 at large "
+                                         "(DiffFit / full 6.00 to 8.00): **shrinks**, though DiffFit / full grows: full "
+                                         "fine-tuning gained more from the larger model."),
+            std::string::npos)
+      << findings_markdown(rows);
 }
 
 // The views of `difffit results` in process: the findings page writes its scale chart beside
