@@ -91,8 +91,26 @@ SweepAxis parse_axis(const YamlSection& axis) {
   return out;
 }
 
+// `order: [axis, ...]`: those axes outermost, in that order, then the others in file order.
+std::vector<size_t> parse_order(const YamlSection& grid, const std::vector<SweepAxis>& axes) {
+  std::vector<std::string> names;
+  grid.read("order", names);
+  std::vector<size_t> order;
+  for (const std::string& name : names) {
+    const auto axis = std::find_if(axes.begin(), axes.end(), [&](const SweepAxis& a) { return a.name == name; });
+    if (axis == axes.end()) throw_config(grid.where("order") + ": no axis '" + name + "' in this grid");
+    const size_t index = static_cast<size_t>(axis - axes.begin());
+    if (std::find(order.begin(), order.end(), index) != order.end())
+      throw_config(grid.where("order") + ": axis '" + name + "' twice");
+    order.push_back(index);
+  }
+  for (size_t a = 0; a < axes.size(); ++a)
+    if (std::find(order.begin(), order.end(), a) == order.end()) order.push_back(a);
+  return order;
+}
+
 SweepGrid parse_grid(const YamlSection& grid, const std::string& file, const std::string& grid_path) {
-  grid.require_known_keys({"name", "experiment", "set", "axes"});
+  grid.require_known_keys({"name", "experiment", "set", "axes", "order"});
   SweepGrid out;
   grid.read("name", out.name);
   if (out.name.empty()) throw_config(grid.where("name") + ": missing");
@@ -110,6 +128,7 @@ SweepGrid parse_grid(const YamlSection& grid, const std::string& file, const std
   for (const auto& axis : out.axes) {
     if (!names.insert(axis.name).second) throw_config(grid.where("axes") + ": axis '" + axis.name + "' twice");
   }
+  out.order = parse_order(grid, out.axes);
   return out;
 }
 

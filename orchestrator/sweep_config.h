@@ -12,6 +12,7 @@
 //           set: {data.train: "data/mini/{value}/train.h5"}
 //         - name: method
 //           values: {full: {method.name: full}, difffit: {method.name: difffit}}
+//       order: [method]                # optional: runs start method by method
 #pragma once
 
 #include <cstdint>
@@ -37,7 +38,11 @@ struct SweepGrid {
   std::string name;             // a results column value; tables select one grid
   std::string experiment;       // template for this grid (default: the sweep's)
   Overrides overrides;          // the grid's own `set`
-  std::vector<SweepAxis> axes;  // cartesian product, first axis outermost
+  std::vector<SweepAxis> axes;  // cartesian product; names and labels in this order
+  // The order its runs are started in: indices into `axes`, outermost first (`order:` names
+  // some axes, the rest follow in file order; empty: file order). Run names and ids do not
+  // depend on it.
+  std::vector<size_t> order;
 };
 
 // Planning loads a template and hashes a run id per cell: a sweep's size is checked before

@@ -24,6 +24,9 @@ class Planner {
         plan_.axis_names.push_back(axis.name);
       }
     }
+    std::vector<size_t> order = grid.order;
+    if (order.empty())
+      for (size_t a = 0; a < grid.axes.size(); ++a) order.push_back(a);
     std::vector<size_t> choice(grid.axes.size(), 0);
     while (true) {
       GridMembership membership{grid.name, {}};
@@ -37,10 +40,15 @@ class Planner {
       }
       overrides.push_back("name=" + name);
       add_run(grid.experiment, overrides, &membership);
-      // Next combination, last axis fastest.
-      size_t a = grid.axes.size();
-      while (a > 0 && ++choice[a - 1] == grid.axes[a - 1].values.size()) choice[--a] = 0;
-      if (a == 0) break;
+      // Next combination in the grid's start order, its last axis fastest.
+      size_t k = order.size();
+      while (k > 0) {
+        const size_t a = order[k - 1];
+        if (++choice[a] < grid.axes[a].values.size()) break;
+        choice[a] = 0;
+        --k;
+      }
+      if (k == 0) break;
     }
   }
 

@@ -184,6 +184,40 @@ TEST(SweepPlan, DistinctRunsBasesFirstSharedRunsListedOnce) {
   }
 }
 
+// `order:` changes only the order runs start in: method by method here, the same runs with
+// the same names and ids; an axis it does not know, or names twice, is refused by field.
+TEST(SweepPlan, AGridsOrderSetsWhichRunsStartFirstNotWhatTheyAre) {
+  TempDir tmp;
+  auto s = testing::write_tiny_sweep(tmp);
+  const std::string text = read_file(s.sweep);
+  auto with_order = [&](const std::string& order) {
+    std::string changed = text;
+    changed.insert(changed.find("  - name: placement"), "    order: " + order + "\n");
+    std::ofstream(tmp.file("ordered.yaml")) << changed;
+    return tmp.file("ordered.yaml");
+  };
+  const SweepPlan plain = plan_sweep(load_sweep(s.sweep));
+  const SweepPlan ordered = plan_sweep(load_sweep(with_order("[method]")));
+  std::vector<std::string> names;
+  for (size_t i = 1; i < 7; ++i) names.push_back(ordered.runs[i].name);  // after the base, the table's 6
+  EXPECT_EQ(names, (std::vector<std::string>{"table.1.0e-3.full", "table.2.0e-3.full", "table.1.0e-3.bitfit",
+                                             "table.2.0e-3.bitfit", "table.1.0e-3.difffit", "table.2.0e-3.difffit"}));
+  ASSERT_EQ(ordered.runs.size(), plain.runs.size());
+  for (const PlannedRun& run : plain.runs) {
+    const PlannedRun& same = ordered.runs[ordered.index_of.at(run.run_id)];
+    EXPECT_EQ(same.name, run.name);
+    EXPECT_EQ(same.memberships.size(), run.memberships.size()) << run.name;
+  }
+  // Naming every axis in file order is the default order.
+  const SweepPlan spelled = plan_sweep(load_sweep(with_order("[lr, method]")));
+  for (size_t i = 0; i < plain.runs.size(); ++i) EXPECT_EQ(spelled.runs[i].run_id, plain.runs[i].run_id);
+  EXPECT_NE(error_of([&] { load_sweep(with_order("[seed]")); }).find("grids[0].order: no axis 'seed' in this grid"),
+            std::string::npos)
+      << error_of([&] { load_sweep(with_order("[seed]")); });
+  EXPECT_NE(error_of([&] { load_sweep(with_order("[method, method]")); }).find("grids[0].order: axis 'method' twice"),
+            std::string::npos);
+}
+
 JournalEvent event(const std::string& kind, const std::string& run, int attempt = 1) {
   JournalEvent e;
   e.type = parse_journal_event_type(kind);
