@@ -175,12 +175,14 @@ std::string scale_line(const std::vector<ResultRow>& rows) {
   const auto by_task = gaps_by_task(scale_gaps(rows), &order);
   std::map<GapChange, int> count;
   double small_ratio = 0, large_ratio = 0;
+  int ratio_fell = 0;  // the gap in FID and the ratio can disagree: both are said
   std::string small_size, large_size;
   for (const std::string& task : order) {
     const std::vector<ScaleGap>& g = by_task.at(task);
     if (g.size() < 2) continue;
     ++count[gap_change(g.front(), g.back())];
     small_ratio += g.front().ratio, large_ratio += g.back().ratio;
+    if (g.back().ratio < g.front().ratio) ++ratio_fell;
     small_size = g.front().size, large_size = g.back().size;
   }
   const int unjudged = count[GapChange::Unjudged];
@@ -189,11 +191,11 @@ std::string scale_line(const std::vector<ResultRow>& rows) {
   std::ostringstream out;
   out << "Scale: from the " << small_size << " to the " << large_size << " source model, DiffFit's FID went from "
       << fixed_number(small_ratio / tasks, 1) << "x to " << fixed_number(large_ratio / tasks, 1)
-      << "x full fine-tuning's (mean over " << tasks << " task" << (tasks == 1 ? "" : "s") << "); the gap shrank on "
+      << "x full fine-tuning's (mean over " << tasks << " task" << (tasks == 1 ? "" : "s") << "); the gap in FID shrank on "
       << count[GapChange::Shrinks] << ", grew on " << count[GapChange::Grows]
       << (unjudged ? ", " : " and ") << "did not change beyond the seed spread on " << count[GapChange::Same];
   if (unjudged) out << " and could not be judged on " << unjudged << " (a cell of one run)";
-  out << ".";
+  out << "; as a multiple of full fine-tuning's FID, DiffFit's fell on " << ratio_fell << " of " << tasks << ".";
   return out.str();
 }
 

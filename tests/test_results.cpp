@@ -324,7 +324,8 @@ TEST(Findings, TheScaleGapIsJudgedAgainstTheSeedSpread) {
   EXPECT_NE(page.find("](scale-gap.svg)"), std::string::npos) << page;
   EXPECT_EQ(scale_line(rows),
             "Scale: from the small to the large source model, DiffFit's FID went from 3.8x to 2.2x full fine-tuning's "
-            "(mean over 2 tasks); the gap shrank on 1, grew on 0 and did not change beyond the seed spread on 1.");
+            "(mean over 2 tasks); the gap in FID shrank on 1, grew on 0 and did not change beyond the seed spread on 1; "
+            "as a multiple of full fine-tuning's FID, DiffFit's fell on 1 of 2.");
   const std::string svg = scale_gap_svg(rows);
   size_t lines = 0;
   for (size_t at = svg.find("class=\"series\""); at != std::string::npos; at = svg.find("class=\"series\"", at + 1)) ++lines;
@@ -344,8 +345,9 @@ TEST(Findings, TheScaleGapIsJudgedAgainstTheSeedSpread) {
       partial.push_back(row);
   EXPECT_EQ(scale_line(partial),
             "Scale: from the small to the large source model, DiffFit's FID went from 3.8x to 2.2x full fine-tuning's "
-            "(mean over 2 tasks); the gap shrank on 1, grew on 0, did not change beyond the seed spread on 0 and could "
-            "not be judged on 1 (a cell of one run).");
+            "(mean over 2 tasks); the gap in FID shrank on 1, grew on 0, did not change beyond the seed spread on 0 and "
+            "could not be judged on 1 (a cell of one run); as a multiple of full fine-tuning's FID, DiffFit's fell on 1 "
+            "of 2.");
   EXPECT_NE(findings_markdown(partial).find("- **B**: the gap goes from 20.0 ± 1.4 at small to 21.0"), std::string::npos);
   // A's full fine-tuning gains much more at large (15 -> 5): the gap still shrinks (100 -> 35)
   // but DiffFit / full grows (6.00 -> 8.00), and the sentence says both.
@@ -357,6 +359,10 @@ TEST(Findings, TheScaleGapIsJudgedAgainstTheSeedSpread) {
                                          "fine-tuning gained more from the larger model."),
             std::string::npos)
       << findings_markdown(rows);
+  EXPECT_NE(scale_line(rows).find("the gap in FID shrank on 1, grew on 0 and did not change beyond the seed spread on "
+                                  "1; as a multiple of full fine-tuning's FID, DiffFit's fell on 0 of 2."),
+            std::string::npos)
+      << scale_line(rows);
 }
 
 // The views of `difffit results` in process: the findings page writes its scale chart beside
