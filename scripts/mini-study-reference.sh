@@ -71,6 +71,8 @@ fi
 "$B" results findings "$R" -o "$OUT/findings.md"   # with a scale grid also $OUT/scale-gap.svg
 
 # One sample grid per cell: the seed-0 run of each grid's task x method (or ablation value).
+# A run whose folder is gone (run on another machine) has its grid in $OUT/state/samples
+# (scripts/study-state.sh keeps them at every stop).
 python3 - "$OUT" <<'EOF'
 import csv, os, shutil, sys
 out = sys.argv[1]
@@ -81,6 +83,8 @@ for row in csv.DictReader(open(os.path.join(out, "runs.csv"))):
     label = "-".join(v for v in (row.get(axis) for axis in ("size", "dataset", "method", "blocks", "lr_ratio", "pos_embed", "start")) if v)
     name = f"{row['grid']}-{label}.png".replace(":", "-")
     src = os.path.join(row["run_dir"], "samples.png")
+    if not os.path.exists(src):
+        src = os.path.join(out, "state", "samples", row["name"] + ".png")
     if name not in seen and os.path.exists(src):
         shutil.copyfile(src, os.path.join(out, "samples", name))
         seen.add(name)
