@@ -16,6 +16,9 @@ int run_run_command(int argc, char** argv);
 int run_sweep_command(int argc, char** argv);  // difffit sweep run|plan|status
 int run_results_command(int argc, char** argv);  // difffit results table|plot|export|show
 int run_bench_command(int argc, char** argv);
+int run_bench_sample_command(int argc, char** argv);  // difffit bench sample
+int run_bench_vae_command(int argc, char** argv);     // difffit bench vae
+int run_bench_fid_command(int argc, char** argv);     // difffit bench fid
 int run_bench_loader_command(int argc, char** argv);  // difffit bench loader
 int run_bench_sweep_command(int argc, char** argv);   // difffit bench sweep
 int run_vae_command(int argc, char** argv);           // difffit vae encode|decode|info
