@@ -130,6 +130,7 @@ Evaluation evaluate_samples(const EvaluationRequest& request, FeatureNetwork& ne
   ExtractOptions sample_options;
   sample_options.max_images = request.num_samples;
   sample_options.batch_size = request.batch_size;
+  sample_options.warn_small_set = request.warn_small_set;
   sample_options.keep_features = features;
   sample_options.spatial = metrics.count(Metric::Sfid) > 0;
   sample_options.keep_logits = metrics.count(Metric::InceptionScore) > 0;

@@ -64,6 +64,7 @@ struct EvaluationRequest {
   // file; the other ranks get an Evaluation without scores. Null: one process does it all.
   Communicator* ranks = nullptr;
   std::function<void()> after_batch;  // one process only: after each feature batch (ExtractOptions)
+  bool warn_small_set = true;  // warn when the samples are no more than the feature dimensions
 };
 
 struct Evaluation {

@@ -66,7 +66,7 @@ ExtractResult extract_features(const ImageSet& images, FeatureNetwork& net, cons
   r.images = n;
   r.images_per_second = seconds > 0 ? static_cast<double>(n) / seconds : 0.0;
   if (ranks && ranks->rank() != 0) return r;  // rank 0 speaks for the set
-  if (n <= net.dim())
+  if (options.warn_small_set && n <= net.dim())
     log()->warn("[eval] {}: {} images for {}-d features: the covariance is rank-deficient and the score is "
                 "strongly biased", images.path(), n, net.dim());
   log()->info("[eval] {}: {} images -> {}-d features at {:.1f} images/s{}", images.path(), n, net.dim(),

@@ -27,6 +27,7 @@ struct ExtractOptions {
   // so every rank gets the result of the whole set. Null: this process does it all.
   Communicator* ranks = nullptr;
   std::function<void()> after_batch;  // one process only: runs after each batch (may throw, e.g. to stop)
+  bool warn_small_set = true;  // warn when the set has no more images than feature dimensions
 };
 
 struct ExtractResult {

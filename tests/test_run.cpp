@@ -244,6 +244,14 @@ TEST_F(RunTest, ALearningCurveLeavesTrainingAloneAndResumesToTheSameCurve) {
   EXPECT_EQ(metrics["curve"]["step"], nlohmann::json::parse("[0, 4, 8, 9]"));
   EXPECT_EQ(metrics["curve"]["fid"].size(), 4u);
   EXPECT_TRUE(metrics["curve"]["fid"][0].is_number());
+  // 6 samples for 128-d features: the run's log says so at the first point only.
+  std::istringstream log_lines(read_file(straight.run_dir + "/run.log"));
+  std::vector<std::string> warned;
+  for (std::string line; std::getline(log_lines, line);)
+    if (line.find("curve point") != std::string::npos && line.find("rank-deficient") != std::string::npos)
+      warned.push_back(line);
+  ASSERT_EQ(warned.size(), 1u) << read_file(straight.run_dir + "/run.log");
+  EXPECT_NE(warned[0].find("curve point at step 0"), std::string::npos) << warned[0];
 
   // Stopped at step 6 (after the point at 4, before 8), with a row torn by a kill after it:
   // resumed, the same curve and losses.

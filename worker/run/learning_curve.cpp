@@ -128,7 +128,9 @@ void LearningCurve::record(DiTImpl& model, int64_t step) {
     }
   }
   const std::optional<Evaluation> score =
-      score_run_images(config_, samples, "curve point at step " + std::to_string(step), *net_, ranks);
+      score_run_images(config_, samples, "curve point at step " + std::to_string(step), *net_, ranks,
+                       !said_small_set_);
+  said_small_set_ = true;
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
   seconds_ += seconds;
   if (!score) return;  // the other ranks

@@ -51,6 +51,7 @@ class LearningCurve : public CurvePoints {
   std::unique_ptr<FeatureNetwork> net_;
   std::vector<std::string> header_;  // from the first point, or the file being resumed
   double seconds_ = 0;
+  bool said_small_set_ = false;  // the small-sample warning, once a run (every point would repeat it)
 };
 
 }  // namespace difffit

@@ -33,8 +33,10 @@ std::unique_ptr<FeatureNetwork> run_feature_network(const ExperimentConfig& conf
 }
 
 std::optional<Evaluation> score_run_images(const ExperimentConfig& config, const SamplesFile& file,
-                                           const std::string& name, FeatureNetwork& net, Communicator* ranks) {
+                                           const std::string& name, FeatureNetwork& net, Communicator* ranks,
+                                           bool warn_small_set) {
   EvaluationRequest request;
+  request.warn_small_set = warn_small_set;
   request.samples = name;
   request.sample_images = file.images;
   request.sample_labels = file.labels;

@@ -22,10 +22,11 @@ std::unique_ptr<FeatureNetwork> run_feature_network(const ExperimentConfig& conf
                                                     Communicator* ranks = nullptr);
 
 // The images of `samples` (called `name` in messages) scored with `net`, over `ranks` as
-// score_samples says; nullopt on the other ranks.
+// score_samples says; nullopt on the other ranks. `warn_small_set`: warn when there are no
+// more samples than feature dimensions (a learning curve says it at its first point only).
 std::optional<Evaluation> score_run_images(const ExperimentConfig& config, const SamplesFile& samples,
                                            const std::string& name, FeatureNetwork& net,
-                                           Communicator* ranks = nullptr);
+                                           Communicator* ranks = nullptr, bool warn_small_set = true);
 
 // `samples` holds the images (and labels); `samples_path` names them (the run's
 // samples.h5). Writes grid_path when it is not empty. With `ranks` every rank of the run
