@@ -17,13 +17,24 @@ const std::set<std::string> kSweepScalars = {"sweep", "experiment", "output_dir"
                                              "run_time_limit", "heartbeat_timeout", "heartbeat_interval",
                                              "ranks_per_run"};
 
+// A `set:` is a handful of fields; YAML aliases can make a few hundred bytes expand to
+// billions of entries, so the walk stops at this many.
+constexpr size_t kMaxSetEntries = 10000;
+
 // `set:` mappings may nest ({train: {steps: 4}}) or use dotted keys ({train.steps: 4}).
-void flatten_overrides(const YAML::Node& node, const std::string& prefix, const std::string& where, Overrides& out) {
+void flatten_into(const YAML::Node& node, const std::string& prefix, const std::string& where, Overrides& out,
+                  size_t& entries) {
   if (!node.IsMap()) throw_config(where + ": expected a mapping of field: value");
   for (const auto& item : node) {
+    if (++entries > kMaxSetEntries)
+      throw_config(where + ": more than " + std::to_string(kMaxSetEntries) + " fields (YAML aliases expanding?)");
     const std::string key = prefix + item.first.as<std::string>();
+    // Every run of a sweep lives in the sweep's own output_dir (its state and results find
+    // them there): a grid or axis may not move them.
+    if (key == "output_dir")
+      throw_config(where + ": output_dir: the sweep's runs live in its own output_dir (the top-level field)");
     if (item.second.IsMap()) {
-      flatten_overrides(item.second, key + ".", where, out);
+      flatten_into(item.second, key + ".", where, out, entries);
     } else if (item.second.IsScalar() || item.second.IsNull()) {
       out.push_back(key + "=" + (item.second.IsNull() ? "" : item.second.Scalar()));
     } else {
@@ -32,10 +43,15 @@ void flatten_overrides(const YAML::Node& node, const std::string& prefix, const 
   }
 }
 
-Overrides read_overrides(const YamlSection& section, const std::string& key) {
+Overrides flatten_overrides(const YAML::Node& node, const std::string& where) {
   Overrides out;
-  if (section.has(key)) flatten_overrides(section.node()[key], "", section.where(key), out);
+  size_t entries = 0;
+  flatten_into(node, "", where, out, entries);
   return out;
+}
+
+Overrides read_overrides(const YamlSection& section, const std::string& key) {
+  return section.has(key) ? flatten_overrides(section.node()[key], section.where(key)) : Overrides{};
 }
 
 std::string replace_all(std::string text, const std::string& from, const std::string& to) {
@@ -53,15 +69,17 @@ SweepAxis parse_axis(const YamlSection& axis) {
   if (!valid_utf8(out.name)) throw_config(axis.where("name") + ": not valid UTF-8 (it names a results column)");
   if (!usable_column_name(out.name))
     throw_config(axis.where("name") + ": '" + out.name + "' cannot name a results column (no '/', not '.')");
-  if (out.name == "grid" || out.name == "run_id" || out.name == "name") {
+  if (std::find(kRunColumns.begin(), kRunColumns.end(), out.name) != kRunColumns.end())
     throw_config(axis.where("name") + ": '" + out.name + "' is reserved for a results column");
-  }
   const Overrides templ = read_overrides(axis, "set");
   if (!axis.has("values")) throw_config(axis.where("values") + ": missing");
   const YAML::Node values = axis.node()["values"];
   std::set<std::string> labels;  // not a scan per label: a long axis stays linear
   auto add = [&](const std::string& label, const Overrides& own) {
     if (label.empty()) throw_config(axis.where("values") + ": empty label");
+    if (!usable_in_folder_name(label))
+      throw_config(axis.where("values") + ": '" + label +
+                   "' cannot be part of a run folder's name (no '/', '\\' or control characters)");
     if (!labels.insert(label).second) throw_config(axis.where("values") + ": '" + label + "' appears twice");
     AxisValue value{label, {}};
     for (const auto& o : templ) value.overrides.push_back(replace_all(o, "{value}", label));
@@ -75,9 +93,8 @@ SweepAxis parse_axis(const YamlSection& axis) {
     }
   } else if (values.IsMap()) {
     for (const auto& v : values) {
-      Overrides own;
-      if (!v.second.IsNull()) flatten_overrides(v.second, "", axis.where("values") + "." + v.first.Scalar(), own);
-      add(v.first.Scalar(), own);
+      const std::string where = axis.where("values") + "." + v.first.Scalar();
+      add(v.first.Scalar(), v.second.IsNull() ? Overrides{} : flatten_overrides(v.second, where));
     }
   } else {
     throw_config(axis.where("values") + ": expected a list of labels or a mapping label: {field: value}");
@@ -115,6 +132,8 @@ SweepGrid parse_grid(const YamlSection& grid, const std::string& file, const std
   grid.read("name", out.name);
   if (out.name.empty()) throw_config(grid.where("name") + ": missing");
   if (!valid_utf8(out.name)) throw_config(grid.where("name") + ": not valid UTF-8");
+  if (!usable_folder_name(out.name))
+    throw_config(grid.where("name") + ": '" + out.name + "' cannot begin a run folder's name (" + kFolderNameRule + ")");
   grid.read("experiment", out.experiment);
   out.overrides = read_overrides(grid, "set");
   if (grid.has("axes")) {
@@ -195,7 +214,9 @@ SweepConfig load_sweep(const std::string& path, const Overrides& overrides) {
   if (config.max_attempts < 1) throw_config(root.where("max_attempts") + ": must be at least 1");
   if (config.ranks_per_run < 1) throw_config(root.where("ranks_per_run") + ": must be at least 1");
   if (config.run_time_limit_s < 0) throw_config(root.where("run_time_limit") + ": must be >= 0 seconds");
-  if (config.heartbeat_interval_s <= 0) throw_config(root.where("heartbeat_interval") + ": must be > 0 seconds");
+  // The workers time their heartbeats in the clock's integer ticks: bounded both ways.
+  if (!(config.heartbeat_interval_s >= 0.01 && config.heartbeat_interval_s <= 3600))
+    throw_config(root.where("heartbeat_interval") + ": must be in 0.01..3600 seconds");
   if (config.heartbeat_timeout_s != 0 && config.heartbeat_timeout_s < 3 * config.heartbeat_interval_s) {
     throw_config(root.where("heartbeat_timeout") + ": must be 0 (off) or at least 3 heartbeat intervals");
   }

@@ -15,6 +15,7 @@
 //       order: [method]                # optional: runs start method by method
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -48,6 +49,11 @@ struct SweepGrid {
 // Planning loads a template and hashes a run id per cell: a sweep's size is checked before
 // expansion, so three long axes are a config error rather than a planner that never ends.
 constexpr uint64_t kMaxSweepRuns = 100000;
+
+// The columns every results row has besides its axes and metrics (result_rows.cpp): no axis
+// may take their names.
+inline constexpr std::array<const char*, 6> kRunColumns = {"grid", "run_id", "name", "run_dir", "attempt",
+                                                           "run_seconds"};
 
 struct SweepConfig {
   std::string name;                // required; names the state folder

@@ -88,6 +88,58 @@ TEST(SweepConfig, ExpandsTemplatesAndNamesTheFieldOfAnError) {
   }
 }
 
+// Runs are folders inside the sweep's output_dir, named grid.label...: no `set` may move
+// them, no name or label may climb out, and no axis may take a column every row has. A
+// `set` that YAML aliases expand without bound is refused after a bounded walk.
+TEST(SweepConfig, NothingInASweepFileMovesItsRunsOrExpandsWithoutBound) {
+  TempDir tmp;
+  const std::string bad = tmp.file("bad.yaml");
+  auto error_for = [&](const std::string& grids) {
+    std::ofstream(bad) << "sweep: x\nexperiment: e.yaml\ngrids:\n" << grids;
+    return error_of([&] { load_sweep(bad); });
+  };
+  std::string message = error_for("  - name: g\n    set: {output_dir: /elsewhere}\n");
+  EXPECT_NE(message.find("bad.yaml: grids[0].set: output_dir: the sweep's runs live in its own output_dir"),
+            std::string::npos)
+      << message;
+  message = error_for("  - name: g\n    axes:\n      - name: a\n        values: {v: {output_dir: ../v}}\n");
+  EXPECT_NE(message.find("bad.yaml: grids[0].axes[0].values.v: output_dir:"), std::string::npos) << message;
+  message = error_for("  - name: g\n    axes:\n      - name: a\n        set: {output_dir: '../{value}'}\n"
+                      "        values: [v]\n");
+  EXPECT_NE(message.find("bad.yaml: grids[0].axes[0].set: output_dir:"), std::string::npos) << message;
+  for (const std::string column : {"attempt", "run_seconds", "run_dir"}) {
+    message = error_for("  - name: g\n    axes:\n      - name: " + column + "\n        set: {seed: '{value}'}\n"
+                        "        values: [1]\n");
+    EXPECT_NE(message.find("bad.yaml: grids[0].axes[0].name: '" + column + "' is reserved for a results column"),
+              std::string::npos)
+        << message;
+  }
+  for (const std::string interval : {"1.0e300", "1.0e-300"}) {
+    std::ofstream(bad) << "sweep: x\nexperiment: e.yaml\nheartbeat_interval: " << interval << "\ngrids:\n  - name: g\n";
+    message = error_of([&] { load_sweep(bad); });
+    EXPECT_NE(message.find("bad.yaml: heartbeat_interval: must be in 0.01..3600 seconds"), std::string::npos) << message;
+  }
+  message = error_for("  - name: a/b\n");
+  EXPECT_NE(message.find("bad.yaml: grids[0].name: 'a/b' cannot begin a run folder's name"), std::string::npos)
+      << message;
+  message = error_for("  - name: g\n    axes:\n      - name: a\n        set: {seed: '{value}'}\n"
+                      "        values: ['1/../..']\n");
+  EXPECT_NE(message.find("bad.yaml: grids[0].axes[0].values: '1/../..' cannot be part of a run folder's name"),
+            std::string::npos)
+      << message;
+
+  // Seven levels of ten aliases each: 10^7 fields from a few hundred bytes.
+  std::string set = "set:\n  l0: &a0 {k: 1}\n";
+  for (int level = 1; level <= 7; ++level) {
+    set += "  l" + std::to_string(level) + ": &a" + std::to_string(level) + " {";
+    for (int i = 0; i < 10; ++i) set += (i ? ", " : "") + std::string("x") + std::to_string(i) + ": *a" + std::to_string(level - 1);
+    set += "}\n";
+  }
+  std::ofstream(bad) << "sweep: x\nexperiment: e.yaml\n" << set << "grids:\n  - name: g\n";
+  message = error_of([&] { load_sweep(bad); });
+  EXPECT_NE(message.find("bad.yaml: set: more than 10000 fields"), std::string::npos) << message;
+}
+
 TEST(SweepConfig, AFileOfSeveralYamlDocumentsIsRefused) {
   TempDir tmp;
   const std::string sweep = tmp.file("two.yaml");
@@ -627,6 +679,29 @@ TEST(SweepInProcess, AnUnusableDoneEventIsNamedAndItsRunDoneAgain) {
   int done = 0;
   for (const auto& e : Journal::read(journal)) done += e.type == JournalEventType::Done && e.run_id == bad_run;
   EXPECT_EQ(done, 1);  // the usable one, written by the rerun
+}
+
+// A journal shared with another sweep file of the same name (or grids taken out) keeps its
+// finished runs; the job says that results.h5 holds only this plan's.
+TEST(SweepInProcess, FinishedRunsOutsideThePlanAreNamedNotLost) {
+  TempDir tmp;
+  auto s = testing::write_tiny_sweep(tmp);
+  ASSERT_EQ(run_difffit("sweep run " + s.sweep + " --simulate-runs").exit_code, 0);
+  std::string text = read_file(s.sweep);
+  const std::string two = "values: [1.0e-3, 2.0e-3]";
+  ASSERT_NE(text.find(two), std::string::npos);
+  text.replace(text.find(two), two.size(), "values: [1.0e-3]");
+  const std::string other = tmp.file("other.yaml");
+  std::ofstream(other) << text;
+  auto r = run_difffit("sweep run " + other + " --simulate-runs");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("3 finished run(s) are not in this sweep's plan (another sweep file named 'tiny'"),
+            std::string::npos)
+      << r.output;
+  EXPECT_EQ(read_results_h5(tmp.file("runs/tiny/results.h5")).size(), 5u);
+  // The first file finds every run still done.
+  auto again = run_difffit("sweep status " + s.sweep);
+  EXPECT_NE(again.output.find("8/8 done"), std::string::npos) << again.output;
 }
 
 // Runs that all finish at once (simulated: answered without training) must not make the
