@@ -317,6 +317,15 @@ TEST(CliUsage, UnknownThingsAreUsageErrors) {
   auto zero = run_difffit("params --model custom --depth 1 --hidden-size 0 --num-heads 2 --patch-size 4");
   EXPECT_EQ(zero.exit_code, 2) << zero.output;
   EXPECT_NE(zero.output.find("hidden_size must be positive"), std::string::npos) << zero.output;
+  // Numbers that are not finite: refused by name (a NaN multiplier trained to a NaN loss).
+  auto nan = run_difffit("params --method difffit --option lr_mult=nan");
+  EXPECT_EQ(nan.exit_code, 2) << nan.output;
+  EXPECT_NE(nan.output.find("method option 'lr_mult': expected a finite number, got 'nan'"), std::string::npos)
+      << nan.output;
+  auto inf = run_difffit("params --model custom --depth 1 --hidden-size 8 --num-heads 2 --patch-size 4 "
+                         "--pos-embed-scale inf");
+  EXPECT_EQ(inf.exit_code, 2) << inf.output;
+  EXPECT_NE(inf.output.find("pos_embed_scale must be a positive finite number"), std::string::npos) << inf.output;
   for (const char* command : {"forward", "params", "merge", "demo", "sample", "loss", "run"}) {
     auto h = run_difffit(std::string(command) + " --help");
     EXPECT_EQ(h.exit_code, 0) << command;

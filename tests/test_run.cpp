@@ -755,6 +755,18 @@ TEST_F(RunTest, BadConfigsNameTheFileAndField) {
   expect_refused("train: {weight_decay: -5}\n", "bad.yaml: train.weight_decay: must be >= 0");
   expect_refused("base_checkpoint: 'run:'\n", "bad.yaml: base_checkpoint: 'run:' needs an experiment file");
   expect_refused("eval: {grid_columns: 100000000}\n", "bad.yaml: eval.grid_columns: must be in 1..1000");
+  // Sample counts past the machine's memory: refused before training, not after it.
+  expect_refused("sample: {num: 1000000000000}\n", "bad.yaml: sample.num: 1000000000000 samples need");
+  expect_refused("eval: {every: 10, curve_samples: 1000000000000}\n",
+                 "bad.yaml: eval.curve_samples: 1000000000000 samples need");
+  // An MLP no integer holds (1e300 wide) or none at all (1e-300): refused, not a LibTorch error.
+  for (const std::string ratio : {"1.0e300", "1.0e-300"}) {
+    std::ofstream(yaml) << "name: x\nmodel: {name: DiT-S/2, mlp_ratio: " << ratio
+                        << "}\nmethod: {name: full}\ndata: {train: a.h5}\n";
+    auto r = run_difffit("run " + yaml + " --dump-config");
+    EXPECT_EQ(r.exit_code, 2) << r.output;
+    EXPECT_NE(r.output.find("must make the MLP 1..16777216 wide"), std::string::npos) << r.output;
+  }
   // Blocks beyond the model's depth, found with the model's depth at load time.
   std::ofstream(yaml) << "name: x\nmodel: {name: DiT-S/2}\nmethod: {name: difffit, blocks: 'list:99'}\n"
                          "data: {train: a.h5}\n";

@@ -1,5 +1,6 @@
 #include "worker/model/dit_config.h"
 
+#include <cmath>
 #include <map>
 #include <sstream>
 
@@ -20,6 +21,9 @@ const std::map<std::string, PresetShape>& preset_shapes() {
   return shapes;
 }
 
+// Far beyond any DiT (XL/2: 4608), small enough that the width fits every integer type.
+constexpr int64_t kMaxMlpWidth = int64_t{1} << 24;
+
 void require(bool ok, const std::string& message) {
   if (!ok) throw_usage("model config: " + message);
 }
@@ -39,10 +43,14 @@ void DiTConfig::validate() const {
           "hidden_size (" + std::to_string(hidden_size) + ") must be divisible by num_heads (" +
               std::to_string(num_heads) + ")");
   require(hidden_size % 4 == 0, "hidden_size must be divisible by 4 (2D sin-cos position embedding)");
-  require(mlp_ratio > 0, "mlp_ratio must be positive");
+  // Checked as a double: the width is cast to an integer (mlp_hidden).
+  const double mlp_width = hidden_size * mlp_ratio;
+  require(std::isfinite(mlp_width) && mlp_width >= 1 && mlp_width <= static_cast<double>(kMaxMlpWidth),
+          "mlp_ratio (" + shortest_double(mlp_ratio) + ") must make the MLP 1.." + std::to_string(kMaxMlpWidth) +
+              " wide (hidden_size x mlp_ratio)");
   require(num_classes > 0, "num_classes must be positive");
   require(class_dropout_prob >= 0 && class_dropout_prob < 1, "class_dropout_prob must be in [0, 1)");
-  require(pos_embed_scale > 0, "pos_embed_scale must be positive");
+  require(std::isfinite(pos_embed_scale) && pos_embed_scale > 0, "pos_embed_scale must be a positive finite number");
 }
 
 std::string DiTConfig::to_key_values() const {

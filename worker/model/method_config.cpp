@@ -1,5 +1,6 @@
 #include "worker/model/method_config.h"
 
+#include <cmath>
 #include <sstream>
 
 #include "common/error.h"
@@ -60,10 +61,10 @@ double to_double(const std::string& key, const std::string& value) {
   try {
     size_t used = 0;
     double v = std::stod(value, &used);
-    if (used == value.size()) return v;
+    if (used == value.size() && std::isfinite(v)) return v;
   } catch (const std::logic_error&) {
   }
-  throw_usage("method option '" + key + "': expected a number, got '" + value + "'");
+  throw_usage("method option '" + key + "': expected a finite number, got '" + value + "'");
 }
 
 int64_t to_int(const std::string& key, const std::string& value) {

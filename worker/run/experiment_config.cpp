@@ -276,6 +276,16 @@ ExperimentConfig load_experiment(const std::string& path, const std::vector<std:
   if (config.eval.every > 0 && config.eval.curve_samples == 0 && config.sample.num == 0)
     throw_config(root.where("eval.curve_samples") + ": eval.every draws a learning curve, which needs samples: "
                  "set eval.curve_samples or sample.num");
+  // Every sample's latent is held in memory: a count past the machine's is refused here,
+  // not after training.
+  const double latent_bytes = 4.0 * config.model.in_channels * config.model.input_size * config.model.input_size;
+  for (const auto& [field, n] : {std::pair<const char*, int64_t>{"sample.num", config.sample.num},
+                                 std::pair<const char*, int64_t>{"eval.curve_samples", config.eval.curve_samples}}) {
+    if (exceeds_memory(static_cast<double>(n) * latent_bytes))
+      throw_config(root.where(field) + ": " + std::to_string(n) + " samples need " +
+                   std::to_string(static_cast<int64_t>(static_cast<double>(n) * latent_bytes / 1e9)) +
+                   " GB for their latents alone, more than this machine's memory");
+  }
   if (config.eval.every > 0 && config.sample.steps > config.train.timesteps)
     throw_config(root.where("sample.steps") + ": more sampling steps than train.timesteps for the learning curve");
   // Relative paths in the file are relative to the working directory, as on the command line.
