@@ -1,5 +1,6 @@
 #include "common/key_mismatch.h"
 
+#include <ATen/ATen.h>
 #include <c10/util/StringUtil.h>
 
 #include <algorithm>
@@ -23,7 +24,14 @@ std::string KeyMismatch::describe() const {
   append_list(out, "missing keys", missing);
   append_list(out, "unexpected keys", unexpected);
   append_list(out, "wrong shapes", mismatched);
+  append_list(out, "not floating point", wrong_types);
   return out.str();
+}
+
+bool note_if_not_floating(KeyMismatch& keys, const std::string& name, const at::Tensor& file_tensor) {
+  if (at::isFloatingType(file_tensor.scalar_type())) return false;
+  keys.wrong_types.push_back(name + ": file " + std::string(c10::toString(file_tensor.scalar_type())));
+  return true;
 }
 
 std::string shape_string(const at::Tensor& tensor) { return c10::str(tensor.sizes()); }

@@ -413,6 +413,18 @@ TEST_F(DiTReference, MissingAndUnexpectedKeysAreListed) {
     EXPECT_NE(what.find("missing keys (1):\n    blocks.1.mlp.fc2.bias [64]"), std::string::npos) << what;
     EXPECT_NE(what.find("unexpected keys (1):\n    blocks.1.extra.weight [2]"), std::string::npos) << what;
   }
+  // Integers of the right shape where the model has floats: named, not converted.
+  state = dit_reference_state_dict(*model);
+  state["blocks.0.attn.qkv.bias"] = at::zeros(state["blocks.0.attn.qkv.bias"].sizes(), at::kInt);
+  try {
+    load_dit_state_dict(*model, state, LoadOptions{}, "integers.safetensors");
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    std::string what = e.what();
+    EXPECT_EQ(e.exit_code(), 3);
+    EXPECT_NE(what.find("integers.safetensors: checkpoint does not match"), std::string::npos) << what;
+    EXPECT_NE(what.find("not floating point (1):\n    blocks.0.attn.qkv.bias: file Int"), std::string::npos) << what;
+  }
 }
 
 TEST_F(DiTReference, CorruptAndTruncatedCheckpointsGiveADataError) {

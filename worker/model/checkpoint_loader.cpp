@@ -66,7 +66,7 @@ LoadReport load_dit_state_dict(DiTImpl& model, const StateDict& state, const Loa
                            shape_string(target));
       continue;
     }
-    to_copy.emplace_back(name, it->second);
+    if (!note_if_not_floating(keys, name, it->second)) to_copy.emplace_back(name, it->second);
   }
   for (const auto& [name, tensor] : state) {
     if (!targets.count(name)) keys.unexpected.push_back(name + " " + shape_string(tensor));

@@ -80,6 +80,9 @@ DeltaInfo load_delta(const std::string& path, DiTImpl& model) {
     } else if (!it->second.sizes().equals(item.value().sizes())) {
       mismatched.push_back(item.key() + " " + c10::str(it->second.sizes()) + " vs " +
                            c10::str(item.value().sizes()));
+    } else if (!at::isFloatingType(it->second.scalar_type())) {  // copy_ would convert it silently
+      mismatched.push_back(item.key() + " holds " + std::string(c10::toString(it->second.scalar_type())) +
+                           ", not floating point");
     } else {
       item.value().copy_(it->second);
     }
@@ -91,7 +94,7 @@ DeltaInfo load_delta(const std::string& path, DiTImpl& model) {
     std::string message = path + ": delta does not match method '" + info.method.name() + "'";
     for (const auto& m : missing) message += "\n  missing: " + m;
     for (const auto& u : unexpected) message += "\n  unexpected: " + u;
-    for (const auto& m : mismatched) message += "\n  wrong shape: " + m;
+    for (const auto& m : mismatched) message += "\n  wrong shape or type: " + m;
     throw_data(message);
   }
   return info;

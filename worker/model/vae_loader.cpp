@@ -77,6 +77,8 @@ void load_vae_state_dict(AutoencoderKLImpl& model, const StateDict& state, const
       keys.missing.push_back(name + " " + shape_string(target));
     } else if (!it->second.sizes().equals(target.sizes())) {
       keys.mismatched.push_back(name + ": file " + shape_string(it->second) + ", model " + shape_string(target));
+    } else {
+      note_if_not_floating(keys, name, it->second);
     }
   }
   for (const auto& [name, tensor] : state) {
