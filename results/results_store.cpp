@@ -206,6 +206,9 @@ void read_column(hid_t group, const std::string& path, const std::string& group_
   auto read = [id](hid_t memory, void* buf) { return H5Dread(id, memory, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf); };
   switch (H5Tget_class(type.get())) {
     case H5T_STRING: {
+      if (!H5Tis_variable_str(type.get()) && exceeds_memory(static_cast<double>(H5Tget_size(type.get())) * n))
+        throw_data(where + ": " + std::to_string(n) + " strings of " + std::to_string(H5Tget_size(type.get())) +
+                   " bytes, more than this machine's memory holds");
       std::vector<std::string> values;
       if (!read_strings(type.get(), space.get(), n, read, values)) throw_io(where + ": " + hdf5::last_error());
       for (size_t i = 0; i < n; ++i) rows[i].text[name] = std::move(values[i]);

@@ -238,7 +238,14 @@ with h5py.File(d + "/fixed.h5", "w") as f:
 with h5py.File(d + "/huge.h5", "w") as f:
     f.attrs["format"] = "difffit-results-1"
     f.create_dataset("runs/fid", shape=(10**11,), chunks=(1024,), dtype="f8")  # declared, never written
+with h5py.File(d + "/wide.h5", "w") as f:
+    f.attrs["format"] = "difffit-results-1"
+    f.create_dataset("runs/name", shape=(500,), dtype="S2000000000")  # 1 TB declared, never written
 )", dir.path().string());
+  const std::string wide = message(dir.file("wide.h5"));
+  EXPECT_NE(wide.find("wide.h5: dataset /runs/name: 500 strings of 2000000000 bytes, more than this machine's memory"),
+            std::string::npos)
+      << wide;
   const std::string huge = message(dir.file("huge.h5"));
   EXPECT_NE(huge.find("huge.h5: dataset /runs/fid declares 100000000000 rows"), std::string::npos) << huge;
   EXPECT_NE(message(dir.file("no_format.h5")).find("'format'"), std::string::npos);
