@@ -22,10 +22,10 @@ namespace {
 // Finished runs in the journal that this plan does not have: another sweep file with the same
 // name and output_dir, or grids taken out of this one.
 size_t done_runs_outside(const SweepPlan& plan, const std::vector<JournalEvent>& events) {
-  std::set<std::string> planned, outside;
-  for (const auto& run : plan.runs) planned.insert(run.run_id);
+  std::set<std::string> outside;
   for (const auto& e : events)
-    if (e.type == JournalEventType::Done && !e.run_id.empty() && !planned.count(e.run_id)) outside.insert(e.run_id);
+    if (e.type == JournalEventType::Done && !e.run_id.empty() && !plan.index_of.count(e.run_id))
+      outside.insert(e.run_id);
   return outside.size();
 }
 

@@ -18,6 +18,7 @@
 #include "common/yaml_fields.h"
 #include "eval/sample_grid.h"
 #include "worker/diffusion/gaussian_diffusion.h"
+#include "worker/sample/sample_generator.h"
 
 namespace difffit {
 namespace {
@@ -276,15 +277,11 @@ ExperimentConfig load_experiment(const std::string& path, const std::vector<std:
   if (config.eval.every > 0 && config.eval.curve_samples == 0 && config.sample.num == 0)
     throw_config(root.where("eval.curve_samples") + ": eval.every draws a learning curve, which needs samples: "
                  "set eval.curve_samples or sample.num");
-  // Every sample's latent is held in memory: a count past the machine's is refused here,
-  // not after training.
-  const double latent_bytes = 4.0 * config.model.in_channels * config.model.input_size * config.model.input_size;
+  // The sampler's own memory check, here rather than after training.
   for (const auto& [field, n] : {std::pair<const char*, int64_t>{"sample.num", config.sample.num},
                                  std::pair<const char*, int64_t>{"eval.curve_samples", config.eval.curve_samples}}) {
-    if (exceeds_memory(static_cast<double>(n) * latent_bytes))
-      throw_config(root.where(field) + ": " + std::to_string(n) + " samples need " +
-                   std::to_string(static_cast<int64_t>(static_cast<double>(n) * latent_bytes / 1e9)) +
-                   " GB for their latents alone, more than this machine's memory");
+    const std::string too_many = latents_exceed_memory(config.model, n);
+    if (!too_many.empty()) throw_config(root.where(field) + ": " + too_many);
   }
   if (config.eval.every > 0 && config.sample.steps > config.train.timesteps)
     throw_config(root.where("sample.steps") + ": more sampling steps than train.timesteps for the learning curve");

@@ -30,11 +30,8 @@ void check_request(const DiTConfig& config, const SampleRequest& request) {
   if (s.batch_size < 0) throw_usage("sample: the batch size must be >= 0 (0 = all at once)");
   if (request.device.is_cuda() && !at::hasCUDA())
     throw_usage("sample: device " + request.device.str() + ", but this LibTorch has no CUDA");
-  // Every sample's latent is kept in memory (and gathered on every rank).
-  const double bytes = static_cast<double>(n) * config.in_channels * config.input_size * config.input_size * 4.0;
-  if (exceeds_memory(bytes))
-    throw_usage("sample: " + std::to_string(n) + " samples need " + std::to_string(static_cast<int64_t>(bytes / 1e9)) +
-                " GB for their latents alone, more than this machine's memory");
+  const std::string too_many = latents_exceed_memory(config, n);
+  if (!too_many.empty()) throw_usage("sample: " + too_many);
   if (s.cfg_scale > 1.0 && config.class_dropout_prob <= 0) {
     throw_usage("sample: CFG needs a model with a null class (class_dropout_prob > 0)");
   }
@@ -132,6 +129,13 @@ DenoiserFn in_calls(DiTImpl& model, const at::Tensor& y, const SampleRequest& re
 }
 
 }  // namespace
+
+std::string latents_exceed_memory(const DiTConfig& config, int64_t n) {
+  const double bytes = static_cast<double>(n) * config.in_channels * config.input_size * config.input_size * 4.0;
+  if (!exceeds_memory(bytes)) return "";
+  return std::to_string(n) + " samples need " + std::to_string(static_cast<int64_t>(bytes / 1e9)) +
+         " GB for their latents alone, more than this machine's memory";
+}
 
 SampleSeeding parse_sample_seeding(const std::string& name) {
   if (name == "per-sample") return SampleSeeding::PerSample;

@@ -24,6 +24,10 @@ namespace difffit {
 
 class Communicator;
 
+// Every sample's latent is kept in memory (and gathered on every rank): "" when `n` samples
+// of this model fit the machine's memory, else "N samples need X GB for their latents ...".
+std::string latents_exceed_memory(const DiTConfig& config, int64_t n);
+
 enum class SampleSeeding { PerSample, Reference };
 SampleSeeding parse_sample_seeding(const std::string& name);  // "per-sample" | "reference"
 
