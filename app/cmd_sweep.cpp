@@ -2,9 +2,7 @@
 // (rank 0 coordinates, the others train) or in one process; resumable at any point.
 #include <cstdlib>
 #include <filesystem>
-#include <iomanip>
 #include <iostream>
-#include <nlohmann/json.hpp>
 
 #include "app/cli_options.h"
 #include "app/commands.h"
@@ -15,6 +13,7 @@
 #include "common/run_folder.h"
 #include "common/stop_signals.h"
 #include "orchestrator/sweep_job.h"
+#include "orchestrator/sweep_listing.h"
 #include "orchestrator/sweep_ledger.h"
 #include "orchestrator/sweep_plan.h"
 
@@ -43,16 +42,6 @@ bool parse_sweep_args(const std::string& command, const std::string& summary, in
   return true;
 }
 
-std::string labels_of(const PlannedRun& run) {
-  if (run.memberships.empty()) return "(base of other runs)";
-  std::string text;
-  for (const auto& m : run.memberships) {
-    text += (text.empty() ? "" : "; ") + m.grid;
-    for (const auto& [axis, label] : m.labels) text += " " + axis + "=" + label;
-  }
-  return text;
-}
-
 int sweep_plan_command(int argc, char** argv) {
   po::options_description options("sweep plan options");
   SweepArgs args;
@@ -61,30 +50,8 @@ int sweep_plan_command(int argc, char** argv) {
     return 0;
   }
   const SweepConfig config = load_sweep(args.file, args.overrides);
-  const SweepPlan plan = plan_sweep(config);
-  std::cout << "sweep " << config.name << ": " << plan.runs.size() << " runs in " << config.grids.size()
-            << " grid(s); state in " << config.state_dir() << "\n";
-  for (size_t i = 0; i < plan.runs.size(); ++i) {
-    const PlannedRun& run = plan.runs[i];
-    std::cout << std::setw(4) << i << "  " << run.run_id << "  " << std::left << std::setw(36) << run.name
-              << std::right << "  " << labels_of(run);
-    if (!run.depends_on.empty()) {
-      std::cout << "  (after";
-      for (size_t d : run.depends_on) std::cout << " #" << d;
-      std::cout << ")";
-    }
-    std::cout << "\n";
-  }
+  std::cout << sweep_plan_listing(config, plan_sweep(config));
   return 0;
-}
-
-std::string cell(const std::string& metrics_json, const char* key, int decimals) {
-  if (metrics_json.empty()) return "";
-  auto j = nlohmann::json::parse(metrics_json);
-  if (!j.contains(key) || !j[key].is_number()) return "";
-  std::ostringstream out;
-  out << std::fixed << std::setprecision(decimals) << j[key].get<double>();
-  return out.str();
 }
 
 int sweep_status_command(int argc, char** argv) {
@@ -99,25 +66,7 @@ int sweep_status_command(int argc, char** argv) {
   RunStates states(plan, config.max_attempts);
   const std::string journal = SweepFolder{config.state_dir()}.journal();
   states.apply_all(Journal::read(journal));
-  std::cout << std::left << std::setw(5) << "#" << std::setw(9) << "state" << std::setw(9) << "attempts"
-            << std::setw(38) << "name" << std::setw(18) << "run id" << std::setw(10) << "FID" << std::setw(9)
-            << "seconds" << "note\n";
-  for (size_t i = 0; i < plan.runs.size(); ++i) {
-    const RunProgress& p = states.progress(i);
-    const RunState s = states.state(i);
-    std::string note;
-    if (s == RunState::Failed || (s == RunState::Pending && !p.last_error.empty())) note = p.last_error.substr(0, 100);
-    if (s == RunState::Running) note = "on rank " + std::to_string(p.rank);
-    if (s == RunState::Blocked) note = "a run it starts from failed";
-    std::cout << std::left << std::setw(5) << i << std::setw(9) << run_state_name(s) << std::setw(9) << p.starts
-              << std::setw(38) << plan.runs[i].name << std::setw(18) << plan.runs[i].run_id << std::setw(10)
-              << cell(p.metrics_json, "fid", 2) << std::setw(9)
-              << (p.done ? std::to_string(static_cast<int>(p.seconds)) : "") << note << "\n";
-  }
-  std::cout << "\n" << states.count(RunState::Done) << "/" << plan.runs.size() << " done, "
-            << states.count(RunState::Running) << " running, " << states.count(RunState::Pending) << " pending, "
-            << states.count(RunState::Failed) << " failed, " << states.count(RunState::Blocked) << " blocked"
-            << "  (journal: " << journal << ")\n";
+  std::cout << sweep_status_listing(config, plan, states, journal);
   return 0;
 }
 

@@ -20,7 +20,10 @@ RunStates::RunStates(const SweepPlan& plan, int max_attempts)
 
 void RunStates::apply(const JournalEvent& e) {
   auto found = plan_.index_of.find(e.run_id);
-  if (found == plan_.index_of.end()) return;
+  if (found == plan_.index_of.end()) {
+    if (e.type == JournalEventType::Done && !e.run_id.empty()) done_outside_plan_.insert(e.run_id);
+    return;
+  }
   RunProgress& p = progress_[found->second];
   if (e.type == JournalEventType::Started) {
     p.running = true;
@@ -109,6 +112,12 @@ size_t RunStates::count(RunState s) const {
   size_t n = 0;
   for (size_t i = 0; i < progress_.size(); ++i) n += state(i) == s;
   return n;
+}
+
+std::string outside_plan_note(size_t count, const std::string& sweep_name) {
+  return std::to_string(count) + " finished run(s) are not in this sweep's plan (another sweep file named '" +
+         sweep_name + "' with this output_dir, or grids taken out): the journal keeps them, results.h5 holds this "
+         "plan's runs";
 }
 
 }  // namespace difffit

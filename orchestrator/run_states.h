@@ -37,7 +37,7 @@ class RunStates {
  public:
   RunStates(const SweepPlan& plan, int max_attempts);
 
-  void apply(const JournalEvent& event);  // events for runs outside the plan are ignored
+  void apply(const JournalEvent& event);  // events for runs outside the plan are only counted
   void apply_all(const std::vector<JournalEvent>& events);
 
   RunState state(size_t index) const;
@@ -50,6 +50,9 @@ class RunStates {
   std::vector<size_t> running() const;
   std::vector<size_t> given_up() const;  // failed max_attempts times
   size_t count(RunState state) const;  // O(1) for Done, O(runs) for the others
+  // Finished runs in the journal that this plan does not have: another sweep file with the
+  // same name and output_dir, or grids taken out of this one.
+  size_t done_outside_plan() const { return done_outside_plan_.size(); }
 
  private:
   const SweepPlan& plan_;
@@ -57,6 +60,10 @@ class RunStates {
   std::vector<RunProgress> progress_;
   std::set<size_t> not_done_;  // in plan order
   size_t done_ = 0;
+  std::set<std::string> done_outside_plan_;
 };
+
+// What a job and `sweep status` say of RunStates::done_outside_plan().
+std::string outside_plan_note(size_t count, const std::string& sweep_name);
 
 }  // namespace difffit

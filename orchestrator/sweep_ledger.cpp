@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -18,16 +17,6 @@
 
 namespace difffit {
 namespace {
-
-// Finished runs in the journal that this plan does not have: another sweep file with the same
-// name and output_dir, or grids taken out of this one.
-size_t done_runs_outside(const SweepPlan& plan, const std::vector<JournalEvent>& events) {
-  std::set<std::string> outside;
-  for (const auto& e : events)
-    if (e.type == JournalEventType::Done && !e.run_id.empty() && !plan.index_of.count(e.run_id))
-      outside.insert(e.run_id);
-  return outside.size();
-}
 
 double since(std::chrono::steady_clock::time_point begin) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
@@ -53,10 +42,8 @@ SweepLedger::SweepLedger(const SweepConfig& config, const SweepPlan& plan, int r
   for (size_t i = 0; i < plan_.runs.size(); ++i)
     if (states_.progress(i).done) add_rows(i);
   if (skipped) log()->warn("[sweep] {}: skipped {} unreadable line(s) (a write cut short by a crash)", path, skipped);
-  if (const size_t outside = done_runs_outside(plan_, events))
-    log()->warn("[sweep] {}: {} finished run(s) are not in this sweep's plan (another sweep file named '{}' with "
-                "this output_dir, or grids taken out): the journal keeps them, results.h5 holds this plan's runs",
-                path, outside, config.name);
+  if (const size_t outside = states_.done_outside_plan())
+    log()->warn("[sweep] {}: {}", path, outside_plan_note(outside, config.name));
   journal_ = std::make_unique<Journal>(path);
   for (size_t index : states_.running()) {
     JournalEvent e;

@@ -21,16 +21,10 @@ std::vector<ResultRow> where(const std::vector<ResultRow>& rows, const std::stri
   return out;
 }
 
-std::string format(double value, int decimals) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", decimals, value);
-  return buf;
-}
-
 std::string mean_std(const Summary& s, int decimals, double scale = 1.0) {
   if (s.n == 0) return "–";
-  std::string out = format(scale * s.mean, decimals);
-  if (s.n > 1) out += " ± " + format(scale * s.std, decimals);
+  std::string out = fixed_number(scale * s.mean, decimals);
+  if (s.n > 1 && std::isfinite(s.std)) out += " ± " + fixed_number(scale * s.std, decimals);
   return out;
 }
 
@@ -140,8 +134,8 @@ std::string methods_section(const std::vector<ResultRow>& rows) {
     const MethodLine l = method_line(rows, m);
     lines[m] = l;
     out << "| " << m << " | " << mean_std(l.fid, 2) << " | " << mean_std(l.accuracy, 1, 100.0) << " | "
-        << mean_std(l.speed, 2) << " | " << (l.params.n ? format(l.params.mean, 0) : "–") << " | "
-        << (l.bytes.n ? format(l.bytes.mean, 0) : "–") << " | " << l.runs << " |\n";
+        << mean_std(l.speed, 2) << " | " << (l.params.n ? fixed_number(l.params.mean, 0) : "–") << " | "
+        << (l.bytes.n ? fixed_number(l.bytes.mean, 0) : "–") << " | " << l.runs << " |\n";
   }
   out << "\n";
   if (lines.count("difffit") && lines.count("full")) {
@@ -152,14 +146,14 @@ std::string methods_section(const std::vector<ResultRow>& rows) {
         << ".\n";
     if (d.params.n && f.params.n && f.params.mean > 0) {
       out << "- **Paper: DiffFit trains about 0.12% of DiT-XL/2's parameters.** Measured on this model: "
-          << format(100.0 * d.params.mean / f.params.mean, 2) << "% (" << format(d.params.mean, 0) << " of "
-          << format(f.params.mean, 0) << "); stored delta " << format(d.bytes.mean, 0) << " bytes vs "
-          << format(f.bytes.mean, 0) << " for full fine-tuning.\n";
+          << fixed_number(100.0 * d.params.mean / f.params.mean, 2) << "% (" << fixed_number(d.params.mean, 0) << " of "
+          << fixed_number(f.params.mean, 0) << "); stored delta " << fixed_number(d.bytes.mean, 0) << " bytes vs "
+          << fixed_number(f.bytes.mean, 0) << " for full fine-tuning.\n";
     }
     if (d.speed.n && f.speed.n && f.speed.mean > 0) {
       const double ratio = d.speed.mean / f.speed.mean;
       out << "- **Paper: DiffFit trains about 2x faster than full fine-tuning.** Measured: "
-          << format(ratio, 2) << "x the steps per second (" << mean_std(d.speed, 2) << " vs "
+          << fixed_number(ratio, 2) << "x the steps per second (" << mean_std(d.speed, 2) << " vs "
           << mean_std(f.speed, 2) << "): " << (ratio >= 1.8 ? "agrees" : ratio > 1.05 ? "faster, by less" : "**disagrees**")
           << ".\n";
     }
@@ -296,7 +290,7 @@ std::string sweep_paragraph(const std::map<std::string, std::string>& attributes
   out << (finished.empty() ? "; not finished (results as of " + get("updated") + ")" : "; finished " + finished);
   const double wall = std::atof(get("wall_seconds").c_str());
   if (wall > 0) {
-    out << "; wall time " << format(wall / 3600.0, 1) << " h";
+    out << "; wall time " << fixed_number(wall / 3600.0, 1) << " h";
     if (!get("jobs").empty()) out << " over " << get("jobs") << " job" << (get("jobs") == "1" ? "" : "s");
     if (!get("first_started").empty()) out << " since " << get("first_started");
   }
@@ -374,20 +368,20 @@ std::string findings_line(const std::vector<ResultRow>& all) {
   if (d.fid.n == 0 || f.fid.n == 0) return "";
   // "FID 21.3 with 82% of its samples recognised as their class", or the FID alone.
   auto reached = [](const MethodLine& m, bool long_form) {
-    std::string text = "FID " + format(m.fid.mean, 1);
+    std::string text = "FID " + fixed_number(m.fid.mean, 1);
     if (m.accuracy.n == 0) return text;
-    const std::string pct = format(100 * m.accuracy.mean, 0) + "%";
+    const std::string pct = fixed_number(100 * m.accuracy.mean, 0) + "%";
     return text + (long_form ? " with " + pct + " of its samples recognised as their class" : " (" + pct + ")");
   };
   std::ostringstream out;
   out << "Reading: full fine-tuning reached " << reached(f, true) << "; DiffFit, training "
-      << (f.params.mean > 0 ? format(100.0 * d.params.mean / f.params.mean, 2) : "?") << "% of the parameters at "
-      << (f.speed.mean > 0 ? format(d.speed.mean / f.speed.mean, 2) : "?") << "x the step speed, reached "
+      << (f.params.mean > 0 ? fixed_number(100.0 * d.params.mean / f.params.mean, 2) : "?") << "% of the parameters at "
+      << (f.speed.mean > 0 ? fixed_number(d.speed.mean / f.speed.mean, 2) : "?") << "x the step speed, reached "
       << reached(d, false);
   if (b.fid.n) out << "; BitFit " << reached(b, false);
   const Summary steps = summarize(rows, "steps");
   out << " (lower FID is better";
-  if (steps.n) out << "; " << format(steps.mean, 0) << " steps";
+  if (steps.n) out << "; " << fixed_number(steps.mean, 0) << " steps";
   out << ").";
   return out.str();
 }

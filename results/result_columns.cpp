@@ -60,7 +60,12 @@ std::string round_trip_number(double value) {
 
 std::string fixed_number(double value, int decimals) {
   if (std::isnan(value)) return "";
+  if (std::isinf(value)) return value > 0 ? "inf" : "-inf";
   char buf[64];
+  if (std::fabs(value) >= 1e15) {  // no table cell of 300 digits
+    std::snprintf(buf, sizeof buf, "%.3g", value);
+    return buf;
+  }
   std::snprintf(buf, sizeof buf, "%.*f", std::clamp(decimals, 0, 17), value);
   std::string out = buf;
   if (out.find_first_not_of("-0.") == std::string::npos && out[0] == '-') out.erase(0, 1);  // no "-0.00"

@@ -22,7 +22,8 @@ double number_value(const ResultRow& row, const std::string& column);     // NaN
 // The shortest decimal that reads back as the same double (whole numbers below 1e16
 // without an exponent); "" for NaN.
 std::string round_trip_number(double value);
-// Fixed-point with `decimals` digits ("1.50"); "" for NaN.
+// Fixed-point with `decimals` digits ("1.50"); "" for NaN, "inf" for infinity, 3 significant
+// digits from 1e15 on (a value no table should spell in 300 digits).
 std::string fixed_number(double value, int decimals);
 
 }  // namespace difffit

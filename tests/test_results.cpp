@@ -17,6 +17,7 @@
 #include "results/learning_curves.h"
 #include "results/loss_curve.h"
 #include "results/paper_table.h"
+#include "results/result_columns.h"
 #include "results/result_plot.h"
 #include "results/result_table.h"
 #include "results/results_store.h"
@@ -515,6 +516,27 @@ TEST(ResultTable, PivotMatchesValuesWorkedOutByHand) {
             "difffit,11,1.4142135623730951,20,,15.5,2000,0.2\n"
             "full,9,,25,,17,1000000,100\n"
             "bitfit,15,,,,,5000,0.5\n");
+}
+
+TEST(ResultTable, InfiniteAndHugeValuesStayReadable) {
+  // A diverged run's FID (inf) and an absurd one (1e308) from a hand-made results file: no
+  // "-nan" spread and no 300-digit cell (the table leaves a non-finite cell empty).
+  std::vector<ResultRow> rows = table_rows();
+  rows[3].numbers["fid"] = std::numeric_limits<double>::infinity();
+  rows[4].numbers["fid"] = 1e308;
+  const std::string table = render_markdown(build_pivot_table(rows, table1_spec()));
+  EXPECT_NE(table.find("| full | **9.00** | 1e+308 | 5e+307 |"), std::string::npos) << table;
+  EXPECT_EQ(table.find("nan"), std::string::npos) << table;
+  EXPECT_EQ(fixed_number(-std::numeric_limits<double>::infinity(), 2), "-inf");
+  EXPECT_EQ(fixed_number(1234567890123456.0, 2), "1.23e+15");
+  EXPECT_EQ(fixed_number(123456789012345.0, 1), "123456789012345.0");
+
+  std::vector<ResultRow> seeds;
+  for (double fid : {10.0, std::numeric_limits<double>::infinity()}) seeds.push_back(finding_row("table1", "difffit", fid, 4.0));
+  for (double fid : {20.0, 21.0}) seeds.push_back(finding_row("table1", "full", fid, 2.0));
+  const std::string page = findings_markdown(seeds);
+  EXPECT_EQ(page.find("nan"), std::string::npos) << page;
+  EXPECT_NE(page.find("DiffFit inf vs full 20.50 ± 0.71"), std::string::npos) << page;
 }
 
 // A paper table with the datasets of table_rows() (food) and one it lacks (sun).

@@ -702,11 +702,14 @@ TEST(SweepInProcess, FinishedRunsOutsideThePlanAreNamedNotLost) {
   // The first file finds every run still done.
   auto again = run_difffit("sweep status " + s.sweep);
   EXPECT_NE(again.output.find("8/8 done"), std::string::npos) << again.output;
+  // The smaller file's status repeats what its job said.
+  auto smaller = run_difffit("sweep status " + other);
+  EXPECT_NE(smaller.output.find("5/5 done"), std::string::npos) << smaller.output;
+  EXPECT_NE(smaller.output.find("note: 3 finished run(s) are not in this sweep's plan"), std::string::npos)
+      << smaller.output;
+  EXPECT_EQ(again.output.find("note:"), std::string::npos) << again.output;
 }
 
-// Runs that all finish at once (simulated: answered without training) must not make the
-// coordinator rewrite the results snapshot after each one: its cost grows with the
-// results, so that would be quadratic in the sweep's size. Every result still lands.
 // Under srun without PMIx, Open MPI starts N singletons: each refuses to run alone.
 TEST(SlurmGuard, OneRankWhereSlurmStartedSeveralIsAUsageError) {
   TempDir tmp;
@@ -798,6 +801,9 @@ TEST(SweepInProcess, ADrainFileEndsTheJobAfterTheRunInFlight) {
   EXPECT_EQ(ledger.states().count(RunState::Done), plan.runs.size());
 }
 
+// Runs that all finish at once (simulated: answered without training) must not make the
+// coordinator rewrite the results snapshot after each one: its cost grows with the
+// results, so that would be quadratic in the sweep's size. Every result still lands.
 TEST(SweepInProcess, SimulatedRunsFinishingTogetherShareSnapshotWrites) {
   TempDir tmp;
   auto s = testing::write_tiny_sweep(tmp);

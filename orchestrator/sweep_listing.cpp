@@ -1,0 +1,80 @@
+#include "orchestrator/sweep_listing.h"
+
+#include <iomanip>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+namespace difffit {
+namespace {
+
+std::string labels_of(const PlannedRun& run) {
+  if (run.memberships.empty()) return "(base of other runs)";
+  std::string text;
+  for (const auto& m : run.memberships) {
+    text += (text.empty() ? "" : "; ") + m.grid;
+    for (const auto& [axis, label] : m.labels) text += " " + axis + "=" + label;
+  }
+  return text;
+}
+
+// One number of a done run's metrics, or "" (none, or a journal line from another version).
+std::string metric_cell(const std::string& metrics_json, const char* key, int decimals) {
+  if (metrics_json.empty()) return "";
+  const auto j = nlohmann::json::parse(metrics_json, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j.contains(key) || !j[key].is_number()) return "";
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(decimals) << j[key].get<double>();
+  return out.str();
+}
+
+std::string note_of(RunState state, const RunProgress& p) {
+  if (state == RunState::Failed || (state == RunState::Pending && !p.last_error.empty()))
+    return p.last_error.substr(0, 100);
+  if (state == RunState::Running) return "on rank " + std::to_string(p.rank);
+  if (state == RunState::Blocked) return "a run it starts from failed";
+  return "";
+}
+
+}  // namespace
+
+std::string sweep_plan_listing(const SweepConfig& config, const SweepPlan& plan) {
+  std::ostringstream out;
+  out << "sweep " << config.name << ": " << plan.runs.size() << " runs in " << config.grids.size()
+      << " grid(s); state in " << config.state_dir() << "\n";
+  for (size_t i = 0; i < plan.runs.size(); ++i) {
+    const PlannedRun& run = plan.runs[i];
+    out << std::setw(4) << i << "  " << run.run_id << "  " << std::left << std::setw(36) << run.name << std::right
+        << "  " << labels_of(run);
+    if (!run.depends_on.empty()) {
+      out << "  (after";
+      for (size_t d : run.depends_on) out << " #" << d;
+      out << ")";
+    }
+    out << "\n";
+  }
+  return out.str();
+}
+
+std::string sweep_status_listing(const SweepConfig& config, const SweepPlan& plan, const RunStates& states,
+                                 const std::string& journal_path) {
+  std::ostringstream out;
+  out << std::left << std::setw(5) << "#" << std::setw(9) << "state" << std::setw(9) << "attempts" << std::setw(38)
+      << "name" << std::setw(18) << "run id" << std::setw(10) << "FID" << std::setw(9) << "seconds" << "note\n";
+  for (size_t i = 0; i < plan.runs.size(); ++i) {
+    const RunProgress& p = states.progress(i);
+    const RunState s = states.state(i);
+    out << std::setw(5) << i << std::setw(9) << run_state_name(s) << std::setw(9) << p.starts << std::setw(38)
+        << plan.runs[i].name << std::setw(18) << plan.runs[i].run_id << std::setw(10)
+        << metric_cell(p.metrics_json, "fid", 2) << std::setw(9)
+        << (p.done ? std::to_string(static_cast<int>(p.seconds)) : "") << note_of(s, p) << "\n";
+  }
+  out << "\n" << states.count(RunState::Done) << "/" << plan.runs.size() << " done, "
+      << states.count(RunState::Running) << " running, " << states.count(RunState::Pending) << " pending, "
+      << states.count(RunState::Failed) << " failed, " << states.count(RunState::Blocked) << " blocked"
+      << "  (journal: " << journal_path << ")\n";
+  if (const size_t outside = states.done_outside_plan()) out << "note: " << outside_plan_note(outside, config.name) << "\n";
+  return out.str();
+}
+
+}  // namespace difffit
