@@ -10,6 +10,7 @@
 
 #include "app/cli_options.h"
 #include "app/commands.h"
+#include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/hdf5_tensors.h"
 #include "common/json_text.h"
@@ -186,6 +187,14 @@ int run_eval_command(int argc, char** argv) {
   apply_thread_option(vm);
   const EvalArgs a = eval_args_from(vm);
   const EvaluationRequest& r = a.request;
+  const std::vector<std::string> eval_inputs{r.samples,          r.reference,          r.reference_stats,
+                                             a.net.mini_cnn_train, a.net.mini_cnn_weights, a.features_a,
+                                             a.features_b};
+  for (const auto& [flag, output] : {std::pair<std::string, std::string>{"--grid", a.grid},
+                                     {"--export-samples-npz", a.export_samples_npz},
+                                     {"--export-reference-npz", r.export_reference_npz},
+                                     {"--save-reference-stats", r.save_reference_stats}})
+    if (!output.empty()) check_output_path(output, flag, eval_inputs);
   if (!a.features_a.empty() || !a.features_b.empty()) {
     if (a.features_a.empty() || a.features_b.empty()) throw_usage("eval: give both --features-a and --features-b");
     if (!r.samples.empty()) throw_usage("eval: --features-a/--features-b cannot be combined with --samples");

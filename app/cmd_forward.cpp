@@ -6,6 +6,7 @@
 
 #include "app/cli_options.h"
 #include "app/commands.h"
+#include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/hdf5_tensors.h"
 #include "common/logging.h"
@@ -59,6 +60,7 @@ int run_forward_command(int argc, char** argv) {
   if (vm.count("cfg-scale") && !std::isfinite(vm["cfg-scale"].as<double>()))
     throw_usage("--cfg-scale must be a finite number");
   ModelSource source = model_source_from(vm);
+  check_output_path(vm["output"].as<std::string>(), "--output", {vm["inputs"].as<std::string>(), source.checkpoint, source.delta});
   DiT model = build_model(config, source);
   model->eval();
   torch::NoGradGuard no_grad;

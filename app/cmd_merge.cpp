@@ -1,6 +1,7 @@
 // difffit merge: base checkpoint + linear delta -> one plain DiT checkpoint.
 #include "app/cli_options.h"
 #include "app/commands.h"
+#include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/logging.h"
 #include "common/safetensors.h"
@@ -30,6 +31,7 @@ int run_merge_command(int argc, char** argv) {
   StateDict merged = merge_to_plain_state_dict(*model);
 
   const std::string output = vm["output"].as<std::string>();
+  check_output_path(output, "--output", {source.checkpoint, source.delta});
   const bool as_pt = output.size() > 3 && output.compare(output.size() - 3, 3, ".pt") == 0;
   if (as_pt) {
     save_torch_state_dict(output, merged);

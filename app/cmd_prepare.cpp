@@ -4,6 +4,7 @@
 
 #include "app/cli_options.h"
 #include "app/commands.h"
+#include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/logging.h"
 #include "common/platform.h"
@@ -61,6 +62,7 @@ int run_prepare_command(int argc, char** argv) {
   prepare.input = vm["input"].as<std::string>();
   if (prepare.input.empty() && prepare.source != "fashion-mnist") throw_usage("prepare: --input is required");
   prepare.output = output;
+  check_output_path(output, "--output", {prepare.input});
   prepare.split = vm["split"].as<std::string>();
   prepare.resolution = vm["resolution"].as<int64_t>();
   prepare.channels = vm["channels"].as<int64_t>();

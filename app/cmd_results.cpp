@@ -52,7 +52,10 @@ std::string one_input(const po::variables_map& vm, const std::string& command) {
 
 // Writes to --output atomically, or to stdout.
 void emit(const po::variables_map& vm, const std::string& text) {
-  if (vm.count("output")) write_file_atomically(vm["output"].as<std::string>(), text);
+  if (vm.count("output")) {
+    check_output_path(vm["output"].as<std::string>(), "--output", inputs(vm));
+    write_file_atomically(vm["output"].as<std::string>(), text);
+  }
   else std::cout << text << std::flush;
 }
 
@@ -113,6 +116,7 @@ int plot_command(int argc, char** argv) {
   request.smooth = vm["smooth"].as<int>();
   request.log_y = vm.count("log-y") > 0;
   const std::string output = vm["output"].as<std::string>();
+  check_output_path(output, "--output", request.inputs);
   write_svg(output, plot_svg(request));
   std::cerr << "[results] wrote " << output << "\n";
   return 0;
@@ -129,6 +133,7 @@ int export_command(int argc, char** argv) {
     return 0;
   const std::vector<ResultRow> rows = select_rows(read_results_h5(one_input(vm, "export")), table_spec_from(vm));
   const std::string csv = vm["csv"].as<std::string>();
+  if (csv != "-") check_output_path(csv, "--csv", inputs(vm));
   if (csv == "-") std::cout << results_csv(rows) << std::flush;
   else write_results_csv(csv, rows);
   return 0;
@@ -185,6 +190,7 @@ int report_command(int argc, char** argv) {
     return 0;
   const std::string dir = one_input(vm, "report");
   const std::string page = vm.count("output") ? vm["output"].as<std::string>() : dir + "/report.html";
+  check_output_path(page, "--output", {dir});
   write_file_atomically(page, html_report(load_sweep_report(dir, page)));
   std::cout << page << "\n";
   return 0;

@@ -4,6 +4,7 @@
 
 #include "app/cli_options.h"
 #include "app/commands.h"
+#include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/hdf5_tensors.h"
 #include "common/logging.h"
@@ -60,6 +61,7 @@ int run_sample_command(int argc, char** argv) {
   LaunchRanks ranks = join_launch_ranks(&argc, &argv, request.device.is_cuda());
   const int rank = ranks.comm ? ranks.comm->rank() : 0, world = ranks.comm ? ranks.comm->size() : 1;
   ModelSource source = model_source_from(vm);
+  check_output_path(vm["output"].as<std::string>(), "--output", {source.checkpoint, source.delta, vm["vae"].as<std::string>()});
   DiT model = build_model(config, source);
 
   ProgressBar progress("[sample]", row_share(request.sample.num, request.sample.batch_size, rank, world).count);

@@ -44,7 +44,34 @@ std::string temporary_path_for(const std::string& path) {
   if (!ec && std::filesystem::exists(status) && !std::filesystem::is_regular_file(status))
     throw_io(path + ": exists and is not a regular file (a device, pipe or folder); difffit writes whole files "
              "through a temporary beside them and replaces only regular files: give a file path");
-  return path + ".tmp";
+  // A link where the temporary goes (left there, or planted) is removed, never written through.
+  const std::string tmp = path + ".tmp";
+  if (std::filesystem::is_symlink(std::filesystem::symlink_status(tmp, ec))) std::filesystem::remove(tmp, ec);
+  return tmp;
+}
+
+void check_output_path(const std::string& output, const std::string& flag, const std::vector<std::string>& inputs) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  for (const std::string& input : inputs)
+    if (!input.empty() && fs::equivalent(output, input, ec) && !ec)
+      throw_usage(flag + " " + output + ": is also an input of this command (" + input +
+                  "); write the output to another file");
+  static const char* kSweepState[] = {"journal.jsonl", "results.h5", "sweep.lock", "summary.json"};
+  const fs::path path(output);
+  const fs::path folder = path.has_parent_path() ? path.parent_path() : fs::path(".");
+  if (!fs::exists(folder / "journal.jsonl", ec)) return;
+  for (const char* name : kSweepState)
+    if (path.filename() == name)
+      throw_usage(flag + " " + output + ": is a sweep's own state file (the folder holds its journal); write the "
+                  "output elsewhere");
+}
+
+void refuse_symlink(const std::string& path, const std::string& what) {
+  std::error_code ec;
+  if (std::filesystem::is_symlink(std::filesystem::symlink_status(path, ec)))
+    throw_io(path + ": is a symbolic link; difffit does not write " + what + " through a link (it could point "
+             "outside the output folder): remove it");
 }
 
 void write_file_atomically(const std::string& path, const std::string& contents) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace difffit {
 
@@ -12,6 +13,17 @@ namespace difffit {
 // error naming it, before anything is created: renaming over it would replace what difffit
 // did not create, and the temporary would land beside a device.
 std::string temporary_path_for(const std::string& path);
+
+// A command's output must not replace one of its own inputs (`results table R.h5 -o R.h5`)
+// nor a sweep's state (its journal, results store, lock or summary: the folder holding a
+// journal.jsonl): a usage error naming `flag` and the file, before anything is written.
+// Inputs that do not exist, and "" entries, are passed over.
+void check_output_path(const std::string& output, const std::string& flag, const std::vector<std::string>& inputs);
+
+// Files difffit writes in place (appended logs, lock files) are refused when a symbolic link
+// stands at `path`: writing through it would change a file outside the output folder. An IO
+// error naming `path` and `what`.
+void refuse_symlink(const std::string& path, const std::string& what);
 
 // fsync `tmp`, rename it to `path`, fsync the directory; on failure removes `tmp` and
 // throws an IO error.

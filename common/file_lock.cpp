@@ -9,12 +9,15 @@
 #include <ctime>
 #include <string>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
 
 namespace difffit {
 
 FileLock::FileLock(const std::string& path, const std::string& busy, ErrorKind kind) {
-  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  // O_NOFOLLOW: a link planted in the lock's place is not written through.
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd_ < 0 && errno == ELOOP) refuse_symlink(path, "a lock file");
   if (fd_ < 0) throw_io(path + ": cannot open the lock file: " + std::strerror(errno));
   if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
     char holder[256] = {0};

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
 
 namespace difffit {
@@ -33,6 +34,7 @@ void init_logging(const LoggingOptions& options) {
                           : level);
   sinks.push_back(terminal);
   if (!options.log_file.empty()) {
+    refuse_symlink(options.log_file, "a log");
     try {
       sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(options.log_file));
     } catch (const spdlog::spdlog_ex& e) {
@@ -53,6 +55,7 @@ std::shared_ptr<spdlog::logger> log() {
 }
 
 ScopedLogFile::ScopedLogFile(const std::string& path) : logger_(log()) {
+  refuse_symlink(path, "a log");
   try {
     sink_ = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path);
   } catch (const spdlog::spdlog_ex& e) {

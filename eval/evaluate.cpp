@@ -215,14 +215,19 @@ void add_evaluation_json(const Evaluation& e, nlohmann::ordered_json& j) {
   j["metric_names"] = names;
 }
 
+// Tiny negative distances are round-off: shown as 0 (the JSON keeps them). A large negative
+// one is a fault upstream and is shown as it is, never as a perfect score.
+namespace {
+double shown_distance(double d) { return d < 0 && d > -1e-3 ? 0.0 : d; }
+}  // namespace
+
 std::string evaluation_text(const Evaluation& e) {
   const std::string& s = e.metric_suffix;
   std::string out;
-  // Tiny negative distances are round-off: clamped for display only (the JSON keeps them).
   if (e.fid)
-    out += fmt::format("FID{}: {:.6f}  ({} samples vs {} reference, features {})\n", s, std::max(*e.fid, 0.0),
+    out += fmt::format("FID{}: {:.6f}  ({} samples vs {} reference, features {})\n", s, shown_distance(*e.fid),
                        e.num_samples, e.num_reference, e.feature_net);
-  if (e.sfid) out += fmt::format("sFID{}: {:.6f}\n", s, std::max(*e.sfid, 0.0));
+  if (e.sfid) out += fmt::format("sFID{}: {:.6f}\n", s, shown_distance(*e.sfid));
   if (e.kid)
     out += fmt::format("KID{}: {:.6g} +- {:.6g}  ({} subsets of {})\n", s, e.kid->mean, e.kid->std, e.kid->subsets,
                        e.kid->subset_size);

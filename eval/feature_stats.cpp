@@ -128,8 +128,19 @@ FeatureStats load_feature_stats(const std::string& path, StatsAttributes* attrib
   const at::Tensor sigma = in.read("sigma", at::kDouble, 2);
   require_finite(mu, path + ": dataset 'mu'");
   require_finite(sigma, path + ": dataset 'sigma'");
+  if (sigma.dim() != 2 || sigma.size(0) != mu.size(0) || sigma.size(1) != mu.size(0))
+    throw_data(path + ": dataset 'sigma' is " + c10::str(sigma.sizes()) + ", expected [" + std::to_string(mu.size(0)) +
+               ", " + std::to_string(mu.size(0)) + "] for 'mu' " + c10::str(mu.sizes()));
+  // A covariance is symmetric with a non-negative diagonal; anything else scores nonsense.
+  // (Symmetric to float32 rounding: files written by numpy in float32 are accepted.)
+  const double scale = std::max(1.0, sigma.abs().max().item<double>());
+  if ((sigma - sigma.t()).abs().max().item<double>() > 1e-5 * scale)
+    throw_data(path + ": dataset 'sigma' is not symmetric: not a covariance matrix");
+  if (sigma.numel() > 0 && sigma.diagonal().min().item<double>() < 0)
+    throw_data(path + ": dataset 'sigma' has a negative variance on its diagonal: not a covariance matrix");
   // pytorch-fid style files carry no N; 2 keeps the covariance as stored.
   const int64_t n = in.has("n") ? in.read("n", at::kLong, 1)[0].item<int64_t>() : 2;
+  if (n < 2) throw_data(path + ": dataset 'n' is " + std::to_string(n) + "; statistics need N >= 2 features");
   if (attributes) {
     for (const char* key : {"feature_net", "metric", "resize", "dataset_hash", "source"})
       if (in.has_attribute(key)) (*attributes)[key] = in.read_string_attribute(key);

@@ -13,6 +13,7 @@
 #include <utility>
 #include <nlohmann/json.hpp>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/input_file.h"
 #include "common/json_text.h"
@@ -171,6 +172,7 @@ Journal::Journal(std::string path) : path_(std::move(path)) {
   const auto parent = std::filesystem::path(path_).parent_path();
   if (!parent.empty()) std::filesystem::create_directories(parent);
   check_input_file_if_present(path_, "a sweep journal");  // opening a pipe would block
+  refuse_symlink(path_, "a sweep journal");
   fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd_ < 0) throw_io(path_ + ": cannot open the sweep journal: " + std::strerror(errno));
   const auto size = std::filesystem::file_size(path_);

@@ -1,7 +1,6 @@
 #include "results/curve_findings.h"
 
 #include <cmath>
-#include <cstdio>
 #include <map>
 #include <set>
 #include <sstream>
@@ -73,11 +72,10 @@ std::string plateau_markdown(const std::vector<ResultRow>& curves) {
       << "|---|---|---|---|---|---|\n";
   int plateaued = 0;
   for (const CurveVerdict& v : verdicts) {
-    char line[256];
-    std::snprintf(line, sizeof line, "| %s | %s | %.1f (%.0f) | %.1f (%.0f) | %.1f | %s |\n", v.task.c_str(),
-                  v.method.c_str(), v.best, v.best_step, v.final, v.final_step, v.two_thirds,
-                  v.plateaued() ? "yes" : "**no**");
-    out << line;
+    out << "| " << markdown_escape(v.task) << " | " << markdown_escape(v.method) << " | " << fixed_number(v.best, 1)
+        << " (" << fixed_number(v.best_step, 0) << ") | " << fixed_number(v.final, 1) << " ("
+        << fixed_number(v.final_step, 0) << ") | " << fixed_number(v.two_thirds, 1) << " | "
+        << (v.plateaued() ? "yes" : "**no**") << " |\n";
     plateaued += v.plateaued();
   }
   out << "\n" << plateaued << " of " << verdicts.size() << " curves plateaued.\n";

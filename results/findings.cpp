@@ -133,7 +133,7 @@ std::string methods_section(const std::vector<ResultRow>& rows) {
   for (const std::string& m : methods) {
     const MethodLine l = method_line(rows, m);
     lines[m] = l;
-    out << "| " << m << " | " << mean_std(l.fid, 2) << " | " << mean_std(l.accuracy, 1, 100.0) << " | "
+    out << "| " << markdown_escape(m) << " | " << mean_std(l.fid, 2) << " | " << mean_std(l.accuracy, 1, 100.0) << " | "
         << mean_std(l.speed, 2) << " | " << (l.params.n ? fixed_number(l.params.mean, 0) : "–") << " | "
         << (l.bytes.n ? fixed_number(l.bytes.mean, 0) : "–") << " | " << l.runs << " |\n";
   }
@@ -179,13 +179,13 @@ std::string ablation_section(const std::vector<ResultRow>& rows, const std::stri
   }
   if (values.empty()) return "";
   std::ostringstream out;
-  out << "| " << axis << " | FID (mean ± seed std) | class accuracy (%) | runs |\n|---|---|---|---|\n";
+  out << "| " << markdown_escape(axis) << " | FID (mean ± seed std) | class accuracy (%) | runs |\n|---|---|---|---|\n";
   std::map<std::string, TaskCells> fid;
   for (const std::string& v : values) {
     const std::vector<ResultRow> r = where(rows, axis, v);
     fid[v] = task_cells(r, "fid");
     const Summary f = over_tasks(fid[v]);
-    out << "| " << v << " | " << mean_std(f, 2) << " | " << mean_std(over_tasks(task_cells(r, "class_accuracy")), 1, 100.0)
+    out << "| " << markdown_escape(v) << " | " << mean_std(f, 2) << " | " << mean_std(over_tasks(task_cells(r, "class_accuracy")), 1, 100.0)
         << " | " << summarize(r, "fid").n << " |\n";
   }
   out << "\n- **Paper: " << claim << ".** Measured: ";

@@ -72,4 +72,13 @@ std::string fixed_number(double value, int decimals) {
   return out;
 }
 
+std::string markdown_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '|') out += '\\';
+    out += c == '\n' ? ' ' : c;
+  }
+  return out;
+}
+
 }  // namespace difffit

@@ -26,4 +26,8 @@ std::string round_trip_number(double value);
 // digits from 1e15 on (a value no table should spell in 300 digits).
 std::string fixed_number(double value, int decimals);
 
+// Text for one Markdown table cell: '|' escaped, line breaks as spaces (a sweep's labels
+// are the user's own text).
+std::string markdown_escape(const std::string& text);
+
 }  // namespace difffit

@@ -140,7 +140,7 @@ std::string scale_markdown(const std::vector<ResultRow>& all, const std::string&
   const auto sizes = sizes_by_params(rows);
   for (const std::string& task : distinct_values(rows, "dataset")) {
     for (const auto& [size, params] : sizes) {
-      out << "| " << task << " | " << size << " | " << fixed_number(task_params(rows, size, task, params), 0) << " |";
+      out << "| " << markdown_escape(task) << " | " << markdown_escape(size) << " | " << fixed_number(task_params(rows, size, task, params), 0) << " |";
       for (const auto& [key, name] : kMethods) out << " " << mean_and_std(summarize(cell(rows, size, task, key), "fid"), 1) << " |";
       const auto g = std::find_if(gaps.begin(), gaps.end(),
                                   [&](const ScaleGap& x) { return x.task == task && x.size == size; });

@@ -11,6 +11,7 @@
 #include "results/result_table.h"
 
 namespace difffit {
+
 namespace {
 
 bool any_repeated(const PivotTable& t) {
@@ -70,15 +71,6 @@ std::vector<std::string> header(const PivotTable& t) {
   if (t.has_mean) h.push_back("Mean");
   for (const TableExtra& e : t.extras) h.push_back(e.header);
   return h;
-}
-
-std::string markdown_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '|') out += '\\';
-    out += c == '\n' ? ' ' : c;
-  }
-  return out;
 }
 
 std::string latex_escape(const std::string& s) {

@@ -106,6 +106,36 @@ TEST(FeatureStats, FileRoundTripKeepsMomentsAndFeatures) {
   EXPECT_TRUE(at::allclose(features.to(at::kDouble), x, 1e-6, 1e-6));
 }
 
+// Statistics that are not a covariance (here a negative one) or whose shapes disagree are
+// refused naming the file, never scored (a negative FID once printed as a perfect 0).
+TEST(FeatureStats, AFileThatIsNotACovarianceIsRefusedByName) {
+  TempDir dir;
+  const auto write = [&](const std::string& name, const at::Tensor& mu, const at::Tensor& sigma, int64_t n) {
+    Hdf5Writer out(dir.file(name));
+    out.write("mu", mu);
+    out.write("sigma", sigma);
+    out.write("n", at::full({1}, n, at::kLong));
+    out.commit();
+    return dir.file(name);
+  };
+  const at::Tensor mu = at::zeros({4}, at::kDouble);
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {write("neg.h5", mu, -1000 * at::eye(4, at::kDouble), 500), "negative variance"},
+      {write("asym.h5", mu, at::eye(4, at::kDouble) + at::triu(at::ones({4, 4}, at::kDouble), 1), 500), "not symmetric"},
+      {write("shape.h5", mu, at::eye(3, at::kDouble), 500), "dataset 'sigma' is [3, 3], expected [4, 4]"},
+      {write("n.h5", mu, at::eye(4, at::kDouble), -5), "dataset 'n' is -5"}};
+  for (const auto& [path, message] : cases) {
+    try {
+      load_feature_stats(path);
+      ADD_FAILURE() << path << " was loaded";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.exit_code(), 3);
+      EXPECT_EQ(std::string(e.what()).rfind(path + ": ", 0), 0u) << e.what();
+      EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(Frechet, IdenticalStatisticsGiveZero) {
   FeatureStats s;
   s.add(make_features(400, 64, 3));

@@ -1,6 +1,7 @@
 // Fine-tuning methods: what each trains, the paper's parameter counts, identity at
 // initialisation, gradients, deltas and merging.
 #include <ATen/ATen.h>
+#include <limits>
 #include <map>
 #include <torch/types.h>
 
@@ -250,6 +251,30 @@ TEST(PeftDelta, SaveAndLoadRoundTripReproducesTheModel) {
   other.hidden_size = 64;
   DiT wrong(other);
   EXPECT_THROW(load_delta(dir.file("difffit.safetensors"), *wrong), Error);
+
+  // NaN in a delta would sample NaN images and merge a NaN model: named by tensor.
+  TensorFileMetadata meta;
+  StateDict stored = load_safetensors(dir.file("difffit.safetensors"), &meta);
+  stored.begin()->second.view(-1)[0] = std::numeric_limits<float>::quiet_NaN();
+  save_safetensors(dir.file("nan.safetensors"), stored, meta);
+  DiT base = pretrained(c);
+  try {
+    load_delta(dir.file("nan.safetensors"), *base);
+    ADD_FAILURE() << "a NaN delta was loaded";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.exit_code(), 3);
+    EXPECT_NE(std::string(e.what()).find(stored.begin()->first + " holds NaN or infinite values"), std::string::npos)
+        << e.what();
+  }
+  // Bad model metadata names the file.
+  meta["model"] = "depth=abc";
+  save_safetensors(dir.file("meta.safetensors"), load_safetensors(dir.file("difffit.safetensors")), meta);
+  try {
+    read_delta_info(dir.file("meta.safetensors"));
+    ADD_FAILURE() << "bad metadata was read";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(dir.file("meta.safetensors") + ": metadata: "), std::string::npos) << e.what();
+  }
 }
 
 TEST(PeftMerge, MergedPlainModelEqualsThePeftModel) {

@@ -539,6 +539,21 @@ TEST(ResultTable, InfiniteAndHugeValuesStayReadable) {
   EXPECT_NE(page.find("DiffFit inf vs full 20.50 ± 0.71"), std::string::npos) << page;
 }
 
+TEST(Findings, ALabelWithAPipeStaysInItsCell) {
+  std::vector<ResultRow> rows;
+  for (double d : {0.0, 1.0}) {
+    rows.push_back(finding_row("table1", "a|b", 10 + d, 4.0));
+    rows.push_back(finding_row("table1", "full", 20 + d, 2.0));
+  }
+  const std::string page = findings_markdown(rows);
+  const size_t at = page.find("| a\\|b |");
+  ASSERT_NE(at, std::string::npos) << page;
+  const std::string line = page.substr(at, page.find('\n', at) - at);
+  size_t cells = 0;
+  for (size_t i = 0; i < line.size(); ++i) cells += line[i] == '|' && (i == 0 || line[i - 1] != '\\');
+  EXPECT_EQ(cells, 8u) << line;  // 7 columns
+}
+
 // A paper table with the datasets of table_rows() (food) and one it lacks (sun).
 std::string write_paper_csv(const TempDir& dir) {
   std::ofstream(dir.file("paper.csv")) << "# source: A. Author, Paper, 2023, Table 1\n# a note\n"
@@ -901,6 +916,27 @@ print("csv-ok")
                           dir_.file("loss.svg"));
   ASSERT_EQ(loss.exit_code, 0) << loss.output;
   EXPECT_NE(read_text(dir_.file("loss.svg")).find(">r2<"), std::string::npos);
+}
+
+// An output may not replace the command's own input, nor a sweep's journal or store.
+TEST_F(ResultsCli, AnOutputOverAnInputOrASweepsStateIsRefused) {
+  const std::string before = read_text(path_);
+  auto table = run_difffit("results table " + quoted(path_) + " --output " + quoted(path_));
+  EXPECT_EQ(table.exit_code, 2) << table.output;
+  EXPECT_NE(table.output.find("is also an input"), std::string::npos) << table.output;
+  EXPECT_EQ(read_text(path_), before);
+  const std::string journal = dir_.file("journal.jsonl");
+  std::ofstream(journal) << "{}\n";
+  for (const std::string& command : {"export " + quoted(path_) + " --csv " + journal,
+                                     "findings " + quoted(path_) + " -o " + dir_.file("summary.json")}) {
+    auto r = run_difffit("results " + command);
+    EXPECT_EQ(r.exit_code, 2) << command << "\n" << r.output;
+    EXPECT_NE(r.output.find("a sweep's own state file"), std::string::npos) << r.output;
+  }
+  EXPECT_EQ(read_text(journal), "{}\n");
+  EXPECT_FALSE(std::filesystem::exists(dir_.file("summary.json")));
+  auto beside = run_difffit("results findings " + quoted(path_) + " -o " + dir_.file("findings.md"));
+  EXPECT_EQ(beside.exit_code, 0) << beside.output;  // other files beside the journal are fine
 }
 
 TEST_F(ResultsCli, MissingFilesAndUnknownColumnsGiveClearErrorsAndExitCodes) {

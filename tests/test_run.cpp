@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <csignal>
 #include <chrono>
@@ -10,6 +11,7 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/error.h"
@@ -402,6 +404,106 @@ TEST_F(RunTest, ADamagedCheckpointIsSetAsideAndTheRunEndsAsIfNeverInterrupted) {
     for (const auto& [name, tensor] : x) EXPECT_TRUE(at::equal(tensor, y.at(name))) << damage << " " << name;
     EXPECT_EQ(read_file(straight.run_dir + "/loss.csv"), read_file(resumed.run_dir + "/loss.csv")) << damage;
     EXPECT_DOUBLE_EQ(straight.train.last_loss, resumed.train.last_loss) << damage;
+  }
+}
+
+// A checkpoint that cannot be read now (here a pipe in its place: an IO error, as a
+// permission or memory failure) is not damage: the run stops and leaves it. Damage found
+// twice keeps both damaged files.
+TEST_F(RunTest, OnlyDamageSetsACheckpointAsideAndNeverOverAnEarlierOne) {
+  TempDir b;
+  ExperimentConfig c = config(b.path().string());
+  stop_at_step(c, 6);
+  const std::string ckpt = (b.path() / ("tiny-" + c.run_id()) / "checkpoint.safetensors").string();
+  std::filesystem::rename(ckpt, ckpt + ".good");
+  ASSERT_EQ(::mkfifo(ckpt.c_str(), 0600), 0);
+  try {
+    run_experiment(c);
+    ADD_FAILURE() << "a pipe as the checkpoint was taken for damage";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::IO) << e.what();
+  }
+  EXPECT_TRUE(std::filesystem::is_fifo(ckpt));
+  EXPECT_FALSE(std::filesystem::exists(ckpt + ".damaged"));
+  std::filesystem::remove(ckpt);
+  for (int i = 0; i < 2; ++i) {
+    std::filesystem::copy_file(ckpt + ".good", ckpt, std::filesystem::copy_options::overwrite_existing);
+    std::filesystem::resize_file(ckpt, 100);
+    stop_at_step(c, 6 + i);  // sets it aside, starts over, saves again at the stop
+  }
+  EXPECT_TRUE(std::filesystem::exists(ckpt + ".damaged"));
+  EXPECT_TRUE(std::filesystem::exists(ckpt + ".damaged.1"));
+}
+
+// loss.csv deleted or edited while a run was stopped: the run resumes, says how many rows
+// are gone, and keeps a well-formed log (no "stod" error, no final loss of 0).
+TEST_F(RunTest, AnEditedOrMissingLossLogIsNamedAndTheRunResumes) {
+  for (const std::string edit : {"missing", "garbage"}) {
+    TempDir b;
+    ExperimentConfig c = config(b.path().string());
+    stop_at_step(c, 6);
+    const std::string dir = (b.path() / ("tiny-" + c.run_id())).string();
+    const std::string loss = dir + "/loss.csv";
+    if (edit == "missing") {
+      std::filesystem::remove(loss);
+    } else {
+      std::string text = read_file(loss);
+      text.replace(text.find("\n2,"), text.find('\n', text.find("\n2,") + 1) - text.find("\n2,"), "\n2,,,");
+      std::ofstream(loss, std::ios::trunc) << text << "99999999999999999999,1,1,1\n3,x,1,1\n";
+    }
+    RunOutcome resumed = run_experiment(c);
+    EXPECT_TRUE(resumed.train.resumed) << edit;
+    EXPECT_TRUE(std::isfinite(resumed.train.last_loss)) << edit;
+    const std::string log = read_file(loss);
+    EXPECT_EQ(log.rfind("step,loss,mse,vb\n", 0), 0u) << edit << "\n" << log;
+    const size_t rows = std::count(log.begin(), log.end(), '\n') - 1;
+    EXPECT_EQ(rows, edit == "missing" ? 3u : 8u) << edit << "\n" << log;  // steps 7..9; all but step 2
+    EXPECT_NE(read_file(dir + "/run.log").find(edit == "missing" ? "6 of the 6 rows" : "1 of the 6 rows"),
+              std::string::npos)
+        << edit;
+  }
+}
+
+// The training file prepared again with other contents under a stopped run: the resume
+// would not continue the same stream of batches, so it is refused by name.
+TEST_F(RunTest, ARunDoesNotResumeOnOtherData) {
+  TempDir b;
+  ExperimentConfig c = config(b.path().string());
+  c.data.train = b.file("data.h5");
+  std::filesystem::copy_file(dir_->file("data.h5"), c.data.train);
+  stop_at_step(c, 6);
+  auto again = run_difffit("prepare --source fashion-mnist --split test --limit 64 --resolution 16 --output " +
+                           c.data.train);
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  try {
+    run_experiment(c);
+    ADD_FAILURE() << "resumed on other data";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Data);
+    EXPECT_NE(std::string(e.what()).find("saved while training on 96 images"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("now holds 64 images"), std::string::npos) << e.what();
+  }
+}
+
+// Links planted where a run writes in place (its loss log, lock and log) are not written
+// through: the files they point at, outside the output folder, stay as they were.
+TEST_F(RunTest, LinksInARunFolderAreNotWrittenThrough) {
+  for (const std::string name : {"loss.csv", "run.lock", "run.log"}) {
+    TempDir b, outside;
+    ExperimentConfig c = config(b.path().string());
+    const std::filesystem::path dir = b.path() / ("tiny-" + c.run_id());
+    std::filesystem::create_directories(dir);
+    const std::string victim = outside.file("victim.txt");
+    std::ofstream(victim) << "keep\n";
+    std::filesystem::create_symlink(victim, dir / name);
+    try {
+      run_experiment(c);
+      ADD_FAILURE() << name << ": the run wrote through a link";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::IO) << e.what();
+      EXPECT_NE(std::string(e.what()).find("symbolic link"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(read_file(victim), "keep\n") << name;
   }
 }
 

@@ -51,9 +51,14 @@ DeltaInfo read_delta_info(const std::string& path) {
   if (required(info.metadata, "format", path) != kFormat) {
     throw_data(path + ": unsupported delta format '" + info.metadata["format"] + "'");
   }
-  info.model = DiTConfig::from_key_values(required(info.metadata, "model", path));
-  info.method = method_config_from_string(required(info.metadata, "method", path),
-                                          required(info.metadata, "method_options", path));
+  try {
+    info.model = DiTConfig::from_key_values(required(info.metadata, "model", path));
+    info.method = method_config_from_string(required(info.metadata, "method", path),
+                                            required(info.metadata, "method_options", path));
+  } catch (const Error& e) {
+    if (std::string(e.what()).rfind(path, 0) == 0) throw;  // already names the file
+    throw Error(ErrorKind::Data, path + ": metadata: " + e.what());
+  }
   return info;
 }
 
@@ -83,6 +88,8 @@ DeltaInfo load_delta(const std::string& path, DiTImpl& model) {
     } else if (!at::isFloatingType(it->second.scalar_type())) {  // copy_ would convert it silently
       mismatched.push_back(item.key() + " holds " + std::string(c10::toString(it->second.scalar_type())) +
                            ", not floating point");
+    } else if (!at::isfinite(it->second).all().item<bool>()) {  // would sample NaN images, merge a NaN model
+      mismatched.push_back(item.key() + " holds NaN or infinite values");
     } else {
       item.value().copy_(it->second);
     }
@@ -94,7 +101,7 @@ DeltaInfo load_delta(const std::string& path, DiTImpl& model) {
     std::string message = path + ": delta does not match method '" + info.method.name() + "'";
     for (const auto& m : missing) message += "\n  missing: " + m;
     for (const auto& u : unexpected) message += "\n  unexpected: " + u;
-    for (const auto& m : mismatched) message += "\n  wrong shape or type: " + m;
+    for (const auto& m : mismatched) message += "\n  wrong shape, type or values: " + m;
     throw_data(message);
   }
   return info;

@@ -1,5 +1,6 @@
 #include "worker/run/learning_curve.h"
 
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -39,7 +40,8 @@ struct CurveFile {
   std::vector<std::vector<std::string>> rows;  // whole, well-formed rows only
 };
 
-// A row torn by a kill (too few fields, a step that is not a number) is dropped.
+// A row torn by a kill or edited by hand (too few fields, a step that is not a number an
+// int64 holds) is dropped.
 CurveFile read_curve_file(const std::string& path) {
   CurveFile file;
   if (!check_input_file_if_present(path, "a learning-curve file")) return file;
@@ -53,8 +55,10 @@ CurveFile read_curve_file(const std::string& path) {
       file.header = std::move(fields);
       continue;
     }
-    if (fields.size() != file.header.size() || fields[0].empty() ||
-        fields[0].find_first_not_of("0123456789") != std::string::npos)
+    int64_t step = 0;
+    const std::string& first = fields.empty() ? line : fields[0];
+    const auto [end, error] = std::from_chars(first.data(), first.data() + first.size(), step);
+    if (fields.size() != file.header.size() || error != std::errc() || end != first.data() + first.size() || step < 0)
       continue;
     file.rows.push_back(std::move(fields));
   }

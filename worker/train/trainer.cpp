@@ -5,13 +5,14 @@
 #include <torch/types.h>
 
 #include <algorithm>
-#include <cctype>
+#include <charconv>
 #include <cmath>
 #include <chrono>
 #include <limits>
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <set>
 
 #include "common/atomic_file.h"
 #include "common/error.h"
@@ -110,8 +111,16 @@ std::string payload_sha256(const StateDict& tensors) {
   return sha.hex_digest();
 }
 
+// What a checkpoint records of the data it trained on: a resume on other data (a file
+// prepared again with another --limit) could not continue the same stream of batches.
+std::string data_identity(const ImageBatchLoader& loader) {
+  return std::to_string(loader.num_images()) + " images of " + std::to_string(loader.channels()) + "x" +
+         std::to_string(loader.resolution()) + "x" + std::to_string(loader.resolution()) + " in " +
+         std::to_string(loader.num_classes()) + " classes";
+}
+
 void save_run_checkpoint(const std::string& path, const std::string& run_id, int64_t step,
-                         const LoaderCursor& cursor, const std::vector<std::string>& names,
+                         const ImageBatchLoader& loader, const std::vector<std::string>& names,
                          const std::vector<at::Tensor>& params, const AdamW& optimizer, const Ema& ema) {
   StateDict tensors;
   for (size_t i = 0; i < names.size(); ++i) tensors["param/" + names[i]] = params[i].detach().cpu();
@@ -123,34 +132,55 @@ void save_run_checkpoint(const std::string& path, const std::string& run_id, int
                     {"payload_sha256", payload_sha256(tensors)},
                     {"run_id", run_id},
                     {"step", std::to_string(step)},
-                    {"loader_epoch", std::to_string(cursor.epoch)},
-                    {"loader_batch", std::to_string(cursor.batch)}});
+                    {"data", data_identity(loader)},
+                    {"loader_epoch", std::to_string(loader.cursor().epoch)},
+                    {"loader_batch", std::to_string(loader.cursor().batch)}});
+}
+
+const char* kLossHeader = "step,loss,mse,vb\n";
+
+// One row of loss.csv ("step,loss,mse,vb"); false for the header and for a row torn by a kill
+// or edited by hand (wrong field count, a field that is not a number).
+bool parse_loss_row(const std::string& line, int64_t& step, double& loss) {
+  if (std::count(line.begin(), line.end(), ',') != 3) return false;
+  const char* end = line.data() + line.size();
+  const auto [after_step, step_error] = std::from_chars(line.data(), end, step);
+  if (step_error != std::errc() || after_step == end || *after_step != ',') return false;
+  const auto [after_loss, loss_error] = std::from_chars(after_step + 1, end, loss);
+  if (loss_error != std::errc() || after_loss == end || *after_loss != ',') return false;
+  double rest = 0;
+  const char* field = after_loss + 1;
+  for (int i = 0; i < 2; ++i) {  // mse, vb
+    const auto [after, error] = std::from_chars(field, end, rest);
+    if (error != std::errc() || (after != end && *after != ',')) return false;
+    field = after + 1;
+  }
+  return true;
 }
 
 // Keeps the header and the rows of steps <= `step`: rows written after the last
-// checkpoint by an interrupted session are recomputed, so they must not repeat.
-// A row torn by a kill (fewer than 4 fields, or cut inside a number) is dropped like a later one.
-void truncate_loss_csv(const std::string& path, int64_t step) {
+// checkpoint by an interrupted session are recomputed, so they must not repeat. A row torn
+// by a kill or edited by hand is dropped like a later one. Returns how many rows it kept.
+int64_t truncate_loss_csv(const std::string& path, int64_t step) {
   check_input_file_if_present(path, "a loss log");
   std::ifstream in(path);
-  std::string line, kept;
-  bool header = true;
+  std::string line, kept = kLossHeader;
+  std::set<int64_t> steps;
   while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    if (header) {
-      kept += line + "\n";
-      header = false;
+    int64_t row_step = 0;
+    double loss = 0;
+    if (!parse_loss_row(line, row_step, loss) || row_step < 1 || row_step > step || !steps.insert(row_step).second)
       continue;
-    }
-    if (std::count(line.begin(), line.end(), ',') != 3 || !std::isdigit(static_cast<unsigned char>(line[0]))) continue;
-    if (std::stoll(line) <= step) kept += line + "\n";
+    kept += line + "\n";
   }
   in.close();
   std::ofstream(path, std::ios::trunc) << kept;
+  return static_cast<int64_t>(steps.size());
 }
 
 // Mean loss of the steps after `after_step`, from loss.csv: it holds every step of the run
-// across interruptions, so the final loss does not depend on where a run was resumed.
+// across interruptions, so the final loss does not depend on where a run was resumed. NaN
+// (stored as null) when the log has no such row.
 double mean_loss_after(const std::string& path, int64_t after_step) {
   check_input_file_if_present(path, "a loss log");
   std::ifstream in(path);
@@ -158,31 +188,39 @@ double mean_loss_after(const std::string& path, int64_t after_step) {
   double sum = 0;
   int64_t n = 0;
   while (std::getline(in, line)) {
-    if (line.empty() || !std::isdigit(static_cast<unsigned char>(line[0]))) continue;
-    const auto comma = line.find(',');
-    if (std::stoll(line) <= after_step || comma == std::string::npos) continue;
-    sum += std::stod(line.substr(comma + 1));
+    int64_t step = 0;
+    double loss = 0;
+    if (!parse_loss_row(line, step, loss) || step <= after_step) continue;
+    sum += loss;
     ++n;
   }
-  return n ? sum / static_cast<double>(n) : 0.0;
+  return n ? sum / static_cast<double>(n) : std::numeric_limits<double>::quiet_NaN();
 }
 
 // loss.csv: a header and one row per step. A resumed run keeps the rows up to its
-// checkpoint's step (`resumed_at`; -1: a fresh run starts the file).
+// checkpoint's step (`resumed_at`; -1: a fresh run starts the file), and says when some
+// are gone (the file deleted or edited while the run was stopped).
 class LossLog {
  public:
   LossLog(std::string path, int64_t resumed_at) : path_(std::move(path)) {
+    refuse_symlink(path_, "a loss log");
     if (resumed_at >= 0) {
-      truncate_loss_csv(path_, resumed_at);
+      const int64_t kept = truncate_loss_csv(path_, resumed_at);
+      if (kept < resumed_at)
+        log()->warn("[train] {}: {} of the {} rows before the checkpoint's step are missing or unreadable; the "
+                    "final loss is the mean of the rows it has",
+                    path_, resumed_at - kept, resumed_at);
     } else {
-      std::ofstream(path_, std::ios::trunc) << "step,loss,mse,vb\n";
+      std::ofstream(path_, std::ios::trunc) << kLossHeader;
     }
     out_.open(path_, std::ios::app);
+    if (!out_) throw_io(path_ + ": cannot open for writing");
     out_.precision(9);  // float32 losses round-trip
   }
   void write(int64_t step, const StepLosses& l) { out_ << step << "," << l.loss << "," << l.mse << "," << l.vb << "\n"; }
   void sync() {
     out_.flush();
+    if (!out_) throw_io(path_ + ": write failed (disk full?)");
     sync_file(path_);
   }
   void close() { out_.close(); }
@@ -207,8 +245,10 @@ bool Trainer::resume_from_checkpoint() {
   const std::string checkpoint = checkpoint_path();
   TensorFileMetadata meta;
   StateDict saved;
-  // A damaged checkpoint (truncated, or bytes changed) is moved aside and the run starts
-  // over: training is deterministic, so it ends as if it had never been interrupted.
+  // A damaged checkpoint (truncated, or bytes changed: a Data error) is moved aside and the
+  // run starts over: training is deterministic, so it ends as if it had never been
+  // interrupted. A file that cannot be read now (permissions, I/O, memory) is not damaged:
+  // that error stops the run and the checkpoint stays where it is.
   std::string damage;
   if (std::filesystem::exists(checkpoint)) {
     try {
@@ -216,15 +256,18 @@ bool Trainer::resume_from_checkpoint() {
       if (meta.count("payload_sha256") && meta["payload_sha256"] != payload_sha256(saved)) {
         damage = "its tensors do not match the checksum it was saved with";
       }
-    } catch (const std::exception& e) {
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::Data) throw;
       damage = e.what();
     }
   }
   // Every rank has read the file before rank 0 moves a damaged one aside (the sum is a
   // barrier), and all start over together if any rank found it damaged.
   if (sum_over_ranks({damage.empty() ? 0.0 : 1.0}, dp_)[0] > 0) {
-    const std::string aside = checkpoint + ".damaged";
     if (dp_.rank == 0) {
+      std::string aside = checkpoint + ".damaged";  // never over an earlier one
+      for (int i = 1; std::filesystem::exists(std::filesystem::symlink_status(aside)); ++i)
+        aside = checkpoint + ".damaged." + std::to_string(i);
       std::filesystem::rename(checkpoint, aside);
       log()->warn("[train] {}: damaged ({}); moved to {} and starting the run over", checkpoint,
                   damage.empty() ? "on another rank" : damage, aside);
@@ -237,6 +280,11 @@ bool Trainer::resume_from_checkpoint() {
   }
   if (meta["format"] != kCheckpointFormat || meta["run_id"] != settings_.run_id) {
     throw_data(checkpoint + ": not a checkpoint of run " + settings_.run_id);
+  }
+  if (meta.count("data") && meta["data"] != data_identity(*s.loader)) {
+    throw_data(checkpoint + ": saved while training on " + meta["data"] + ", but " + settings_.data.train +
+               " now holds " + data_identity(*s.loader) + ": the run cannot resume on other data; restore the "
+               "file, or remove the run folder to start over");
   }
   torch::NoGradGuard no_grad;
   StateDict params = strip_prefix(saved, "param/");
@@ -281,7 +329,7 @@ TrainResult Trainer::run() {
   auto save = [&] {
     if (!loss_log) return;
     loss_log->sync();  // the rows up to this step must survive whatever happens after the checkpoint
-    save_run_checkpoint(checkpoint_path(), settings_.run_id, s.step, s.loader->cursor(), s.names, s.params,
+    save_run_checkpoint(checkpoint_path(), settings_.run_id, s.step, *s.loader, s.names, s.params,
                         *s.optimizer, *s.ema);
   };
 
