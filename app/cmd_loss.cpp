@@ -4,6 +4,7 @@
 
 #include "app/cli_options.h"
 #include "app/commands.h"
+#include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/hdf5_tensors.h"
 #include "common/logging.h"
@@ -42,6 +43,7 @@ int run_loss_command(int argc, char** argv) {
   }
 
   ModelSource source = model_source_from(vm);
+  check_output_path(vm["output"].as<std::string>(), "--output", {vm["inputs"].as<std::string>(), source.checkpoint, source.delta});
   DiT model = build_model(config, source);
   model->eval();
   torch::NoGradGuard no_grad;

@@ -286,6 +286,11 @@ ImageBatchLoader::ImageBatchLoader(const LoaderOptions& options) : impl_(std::ma
     throw_usage("loader: need 0 <= rank < world_size");
   }
   auto reader = std::make_unique<Hdf5Reader>(options.path);
+  // Prepared and latent files both say format_version 1; a later format is not guessed at
+  // (a file without the attribute, made by hand, is read by its datasets).
+  if (reader->has_attribute("format_version") && reader->read_int_attribute("format_version") != 1)
+    throw_data(options.path + ": format_version " + std::to_string(reader->read_int_attribute("format_version")) +
+               "; this difffit reads format 1 (prepare the data again with this version)");
   m.latent = reader->has(latent_format::kLatents) && !reader->has("images");
   if (m.latent) {
     std::vector<int64_t> shape = reader->shape(latent_format::kLatents);

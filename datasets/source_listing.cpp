@@ -62,11 +62,19 @@ void add_file(SourceListing& out, const fs::path& root, const std::string& name,
   }
 }
 
+// More entries than any real dataset folder holds (ImageNet's train split: 1.3M files):
+// folder links that reach the same folders again and again would list without end.
+constexpr size_t kMaxFolderEntries = 20'000'000;
+
 // All regular, non-hidden files under `dir`, sorted by relative path.
 std::vector<fs::path> files_under(const fs::path& dir) {
   std::vector<fs::path> files;
+  size_t entries = 0;
   for (auto it = fs::recursive_directory_iterator(dir, fs::directory_options::follow_directory_symlink);
        it != fs::recursive_directory_iterator(); ++it) {
+    if (++entries > kMaxFolderEntries)
+      throw_data(dir.string() + ": more than " + std::to_string(kMaxFolderEntries) +
+                 " entries below it (folder links that reach the same folders many times?)");
     const std::string leaf = it->path().filename().string();
     if (!leaf.empty() && leaf[0] == '.') {
       if (it->is_directory()) it.disable_recursion_pending();
@@ -100,9 +108,14 @@ SourceListing list_image_folder(const fs::path& root, const std::set<std::string
   if (out.class_names.empty()) throw_data(root.string() + ": no class folders");
   const fs::path base = name_base.empty() ? root : name_base;
   for (size_t label = 0; label < out.class_names.size(); ++label) {
-    for (const auto& file : files_under(root / out.class_names[label])) {
+    const std::vector<fs::path> files = files_under(root / out.class_names[label]);
+    // As torchvision's ImageFolder: a class without a file is an error, not a class that
+    // the model learns never to draw.
+    if (files.empty())
+      throw_data((root / out.class_names[label]).string() + ": class folder without files (remove it, or add its "
+                 "images)");
+    for (const auto& file : files)
       out.files.push_back({file.string(), relative_name(file, base), static_cast<int64_t>(label)});
-    }
   }
   return out;
 }

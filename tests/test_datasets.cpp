@@ -507,6 +507,14 @@ TEST(Prepare, NoUsableImagesLeavesNoFile) {
   EXPECT_FALSE(fs::exists(out + ".tmp"));
   EXPECT_FALSE(fs::exists(out + ".report.txt"));
   EXPECT_EQ(testing::run_difffit("prepare --source nope --input x --output y").exit_code, 2);
+  // A class folder without files is refused by name, as torchvision's ImageFolder does.
+  make_image_folder(dir.path() / "holed");
+  fs::create_directories(dir.path() / "holed" / "zzz-empty");
+  auto holed = testing::run_difffit("prepare --source imagefolder --input " + dir.file("holed") + " --output " +
+                                    dir.file("holed.h5") + " --resolution 8");
+  EXPECT_EQ(holed.exit_code, 3) << holed.output;
+  EXPECT_NE(holed.output.find("zzz-empty: class folder without files"), std::string::npos) << holed.output;
+  EXPECT_FALSE(fs::exists(dir.file("holed.h5")));
 }
 
 TEST(Prepare, FashionMnistPadsTheIdxImages) {
@@ -852,6 +860,16 @@ TEST(ImageLoader, RefusesHostileFilesByName) {
   };
   refused(labelled("empty-images.h5", at::zeros({8, 0, 0, 1}, at::kByte)), "'images' holds empty rows");
   refused(labelled("int64-pixels.h5", at::full({8, 4, 4, 1}, -5, at::kLong)), "dataset 'images' must be uint8");
+  {  // a file of a later format is not guessed at
+    const std::string later = dir.file("format-2.h5");
+    Hdf5Writer out(later);
+    out.write("images", at::zeros({8, 4, 4, 1}, at::kByte));
+    out.write("labels", at::zeros({8}, at::kLong));
+    out.write_int_attribute("num_classes", 10);
+    out.write_int_attribute("format_version", 2);
+    out.commit();
+    refused(later, "format_version 2; this difffit reads format 1");
+  }
   // 10^12 images declared in a chunked dataset that stores none of them.
   const std::string huge = dir.file("huge.h5");
   {
