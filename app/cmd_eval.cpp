@@ -189,7 +189,7 @@ int run_eval_command(int argc, char** argv) {
   const EvaluationRequest& r = a.request;
   const std::vector<std::string> eval_inputs{r.samples,          r.reference,          r.reference_stats,
                                              a.net.mini_cnn_train, a.net.mini_cnn_weights, a.features_a,
-                                             a.features_b};
+                                             a.features_b, a.net.inception_weights};
   for (const auto& [flag, output] : {std::pair<std::string, std::string>{"--grid", a.grid},
                                      {"--export-samples-npz", a.export_samples_npz},
                                      {"--export-reference-npz", r.export_reference_npz},

@@ -2,6 +2,7 @@
 // curves, a listing, a CSV export, the findings and the HTML report of a sweep's results
 // file (results/). Each subcommand turns its flags into a request for results/.
 #include <algorithm>
+#include <filesystem>
 #include <iostream>
 
 #include "app/cli_options.h"
@@ -9,6 +10,7 @@
 #include "app/results_flags.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/run_folder.h"
 #include "orchestrator/sweep_report.h"
 #include "results/paper_table.h"
 #include "results/result_plot.h"
@@ -30,18 +32,33 @@ const char* const kUsage =
     "  report  SWEEP_DIR -> one self-contained HTML page (tables, charts, samples, findings, run status)\n"
     "  findings RESULTS.h5 -> the paper's claims next to the measured numbers (Markdown; --line: one sentence)\n";
 
-// Parses `results NAME`, whose positional arguments are its inputs (`input_help`); false on --help.
+std::vector<std::string> inputs(const po::variables_map& vm) {
+  return vm.count("input") ? vm["input"].as<std::vector<std::string>>() : std::vector<std::string>{};
+}
+
+// --output / --csv may not replace what the command reads: the results file, the paper's
+// table, a run folder's loss log (plot --loss), a sweep's state. Checked before any work.
+void check_results_outputs(const po::variables_map& vm) {
+  std::vector<std::string> read = inputs(vm);
+  for (const std::string& input : inputs(vm))
+    if (std::filesystem::is_directory(input)) read.push_back(RunFolder{input}.loss());
+  if (vm.count("paper-file")) read.push_back(vm["paper-file"].as<std::string>());
+  for (const char* flag : {"output", "csv"})
+    if (vm.count(flag) && vm[flag].as<std::string>() != "-")
+      check_output_path(vm[flag].as<std::string>(), std::string("--") + flag, read);
+}
+
+// Parses `results NAME`, whose positional arguments are its inputs (`input_help`), and checks
+// its outputs; false on --help.
 bool parse_results_command(const std::string& name, const std::string& summary, po::options_description& options,
                            int argc, char** argv, po::variables_map& vm,
                            const std::string& input_help = "RESULTS.h5 (positional)") {
   options.add_options()("input", po::value<std::vector<std::string>>(), input_help.c_str());
   po::positional_options_description positional;
   positional.add("input", -1);
-  return parse_command_line("results " + name, summary, argc, argv, options, vm, &positional);
-}
-
-std::vector<std::string> inputs(const po::variables_map& vm) {
-  return vm.count("input") ? vm["input"].as<std::vector<std::string>>() : std::vector<std::string>{};
+  if (!parse_command_line("results " + name, summary, argc, argv, options, vm, &positional)) return false;
+  check_results_outputs(vm);
+  return true;
 }
 
 std::string one_input(const po::variables_map& vm, const std::string& command) {
@@ -52,10 +69,7 @@ std::string one_input(const po::variables_map& vm, const std::string& command) {
 
 // Writes to --output atomically, or to stdout.
 void emit(const po::variables_map& vm, const std::string& text) {
-  if (vm.count("output")) {
-    check_output_path(vm["output"].as<std::string>(), "--output", inputs(vm));
-    write_file_atomically(vm["output"].as<std::string>(), text);
-  }
+  if (vm.count("output")) write_file_atomically(vm["output"].as<std::string>(), text);
   else std::cout << text << std::flush;
 }
 
@@ -116,7 +130,6 @@ int plot_command(int argc, char** argv) {
   request.smooth = vm["smooth"].as<int>();
   request.log_y = vm.count("log-y") > 0;
   const std::string output = vm["output"].as<std::string>();
-  check_output_path(output, "--output", request.inputs);
   write_svg(output, plot_svg(request));
   std::cerr << "[results] wrote " << output << "\n";
   return 0;
@@ -133,7 +146,6 @@ int export_command(int argc, char** argv) {
     return 0;
   const std::vector<ResultRow> rows = select_rows(read_results_h5(one_input(vm, "export")), table_spec_from(vm));
   const std::string csv = vm["csv"].as<std::string>();
-  if (csv != "-") check_output_path(csv, "--csv", inputs(vm));
   if (csv == "-") std::cout << results_csv(rows) << std::flush;
   else write_results_csv(csv, rows);
   return 0;

@@ -11,6 +11,7 @@
 #include "common/progress_bar.h"
 #include "common/torch_device.h"
 #include "worker/model/build_model.h"
+#include "worker/model/vae_loader.h"
 #include "worker/sample/sample_generator.h"
 #include "worker/sample/samples_file.h"
 
@@ -61,7 +62,7 @@ int run_sample_command(int argc, char** argv) {
   LaunchRanks ranks = join_launch_ranks(&argc, &argv, request.device.is_cuda());
   const int rank = ranks.comm ? ranks.comm->rank() : 0, world = ranks.comm ? ranks.comm->size() : 1;
   ModelSource source = model_source_from(vm);
-  check_output_path(vm["output"].as<std::string>(), "--output", {source.checkpoint, source.delta, vm["vae"].as<std::string>()});
+  check_output_path(vm["output"].as<std::string>(), "--output", {source.checkpoint, source.delta, resolve_vae_weights(vm["vae"].as<std::string>())});
   DiT model = build_model(config, source);
 
   ProgressBar progress("[sample]", row_share(request.sample.num, request.sample.batch_size, rank, world).count);

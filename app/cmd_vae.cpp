@@ -69,7 +69,7 @@ int vae_encode_command(int argc, char** argv) {
   const std::string flip = vm["flip"].as<std::string>();
   if (flip != "both" && flip != "none") throw_usage("vae encode: --flip must be both or none");
   encode.flip_both = flip == "both";
-  check_output_path(encode.output, "--output", {encode.input, vm["vae"].as<std::string>()});
+  check_output_path(encode.output, "--output", {encode.input, resolve_vae_weights(vm["vae"].as<std::string>())});
   if (encode.batch_size < 1) throw_usage("vae encode: --batch-size must be at least 1");
   LoadedVae vae = load_vae_from(vm, encode.batch_size);
   encode_prepared_dataset(vae, encode);
@@ -93,7 +93,7 @@ int vae_decode_command(int argc, char** argv) {
   decode.output = vm["output"].as<std::string>();
   decode.batch_size = vm["batch-size"].as<int64_t>();
   if (decode.batch_size < 1) throw_usage("vae decode: --batch-size must be at least 1");
-  check_output_path(decode.output, "--output", {decode.input, vm["vae"].as<std::string>()});
+  check_output_path(decode.output, "--output", {decode.input, resolve_vae_weights(vm["vae"].as<std::string>())});
   LoadedVae vae = load_vae_from(vm, decode.batch_size);
   decode_latent_file(vae, decode);
   return 0;

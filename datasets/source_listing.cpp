@@ -109,8 +109,8 @@ SourceListing list_image_folder(const fs::path& root, const std::set<std::string
   const fs::path base = name_base.empty() ? root : name_base;
   for (size_t label = 0; label < out.class_names.size(); ++label) {
     const std::vector<fs::path> files = files_under(root / out.class_names[label]);
-    // As torchvision's ImageFolder: a class without a file is an error, not a class that
-    // the model learns never to draw.
+    // A class folder without any file is an error, not a class that the model learns never
+    // to draw (torchvision's ImageFolder goes further: a class without an image file).
     if (files.empty())
       throw_data((root / out.class_names[label]).string() + ": class folder without files (remove it, or add its "
                  "images)");

@@ -126,6 +126,7 @@ FeatureStats load_feature_stats(const std::string& path, StatsAttributes* attrib
   Hdf5Reader in(path);
   const at::Tensor mu = in.read("mu", at::kDouble, 1);
   const at::Tensor sigma = in.read("sigma", at::kDouble, 2);
+  if (mu.numel() == 0) throw_data(path + ": dataset 'mu' is empty");
   require_finite(mu, path + ": dataset 'mu'");
   require_finite(sigma, path + ": dataset 'sigma'");
   if (sigma.dim() != 2 || sigma.size(0) != mu.size(0) || sigma.size(1) != mu.size(0))

@@ -123,7 +123,8 @@ TEST(FeatureStats, AFileThatIsNotACovarianceIsRefusedByName) {
       {write("neg.h5", mu, -1000 * at::eye(4, at::kDouble), 500), "negative variance"},
       {write("asym.h5", mu, at::eye(4, at::kDouble) + at::triu(at::ones({4, 4}, at::kDouble), 1), 500), "not symmetric"},
       {write("shape.h5", mu, at::eye(3, at::kDouble), 500), "dataset 'sigma' is [3, 3], expected [4, 4]"},
-      {write("n.h5", mu, at::eye(4, at::kDouble), -5), "dataset 'n' is -5"}};
+      {write("n.h5", mu, at::eye(4, at::kDouble), -5), "dataset 'n' is -5"},
+      {write("empty.h5", at::zeros({0}, at::kDouble), at::zeros({0, 0}, at::kDouble), 500), "dataset 'mu' is empty"}};
   for (const auto& [path, message] : cases) {
     try {
       load_feature_stats(path);

@@ -935,6 +935,15 @@ TEST_F(ResultsCli, AnOutputOverAnInputOrASweepsStateIsRefused) {
   }
   EXPECT_EQ(read_text(journal), "{}\n");
   EXPECT_FALSE(std::filesystem::exists(dir_.file("summary.json")));
+  // The paper's table and a run's loss log are inputs too.
+  const std::string paper = write_paper_csv(dir_);
+  auto over_paper = run_difffit("results table " + quoted(path_) + " --grid t1 --paper --paper-file " + paper + " -o " + paper);
+  EXPECT_EQ(over_paper.exit_code, 2) << over_paper.output;
+  write_loss_csv(dir_.path() / "r1", "1,2,1,1\n");
+  const std::string loss = dir_.file("r1/loss.csv"), loss_before = read_text(loss);
+  auto over_loss = run_difffit("results plot --loss " + dir_.file("r1") + " --output " + loss);
+  EXPECT_EQ(over_loss.exit_code, 2) << over_loss.output;
+  EXPECT_EQ(read_text(loss), loss_before);
   auto beside = run_difffit("results findings " + quoted(path_) + " -o " + dir_.file("findings.md"));
   EXPECT_EQ(beside.exit_code, 0) << beside.output;  // other files beside the journal are fine
 }

@@ -438,7 +438,7 @@ TEST_F(RunTest, OnlyDamageSetsACheckpointAsideAndNeverOverAnEarlierOne) {
 // loss.csv deleted or edited while a run was stopped: the run resumes, says how many rows
 // are gone, and keeps a well-formed log (no "stod" error, no final loss of 0).
 TEST_F(RunTest, AnEditedOrMissingLossLogIsNamedAndTheRunResumes) {
-  for (const std::string edit : {"missing", "garbage"}) {
+  for (const std::string edit : {"missing", "garbage", "crlf"}) {
     TempDir b;
     ExperimentConfig c = config(b.path().string());
     stop_at_step(c, 6);
@@ -446,6 +446,10 @@ TEST_F(RunTest, AnEditedOrMissingLossLogIsNamedAndTheRunResumes) {
     const std::string loss = dir + "/loss.csv";
     if (edit == "missing") {
       std::filesystem::remove(loss);
+    } else if (edit == "crlf") {  // saved by an editor: every row is still read
+      std::string text = read_file(loss), crlf;
+      for (char ch : text) crlf += ch == '\n' ? std::string("\r\n") : std::string(1, ch);
+      std::ofstream(loss, std::ios::trunc) << crlf;
     } else {
       std::string text = read_file(loss);
       text.replace(text.find("\n2,"), text.find('\n', text.find("\n2,") + 1) - text.find("\n2,"), "\n2,,,");
@@ -457,10 +461,13 @@ TEST_F(RunTest, AnEditedOrMissingLossLogIsNamedAndTheRunResumes) {
     const std::string log = read_file(loss);
     EXPECT_EQ(log.rfind("step,loss,mse,vb\n", 0), 0u) << edit << "\n" << log;
     const size_t rows = std::count(log.begin(), log.end(), '\n') - 1;
-    EXPECT_EQ(rows, edit == "missing" ? 3u : 8u) << edit << "\n" << log;  // steps 7..9; all but step 2
-    EXPECT_NE(read_file(dir + "/run.log").find(edit == "missing" ? "6 of the 6 rows" : "1 of the 6 rows"),
-              std::string::npos)
-        << edit;
+    EXPECT_EQ(rows, edit == "missing" ? 3u : edit == "crlf" ? 9u : 8u) << edit << "\n" << log;  // 7..9; not step 2
+    const std::string run_log = read_file(dir + "/run.log");
+    if (edit == "crlf") {
+      EXPECT_EQ(run_log.find("rows before the checkpoint's step are missing"), std::string::npos) << run_log;
+    } else {
+      EXPECT_NE(run_log.find(edit == "missing" ? "6 of the 6 rows" : "1 of the 6 rows"), std::string::npos) << edit;
+    }
   }
 }
 

@@ -5,6 +5,7 @@
 #include <torch/types.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <chrono>
@@ -15,6 +16,7 @@
 #include <set>
 
 #include "common/atomic_file.h"
+#include "common/communicator.h"
 #include "common/error.h"
 #include "common/input_file.h"
 #include "common/logging.h"
@@ -141,7 +143,8 @@ const char* kLossHeader = "step,loss,mse,vb\n";
 
 // One row of loss.csv ("step,loss,mse,vb"); false for the header and for a row torn by a kill
 // or edited by hand (wrong field count, a field that is not a number).
-bool parse_loss_row(const std::string& line, int64_t& step, double& loss) {
+bool parse_loss_row(std::string line, int64_t& step, double& loss) {
+  while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();  // CRLF, an editor
   if (std::count(line.begin(), line.end(), ',') != 3) return false;
   const char* end = line.data() + line.size();
   const auto [after_step, step_error] = std::from_chars(line.data(), end, step);
@@ -249,7 +252,7 @@ bool Trainer::resume_from_checkpoint() {
   // run starts over: training is deterministic, so it ends as if it had never been
   // interrupted. A file that cannot be read now (permissions, I/O, memory) is not damaged:
   // that error stops the run and the checkpoint stays where it is.
-  std::string damage;
+  std::string damage, unreadable;
   if (std::filesystem::exists(checkpoint)) {
     try {
       saved = load_safetensors(checkpoint, &meta);
@@ -257,13 +260,19 @@ bool Trainer::resume_from_checkpoint() {
         damage = "its tensors do not match the checksum it was saved with";
       }
     } catch (const Error& e) {
-      if (e.kind() != ErrorKind::Data) throw;
-      damage = e.what();
+      (e.kind() == ErrorKind::Data ? damage : unreadable) = e.what();
+    } catch (const std::exception& e) {  // out of memory, a LibTorch error
+      unreadable = checkpoint + ": cannot be read now: " + e.what();
     }
   }
   // Every rank has read the file before rank 0 moves a damaged one aside (the sum is a
-  // barrier), and all start over together if any rank found it damaged.
-  if (sum_over_ranks({damage.empty() ? 0.0 : 1.0}, dp_)[0] > 0) {
+  // barrier); all stop together if any rank could not read it, and all start over
+  // together if any rank found it damaged (no rank is left waiting in a collective).
+  const std::vector<double> found =
+      sum_over_ranks({damage.empty() ? 0.0 : 1.0, unreadable.empty() ? 0.0 : 1.0}, dp_);
+  if (found[1] > 0)
+    throw_io(unreadable.empty() ? checkpoint + ": another rank could not read it (its log says why)" : unreadable);
+  if (found[0] > 0) {
     if (dp_.rank == 0) {
       std::string aside = checkpoint + ".damaged";  // never over an earlier one
       for (int i = 1; std::filesystem::exists(std::filesystem::symlink_status(aside)); ++i)
@@ -325,7 +334,7 @@ TrainResult Trainer::run() {
 
   // One rank writes the run's files.
   std::optional<LossLog> loss_log;
-  if (dp_.rank == 0) loss_log.emplace(RunFolder{run_dir_}.loss(), result.resumed ? s.step : -1);
+  run_on_rank0(dp_.comm, [&] { loss_log.emplace(RunFolder{run_dir_}.loss(), result.resumed ? s.step : -1); });
   auto save = [&] {
     if (!loss_log) return;
     loss_log->sync();  // the rows up to this step must survive whatever happens after the checkpoint
