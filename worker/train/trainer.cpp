@@ -335,11 +335,14 @@ TrainResult Trainer::run() {
   // One rank writes the run's files.
   std::optional<LossLog> loss_log;
   run_on_rank0(dp_.comm, [&] { loss_log.emplace(RunFolder{run_dir_}.loss(), result.resumed ? s.step : -1); });
+  // Rank 0 writes; every rank learns whether it could (a full disk fails them all alike, so
+  // none is left waiting in the next gradient average).
   auto save = [&] {
-    if (!loss_log) return;
-    loss_log->sync();  // the rows up to this step must survive whatever happens after the checkpoint
-    save_run_checkpoint(checkpoint_path(), settings_.run_id, s.step, *s.loader, s.names, s.params,
-                        *s.optimizer, *s.ema);
+    run_on_rank0(dp_.comm, [&] {
+      loss_log->sync();  // the rows up to this step must survive whatever happens after the checkpoint
+      save_run_checkpoint(checkpoint_path(), settings_.run_id, s.step, *s.loader, s.names, s.params,
+                          *s.optimizer, *s.ema);
+    });
   };
 
   model_->train();
