@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "common/error.h"
+#include "common/run_folder.h"
 
 namespace difffit {
 
@@ -57,12 +58,11 @@ void check_output_path(const std::string& output, const std::string& flag, const
     if (!input.empty() && fs::equivalent(output, input, ec) && !ec)
       throw_usage(flag + " " + output + ": is also an input of this command (" + input +
                   "); write the output to another file");
-  static const char* kSweepState[] = {"journal.jsonl", "results.h5", "sweep.lock", "summary.json"};
   const fs::path path(output);
-  const fs::path folder = path.has_parent_path() ? path.parent_path() : fs::path(".");
-  if (!fs::exists(folder / "journal.jsonl", ec)) return;
-  for (const char* name : kSweepState)
-    if (path.filename() == name)
+  const SweepFolder sweep{(path.has_parent_path() ? path.parent_path() : fs::path(".")).string()};
+  if (!fs::exists(sweep.journal(), ec)) return;
+  for (const std::string& state : {sweep.journal(), sweep.results(), sweep.lock(), sweep.summary()})
+    if (path.filename() == fs::path(state).filename())
       throw_usage(flag + " " + output + ": is a sweep's own state file (the folder holds its journal); write the "
                   "output elsewhere");
 }

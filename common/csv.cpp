@@ -1,5 +1,7 @@
 #include "common/csv.h"
 
+#include <sstream>
+
 namespace difffit {
 
 std::string csv_field(const std::string& value) {
@@ -41,6 +43,14 @@ std::vector<std::string> parse_csv_line(const std::string& line) {
     }
   }
   return fields;
+}
+
+std::vector<std::string> split_on_commas(const std::string& line) {
+  std::vector<std::string> out;
+  std::stringstream in(line);
+  for (std::string field; std::getline(in, field, ',');) out.push_back(field);
+  if (!line.empty() && line.back() == ',') out.emplace_back();
+  return out;
 }
 
 }  // namespace difffit

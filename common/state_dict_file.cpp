@@ -1,9 +1,8 @@
 #include "common/state_dict_file.h"
 
-#include <charconv>
-
 #include "common/error.h"
 #include "common/input_file.h"
+#include "common/number_format.h"
 #include "common/safetensors.h"
 #include "common/torch_checkpoint.h"
 
@@ -22,8 +21,7 @@ int64_t metadata_int(const TensorFileMetadata& metadata, const std::string& key,
   if (it == metadata.end()) throw_data(path + ": metadata '" + key + "' missing");
   const std::string& text = it->second;
   int64_t value = 0;
-  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (error != std::errc() || end != text.data() + text.size() || text.empty()) {
+  if (!parse_whole(text, value)) {
     throw_data(path + ": metadata '" + key + "' is '" + text + "', not an integer");
   }
   return value;

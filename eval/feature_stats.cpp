@@ -53,12 +53,22 @@ at::Tensor FeatureStats::covariance() const {
   return m2_ / static_cast<double>(n_ - 1);
 }
 
-FeatureStats FeatureStats::from_moments(int64_t n, const at::Tensor& mean, const at::Tensor& covariance) {
-  if (mean.dim() != 1 || covariance.dim() != 2 || covariance.size(0) != mean.size(0) ||
-      covariance.size(1) != mean.size(0))
-    throw_data("feature statistics: mean " + c10::str(mean.sizes()) + " and covariance " +
-               c10::str(covariance.sizes()) + " do not match");
-  if (n < 2) throw_data("feature statistics: N must be at least 2, got " + std::to_string(n));
+FeatureStats FeatureStats::from_moments(int64_t n, const at::Tensor& mean, const at::Tensor& covariance,
+                                        const std::string& source) {
+  if (mean.dim() != 1 || mean.numel() == 0)
+    throw_data(source + ": dataset 'mu' is " + (mean.numel() == 0 ? "empty" : c10::str(mean.sizes())));
+  if (covariance.dim() != 2 || covariance.size(0) != mean.size(0) || covariance.size(1) != mean.size(0))
+    throw_data(source + ": dataset 'sigma' is " + c10::str(covariance.sizes()) + ", expected [" +
+               std::to_string(mean.size(0)) + ", " + std::to_string(mean.size(0)) + "] for 'mu' " +
+               c10::str(mean.sizes()));
+  // A covariance is symmetric with a non-negative diagonal; anything else scores nonsense.
+  // (Symmetric to float32 rounding: files written by numpy in float32 are accepted.)
+  const double scale = std::max(1.0, covariance.abs().max().item<double>());
+  if ((covariance - covariance.t()).abs().max().item<double>() > 1e-5 * scale)
+    throw_data(source + ": dataset 'sigma' is not symmetric: not a covariance matrix");
+  if (covariance.diagonal().min().item<double>() < 0)
+    throw_data(source + ": dataset 'sigma' has a negative variance on its diagonal: not a covariance matrix");
+  if (n < 2) throw_data(source + ": dataset 'n' is " + std::to_string(n) + "; statistics need N >= 2 features");
   FeatureStats s;
   s.n_ = n;
   s.mean_ = mean.to(at::kDouble).clone();
@@ -126,22 +136,11 @@ FeatureStats load_feature_stats(const std::string& path, StatsAttributes* attrib
   Hdf5Reader in(path);
   const at::Tensor mu = in.read("mu", at::kDouble, 1);
   const at::Tensor sigma = in.read("sigma", at::kDouble, 2);
-  if (mu.numel() == 0) throw_data(path + ": dataset 'mu' is empty");
   require_finite(mu, path + ": dataset 'mu'");
   require_finite(sigma, path + ": dataset 'sigma'");
-  if (sigma.dim() != 2 || sigma.size(0) != mu.size(0) || sigma.size(1) != mu.size(0))
-    throw_data(path + ": dataset 'sigma' is " + c10::str(sigma.sizes()) + ", expected [" + std::to_string(mu.size(0)) +
-               ", " + std::to_string(mu.size(0)) + "] for 'mu' " + c10::str(mu.sizes()));
-  // A covariance is symmetric with a non-negative diagonal; anything else scores nonsense.
-  // (Symmetric to float32 rounding: files written by numpy in float32 are accepted.)
-  const double scale = std::max(1.0, sigma.abs().max().item<double>());
-  if ((sigma - sigma.t()).abs().max().item<double>() > 1e-5 * scale)
-    throw_data(path + ": dataset 'sigma' is not symmetric: not a covariance matrix");
-  if (sigma.numel() > 0 && sigma.diagonal().min().item<double>() < 0)
-    throw_data(path + ": dataset 'sigma' has a negative variance on its diagonal: not a covariance matrix");
   // pytorch-fid style files carry no N; 2 keeps the covariance as stored.
   const int64_t n = in.has("n") ? in.read("n", at::kLong, 1)[0].item<int64_t>() : 2;
-  if (n < 2) throw_data(path + ": dataset 'n' is " + std::to_string(n) + "; statistics need N >= 2 features");
+  const FeatureStats stats = FeatureStats::from_moments(n, mu, sigma, path);
   if (attributes) {
     for (const char* key : {"feature_net", "metric", "resize", "dataset_hash", "source"})
       if (in.has_attribute(key)) (*attributes)[key] = in.read_string_attribute(key);
@@ -150,7 +149,7 @@ FeatureStats load_feature_stats(const std::string& path, StatsAttributes* attrib
     *features = in.read("features", at::kFloat, 2);
     require_finite(*features, path + ": dataset 'features'");
   }
-  return FeatureStats::from_moments(n, mu, sigma);
+  return stats;
 }
 
 }  // namespace difffit

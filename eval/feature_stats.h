@@ -26,8 +26,11 @@ class FeatureStats {
   at::Tensor mean() const;        // (D) float64
   at::Tensor covariance() const;  // (D, D) float64, unbiased (N - 1); needs N >= 2
 
-  // Rebuilds statistics from (N, mean, unbiased covariance), e.g. a stats file.
-  static FeatureStats from_moments(int64_t n, const at::Tensor& mean, const at::Tensor& covariance);
+  // Rebuilds statistics from (N, mean, unbiased covariance) as a stats file holds them
+  // (datasets 'n', 'mu', 'sigma'), checked: shapes that match, N >= 2, a covariance that is
+  // symmetric with a non-negative diagonal. Errors are Data errors naming `source`.
+  static FeatureStats from_moments(int64_t n, const at::Tensor& mean, const at::Tensor& covariance,
+                                   const std::string& source);
   // One flat float64 buffer [N, mean, M2] for sending over MPI, and back.
   at::Tensor pack() const;
   static FeatureStats unpack(const at::Tensor& packed);

@@ -1,16 +1,15 @@
 #include "worker/run/learning_curve.h"
 
-#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "common/atomic_file.h"
+#include "common/csv.h"
 #include "common/error.h"
 #include "common/input_file.h"
 #include "common/logging.h"
@@ -27,14 +26,6 @@ namespace {
 // The metrics a point keeps, in column order: the scalars of metrics.json's scores.
 const char* const kCurveMetrics[] = {"fid", "class_accuracy", "kid", "sfid", "inception_score", "precision", "recall"};
 
-std::vector<std::string> split_csv_line(const std::string& line) {
-  std::vector<std::string> out;
-  std::stringstream in(line);
-  for (std::string field; std::getline(in, field, ',');) out.push_back(field);
-  if (!line.empty() && line.back() == ',') out.emplace_back();
-  return out;
-}
-
 struct CurveFile {
   std::vector<std::string> header;
   std::vector<std::vector<std::string>> rows;  // whole, well-formed rows only
@@ -49,17 +40,14 @@ CurveFile read_curve_file(const std::string& path) {
   std::string line;
   while (std::getline(in, line)) {
     if (line.empty()) continue;
-    std::vector<std::string> fields = split_csv_line(line);
+    std::vector<std::string> fields = split_on_commas(line);
     if (file.header.empty()) {
       if (fields.empty() || fields[0] != "step") return {};
       file.header = std::move(fields);
       continue;
     }
     int64_t step = 0;
-    const std::string& first = fields.empty() ? line : fields[0];
-    const auto [end, error] = std::from_chars(first.data(), first.data() + first.size(), step);
-    if (fields.size() != file.header.size() || error != std::errc() || end != first.data() + first.size() || step < 0)
-      continue;
+    if (fields.size() != file.header.size() || !parse_whole(fields[0], step) || step < 0) continue;
     file.rows.push_back(std::move(fields));
   }
   return file;

@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <charconv>
 #include <cmath>
 #include <chrono>
 #include <limits>
@@ -17,9 +16,11 @@
 
 #include "common/atomic_file.h"
 #include "common/communicator.h"
+#include "common/csv.h"
 #include "common/error.h"
 #include "common/input_file.h"
 #include "common/logging.h"
+#include "common/number_format.h"
 #include "common/progress_bar.h"
 #include "common/run_folder.h"
 #include "common/safetensors.h"
@@ -145,20 +146,10 @@ const char* kLossHeader = "step,loss,mse,vb\n";
 // or edited by hand (wrong field count, a field that is not a number).
 bool parse_loss_row(std::string line, int64_t& step, double& loss) {
   while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();  // CRLF, an editor
-  if (std::count(line.begin(), line.end(), ',') != 3) return false;
-  const char* end = line.data() + line.size();
-  const auto [after_step, step_error] = std::from_chars(line.data(), end, step);
-  if (step_error != std::errc() || after_step == end || *after_step != ',') return false;
-  const auto [after_loss, loss_error] = std::from_chars(after_step + 1, end, loss);
-  if (loss_error != std::errc() || after_loss == end || *after_loss != ',') return false;
-  double rest = 0;
-  const char* field = after_loss + 1;
-  for (int i = 0; i < 2; ++i) {  // mse, vb
-    const auto [after, error] = std::from_chars(field, end, rest);
-    if (error != std::errc() || (after != end && *after != ',')) return false;
-    field = after + 1;
-  }
-  return true;
+  const std::vector<std::string> fields = split_on_commas(line);
+  double mse = 0, vb = 0;
+  return fields.size() == 4 && parse_whole(fields[0], step) && parse_whole(fields[1], loss) &&
+         parse_whole(fields[2], mse) && parse_whole(fields[3], vb);
 }
 
 // Keeps the header and the rows of steps <= `step`: rows written after the last
