@@ -110,6 +110,7 @@ struct ImageBatchLoader::Impl {
   int64_t n = 0, height = 0, width = 0, channels = 0, num_classes = 0;
   int64_t row_bytes = 0, per_epoch = 0, batches = 0;
   std::vector<std::string> class_names;
+  std::string content_hash;
   std::vector<int64_t> labels;
   std::vector<uint8_t> images;           // all images when in memory
   std::unique_ptr<RowReader> reader;     // per-image reads otherwise (producer thread only)
@@ -331,6 +332,9 @@ ImageBatchLoader::ImageBatchLoader(const LoaderOptions& options) : impl_(std::ma
   if (labels.size(0) != m.n) throw_data(options.path + ": 'labels' and 'images' differ in length");
   m.labels.assign(labels.data_ptr<int64_t>(), labels.data_ptr<int64_t>() + m.n);
   if (reader->has("class_names")) m.class_names = reader->read_strings("class_names");
+  if (reader->has_attribute("content_hash")) m.content_hash = reader->read_string_attribute("content_hash");
+  if (m.has_flipped && reader->has_attribute("content_hash_flipped"))
+    m.content_hash += "+" + reader->read_string_attribute("content_hash_flipped");
   m.num_classes = reader->has_attribute("num_classes") ? reader->read_int_attribute("num_classes")
                                                        : static_cast<int64_t>(m.class_names.size());
   for (int64_t l : m.labels) {
@@ -424,6 +428,7 @@ int64_t ImageBatchLoader::batches_per_epoch() const { return impl_->batches; }
 bool ImageBatchLoader::in_memory() const { return !impl_->reader; }
 bool ImageBatchLoader::latent() const { return impl_->latent; }
 const std::vector<std::string>& ImageBatchLoader::class_names() const { return impl_->class_names; }
+const std::string& ImageBatchLoader::content_hash() const { return impl_->content_hash; }
 std::vector<int64_t> ImageBatchLoader::epoch_indices(int64_t epoch) const { return impl_->epoch_indices(epoch); }
 bool ImageBatchLoader::flipped(int64_t epoch, int64_t index) const { return impl_->flipped(epoch, index); }
 

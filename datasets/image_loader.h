@@ -64,6 +64,9 @@ class ImageBatchLoader {
   bool in_memory() const;                 // whether the images were loaded into memory
   bool latent() const;                    // a latent dataset file (channels/resolution are the latents')
   const std::vector<std::string>& class_names() const;
+  // The file's content_hash attribute (SHA-256 of its images or latents and labels, written by
+  // prepare and vae encode; with latents_flipped, that dataset's hash after a '+'); "" without it.
+  const std::string& content_hash() const;
 
   // This rank's image rows for `epoch`, in batch order (batches are consecutive slices).
   std::vector<int64_t> epoch_indices(int64_t epoch) const;

@@ -492,6 +492,27 @@ TEST_F(RunTest, ARunDoesNotResumeOnOtherData) {
   }
 }
 
+// The same count, shape and classes but other pixels (fitted another way) are other data too:
+// the prepared file's content hash, recorded in the checkpoint, tells them apart.
+TEST_F(RunTest, ARunDoesNotResumeOnOtherImagesOfTheSameShape) {
+  TempDir b;
+  ExperimentConfig c = config(b.path().string());
+  c.data.train = b.file("data.h5");
+  std::filesystem::copy_file(dir_->file("data.h5"), c.data.train);
+  stop_at_step(c, 6);
+  auto again = run_difffit("prepare --source fashion-mnist --split test --limit 96 --resolution 16 --fit pad-center "
+                           "--output " + c.data.train);
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  try {
+    run_experiment(c);
+    ADD_FAILURE() << "resumed on other images";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Data);
+    EXPECT_NE(std::string(e.what()).find("now holds content_hash"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(c.data.train), std::string::npos) << e.what();
+  }
+}
+
 // Links planted where a run writes in place (its loss log, lock and log) are not written
 // through: the files they point at, outside the output folder, stay as they were.
 TEST_F(RunTest, LinksInARunFolderAreNotWrittenThrough) {

@@ -136,6 +136,7 @@ void save_run_checkpoint(const std::string& path, const std::string& run_id, int
                     {"run_id", run_id},
                     {"step", std::to_string(step)},
                     {"data", data_identity(loader)},
+                    {"data_content_hash", loader.content_hash()},
                     {"loader_epoch", std::to_string(loader.cursor().epoch)},
                     {"loader_batch", std::to_string(loader.cursor().batch)}});
 }
@@ -285,6 +286,14 @@ bool Trainer::resume_from_checkpoint() {
     throw_data(checkpoint + ": saved while training on " + meta["data"] + ", but " + settings_.data.train +
                " now holds " + data_identity(*s.loader) + ": the run cannot resume on other data; restore the "
                "file, or remove the run folder to start over");
+  }
+  // Same counts and shapes but other pixels (prepared again with another --fit, say): the
+  // prepared file's own content hash tells, without reading the data again.
+  const std::string saved_hash = meta.count("data_content_hash") ? meta["data_content_hash"] : "";
+  if (!saved_hash.empty() && !s.loader->content_hash().empty() && saved_hash != s.loader->content_hash()) {
+    throw_data(checkpoint + ": saved while training on data of content_hash " + saved_hash.substr(0, 16) + "..., but " +
+               settings_.data.train + " now holds content_hash " + s.loader->content_hash().substr(0, 16) +
+               "...: the run cannot resume on other data; restore the file, or remove the run folder to start over");
   }
   torch::NoGradGuard no_grad;
   StateDict params = strip_prefix(saved, "param/");
