@@ -228,6 +228,33 @@ TEST_F(DataParallelRun, SigtermToMpirunExitsOneAndTheRunFolderRecordsTheSavedSto
   EXPECT_NE(log.find("[run] stopped by SIGTERM, checkpoint saved"), std::string::npos) << log;
 }
 
+// What fails on rank 0 alone (only it writes the loss log and the checkpoints) ends both
+// ranks with the error: they agree on it first, so rank 1 never waits in the next gradient
+// average for a rank that has thrown. `timeout` turns a hang into exit 124.
+TEST_F(DataParallelRun, AFailureOnRankZeroAloneEndsBothRanksNeverAHang) {
+  struct Case {
+    std::string name, obstacle;  // obstacle: what is planted in the run folder first
+  };
+  for (const Case& c : {Case{"loss-log", "loss.csv"}, Case{"save", "checkpoint.safetensors.tmp"}}) {
+    const std::string out = tmp_.file(c.name), dir = run_dir(out), victim = tmp_.file(c.name + "-victim.txt");
+    std::filesystem::create_directories(dir);
+    if (c.name == "loss-log") {  // a link (refused: never written through)
+      std::ofstream(victim) << "keep\n";
+      std::filesystem::create_symlink(victim, dir + "/" + c.obstacle);
+    } else {  // a folder where the checkpoint's temporary goes: the save cannot write
+      std::filesystem::create_directories(dir + "/" + c.obstacle);
+    }
+    auto r = run_command("timeout 300 " + mpirun_difffit(2) + " run " + experiment_ + " --set output_dir=" + out);
+    EXPECT_NE(r.exit_code, 124) << c.name << ": a rank waited for ever\n" << r.output;
+    EXPECT_NE(r.exit_code, 0) << c.name << "\n" << r.output;
+    EXPECT_FALSE(std::filesystem::exists(dir + "/DONE")) << c.name;
+    EXPECT_NE(r.output.find(c.obstacle), std::string::npos) << c.name << "\n" << r.output;
+    // rank 1 ends by the agreement, not killed by mpirun after rank 0's exit
+    EXPECT_NE(r.output.find("[rank 1] error rank 0 failed"), std::string::npos) << c.name << "\n" << r.output;
+    if (c.name == "loss-log") EXPECT_EQ(testing::read_text_file(victim), "keep\n");
+  }
+}
+
 TEST_F(DataParallelRun, ABatchThatDoesNotSplitOverTheRanksIsRefused) {
   auto r = run_command(mpirun_difffit(2) + " run " + experiment_ + " --set output_dir=" + tmp_.file("odd") +
                        " --set train.batch_size=15");
