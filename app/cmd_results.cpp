@@ -144,7 +144,7 @@ int export_command(int argc, char** argv) {
                              "  difffit results export RESULTS.h5 --csv out.csv",
                              options, argc, argv, vm))
     return 0;
-  const std::vector<ResultRow> rows = select_rows(read_results_h5(one_input(vm, "export")), table_spec_from(vm));
+  const std::vector<ResultRow> rows = select_some_rows(read_results_h5(one_input(vm, "export")), table_spec_from(vm));
   const std::string csv = vm["csv"].as<std::string>();
   if (csv == "-") std::cout << results_csv(rows) << std::flush;
   else write_results_csv(csv, rows);
@@ -182,11 +182,10 @@ int findings_command(int argc, char** argv) {
                              options, argc, argv, vm))
     return 0;
   FindingsRequest request{one_input(vm, "findings"), table_spec_from(vm), vm.count("line") > 0, ""};
-  if (request.line) {
-    std::cout << findings_text(request);
-    return 0;
+  if (vm.count("output")) {
+    request.output = vm["output"].as<std::string>();
+    if (!request.line) check_output_path(findings_chart_path(request.output), "--output (its chart)", inputs(vm));
   }
-  if (vm.count("output")) request.output = vm["output"].as<std::string>();
   emit(vm, findings_text(request));
   return 0;
 }

@@ -54,10 +54,15 @@ std::string temporary_path_for(const std::string& path) {
 void check_output_path(const std::string& output, const std::string& flag, const std::vector<std::string>& inputs) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  for (const std::string& input : inputs)
+  for (const std::string& input : inputs) {
     if (!input.empty() && fs::equivalent(output, input, ec) && !ec)
       throw_usage(flag + " " + output + ": is also an input of this command (" + input +
                   "); write the output to another file");
+    // The whole-file writers go through OUTPUT.tmp, which would replace the input first.
+    if (!input.empty() && fs::equivalent(output + ".tmp", input, ec) && !ec)
+      throw_usage(flag + " " + output + ": its temporary " + output + ".tmp is an input of this command (" + input +
+                  "); write the output to another file");
+  }
   const fs::path path(output);
   const SweepFolder sweep{(path.has_parent_path() ? path.parent_path() : fs::path(".")).string()};
   if (!fs::exists(sweep.journal(), ec)) return;

@@ -14,8 +14,8 @@ namespace difffit {
 // did not create, and the temporary would land beside a device.
 std::string temporary_path_for(const std::string& path);
 
-// A command's output must not replace one of its own inputs (`results table R.h5 -o R.h5`)
-// nor a sweep's state (its journal, results store, lock or summary: the folder holding a
+// A command's output must not replace one of its own inputs (`results table R.h5 -o R.h5`,
+// or `-o R` for an input R.tmp: the output's temporary) nor a sweep's state (its journal, results store, lock or summary: the folder holding a
 // journal.jsonl): a usage error naming `flag` and the file, before anything is written.
 // Inputs that do not exist, and "" entries, are passed over.
 void check_output_path(const std::string& output, const std::string& flag, const std::vector<std::string>& inputs);

@@ -74,10 +74,13 @@ inline std::string last_error() {
   return message.empty() ? "HDF5 error" : message;
 }
 
-// Variable-length UTF-8 strings: what h5py reads as str via .asstr().
-inline hid_t utf8_string_type() {
+// Fixed-length UTF-8 strings of `width` bytes, padded with NULs (h5py: .asstr()). Not
+// variable-length: those live in HDF5's global heap, and libhdf5 1.10 copies a damaged heap
+// entry without a bounds check (a crash, not an error); a fixed-length string is plain data.
+inline hid_t utf8_string_type(size_t width) {
   const hid_t type = H5Tcopy(H5T_C_S1);
-  H5Tset_size(type, H5T_VARIABLE);
+  H5Tset_size(type, width > 0 ? width : 1);
+  H5Tset_strpad(type, H5T_STR_NULLPAD);
   H5Tset_cset(type, H5T_CSET_UTF8);
   return type;
 }

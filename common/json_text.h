@@ -34,4 +34,23 @@ inline bool valid_utf8(const std::string& text) {
   return true;
 }
 
+// `text` with each byte that does not start a well-formed sequence (as valid_utf8 judges
+// one) replaced by U+FFFD.
+inline std::string utf8_or_replaced(const std::string& text) {
+  if (valid_utf8(text)) return text;
+  std::string out;
+  for (size_t i = 0; i < text.size();) {
+    size_t length = 1;
+    for (size_t n = 1; n <= 4 && i + n <= text.size(); ++n)
+      if (valid_utf8(text.substr(i, n))) {
+        length = n;
+        break;
+      }
+    if (valid_utf8(text.substr(i, length))) out += text.substr(i, length);
+    else out += "\xEF\xBF\xBD";
+    i += length;
+  }
+  return out;
+}
+
 }  // namespace difffit

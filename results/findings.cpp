@@ -161,8 +161,8 @@ std::string methods_section(const std::vector<ResultRow>& rows) {
   if (lines.count("difffit")) {
     for (const std::string& m : methods) {
       if (m == "difffit" || m == "full") continue;
-      out << "- **Paper: DiffFit beats " << m << ".** Measured: DiffFit " << mean_std(lines["difffit"].fid, 2)
-          << " vs " << m << " " << mean_std(lines[m].fid, 2) << ": " << compare_fid(lines["difffit"].fid_by_task, lines[m].fid_by_task, false)
+      out << "- **Paper: DiffFit beats " << markdown_escape(m) << ".** Measured: DiffFit " << mean_std(lines["difffit"].fid, 2)
+          << " vs " << markdown_escape(m) << " " << mean_std(lines[m].fid, 2) << ": " << compare_fid(lines["difffit"].fid_by_task, lines[m].fid_by_task, false)
           << ".\n";
     }
   }
@@ -219,7 +219,7 @@ std::string transfer_section(const std::vector<ResultRow>& rows) {
   const std::vector<std::string> methods = methods_in(grid);
   for (const std::string& m : methods) {
     const std::vector<ResultRow> r = where(grid, "method", m);
-    out << "| source model | " << m << " | " << cell_text(r, "pos_embed", "unaligned", "fid", 2) << " | "
+    out << "| source model | " << markdown_escape(m) << " | " << cell_text(r, "pos_embed", "unaligned", "fid", 2) << " | "
         << cell_text(r, "pos_embed", "aligned", "fid", 2) << " | "
         << cell_text(r, "pos_embed", "unaligned", "class_accuracy", 1, 100.0) << " | "
         << cell_text(r, "pos_embed", "aligned", "class_accuracy", 1, 100.0) << " | " << summarize(r, "fid").n << " |\n";
@@ -248,7 +248,7 @@ std::string transfer_section(const std::vector<ResultRow>& rows) {
     std::string sep = " ";
     for (const std::string& m : methods) {
       const std::vector<ResultRow> aligned = where(where(grid, "method", m), "pos_embed", "aligned");
-      out << sep << m << " " << mean_std(summarize(aligned, "fid"), 2) << ", "
+      out << sep << markdown_escape(m) << " " << mean_std(summarize(aligned, "fid"), 2) << ", "
           << compare_fid(fid_cells(aligned), fid_cells(scratch), false);
       sep = "; ";
     }
@@ -260,7 +260,7 @@ std::string transfer_section(const std::vector<ResultRow>& rows) {
   std::string sep = " ";
   for (const std::string& m : methods) {
     const std::vector<ResultRow> r = where(grid, "method", m);
-    out << sep << m << " " << cell_text(r, "pos_embed", "aligned", "fid", 2) << " vs "
+    out << sep << markdown_escape(m) << " " << cell_text(r, "pos_embed", "aligned", "fid", 2) << " vs "
         << cell_text(r, "pos_embed", "unaligned", "fid", 2) << ", "
         << compare_fid(fid_cells(where(r, "pos_embed", "aligned")), fid_cells(where(r, "pos_embed", "unaligned")), false);
     sep = "; ";

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <set>
 
@@ -75,8 +76,8 @@ std::string fixed_number(double value, int decimals) {
 std::string markdown_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
-    if (c == '|') out += '\\';
-    out += c == '\n' ? ' ' : c;
+    if (std::strchr("|*_`[]<>&\\#", c) && c != '\0') out += '\\';
+    out += c == '\n' || c == '\r' ? ' ' : c;
   }
   return out;
 }

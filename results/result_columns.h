@@ -26,8 +26,9 @@ std::string round_trip_number(double value);
 // digits from 1e15 on (a value no table should spell in 300 digits).
 std::string fixed_number(double value, int decimals);
 
-// Text for one Markdown table cell: '|' escaped, line breaks as spaces (a sweep's labels
-// are the user's own text).
+// A sweep's label (the user's own text) as literal Markdown, in a table cell or a sentence:
+// Markdown's punctuation (| * _ ` [ ] < > & \\ #) backslash-escaped, line breaks (CR, LF) as
+// spaces, so it renders as typed and a table row stays one row.
 std::string markdown_escape(const std::string& text);
 
 }  // namespace difffit

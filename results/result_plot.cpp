@@ -53,6 +53,11 @@ std::string y_axis(const svg::Ticks& ticks, double plot_width, const std::string
   return out + "</g>\n";
 }
 
+// A cell with a finite mean gets a bar; infinite or NaN values (left out of the axis range
+// too) are in the table, not the chart.
+bool drawable(const TableCell& cell) { return cell.n > 0 && std::isfinite(cell.mean); }
+bool has_spread(const TableCell& cell) { return cell.n > 1 && std::isfinite(cell.std); }
+
 }  // namespace
 
 std::string bar_chart_svg(const PivotTable& table) {
@@ -66,8 +71,8 @@ std::string bar_chart_svg(const PivotTable& table) {
   const bool rotate = longest > group_width - 4;
   for (const auto& row : table.cells)
     for (const TableCell& c : row)
-      if (c.n > 0) {
-        const double spread = c.n > 1 ? c.std : 0.0;
+      if (drawable(c)) {
+        const double spread = has_spread(c) ? c.std : 0.0;
         lo = std::min(lo, c.mean - spread), hi = std::max(hi, c.mean + spread);
       }
   const svg::Ticks ticks = svg::nice_ticks(lo, hi);
@@ -85,7 +90,7 @@ std::string bar_chart_svg(const PivotTable& table) {
     const double x0 = kLeft + group_width * static_cast<double>(g) + gap / 2;
     for (size_t b = 0; b < bars; ++b) {
       const TableCell& cell = table.cells[b][g];
-      if (cell.n == 0) continue;
+      if (!drawable(cell)) continue;
       const double x = x0 + bar * static_cast<double>(b), top = py(std::max(cell.mean, 0.0)),
                    base = py(std::min(cell.mean, 0.0));
       out += "<rect class=\"bar\" x=\"" + svg::num(x) + "\" y=\"" + svg::num(top) + "\" width=\"" +
@@ -93,7 +98,7 @@ std::string bar_chart_svg(const PivotTable& table) {
              svg::colour(b) + "\"><title>" + svg::escape(table.rows[b] + " / " + table.columns[g] + ": " +
                                                          format_cell(cell, table.decimals)) +
              "</title></rect>\n";
-      if (cell.n > 1) {
+      if (has_spread(cell)) {
         const double cx = x + (bar - 2) / 2;
         out += "<line class=\"error-bar\" x1=\"" + svg::num(cx) + "\" y1=\"" + svg::num(py(cell.mean - cell.std)) +
                "\" x2=\"" + svg::num(cx) + "\" y2=\"" + svg::num(py(cell.mean + cell.std)) +

@@ -84,14 +84,17 @@ TableCell summarize(const std::vector<double>& values) {
   TableCell cell;
   cell.n = static_cast<int>(values.size());
   if (values.empty()) return cell;
-  // Offsets from the first value: exact for repeated values (a parameter count per run).
-  double offsets = 0.0;
-  for (double v : values) offsets += v - values[0];
-  cell.mean = values[0] + offsets / cell.n;
+  // Offsets from the first value: exact for repeated values (a parameter count per run). In
+  // long double, whose range holds the squares of any double: values near 1e308 give their
+  // true mean and spread, not inf.
+  long double offsets = 0.0L;
+  for (double v : values) offsets += static_cast<long double>(v) - values[0];
+  const long double mean = values[0] + offsets / cell.n;
+  cell.mean = static_cast<double>(mean);
   if (cell.n > 1) {
-    double squares = 0.0;
-    for (double v : values) squares += (v - cell.mean) * (v - cell.mean);
-    cell.std = std::sqrt(squares / (cell.n - 1));
+    long double squares = 0.0L;
+    for (double v : values) squares += (v - mean) * (v - mean);
+    cell.std = static_cast<double>(std::sqrt(squares / (cell.n - 1)));
   }
   return cell;
 }
@@ -134,6 +137,26 @@ std::vector<ResultRow> select_rows(const std::vector<ResultRow>& rows, const Tab
   return out;
 }
 
+namespace {
+
+std::string grids_in(const std::vector<ResultRow>& rows) {
+  std::set<std::string> grids;
+  for (const ResultRow& row : rows) grids.insert(text_value(row, "grid"));
+  std::string known;
+  for (const std::string& g : grids) known += (known.empty() ? "" : ", ") + g;
+  return known.empty() ? "(none)" : known;
+}
+
+}  // namespace
+
+std::vector<ResultRow> select_some_rows(const std::vector<ResultRow>& rows, const TableSpec& spec) {
+  std::vector<ResultRow> out = select_rows(rows, spec);
+  if (out.empty() && (!spec.grid.empty() || !spec.where.empty()))
+    throw_usage("results: no row matches the selection (grid '" + spec.grid + "' and filters); grids in the file: " +
+                grids_in(rows));
+  return out;
+}
+
 PivotTable build_pivot_table(const std::vector<ResultRow>& all_rows, const TableSpec& spec) {
   require_column(all_rows, spec.row_key, false, "table rows");
   require_column(all_rows, spec.col_key, false, "table columns");
@@ -150,14 +173,9 @@ PivotTable build_pivot_table(const std::vector<ResultRow>& all_rows, const Table
   std::vector<ResultRow> rows;
   for (const ResultRow& row : select_rows(all_rows, spec))
     if (!text_value(row, spec.row_key).empty() && !text_value(row, spec.col_key).empty()) rows.push_back(row);
-  if (rows.empty()) {
-    std::set<std::string> grids;
-    for (const ResultRow& row : all_rows) grids.insert(text_value(row, "grid"));
-    std::string known;
-    for (const std::string& g : grids) known += (known.empty() ? "" : ", ") + g;
+  if (rows.empty())
     throw_usage("results: no row matches the selection (grid '" + spec.grid + "' and filters) with both '" +
-                spec.row_key + "' and '" + spec.col_key + "' set; grids in the file: " + known);
-  }
+                spec.row_key + "' and '" + spec.col_key + "' set; grids in the file: " + grids_in(all_rows));
 
   PivotTable table;
   table.row_key = spec.row_key, table.col_key = spec.col_key, table.value = spec.value;

@@ -62,6 +62,9 @@ struct PivotTable {
 // The rows of spec.grid that pass spec.where (every row when neither is set); throws a
 // usage error naming the column when a filter column is not in the data.
 std::vector<ResultRow> select_rows(const std::vector<ResultRow>& rows, const TableSpec& spec);
+// The same, but a grid or filter that selects nothing is a usage error listing the file's grids
+// (a mistyped --grid would otherwise give an empty export or page).
+std::vector<ResultRow> select_some_rows(const std::vector<ResultRow>& rows, const TableSpec& spec);
 
 // Throws a usage error naming the column when a key, value or extra is not in the data,
 // or when the selection is empty.

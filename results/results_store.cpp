@@ -1,5 +1,6 @@
 #include "results/results_store.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -8,6 +9,7 @@
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/input_file.h"
+#include "common/json_text.h"
 #include "common/hdf5_handles.h"
 #include "common/names.h"
 #include "common/platform.h"
@@ -34,17 +36,19 @@ void check_column_names(const std::string& path, const std::vector<std::string>&
 
 // Writes one column; returns false on an HDF5 failure (the message is on the error stack).
 bool write_text_column(hid_t group, const std::string& name, const std::vector<ResultRow>& rows) {
-  std::vector<std::string> values;
-  values.reserve(rows.size());
-  for (const ResultRow& row : rows) values.push_back(text_value(row, name));
-  std::vector<const char*> pointers;
-  for (const std::string& v : values) pointers.push_back(v.c_str());
+  size_t width = 1;
+  for (const ResultRow& row : rows) width = std::max(width, text_value(row, name).size());
+  std::vector<char> values(width * rows.size(), '\0');
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const std::string v = text_value(rows[i], name);
+    std::memcpy(values.data() + i * width, v.data(), v.size());
+  }
   const hsize_t n = rows.size();
-  Handle type(hdf5::utf8_string_type(), H5Tclose);
+  Handle type(hdf5::utf8_string_type(width), H5Tclose);
   Handle space(H5Screate_simple(1, &n, nullptr), H5Sclose);
   Handle ds(H5Dcreate2(group, name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
   if (!ds.valid()) return false;
-  return n == 0 || H5Dwrite(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, pointers.data()) >= 0;
+  return n == 0 || H5Dwrite(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) >= 0;
 }
 
 bool write_numeric_column(hid_t group, const std::string& name, const std::vector<ResultRow>& rows) {
@@ -60,11 +64,12 @@ bool write_numeric_column(hid_t group, const std::string& name, const std::vecto
 }
 
 bool write_string_attribute(hid_t object, const std::string& name, const std::string& value) {
-  Handle type(hdf5::utf8_string_type(), H5Tclose);
+  Handle type(hdf5::utf8_string_type(value.size()), H5Tclose);
   Handle space(H5Screate(H5S_SCALAR), H5Sclose);
   Handle attr(H5Acreate2(object, name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-  const char* data = value.c_str();
-  return attr.valid() && H5Awrite(attr.get(), type.get(), &data) >= 0;
+  std::string data = value;
+  data.resize(std::max<size_t>(value.size(), 1), '\0');
+  return attr.valid() && H5Awrite(attr.get(), type.get(), data.data()) >= 0;
 }
 
 // One table as a group of columns; false on an HDF5 failure.
@@ -124,6 +129,8 @@ void write_results_h5(const std::string& path, const std::vector<ResultRow>& row
 namespace {
 
 // Strings of a dataset or attribute of string type (variable or fixed length, any cset).
+// Bytes that are not UTF-8 (a file written elsewhere) become U+FFFD: every table, chart and
+// page made from them stays well-formed.
 template <typename Read>
 bool read_strings(hid_t stored_type, hid_t space, size_t n, Read read, std::vector<std::string>& out) {
   out.assign(n, "");
@@ -132,7 +139,7 @@ bool read_strings(hid_t stored_type, hid_t space, size_t n, Read read, std::vect
   if (H5Tis_variable_str(stored_type) > 0) {
     std::vector<char*> pointers(n, nullptr);
     if (read(memory.get(), pointers.data()) < 0) return false;
-    for (size_t i = 0; i < n; ++i) out[i] = pointers[i] ? pointers[i] : "";
+    for (size_t i = 0; i < n; ++i) out[i] = utf8_or_replaced(pointers[i] ? pointers[i] : "");
 #if H5_VERSION_GE(1, 12, 0)
     H5Treclaim(memory.get(), space, H5P_DEFAULT, pointers.data());
 #else
@@ -143,7 +150,8 @@ bool read_strings(hid_t stored_type, hid_t space, size_t n, Read read, std::vect
   const size_t width = H5Tget_size(stored_type);
   std::vector<char> buffer(width * n);
   if (read(memory.get(), buffer.data()) < 0) return false;
-  for (size_t i = 0; i < n; ++i) out[i].assign(buffer.data() + i * width, strnlen(buffer.data() + i * width, width));
+  for (size_t i = 0; i < n; ++i)
+    out[i] = utf8_or_replaced(std::string(buffer.data() + i * width, strnlen(buffer.data() + i * width, width)));
   return true;
 }
 

@@ -1,15 +1,16 @@
 // The sweep's results file (HDF5) and its CSV export.
 //
 // Layout: group /runs holds one 1-D dataset per column, all of the same length (one entry
-// per row): text columns as variable-length UTF-8 strings ("" when a row lacks the value),
-// numeric columns as float64 (NaN when missing). Root attributes (strings) describe the
+// per row): text columns as fixed-length UTF-8 strings, NUL-padded ("" when a row lacks the
+// value), numeric columns as float64 (NaN when missing). Root attributes (strings) describe the
 // file, among them format = "difffit-results-1". Group /curves, when runs drew learning
 // curves, is a second table of the same layout: one row per (run, grid, curve point), with
 // the run's text columns (grid, run_id, name, axis labels) and step plus each metric.
 // Read it from Python with
 //   import h5py, pandas as pd
 //   f = h5py.File("results.h5", "r"); runs = f["runs"]
-//   df = pd.DataFrame({k: (runs[k].asstr()[:] if runs[k].dtype.kind == "O" else runs[k][:]) for k in runs})
+//   df = pd.DataFrame({k: (runs[k].asstr()[:] if runs[k].dtype.kind in "OS" else runs[k][:]) for k in runs})
+// (files of earlier versions hold variable-length strings; both read the same here and in h5py).
 #pragma once
 
 #include <map>

@@ -93,9 +93,13 @@ std::string results_listing(const ListingRequest& request) {
   return out.str();
 }
 
+std::string findings_chart_path(const std::string& output) {
+  return (std::filesystem::path(output).parent_path() / "scale-gap.svg").string();
+}
+
 std::string findings_text(const FindingsRequest& request) {
   std::map<std::string, std::string> attributes;
-  const std::vector<ResultRow> rows = select_rows(read_results_h5(request.path, &attributes), request.selection);
+  const std::vector<ResultRow> rows = select_some_rows(read_results_h5(request.path, &attributes), request.selection);
   if (request.line) {
     std::string lines;
     for (const std::string& line : {findings_line(rows), scale_line(rows)})
@@ -106,8 +110,8 @@ std::string findings_text(const FindingsRequest& request) {
   if (!curves.empty()) curves = select_rows(curves, request.selection);
   std::string chart;
   if (!request.output.empty() && !scale_gaps(rows).empty()) {
-    chart = "scale-gap.svg";
-    write_svg((std::filesystem::path(request.output).parent_path() / chart).string(), scale_gap_svg(rows));
+    chart = std::filesystem::path(findings_chart_path(request.output)).filename().string();
+    write_svg(findings_chart_path(request.output), scale_gap_svg(rows));
   }
   return findings_markdown(rows, curves, attributes, chart);
 }

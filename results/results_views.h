@@ -54,5 +54,7 @@ struct FindingsRequest {
 
 // The findings page (Markdown) or the line(s), each line ending in a newline.
 std::string findings_text(const FindingsRequest& request);
+// Where a findings page written to `output` puts its scale chart (for the output checks).
+std::string findings_chart_path(const std::string& output);
 
 }  // namespace difffit

@@ -157,14 +157,14 @@ std::string scale_markdown(const std::vector<ResultRow>& all, const std::string&
   const auto by_task = gaps_by_task(gaps, &order);
   for (const std::string& task : order) {
     const std::vector<ScaleGap>& g = by_task.at(task);
-    out << "- **" << task << "**: ";
+    out << "- **" << markdown_escape(task) << "**: ";
     if (g.size() < 2) {
-      out << "measured at " << g.front().size << " only (gap " << fixed_number(g.front().gap, 1) << ").\n";
+      out << "measured at " << markdown_escape(g.front().size) << " only (gap " << fixed_number(g.front().gap, 1) << ").\n";
       continue;
     }
     out << "the gap goes from " << fixed_number(g.front().gap, 1) << " ± " << fixed_number(g.front().spread, 1) << " at "
-        << g.front().size << " to " << fixed_number(g.back().gap, 1) << " ± " << fixed_number(g.back().spread, 1) << " at "
-        << g.back().size << " (DiffFit / full " << fixed_number(g.front().ratio, 2) << " to " << fixed_number(g.back().ratio, 2)
+        << markdown_escape(g.front().size) << " to " << fixed_number(g.back().gap, 1) << " ± " << fixed_number(g.back().spread, 1) << " at "
+        << markdown_escape(g.back().size) << " (DiffFit / full " << fixed_number(g.front().ratio, 2) << " to " << fixed_number(g.back().ratio, 2)
         << "): " << verdict(g.front(), g.back()) << ".\n";
   }
   return out.str();

@@ -24,6 +24,10 @@ std::string escape(const std::string& text) {
 }
 
 std::string num(double value) {
+  // A coordinate is on the canvas or near it; a value that is not (a chart of absurd data)
+  // is clamped, so no attribute ever says inf, nan or 300 digits.
+  if (!std::isfinite(value)) value = std::isnan(value) ? 0.0 : std::copysign(1e6, value);
+  value = std::clamp(value, -1e6, 1e6);
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.2f", value);
   std::string s = buf;
@@ -49,7 +53,7 @@ const std::string& colour(size_t index) {
 
 Ticks nice_ticks(double lo, double hi, int target) {
   Ticks t;
-  if (!std::isfinite(lo) || !std::isfinite(hi)) lo = 0.0, hi = 1.0;
+  if (!std::isfinite(lo) || !std::isfinite(hi) || !std::isfinite(hi - lo)) lo = 0.0, hi = 1.0;
   if (hi < lo) std::swap(lo, hi);
   if (hi - lo < 1e-12 * std::max(1.0, std::fabs(hi))) {  // a single value: centre it
     const double pad = lo == 0.0 ? 1.0 : std::fabs(lo) * 0.1;

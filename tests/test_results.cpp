@@ -165,8 +165,9 @@ TEST(ResultsStore, H5pyReadsTheColumnsUnderFileLockingOff) {
   const std::string out = python(dir, R"(
 import math, sys, h5py, numpy as np
 f = h5py.File(sys.argv[1], "r")
-assert f.attrs["format"] == "difffit-results-1", f.attrs["format"]
-assert f.attrs["sweep"] == "paper"
+text = lambda v: v.decode() if isinstance(v, bytes) else str(v)
+assert text(f.attrs["format"]) == "difffit-results-1", f.attrs["format"]
+assert text(f.attrs["sweep"]) == "paper"
 fid = f["runs/fid"][:]
 assert fid.dtype == np.float64 and fid.shape == (2,), (fid.dtype, fid.shape)
 assert fid[0] == 12.5 and math.isnan(fid[1]), fid
@@ -539,6 +540,49 @@ TEST(ResultTable, InfiniteAndHugeValuesStayReadable) {
   EXPECT_NE(page.find("DiffFit inf vs full 20.50 ± 0.71"), std::string::npos) << page;
 }
 
+// Strings are stored fixed-length (plain data): every one-byte change of a small store is read
+// or refused with an Error, never a crash in libhdf5 (a variable-length string's heap entry,
+// damaged, was copied without a bounds check). Bytes that are not UTF-8 read as U+FFFD.
+TEST(ResultsStore, DamagedBytesGiveAnErrorOrAReadNeverACrash) {
+  TempDir dir;
+  const std::string path = dir.file("results.h5"), damaged = dir.file("damaged.h5");
+  std::vector<ResultRow> rows = table_rows();
+  rows[0].text["method"] = "ful\xff\xfel";
+  write_results_h5(path, rows, {{"sweep", "s\xc3"}}, rows);
+  std::map<std::string, std::string> attributes;
+  const std::vector<ResultRow> back = read_results_h5(path, &attributes);
+  EXPECT_EQ(text_value(back[0], "method"), "ful\xEF\xBF\xBD\xEF\xBF\xBDl");
+  EXPECT_EQ(attributes["sweep"], "s\xEF\xBF\xBD");
+  const std::string bytes = read_text(path);
+  int read = 0, refused = 0;
+  for (size_t at = 0; at < bytes.size(); at += 3) {
+    std::string copy = bytes;
+    copy[at] = static_cast<char>(copy[at] ^ 0xFF);
+    std::ofstream(damaged, std::ios::binary | std::ios::trunc) << copy;
+    try {
+      read_results_h5(damaged);
+      read_results_curves(damaged);
+      ++read;
+    } catch (const Error&) {
+      ++refused;
+    }
+  }
+  EXPECT_GT(refused, 0);
+  EXPECT_GT(read, 0);
+}
+
+TEST(ResultTable, OverflowingValuesGiveTheirTrueMeanAndSpreadAndAValidChart) {
+  std::vector<ResultRow> rows = table_rows();
+  for (ResultRow& r : rows)
+    if (text_value(r, "grid") == "t1" && text_value(r, "method") == "difffit" && text_value(r, "dataset") == "food")
+      r.numbers["fid"] = r.numbers["fid"] == 10.0 ? 1e308 : -1e308;
+  const PivotTable table = build_pivot_table(rows, table1_spec());
+  EXPECT_EQ(table.cells[0][0].mean, 0.0);
+  EXPECT_NEAR(table.cells[0][0].std / 1e308, std::sqrt(2.0), 1e-12);
+  const std::string svg = bar_chart_svg(table);
+  for (const char* bad : {"inf", "nan", "99999999"}) EXPECT_EQ(svg.find(bad), std::string::npos) << bad << "\n" << svg;
+}
+
 TEST(Findings, ALabelWithAPipeStaysInItsCell) {
   std::vector<ResultRow> rows;
   for (double d : {0.0, 1.0}) {
@@ -552,6 +596,18 @@ TEST(Findings, ALabelWithAPipeStaysInItsCell) {
   size_t cells = 0;
   for (size_t i = 0; i < line.size(); ++i) cells += line[i] == '|' && (i == 0 || line[i - 1] != '\\');
   EXPECT_EQ(cells, 8u) << line;  // 7 columns
+}
+
+// Markdown's own punctuation in a label shows as typed, and a CR or LF does not split a row.
+TEST(ResultTable, MarkdownPunctuationInALabelShowsAsTyped) {
+  EXPECT_EQ(markdown_escape("<i>a</i> & [x](y) *b*_c_ `d` #e\\f"),
+            "\\<i\\>a\\</i\\> \\& \\[x\\](y) \\*b\\*\\_c\\_ \\`d\\` \\#e\\\\f");
+  EXPECT_EQ(markdown_escape("bit\rfit\nx"), "bit fit x");
+  std::vector<ResultRow> rows = table_rows();
+  for (ResultRow& r : rows)
+    if (text_value(r, "method") == "bitfit") r.text["method"] = "bit\rfit <b>";
+  const std::string md = render_markdown(build_pivot_table(rows, table1_spec()));
+  EXPECT_NE(md.find("\n| bit fit \\<b\\> |"), std::string::npos) << md;
 }
 
 // A paper table with the datasets of table_rows() (food) and one it lacks (sun).
@@ -946,6 +1002,32 @@ TEST_F(ResultsCli, AnOutputOverAnInputOrASweepsStateIsRefused) {
   EXPECT_EQ(read_text(loss), loss_before);
   auto beside = run_difffit("results findings " + quoted(path_) + " -o " + dir_.file("findings.md"));
   EXPECT_EQ(beside.exit_code, 0) << beside.output;  // other files beside the journal are fine
+
+  // An input named like the output's temporary (OUTPUT.tmp), or like the chart that findings
+  // writes beside its page, would be replaced too.
+  const std::string tmp_input = dir_.file("in.tmp"), chart_input = dir_.file("scale-gap.svg");
+  std::filesystem::copy_file(path_, tmp_input);
+  std::filesystem::copy_file(path_, chart_input);
+  auto over_tmp = run_difffit("results export " + tmp_input + " --csv " + dir_.file("in"));
+  EXPECT_EQ(over_tmp.exit_code, 2) << over_tmp.output;
+  EXPECT_NE(over_tmp.output.find("its temporary"), std::string::npos) << over_tmp.output;
+  auto over_chart = run_difffit("results findings " + chart_input + " -o " + dir_.file("page.md"));
+  EXPECT_EQ(over_chart.exit_code, 2) << over_chart.output;
+  EXPECT_EQ(read_text(tmp_input), before);
+  EXPECT_EQ(read_text(chart_input), before);
+}
+
+TEST_F(ResultsCli, ASelectionOfNothingIsAnErrorAndTheLineGoesToTheOutputFile) {
+  for (const std::string& command : {"export " + quoted(path_) + " --grid t9 --csv " + dir_.file("none.csv"),
+                                     "findings " + quoted(path_) + " --grid t9"}) {
+    auto r = run_difffit("results " + command);
+    EXPECT_EQ(r.exit_code, 2) << command << "\n" << r.output;
+    EXPECT_NE(r.output.find("grids in the file: t1, t2"), std::string::npos) << r.output;
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir_.file("none.csv")));
+  auto line = run_difffit("results findings " + quoted(path_) + " --line -o " + dir_.file("line.txt"));
+  EXPECT_EQ(line.exit_code, 0) << line.output;
+  EXPECT_TRUE(std::filesystem::exists(dir_.file("line.txt"))) << line.output;
 }
 
 TEST_F(ResultsCli, MissingFilesAndUnknownColumnsGiveClearErrorsAndExitCodes) {
