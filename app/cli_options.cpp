@@ -142,6 +142,14 @@ void check_model_inputs(const Hdf5Reader& in, const std::string& x_name, const a
 
 void apply_thread_option(const po::variables_map& vm) { set_compute_threads(vm["threads"].as<int>()); }
 
+int64_t int_flag_in(const po::variables_map& vm, const std::string& name, int64_t min, int64_t max) {
+  const int64_t value = vm[name].as<int64_t>();
+  if (value < min || value > max)
+    throw_usage("--" + name + " must be in " + std::to_string(min) + ".." + std::to_string(max) + ", got " +
+                std::to_string(value));
+  return value;
+}
+
 int run_subcommand(const std::string& group, const std::string& usage, int argc, char** argv,
                    const std::vector<Subcommand>& subcommands) {
   if (argc < 2) {

@@ -47,6 +47,9 @@ ModelSource model_source_from(const po::variables_map& vm);
 void check_model_inputs(const Hdf5Reader& in, const std::string& x_name, const at::Tensor& x, const at::Tensor& t,
                         const at::Tensor& y, const DiTConfig& config);
 
+// The integer flag --NAME, required to be in [min, max]: a usage error naming it otherwise.
+int64_t int_flag_in(const po::variables_map& vm, const std::string& name, int64_t min, int64_t max);
+
 // --threads (intra-op threads for LibTorch and OpenBLAS)
 void add_thread_option(po::options_description& options);
 void apply_thread_option(const po::variables_map& vm);

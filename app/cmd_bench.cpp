@@ -128,6 +128,9 @@ int bench_train_step_command(int argc, char** argv) {
   const Precision precision = precision_from(vm, device);
   std::vector<MethodConfig> methods;
   const std::string method = vm["method"].as<std::string>();
+  const bool several = method == "all" || method.find(',') != std::string::npos;
+  if (several && vm.count("option"))
+    throw_usage("--option goes with one --method (options differ between methods), not with '" + method + "'");
   if (method == "all") {
     for (const auto& name : method_names()) methods.push_back(make_method_config(name));
   } else if (method.find(',') != std::string::npos) {
@@ -137,9 +140,9 @@ int bench_train_step_command(int argc, char** argv) {
     methods.push_back(method_config_from(vm));
   }
   StepBenchOptions step_options;
-  step_options.batch = vm["batch"].as<int64_t>();
-  step_options.steps = vm["steps"].as<int64_t>();
-  step_options.warmup = vm["warmup"].as<int64_t>();
+  step_options.batch = int_flag_in(vm, "batch", 1, 1 << 20);
+  step_options.steps = int_flag_in(vm, "steps", 1, 1 << 20);
+  step_options.warmup = int_flag_in(vm, "warmup", 0, 1 << 20);
   step_options.bf16 = precision == Precision::Bf16;
   step_options.checkpoint_blocks = vm.count("checkpoint-blocks") > 0;
   if (vm.count("profile")) step_options.profile_prefix = vm["profile"].as<std::string>();

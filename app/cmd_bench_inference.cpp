@@ -161,7 +161,7 @@ int run_bench_fid_command(int argc, char** argv) {
     return 0;
   }
   apply_thread_option(vm);
-  const int64_t n = vm["num"].as<int64_t>(), d = vm["dim"].as<int64_t>();
+  const int64_t n = int_flag_in(vm, "num", 2, 1 << 20), d = int_flag_in(vm, "dim", 1, 1 << 14);
   torch::manual_seed(0);
   torch::NoGradGuard no_grad;
   // Feature extraction (the network's weights do not change its speed).

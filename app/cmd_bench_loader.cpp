@@ -5,6 +5,8 @@
 #include <ATen/ATen.h>
 
 #include <chrono>
+#include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -14,6 +16,7 @@
 
 #include "app/cli_options.h"
 #include "app/commands.h"
+#include "common/error.h"
 #include "common/json_text.h"
 #include "datasets/image_loader.h"
 #include "datasets/prepared_writer.h"
@@ -96,13 +99,24 @@ int run_bench_loader_command(int argc, char** argv) {
     return 0;
   }
   apply_thread_option(vm);
+  const int64_t batch_size = int_flag_in(vm, "batch-size", 1, 1 << 20), max_batches = int_flag_in(vm, "batches", 1, INT64_MAX);
+  const double seconds = vm["seconds"].as<double>();
+  if (!(std::isfinite(seconds) && seconds > 0)) throw_usage("--seconds must be a positive number");
   std::string path = vm["data"].as<std::string>();
   const bool synthetic = path.empty();
   if (synthetic) {
     path = make_synthetic(vm["images"].as<int64_t>(), vm["resolution"].as<int64_t>(), vm["channels"].as<int64_t>());
   }
-  const int64_t batch_size = vm["batch-size"].as<int64_t>(), max_batches = vm["batches"].as<int64_t>();
-  const double seconds = vm["seconds"].as<double>();
+  // The synthetic file goes when the command ends, however it ends.
+  struct RemoveSynthetic {
+    std::string path;
+    ~RemoveSynthetic() {
+      if (path.empty()) return;
+      std::error_code ignored;
+      std::filesystem::remove(path, ignored);
+      std::filesystem::remove(path + ".report.txt", ignored);
+    }
+  } remove_synthetic{synthetic ? path : ""};
   LoaderOptions loader;
   loader.path = path;
   loader.batch_size = batch_size;
@@ -128,10 +142,6 @@ int run_bench_loader_command(int argc, char** argv) {
                                       {"disk_sync_images_per_s", from_disk.images_per_s},
                                       {"wait_ms_per_batch_with_20ms_step", overlapped.consumer_wait_ms}};
   std::cout << json_text(out, 2) << std::endl;
-  if (synthetic) {
-    std::filesystem::remove(path);
-    std::filesystem::remove(path + ".report.txt");
-  }
   return 0;
 }
 

@@ -123,6 +123,10 @@ int score_given_features(const EvalArgs& a) {
   if (fa.size(1) != fb.size(1))
     throw_data("feature dimensions differ: " + a.features_a + " has " + std::to_string(fa.size(1)) + ", " +
                a.features_b + " has " + std::to_string(fb.size(1)));
+  // Finite but huge values overflow the covariance (their squares) and no score is defined.
+  for (const auto& [f, path] : {std::pair{&fa, &a.features_a}, std::pair{&fb, &a.features_b}})
+    if (f->numel() > 0 && f->abs().max().item<double>() > 1e150)
+      throw_data(*path + ": dataset 'features' holds values beyond 1e150 (their squares overflow the covariance)");
   EvaluationRequest request = a.request;
   request.samples = a.features_a;
   request.reference = a.features_b;

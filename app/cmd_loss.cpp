@@ -30,12 +30,12 @@ int run_loss_command(int argc, char** argv) {
   }
   apply_thread_option(vm);
   DiTConfig config = model_config_from(vm);
+  const int64_t T = int_flag_in(vm, "timesteps", kMinLinearScheduleTimesteps, kMaxTimesteps);
   Hdf5Reader in(vm["inputs"].as<std::string>());
   at::Tensor x0 = in.read("x_start", at::kFloat, 4);
   at::Tensor t = in.read("t", at::kLong, 1);
   at::Tensor noise = in.read("noise", at::kFloat, 4);
   at::Tensor y = in.read("y", at::kLong, 1);
-  const int64_t T = vm["timesteps"].as<int64_t>();
   if (!noise.sizes().equals(x0.sizes())) throw_data(in.path() + ": 'noise' must have the shape of 'x_start'");
   check_model_inputs(in, "x_start", x0, t, y, config);
   if (t.max().item<int64_t>() >= T) {

@@ -41,6 +41,9 @@ int run_prepare_command(int argc, char** argv) {
   if (vm.count("benchmark")) {
     if (vm["benchmark"].as<std::string>() != "mini") throw_usage("prepare: --benchmark must be 'mini'");
     if (vm.count("source")) throw_usage("prepare: give either --benchmark or --source");
+    // The benchmark fixes its own splits, channels, fit and sizes: a flag it would not read is refused.
+    for (const char* flag : {"split", "channels", "fit", "limit", "threads"})
+      if (!vm[flag].defaulted()) throw_usage(std::string("prepare: --") + flag + " does not go with --benchmark mini");
     MiniBenchmarkOptions mini;
     mini.output_dir = output;
     if (!vm["input"].as<std::string>().empty()) mini.fashion_mnist_dir = vm["input"].as<std::string>();

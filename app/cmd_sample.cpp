@@ -55,6 +55,10 @@ int run_sample_command(int argc, char** argv) {
   if (!init.empty()) {
     Hdf5Reader in(init);
     request.init_noise = in.read("z", at::kFloat, 4);
+    if (request.init_noise.size(0) == 0) throw_data(init + ": dataset 'z' holds no rows (no noise to sample from)");
+    if (!vm["num"].defaulted() && vm["num"].as<int64_t>() != request.init_noise.size(0))
+      throw_usage("sample: --num " + std::to_string(vm["num"].as<int64_t>()) + ", but --init-noise " + init + " holds " +
+                  std::to_string(request.init_noise.size(0)) + " rows (it sets the count: leave --num out)");
     request.sample.num = request.init_noise.size(0);
     if (in.has("y")) request.init_labels = in.read("y", at::kLong, 1);
   }

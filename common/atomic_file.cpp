@@ -40,6 +40,7 @@ void commit_file(const std::string& tmp, const std::string& path) {
 }
 
 std::string temporary_path_for(const std::string& path) {
+  if (path.empty()) throw_usage("an output path is empty (its temporary would be ./.tmp)");
   std::error_code ec;
   const auto status = std::filesystem::status(path, ec);
   if (!ec && std::filesystem::exists(status) && !std::filesystem::is_regular_file(status))
@@ -53,6 +54,7 @@ std::string temporary_path_for(const std::string& path) {
 
 void check_output_path(const std::string& output, const std::string& flag, const std::vector<std::string>& inputs) {
   namespace fs = std::filesystem;
+  if (output.empty()) throw_usage(flag + ": an empty path; name the file to write");
   std::error_code ec;
   for (const std::string& input : inputs) {
     if (!input.empty() && fs::equivalent(output, input, ec) && !ec)

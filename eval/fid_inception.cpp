@@ -190,19 +190,19 @@ bool ignored_key(const std::string& key) {
 
 }  // namespace
 
-std::string resolve_inception_weights(const std::string& option) {
+std::string resolve_inception_weights(const std::string& option, const std::string& option_name) {
   std::string path = option;
   const char* env = std::getenv(kInceptionWeightsEnv);
   if (path.empty() && env != nullptr) path = env;
   const std::string how =
-      " Pass --inception-weights PATH or set " + std::string(kInceptionWeightsEnv) +
+      " Give the file with " + option_name + " or set " + std::string(kInceptionWeightsEnv) +
       " to pytorch-fid's pt_inception-2015-12-05-6726825d.pth (or a safetensors copy of it). "
       "No other network's score is reported as Inception FID; the mini benchmark's own metric is "
       "--feature-net mini-cnn.";
   if (path.empty()) throw_data("FID Inception weights are not available." + how);
   if (!std::filesystem::exists(path))
     throw_data("FID Inception weights file '" + path + "' does not exist (from " +
-               (option.empty() ? std::string(kInceptionWeightsEnv) : std::string("--inception-weights")) + ")." + how);
+               (option.empty() ? std::string(kInceptionWeightsEnv) : option_name) + ")." + how);
   return path;
 }
 

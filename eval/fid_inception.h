@@ -20,8 +20,10 @@ namespace difffit {
 // The environment variable consulted when --inception-weights is not given.
 constexpr const char* kInceptionWeightsEnv = "DIFFFIT_INCEPTION_WEIGHTS";
 // `option` if set, else $DIFFFIT_INCEPTION_WEIGHTS. Throws difffit::Error (Data,
-// exit 3) naming both when neither is set or the file does not exist.
-std::string resolve_inception_weights(const std::string& option);
+// exit 3) naming both when neither is set or the file does not exist; `option_name` is
+// what the user sets it with (the flag, or a run's eval.inception_weights).
+std::string resolve_inception_weights(const std::string& option,
+                                      const std::string& option_name = "--inception-weights");
 
 struct WeightLoadReport {
   std::vector<std::string> missing;     // expected keys the file lacks

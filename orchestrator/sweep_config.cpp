@@ -180,6 +180,33 @@ void apply_sweep_overrides(YAML::Node root, const Overrides& overrides, Override
   }
 }
 
+std::string override_key(const std::string& text) { return text.substr(0, text.find('=')); }
+
+// Whether one key is the other or inside it ("method" and "method.name").
+bool keys_overlap(const std::string& a, const std::string& b) {
+  const std::string& shorter = a.size() <= b.size() ? a : b;
+  const std::string& longer = a.size() <= b.size() ? b : a;
+  return longer.compare(0, shorter.size(), shorter) == 0 && (longer.size() == shorter.size() || longer[shorter.size()] == '.');
+}
+
+// A `--set` for the runs is applied before a grid's own settings: a key the grid or one of
+// its axes sets would change only the runs outside the grid (a `run:` base), silently.
+void refuse_overrides_a_grid_sets(const Overrides& command_line, const SweepGrid& grid) {
+  for (const std::string& text : command_line) {
+    const std::string key = override_key(text);
+    auto refuse = [&](const std::string& where) {
+      throw_usage("--set " + text + ": grid '" + grid.name + "' sets " + key + " itself (" + where +
+                  "), which comes after --set for its runs; change it in the sweep file");
+    };
+    for (const std::string& own : grid.overrides)
+      if (keys_overlap(key, override_key(own))) refuse("its set: " + own);
+    for (const SweepAxis& axis : grid.axes)
+      for (const AxisValue& value : axis.values)
+        for (const std::string& own : value.overrides)
+          if (keys_overlap(key, override_key(own))) refuse("axis '" + axis.name + "': " + own);
+  }
+}
+
 }  // namespace
 
 std::string SweepConfig::state_dir() const { return (std::filesystem::path(output_dir) / name).string(); }
@@ -234,6 +261,7 @@ SweepConfig load_sweep(const std::string& path, const Overrides& overrides) {
     if (cells > kMaxSweepRuns)
       throw_config(path + ": grids: " + std::to_string(cells) + " cells up to grid '" + grid.name + "', more than the " +
                    std::to_string(kMaxSweepRuns) + " runs a sweep may plan; split it into smaller sweeps");
+    refuse_overrides_a_grid_sets(extra, grid);
     if (grid.experiment.empty()) grid.experiment = config.experiment;
     if (grid.experiment.empty()) {
       throw_config(path + ": grids[" + std::to_string(i) + "]: no experiment (set `experiment` for the sweep or grid)");

@@ -316,7 +316,7 @@ TEST(CliUsage, UnknownThingsAreUsageErrors) {
   EXPECT_EQ(run_difffit("params --model custom --depth 2").exit_code, 2);
   auto zero = run_difffit("params --model custom --depth 1 --hidden-size 0 --num-heads 2 --patch-size 4");
   EXPECT_EQ(zero.exit_code, 2) << zero.output;
-  EXPECT_NE(zero.output.find("hidden_size must be positive"), std::string::npos) << zero.output;
+  EXPECT_NE(zero.output.find("hidden_size must be in 1.."), std::string::npos) << zero.output;
   // Numbers that are not finite: refused by name (a NaN multiplier trained to a NaN loss).
   auto nan = run_difffit("params --method difffit --option lr_mult=nan");
   EXPECT_EQ(nan.exit_code, 2) << nan.output;
@@ -331,6 +331,62 @@ TEST(CliUsage, UnknownThingsAreUsageErrors) {
     EXPECT_EQ(h.exit_code, 0) << command;
     EXPECT_NE(h.output.find("usage: difffit " + std::string(command)), std::string::npos);
   }
+}
+
+// Values no model or benchmark could use, and flags that could not take effect: a usage
+// error naming the flag or field, before any work (they crashed, ran for hours, printed
+// LibTorch's own text, or were silently dropped).
+TEST(CliUsage, ValuesBeyondAnyUseAndFlagsThatCannotTakeEffectAreRefusedByName) {
+  TempDir dir;
+  const std::string tiny = " --model custom --depth 1 --hidden-size 16 --num-heads 2 --patch-size 4 --input-size 8"
+                           " --in-channels 1 --num-classes 2";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"params --model custom --depth 100000 --hidden-size 32 --num-heads 2 --patch-size 4", "depth must be in 1..1024"},
+      {"params --model custom --depth 2 --hidden-size 32 --num-heads 2 --patch-size 4 --input-size 4611686018427387904",
+       "input_size must be in"},
+      {"params --model custom --depth 2 --hidden-size 32 --num-heads 2 --patch-size 4 --in-channels 4611686018427387904",
+       "in_channels must be in"},
+      {"params --model custom --depth 2 --hidden-size 65536 --num-heads 2 --patch-size 4 --num-classes 16000000",
+       "parameters, more than"},
+      {"params --method adaptformer --option bottleneck=4611686018427387904", "'bottleneck' must be in"},
+      {"bench train-step" + tiny + " --method full --steps 0", "--steps must be in 1.."},
+      {"bench train-step" + tiny + " --method full --warmup -1", "--warmup must be in 0.."},
+      {"bench train-step" + tiny + " --method full --batch 0", "--batch must be in 1.."},
+      {"bench train-step" + tiny + " --method full,bitfit --option rank=3", "--option goes with one --method"},
+      {"bench fid --num -5", "--num must be in 2.."},
+      {"bench loader --seconds nan", "--seconds must be a positive number"},
+      {"bench loader --batch-size 0", "--batch-size must be in 1.."},
+      {"loss" + tiny + " --checkpoint none.pt --inputs none.h5 --output o.h5 --timesteps 0", "--timesteps must be in 21.."},
+      {"prepare --benchmark mini --limit 5 --output " + dir.file("mb"), "--limit does not go with --benchmark"},
+      {"results export none.h5 --csv ''", "--csv: an empty path"},
+  };
+  for (const auto& [command, message] : cases) {
+    auto r = run_difffit(command);
+    EXPECT_EQ(r.exit_code, 2) << command << "\n" << r.output;
+    EXPECT_NE(r.output.find(message), std::string::npos) << command << "\n" << r.output;
+  }
+  // An empty output path once made the temporary ./.tmp: a file of that name was replaced.
+  std::ofstream(dir.file(".tmp")) << "keep\n";
+  auto empty = testing::run_command("cd " + dir.path().string() + " && " + testing::difffit_binary() +
+                                    " sample" + tiny + " --checkpoint none.pt --output ''");
+  EXPECT_EQ(empty.exit_code, 2) << empty.output;
+  EXPECT_EQ(testing::read_text_file(dir.file(".tmp")), "keep\n");
+  // Finite features whose squares overflow: named, exit 3 (LibTorch's eigh failed, exit 1).
+  for (const auto& [name, scale] : {std::pair{"big.h5", 1e200}, std::pair{"small.h5", 1.0}}) {
+    Hdf5Writer f(dir.file(name));
+    f.write("features", at::arange(12, at::kDouble).reshape({4, 3}) * scale);
+    f.commit();
+  }
+  auto big = run_difffit("eval --features-a " + dir.file("big.h5") + " --features-b " + dir.file("small.h5"));
+  EXPECT_EQ(big.exit_code, 3) << big.output;
+  EXPECT_NE(big.output.find("big.h5: dataset 'features' holds values beyond 1e150"), std::string::npos) << big.output;
+  // A sweep's --set of a key a grid sets itself would change only the runs outside the grid.
+  const testing::TinySweep sweep = testing::write_tiny_sweep(dir);
+  auto conflict = run_difffit("sweep plan " + sweep.sweep + " --set method.name=bitfit");
+  EXPECT_EQ(conflict.exit_code, 2) << conflict.output;
+  EXPECT_NE(conflict.output.find("grid 'table' sets method.name itself (axis 'method'"), std::string::npos)
+      << conflict.output;
+  EXPECT_EQ(run_difffit("sweep plan " + sweep.sweep + " --set train.batch_size=4").exit_code, 0);
 }
 
 TEST(CliUsage, AFolderGivenForAYamlFileIsNamed) {

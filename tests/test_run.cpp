@@ -606,6 +606,31 @@ TEST_F(RunTest, DataThatDoesNotFitTheModelIsRefusedBeforeTraining) {
   EXPECT_FALSE(std::filesystem::exists(c.run_dir() + "/checkpoint.safetensors"));
 }
 
+// Set-ups that could only fail at the end, when the run scores, fail before training: CFG
+// without a null class when the file is loaded (exit 2 naming the field), Inception weights
+// that are not there before the run folder is made (exit 3 naming eval.inception_weights).
+TEST_F(RunTest, ScoringSetUpsThatCannotWorkFailBeforeTraining) {
+  TempDir out;
+  ExperimentConfig c = config(out.path().string());
+  const std::string yaml = out.file("exp.yaml");
+  std::ofstream(yaml) << c.resolved_yaml();
+  auto cfg = run_difffit("run " + yaml + " --set model.class_dropout_prob=0 --set sample.cfg_scale=4");
+  EXPECT_EQ(cfg.exit_code, 2) << cfg.output;
+  EXPECT_NE(cfg.output.find("sample.cfg_scale: 4 (classifier-free guidance) needs a model with a null class"),
+            std::string::npos) << cfg.output;
+  c.data.reference = dir_->file("data.h5");
+  c.eval.feature_net = FeatureNetKind::Inception;
+  c.eval.inception_weights = out.file("missing.pth");
+  try {
+    run_experiment(c);
+    ADD_FAILURE() << "trained without the weights its scores need";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Data);
+    EXPECT_NE(std::string(e.what()).find("(from eval.inception_weights)"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(std::filesystem::exists(c.run_dir()));
+}
+
 TEST_F(RunTest, ADivergingLossStopsWithStepAndMethod) {
   TempDir out;
   ExperimentConfig c = config(out.path().string(), "bitfit");

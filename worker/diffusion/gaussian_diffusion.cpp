@@ -59,9 +59,9 @@ at::Tensor extract(const at::Tensor& table, const at::Tensor& t, int64_t ndim) {
 }
 
 GaussianDiffusion::GaussianDiffusion(const DiffusionConfig& config) : config_(config) {
-  if (config.timesteps < kMinLinearScheduleTimesteps)
-    throw_usage("diffusion: timesteps must be at least " + std::to_string(kMinLinearScheduleTimesteps) +
-                " (the linear schedule's betas reach 20 / T)");
+  if (config.timesteps < kMinLinearScheduleTimesteps || config.timesteps > kMaxTimesteps)
+    throw_usage("diffusion: timesteps must be in " + std::to_string(kMinLinearScheduleTimesteps) + ".." +
+                std::to_string(kMaxTimesteps) + " (the linear schedule's betas reach 20 / T)");
   // The reference always builds a SpacedDiffusion: even with every step kept, the betas
   // are recomputed from the cumulative products (which changes their last bits).
   at::Tensor base_betas = linear_beta_schedule(config.timesteps);

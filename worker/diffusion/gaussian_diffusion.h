@@ -20,6 +20,8 @@ struct DiffusionConfig {
 // The linear schedule's largest beta is its last, 0.02 * 1000 / T. Every beta must be below 1
 // (alpha_t = 1 - beta_t > 0) or training diverges at once, so T > 20.
 constexpr int64_t kMinLinearScheduleTimesteps = 21;
+// Keeps a typo from allocating the machine away (a schedule of 10^9 steps takes tens of GB).
+constexpr int64_t kMaxTimesteps = 1000000;
 
 // Reference helpers, exposed for tests.
 at::Tensor linear_beta_schedule(int64_t timesteps);  // float64

@@ -23,6 +23,14 @@ const std::map<std::string, PresetShape>& preset_shapes() {
 
 // Far beyond any DiT (XL/2: 4608), small enough that the width fits every integer type.
 constexpr int64_t kMaxMlpWidth = int64_t{1} << 24;
+// Limits far beyond any DiT (XL/2: depth 28, 256 tokens, 675M parameters) that keep a typo
+// (a depth of 10^9, an input side of 2^62) a usage error instead of hours of allocation or
+// an integer overflow inside LibTorch.
+constexpr int64_t kMaxDepth = 1024;
+constexpr int64_t kMaxSide = int64_t{1} << 16;     // input_size, patch_size, in_channels
+constexpr int64_t kMaxTokens = int64_t{1} << 20;   // (input_size / patch_size)^2
+constexpr int64_t kMaxClasses = int64_t{1} << 24;
+constexpr double kMaxParameters = 1e11;            // 400 GB of float32
 
 void require(bool ok, const std::string& message) {
   if (!ok) throw_usage("model config: " + message);
@@ -31,14 +39,17 @@ void require(bool ok, const std::string& message) {
 }  // namespace
 
 void DiTConfig::validate() const {
-  require(input_size > 0, "input_size must be positive");
-  require(patch_size > 0, "patch_size must be positive");
+  require(input_size > 0 && input_size <= kMaxSide, "input_size must be in 1.." + std::to_string(kMaxSide));
+  require(patch_size > 0 && patch_size <= kMaxSide, "patch_size must be in 1.." + std::to_string(kMaxSide));
   require(input_size % patch_size == 0, "input_size (" + std::to_string(input_size) +
                                             ") must be divisible by patch_size (" +
                                             std::to_string(patch_size) + ")");
-  require(in_channels > 0, "in_channels must be positive");
-  require(depth > 0, "depth must be positive");
-  require(hidden_size > 0, "hidden_size must be positive");
+  require(in_channels > 0 && in_channels <= kMaxSide, "in_channels must be in 1.." + std::to_string(kMaxSide));
+  require(depth > 0 && depth <= kMaxDepth, "depth must be in 1.." + std::to_string(kMaxDepth));
+  require(hidden_size > 0 && hidden_size <= kMaxMlpWidth, "hidden_size must be in 1.." + std::to_string(kMaxMlpWidth));
+  const int64_t grid = input_size / patch_size;
+  require(grid * grid <= kMaxTokens, "input_size / patch_size gives " + std::to_string(grid) + "^2 tokens, more than " +
+                                         std::to_string(kMaxTokens));
   require(num_heads > 0 && hidden_size % num_heads == 0,
           "hidden_size (" + std::to_string(hidden_size) + ") must be divisible by num_heads (" +
               std::to_string(num_heads) + ")");
@@ -48,7 +59,14 @@ void DiTConfig::validate() const {
   require(std::isfinite(mlp_width) && mlp_width >= 1 && mlp_width <= static_cast<double>(kMaxMlpWidth),
           "mlp_ratio (" + shortest_double(mlp_ratio) + ") must make the MLP 1.." + std::to_string(kMaxMlpWidth) +
               " wide (hidden_size x mlp_ratio)");
-  require(num_classes > 0, "num_classes must be positive");
+  require(num_classes > 0 && num_classes <= kMaxClasses, "num_classes must be in 1.." + std::to_string(kMaxClasses));
+  // Blocks (attention 4h^2, MLP 2h*mlp, adaLN 6h^2), the class table, patch embedding and
+  // final layer, in doubles: no product can overflow.
+  const double h = static_cast<double>(hidden_size), patch_area = static_cast<double>(patch_size) * patch_size;
+  const double parameters = static_cast<double>(depth) * (10 * h * h + 2 * h * mlp_width) +
+                            static_cast<double>(num_classes + 1) * h + 3 * patch_area * in_channels * h;
+  require(parameters <= kMaxParameters, "the model would hold about " + shortest_double(parameters) +
+                                            " parameters, more than " + shortest_double(kMaxParameters));
   require(class_dropout_prob >= 0 && class_dropout_prob < 1, "class_dropout_prob must be in [0, 1)");
   require(std::isfinite(pos_embed_scale) && pos_embed_scale > 0, "pos_embed_scale must be a positive finite number");
 }

@@ -133,9 +133,14 @@ void apply_option(MethodConfig& config, bool& alpha_given, const std::string& ke
 
 void validate(const MethodConfig& config) {
   if (config.lr_mult <= 0 || config.gamma_lr_mult <= 0) throw_usage("method: lr multipliers must be positive");
-  if (config.lora_rank <= 0) throw_usage("method option 'rank' must be positive");
-  if (config.vpt_prompts <= 0) throw_usage("method option 'prompts' must be positive");
-  if (config.adapter_bottleneck <= 0) throw_usage("method option 'bottleneck' must be positive");
+  // Upper limits far beyond any use (a rank or width above the model's own is pointless), so
+  // a typo is a usage error rather than an allocation LibTorch cannot size.
+  constexpr int64_t kMaxWidth = int64_t{1} << 20;
+  const std::string range = " must be in 1.." + std::to_string(kMaxWidth);
+  if (config.lora_rank <= 0 || config.lora_rank > kMaxWidth) throw_usage("method option 'rank'" + range);
+  if (config.vpt_prompts <= 0 || config.vpt_prompts > kMaxWidth) throw_usage("method option 'prompts'" + range);
+  if (config.adapter_bottleneck <= 0 || config.adapter_bottleneck > kMaxWidth)
+    throw_usage("method option 'bottleneck'" + range);
   // Syntax only; the depth is checked when applied. The forms without numbers need no
   // check (resolving them at a huge depth would build a huge list, for every config load).
   const std::string& spec = config.blocks.spec;

@@ -23,9 +23,6 @@
 namespace difffit {
 namespace {
 
-// Keeps a typo from allocating the machine away (a schedule of 10^9 steps takes tens of GB).
-constexpr int64_t kMaxTimesteps = 1000000;
-
 // Sets "a.b.c" in `root` to `value`, creating mappings on the way: a flow list
 // ("[fid, kid]") is a list as in the file, anything else a scalar.
 void apply_override(YAML::Node root, const std::string& text, const std::string& source) {
@@ -283,6 +280,11 @@ ExperimentConfig load_experiment(const std::string& path, const std::vector<std:
     const std::string too_many = latents_exceed_memory(config.model, n);
     if (!too_many.empty()) throw_config(root.where(field) + ": " + too_many);
   }
+  // The sampler's own CFG check, here rather than after training.
+  if ((config.sample.num > 0 || config.eval.every > 0) && config.sample.cfg_scale > 1.0 &&
+      config.model.class_dropout_prob <= 0)
+    throw_config(root.where("sample.cfg_scale") + ": " + shortest_double(config.sample.cfg_scale) +
+                 " (classifier-free guidance) needs a model with a null class: model.class_dropout_prob > 0");
   if (config.eval.every > 0 && config.sample.steps > config.train.timesteps)
     throw_config(root.where("sample.steps") + ": more sampling steps than train.timesteps for the learning curve");
   // Relative paths in the file are relative to the working directory, as on the command line.

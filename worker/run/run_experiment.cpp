@@ -24,6 +24,7 @@
 #include "worker/model/peft_method.h"
 #include "worker/run/learning_curve.h"
 #include "worker/run/run_sampling.h"
+#include "worker/run/run_scoring.h"
 #include "worker/sample/samples_file.h"
 
 namespace difffit {
@@ -133,6 +134,7 @@ std::string stopped_json(const std::string& run_id, int signal) {
 }  // namespace
 
 RunOutcome run_experiment(const ExperimentConfig& config, bool force, const RunHooks& hooks, const DataParallel& dp) {
+  check_run_scoring_setup(config);  // before the run folder, and hours of training
   RunOutcome outcome;
   outcome.run_id = config.run_id();
   outcome.run_dir = config.run_dir();

@@ -6,7 +6,9 @@
 #include "common/error.h"
 #include "common/hdf5_tensors.h"
 #include "common/torch_device.h"
+#include "eval/eval_choices.h"
 #include "eval/feature_network.h"
+#include "eval/fid_inception.h"
 #include "eval/image_features.h"
 #include "eval/image_set.h"
 #include "eval/sample_grid.h"
@@ -30,6 +32,20 @@ std::unique_ptr<FeatureNetwork> run_feature_network(const ExperimentConfig& conf
     throw_config("eval.feature_train: the training set " + choice.mini_cnn_train +
                  " holds latents, not images: name an image file for the mini-CNN");
   return make_feature_network(choice, channels, ranks);
+}
+
+void check_run_scoring_setup(const ExperimentConfig& config) {
+  if (config.data.reference.empty() || (config.sample.num == 0 && config.eval.every == 0)) return;
+  FeatureNetKind kind = config.eval.feature_net;
+  if (kind == FeatureNetKind::Auto) {
+    try {  // the reference images' channels decide; a file that cannot be read is reported when scored
+      const std::vector<int64_t> shape = Hdf5Reader(config.data.reference).shape("images");
+      if (shape.size() == 4) kind = resolved_feature_net(kind, shape[3]);
+    } catch (const Error&) {
+      return;
+    }
+  }
+  if (kind == FeatureNetKind::Inception) resolve_inception_weights(config.eval.inception_weights, "eval.inception_weights");
 }
 
 std::optional<Evaluation> score_run_images(const ExperimentConfig& config, const SamplesFile& file,

@@ -21,6 +21,11 @@ struct SamplesFile;
 std::unique_ptr<FeatureNetwork> run_feature_network(const ExperimentConfig& config, int64_t channels,
                                                     Communicator* ranks = nullptr);
 
+// Before training: a run that will score with the Inception network (eval.feature_net
+// inception, or auto on 3-channel reference images) has its weights, or a Data error naming
+// eval.inception_weights (not hours later, after training and sampling).
+void check_run_scoring_setup(const ExperimentConfig& config);
+
 // The images of `samples` (called `name` in messages) scored with `net`, over `ranks` as
 // score_samples says; nullopt on the other ranks. `warn_small_set`: warn when there are no
 // more samples than feature dimensions (a learning curve says it at its first point only).

@@ -325,7 +325,7 @@ TrainResult Trainer::run() {
   settings.grad_accum = tc.grad_accum;
   settings.grad_clip = tc.grad_clip;
   settings.bf16 = tc.precision == Precision::Bf16;
-  settings.context = "method " + setup_.config.name() + ", lr " + std::to_string(tc.lr);
+  settings.context = "method " + setup_.config.name() + ", lr " + shortest_double(tc.lr);
   TrainingStep training_step(*model_, diffusion, s.params, *s.optimizer, *s.ema, settings, dp_);
   const auto next_batch = [&] {
     ImageBatch batch = s.loader->next();
