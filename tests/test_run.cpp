@@ -471,45 +471,32 @@ TEST_F(RunTest, AnEditedOrMissingLossLogIsNamedAndTheRunResumes) {
   }
 }
 
-// The training file prepared again with other contents under a stopped run: the resume
-// would not continue the same stream of batches, so it is refused by name.
+// The training file prepared again under a stopped run, with another count (--limit) or the
+// same count, shape and classes but other pixels (fitted another way: the prepared file's
+// content hash, recorded in the checkpoint, tells them apart): the resume would not continue
+// the same stream of batches, so it is refused by name.
 TEST_F(RunTest, ARunDoesNotResumeOnOtherData) {
-  TempDir b;
-  ExperimentConfig c = config(b.path().string());
-  c.data.train = b.file("data.h5");
-  std::filesystem::copy_file(dir_->file("data.h5"), c.data.train);
-  stop_at_step(c, 6);
-  auto again = run_difffit("prepare --source fashion-mnist --split test --limit 64 --resolution 16 --output " +
-                           c.data.train);
-  ASSERT_EQ(again.exit_code, 0) << again.output;
-  try {
-    run_experiment(c);
-    ADD_FAILURE() << "resumed on other data";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.kind(), ErrorKind::Data);
-    EXPECT_NE(std::string(e.what()).find("saved while training on 96 images"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("now holds 64 images"), std::string::npos) << e.what();
-  }
-}
-
-// The same count, shape and classes but other pixels (fitted another way) are other data too:
-// the prepared file's content hash, recorded in the checkpoint, tells them apart.
-TEST_F(RunTest, ARunDoesNotResumeOnOtherImagesOfTheSameShape) {
-  TempDir b;
-  ExperimentConfig c = config(b.path().string());
-  c.data.train = b.file("data.h5");
-  std::filesystem::copy_file(dir_->file("data.h5"), c.data.train);
-  stop_at_step(c, 6);
-  auto again = run_difffit("prepare --source fashion-mnist --split test --limit 96 --resolution 16 --fit pad-center "
-                           "--output " + c.data.train);
-  ASSERT_EQ(again.exit_code, 0) << again.output;
-  try {
-    run_experiment(c);
-    ADD_FAILURE() << "resumed on other images";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.kind(), ErrorKind::Data);
-    EXPECT_NE(std::string(e.what()).find("now holds content_hash"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find(c.data.train), std::string::npos) << e.what();
+  const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
+      {"--limit 64", {"saved while training on 96 images", "now holds 64 images"}},
+      {"--limit 96 --fit pad-center", {"now holds content_hash"}},
+  };
+  for (const auto& [flags, messages] : cases) {
+    TempDir b;
+    ExperimentConfig c = config(b.path().string());
+    c.data.train = b.file("data.h5");
+    std::filesystem::copy_file(dir_->file("data.h5"), c.data.train);
+    stop_at_step(c, 6);
+    auto again = run_difffit("prepare --source fashion-mnist --split test --resolution 16 " + flags + " --output " +
+                             c.data.train);
+    ASSERT_EQ(again.exit_code, 0) << again.output;
+    try {
+      run_experiment(c);
+      ADD_FAILURE() << flags << ": resumed on other data";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::Data);
+      for (const std::string& message : messages) EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(c.data.train), std::string::npos) << e.what();
+    }
   }
 }
 
