@@ -65,8 +65,9 @@ int sweep_status_command(int argc, char** argv) {
   const SweepPlan plan = plan_sweep(config);
   RunStates states(plan, config.max_attempts);
   const std::string journal = SweepFolder{config.state_dir()}.journal();
-  states.apply_all(Journal::read(journal));
-  std::cout << sweep_status_listing(config, plan, states, journal);
+  const std::vector<JournalEvent> events = Journal::read(journal);
+  states.apply_all(events);
+  std::cout << sweep_status_listing(config, plan, states, journal, sweep_history(events));
   return 0;
 }
 

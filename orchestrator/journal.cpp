@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <ctime>
+#include <set>
 #include <filesystem>
 #include <fstream>
 #include <type_traits>
@@ -57,20 +58,29 @@ SweepHistory sweep_history(const std::vector<JournalEvent>& events) {
     if (!std::isnan(job_start) && !std::isnan(job_last)) history.wall_seconds += job_last - job_start;
     job_start = job_last = std::nan("");
   };
+  std::set<int> ranks;  // of the current job
   for (const JournalEvent& e : events) {
     const double t = parse_iso8601_utc(e.time);
     if (e.type == JournalEventType::SweepStarted) {
       close_job();  // the previous job died without its sweep-ended event
       ++history.jobs;
+      ranks.clear();
+      history.last_job_run_seconds.clear();
       if (history.first_started.empty()) history.first_started = e.time;
       job_start = job_last = t;
       continue;
     }
     if (!std::isnan(t) && !std::isnan(job_start)) job_last = t;
-    if (e.type == JournalEventType::Done) history.last_done = e.time;
+    if (e.type == JournalEventType::Started) ranks.insert(e.rank);
+    if (e.type == JournalEventType::Done) {
+      history.last_done = e.time;
+      history.run_seconds.push_back(e.seconds);
+      history.last_job_run_seconds.push_back(e.seconds);
+    }
     if (e.type == JournalEventType::SweepEnded) close_job();
   }
   close_job();
+  history.last_job_ranks = static_cast<int>(ranks.size());
   return history;
 }
 

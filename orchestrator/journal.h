@@ -75,6 +75,11 @@ struct SweepHistory {
   int jobs = 0;
   double wall_seconds = 0;
   std::string first_started, last_done;
+  // For `sweep status`'s estimate: the finished attempts' wall times (all jobs, and the last
+  // job's alone: the machine it ran on), and how many runs the last job ran at a time (the
+  // ranks that started one).
+  std::vector<double> run_seconds, last_job_run_seconds;
+  int last_job_ranks = 0;
 };
 SweepHistory sweep_history(const std::vector<JournalEvent>& events);
 

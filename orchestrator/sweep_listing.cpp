@@ -1,5 +1,6 @@
 #include "orchestrator/sweep_listing.h"
 
+#include <algorithm>
 #include <iomanip>
 #include <sstream>
 
@@ -38,6 +39,22 @@ std::string note_of(RunState state, const RunProgress& p) {
 
 }  // namespace
 
+std::string time_left_line(const SweepHistory& history, size_t runs_left) {
+  const bool last_job = !history.last_job_run_seconds.empty();
+  std::vector<double> seconds = last_job ? history.last_job_run_seconds : history.run_seconds;
+  if (runs_left == 0 || seconds.empty()) return "";
+  std::nth_element(seconds.begin(), seconds.begin() + seconds.size() / 2, seconds.end());
+  const double median = seconds[seconds.size() / 2];
+  const int at_a_time = std::max(1, history.last_job_ranks);
+  const double hours = median * static_cast<double>(runs_left) / at_a_time / 3600.0;
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(1) << "left: " << runs_left << " run" << (runs_left == 1 ? "" : "s")
+      << "; a run took " << median / 60.0 << " min (median of " << (last_job ? "the last job's " : "")
+      << seconds.size() << (last_job ? "" : " finished runs") << "), " << at_a_time << " at a time: about " << hours
+      << " h";
+  return out.str();
+}
+
 std::string sweep_plan_listing(const SweepConfig& config, const SweepPlan& plan) {
   std::ostringstream out;
   out << "sweep " << config.name << ": " << plan.runs.size() << " runs in " << config.grids.size()
@@ -57,7 +74,7 @@ std::string sweep_plan_listing(const SweepConfig& config, const SweepPlan& plan)
 }
 
 std::string sweep_status_listing(const SweepConfig& config, const SweepPlan& plan, const RunStates& states,
-                                 const std::string& journal_path) {
+                                 const std::string& journal_path, const SweepHistory& history) {
   std::ostringstream out;
   out << std::left << std::setw(5) << "#" << std::setw(9) << "state" << std::setw(9) << "attempts" << std::setw(38)
       << "name" << std::setw(18) << "run id" << std::setw(10) << "FID" << std::setw(9) << "seconds" << "note\n";
@@ -74,6 +91,8 @@ std::string sweep_status_listing(const SweepConfig& config, const SweepPlan& pla
       << states.count(RunState::Failed) << " failed, " << states.count(RunState::Blocked) << " blocked"
       << "  (journal: " << journal_path << ")\n";
   if (const size_t outside = states.done_outside_plan()) out << "note: " << outside_plan_note(outside, config.name) << "\n";
+  const std::string left = time_left_line(history, plan.runs.size() - states.count(RunState::Done));
+  if (!left.empty()) out << left << "\n";
   return out.str();
 }
 

@@ -12,6 +12,7 @@
 #include "common/file_lock.h"
 #include "orchestrator/coordinator.h"
 #include "orchestrator/journal.h"
+#include "orchestrator/sweep_listing.h"
 #include "orchestrator/messages.h"
 #include "orchestrator/result_rows.h"
 #include "orchestrator/run_states.h"
@@ -401,6 +402,19 @@ TEST(Journal, TheSweepsHistoryCountsEachJobsWallTime) {
                                         at("done", "2026-12-05T02:08:20Z")});  // killed: no sweep-ended
   EXPECT_EQ(h.jobs, 2);
   EXPECT_DOUBLE_EQ(h.wall_seconds, 110.0 + 500.0);
+  // `sweep status`'s estimate: the last job's median run time, as many at a time as it ran.
+  EXPECT_EQ(h.last_job_ranks, 1);
+  EXPECT_EQ(h.run_seconds.size(), 2u);
+  ASSERT_EQ(h.last_job_run_seconds.size(), 1u);
+  SweepHistory two = h;
+  two.last_job_run_seconds = {600, 300, 420};
+  two.last_job_ranks = 2;
+  EXPECT_EQ(time_left_line(two, 10), "left: 10 runs; a run took 7.0 min (median of the last job's 3), 2 at a time: "
+                                     "about 0.6 h");
+  two.last_job_run_seconds.clear();
+  two.run_seconds = {60};
+  EXPECT_EQ(time_left_line(two, 1), "left: 1 run; a run took 1.0 min (median of 1 finished runs), 2 at a time: about 0.0 h");
+  EXPECT_EQ(time_left_line(two, 0), "");
   EXPECT_EQ(h.first_started, "2026-12-05T01:00:00Z");
   EXPECT_EQ(h.last_done, "2026-12-05T02:08:20Z");
 }
