@@ -616,6 +616,18 @@ TEST_F(RunTest, ScoringSetUpsThatCannotWorkFailBeforeTraining) {
     EXPECT_NE(std::string(e.what()).find("(from eval.inception_weights)"), std::string::npos) << e.what();
   }
   EXPECT_FALSE(std::filesystem::exists(c.run_dir()));
+  // Missing data likewise, before a run folder is left behind.
+  ExperimentConfig missing = config(out.path().string());
+  missing.data.train = out.file("none.h5");
+  try {
+    run_experiment(missing);
+    ADD_FAILURE() << "started without its data";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.exit_code(), 3);
+    EXPECT_NE(std::string(e.what()).find("none.h5: cannot read the training data (data.train)"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_FALSE(std::filesystem::exists(missing.run_dir()));
 }
 
 TEST_F(RunTest, ADivergingLossStopsWithStepAndMethod) {

@@ -13,6 +13,7 @@
 #include "common/error.h"
 #include "common/file_lock.h"
 #include "common/hdf5_tensors.h"
+#include "common/input_file.h"
 #include "common/json_text.h"
 #include "common/logging.h"
 #include "common/progress_bar.h"
@@ -131,10 +132,20 @@ std::string stopped_json(const std::string& run_id, int signal) {
   return json_text(j, 2) + "\n";
 }
 
+// What can be checked before the run folder exists and training starts: the data files are
+// there, and the scores can be computed (their feature network's weights).
+void check_before_starting(const ExperimentConfig& config) {
+  check_input_file(config.data.train, "the training data (data.train)");
+  const bool scores = config.sample.num > 0 || config.eval.every > 0;
+  if (scores && !config.data.reference.empty())
+    check_input_file(config.data.reference, "the reference data (data.reference)");
+  check_run_scoring_setup(config);
+}
+
 }  // namespace
 
 RunOutcome run_experiment(const ExperimentConfig& config, bool force, const RunHooks& hooks, const DataParallel& dp) {
-  check_run_scoring_setup(config);  // before the run folder, and hours of training
+  check_before_starting(config);
   RunOutcome outcome;
   outcome.run_id = config.run_id();
   outcome.run_dir = config.run_dir();
