@@ -4,6 +4,7 @@
 #include <torch/types.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
@@ -51,7 +52,7 @@ int run_bench_sample_command(int argc, char** argv) {
   torch::manual_seed(0);
   DiT model(config);
   SampleRequest request;
-  request.sample = sample_config_from(vm, vm["num"].as<int64_t>());
+  request.sample = sample_config_from(vm, int_flag_in(vm, "num", 0, INT64_MAX));
   if (request.sample.batch_size < 1) throw_usage("--batch-size must be at least 1");
   if (request.sample.num <= 0) request.sample.num = request.sample.batch_size * world;
   request.device = device.device;

@@ -174,7 +174,8 @@ int findings_command(int argc, char** argv) {
   options.add_options()
       ("line", "print one sentence (DiffFit against full fine-tuning and BitFit; with a scale grid, one more on "
                "DiffFit's gap against model size) instead of the page")
-      ("output,o", po::value<std::string>(), "write here instead of stdout (a scale grid's chart goes beside it)");
+      ("output,o", po::value<std::string>(), "write here instead of stdout (the page's scale chart, with a scale grid, "
+                                             "goes beside it)");
   po::variables_map vm;
   if (!parse_results_command("findings",
                              "The DiffFit paper's claims next to a sweep's numbers, with the seed spread and a verdict.\n"

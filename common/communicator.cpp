@@ -263,6 +263,28 @@ void run_on_rank0(Communicator* comm, const std::function<void()>& work) {
   if (failed >= 0) throw Error(static_cast<ErrorKind>(failed), "rank 0 failed (its log says why)");
 }
 
+void run_on_every_rank(Communicator* comm, const std::function<void()>& work) {
+  if (!comm || comm->size() == 1) return work();
+  std::exception_ptr failure;
+  ErrorKind kind = ErrorKind::Internal;
+  try {
+    work();
+  } catch (const Error& e) {
+    failure = std::current_exception();
+    kind = e.kind();
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  const std::vector<at::Tensor> outcomes =
+      comm->allgather(at::full({1}, failure ? static_cast<int64_t>(kind) : -1, at::kLong));
+  if (failure) std::rethrow_exception(failure);
+  for (size_t r = 0; r < outcomes.size(); ++r) {
+    const int64_t failed = outcomes[r].cpu().item<int64_t>();
+    if (failed >= 0)
+      throw Error(static_cast<ErrorKind>(failed), "rank " + std::to_string(r) + " failed (its log says why)");
+  }
+}
+
 std::unique_ptr<Communicator> make_local_communicator() { return std::make_unique<LocalCommunicator>(); }
 std::unique_ptr<Communicator> make_mpi_communicator() { return std::make_unique<MpiCommunicator>(); }
 

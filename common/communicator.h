@@ -63,6 +63,11 @@ bool rank0_decides(Communicator& comm, bool value);
 // collective. Null or one rank: just runs `work`.
 void run_on_rank0(Communicator* comm, const std::function<void()>& work);
 
+// Runs `work` on every rank, then all of them fail alike when it failed on any (a rank that
+// failed with its own error, the others with one of the same kind naming the first rank that
+// failed). For checks each rank makes of its own view (files on its own node).
+void run_on_every_rank(Communicator* comm, const std::function<void()>& work);
+
 // Rank 0 of 1: collectives are identities.
 std::unique_ptr<Communicator> make_local_communicator();
 

@@ -46,7 +46,8 @@ double frechet_distance(const at::Tensor& mu1_in, const at::Tensor& sigma1_in, c
   s2 = (s2 + s2.t()) * 0.5;
   for (const auto& [s, what] : {std::pair{&s1, "sigma1"}, std::pair{&s2, "sigma2"}})
     if (!s->isfinite().all().item<bool>())
-      throw_data(std::string("Frechet distance: ") + what + " is not finite (features too large for a covariance)");
+      throw_data(std::string("Frechet distance: ") + what + " is not finite (features too large for a covariance, "
+                 "or a damaged statistics file)");
 
   // Tr sqrt(S1 S2) = sum sqrt(eig(S1^1/2 S2 S1^1/2)) = sum of the singular values of
   // S1^1/2 S2^1/2 (their squares are those eigenvalues). Taking singular values of the

@@ -189,21 +189,28 @@ bool keys_overlap(const std::string& a, const std::string& b) {
   return longer.compare(0, shorter.size(), shorter) == 0 && (longer.size() == shorter.size() || longer[shorter.size()] == '.');
 }
 
-// A `--set` for the runs is applied before a grid's own settings: a key the grid or one of
-// its axes sets would change only the runs outside the grid (a `run:` base), silently.
+// A `--set` for the runs is applied before a grid's own settings: a key that the grid sets,
+// or that every value of one of its axes sets (or the run name, which the plan gives every
+// run), would change none of the grid's runs, only those outside it (a `run:` base),
+// silently. A key only some values set is fine: it holds for the other cells.
 void refuse_overrides_a_grid_sets(const Overrides& command_line, const SweepGrid& grid) {
   for (const std::string& text : command_line) {
     const std::string key = override_key(text);
     auto refuse = [&](const std::string& where) {
-      throw_usage("--set " + text + ": grid '" + grid.name + "' sets " + key + " itself (" + where +
-                  "), which comes after --set for its runs; change it in the sweep file");
+      throw_usage("--set " + text + ": grid '" + grid.name + "' sets " + key + " itself for every run (" + where +
+                  "), after --set; change it in the sweep file");
     };
+    if (keys_overlap(key, "name")) refuse("each run's name is its grid and labels");
     for (const std::string& own : grid.overrides)
       if (keys_overlap(key, override_key(own))) refuse("its set: " + own);
-    for (const SweepAxis& axis : grid.axes)
-      for (const AxisValue& value : axis.values)
-        for (const std::string& own : value.overrides)
-          if (keys_overlap(key, override_key(own))) refuse("axis '" + axis.name + "': " + own);
+    for (const SweepAxis& axis : grid.axes) {
+      const auto sets_key = [&](const AxisValue& value) {
+        return std::any_of(value.overrides.begin(), value.overrides.end(),
+                           [&](const std::string& own) { return keys_overlap(key, override_key(own)); });
+      };
+      if (!axis.values.empty() && std::all_of(axis.values.begin(), axis.values.end(), sets_key))
+        refuse("every value of axis '" + axis.name + "'");
+    }
   }
 }
 

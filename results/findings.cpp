@@ -189,11 +189,11 @@ std::string ablation_section(const std::vector<ResultRow>& rows, const std::stri
         << " | " << summarize(r, "fid").n << " |\n";
   }
   out << "\n- **Paper: " << claim << ".** Measured: ";
-  if (!fid.count(best)) return out.str() + best + " was not run.\n";
+  if (!fid.count(best)) return out.str() + markdown_escape(best) + " was not run.\n";
   std::string sep;
   for (const std::string& v : values) {
     if (v == best) continue;
-    out << sep << best << " vs " << v << ": " << compare_fid(fid[best], fid[v], false);
+    out << sep << markdown_escape(best) << " vs " << markdown_escape(v) << ": " << compare_fid(fid[best], fid[v], false);
     sep = "; ";
   }
   return out.str() + ".\n";
@@ -284,7 +284,7 @@ std::string sweep_paragraph(const std::map<std::string, std::string>& attributes
   const std::string planned = get("runs_planned"), done = get("runs_done");
   if (planned.empty() || done.empty()) return "";
   std::ostringstream out;
-  out << "**The sweep" << (get("sweep").empty() ? "" : " " + get("sweep")) << "**: " << done << " of " << planned
+  out << "**The sweep" << (get("sweep").empty() ? "" : " " + markdown_escape(get("sweep"))) << "**: " << done << " of " << planned
       << " runs done";
   const std::string finished = get("finished");
   out << (finished.empty() ? "; not finished (results as of " + get("updated") + ")" : "; finished " + finished);

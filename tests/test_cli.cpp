@@ -384,9 +384,14 @@ TEST(CliUsage, ValuesBeyondAnyUseAndFlagsThatCannotTakeEffectAreRefusedByName) {
   const testing::TinySweep sweep = testing::write_tiny_sweep(dir);
   auto conflict = run_difffit("sweep plan " + sweep.sweep + " --set method.name=bitfit");
   EXPECT_EQ(conflict.exit_code, 2) << conflict.output;
-  EXPECT_NE(conflict.output.find("grid 'table' sets method.name itself (axis 'method'"), std::string::npos)
-      << conflict.output;
+  EXPECT_NE(conflict.output.find("grid 'table' sets method.name itself for every run (every value of axis 'method'"),
+            std::string::npos) << conflict.output;
+  EXPECT_EQ(run_difffit("sweep plan " + sweep.sweep + " --set name=x").exit_code, 2);
   EXPECT_EQ(run_difffit("sweep plan " + sweep.sweep + " --set train.batch_size=4").exit_code, 0);
+  // A key only some values of an axis set still holds for the other cells.
+  const testing::TinySweep partial = testing::write_tiny_sweep(
+      dir, 6, "  - name: some\n    axes:\n      - name: m\n        values: {a: {train.ema_decay: 0.5}, b: {}}\n");
+  EXPECT_EQ(run_difffit("sweep plan " + partial.sweep + " --set train.ema_decay=0.8").exit_code, 0);
 }
 
 TEST(CliUsage, AFolderGivenForAYamlFileIsNamed) {

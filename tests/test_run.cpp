@@ -616,6 +616,11 @@ TEST_F(RunTest, ScoringSetUpsThatCannotWorkFailBeforeTraining) {
     EXPECT_NE(std::string(e.what()).find("(from eval.inception_weights)"), std::string::npos) << e.what();
   }
   EXPECT_FALSE(std::filesystem::exists(c.run_dir()));
+  // A run already done needs no weights: it is skipped as before.
+  std::filesystem::create_directories(c.run_dir());
+  std::ofstream(c.run_dir() + "/DONE") << "";
+  std::ofstream(c.run_dir() + "/metrics.json") << "{}\n";
+  EXPECT_TRUE(run_experiment(c).skipped);
   // Missing data likewise, before a run folder is left behind.
   ExperimentConfig missing = config(out.path().string());
   missing.data.train = out.file("none.h5");

@@ -145,11 +145,14 @@ void check_before_starting(const ExperimentConfig& config) {
 }  // namespace
 
 RunOutcome run_experiment(const ExperimentConfig& config, bool force, const RunHooks& hooks, const DataParallel& dp) {
-  check_before_starting(config);
   RunOutcome outcome;
   outcome.run_id = config.run_id();
   outcome.run_dir = config.run_dir();
   const RunFolder folder{outcome.run_dir};
+  // A run that is done needs nothing (it is skipped below, under the lock); every rank checks
+  // its own view of the files, and all fail alike.
+  if (force || !(fs::exists(folder.done()) && fs::exists(folder.metrics())))
+    run_on_every_rank(dp.active() ? dp.comm : nullptr, [&] { check_before_starting(config); });
   const bool writer = dp.rank == 0;  // data-parallel ranks train together; rank 0 writes the run folder
   std::error_code made;
   fs::create_directories(folder.dir, made);
