@@ -133,7 +133,7 @@ int bench_train_step_command(int argc, char** argv) {
     throw_usage("--option goes with one --method (options differ between methods), not with '" + method + "'");
   if (method == "all") {
     for (const auto& name : method_names()) methods.push_back(make_method_config(name));
-  } else if (method.find(',') != std::string::npos) {
+  } else if (several) {
     std::stringstream names(method);
     for (std::string name; std::getline(names, name, ',');) methods.push_back(make_method_config(name));
   } else {

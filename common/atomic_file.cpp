@@ -57,11 +57,12 @@ void check_output_path(const std::string& output, const std::string& flag, const
   if (output.empty()) throw_usage(flag + ": an empty path; name the file to write");
   std::error_code ec;
   for (const std::string& input : inputs) {
-    if (!input.empty() && fs::equivalent(output, input, ec) && !ec)
+    if (input.empty()) continue;
+    if (fs::equivalent(output, input, ec) && !ec)
       throw_usage(flag + " " + output + ": is also an input of this command (" + input +
                   "); write the output to another file");
     // The whole-file writers go through OUTPUT.tmp, which would replace the input first.
-    if (!input.empty() && fs::equivalent(output + ".tmp", input, ec) && !ec)
+    if (fs::equivalent(output + ".tmp", input, ec) && !ec)
       throw_usage(flag + " " + output + ": its temporary " + output + ".tmp is an input of this command (" + input +
                   "); write the output to another file");
   }

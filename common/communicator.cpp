@@ -242,30 +242,11 @@ bool rank0_decides(Communicator& comm, bool value) {
   return flag.item<int64_t>() != 0;
 }
 
-void run_on_rank0(Communicator* comm, const std::function<void()>& work) {
-  if (!comm || comm->size() == 1) return work();
-  std::exception_ptr failure;
-  ErrorKind kind = ErrorKind::Internal;
-  if (comm->rank() == 0) {
-    try {
-      work();
-    } catch (const Error& e) {
-      failure = std::current_exception();
-      kind = e.kind();
-    } catch (...) {
-      failure = std::current_exception();
-    }
-  }
-  at::Tensor outcome = at::full({1}, failure ? static_cast<int64_t>(kind) : -1, at::kLong);
-  comm->broadcast(outcome, 0);
-  if (failure) std::rethrow_exception(failure);
-  const int64_t failed = outcome.item<int64_t>();
-  if (failed >= 0) throw Error(static_cast<ErrorKind>(failed), "rank 0 failed (its log says why)");
-}
+namespace {
 
-void run_on_every_rank(Communicator* comm, const std::function<void()>& work) {
-  if (!comm || comm->size() == 1) return work();
-  std::exception_ptr failure;
+// Runs `work`, keeping what it threw in `failure`; the outcome as one number for the other
+// ranks: -1 when it succeeded, else the error's kind (Internal for anything not an Error).
+at::Tensor attempt(const std::function<void()>& work, std::exception_ptr& failure) {
   ErrorKind kind = ErrorKind::Internal;
   try {
     work();
@@ -275,8 +256,25 @@ void run_on_every_rank(Communicator* comm, const std::function<void()>& work) {
   } catch (...) {
     failure = std::current_exception();
   }
-  const std::vector<at::Tensor> outcomes =
-      comm->allgather(at::full({1}, failure ? static_cast<int64_t>(kind) : -1, at::kLong));
+  return at::full({1}, failure ? static_cast<int64_t>(kind) : -1, at::kLong);
+}
+
+}  // namespace
+
+void run_on_rank0(Communicator* comm, const std::function<void()>& work) {
+  if (!comm || comm->size() == 1) return work();
+  std::exception_ptr failure;
+  at::Tensor outcome = comm->rank() == 0 ? attempt(work, failure) : at::full({1}, int64_t{-1}, at::kLong);
+  comm->broadcast(outcome, 0);
+  if (failure) std::rethrow_exception(failure);
+  const int64_t failed = outcome.item<int64_t>();
+  if (failed >= 0) throw Error(static_cast<ErrorKind>(failed), "rank 0 failed (its log says why)");
+}
+
+void run_on_every_rank(Communicator* comm, const std::function<void()>& work) {
+  if (!comm || comm->size() == 1) return work();
+  std::exception_ptr failure;
+  const std::vector<at::Tensor> outcomes = comm->allgather(attempt(work, failure));
   if (failure) std::rethrow_exception(failure);
   for (size_t r = 0; r < outcomes.size(); ++r) {
     const int64_t failed = outcomes[r].cpu().item<int64_t>();

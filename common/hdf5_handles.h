@@ -4,7 +4,10 @@
 
 #include <hdf5.h>
 
+#include <algorithm>
+#include <cstring>
 #include <string>
+#include <vector>
 
 namespace difffit::hdf5 {
 
@@ -72,6 +75,20 @@ inline std::string last_error() {
       },
       &message);
   return message.empty() ? "HDF5 error" : message;
+}
+
+// Strings laid out for a fixed-length string type: each in `width` bytes (the longest
+// string's, at least 1), padded with NULs.
+struct FixedWidthStrings {
+  size_t width = 1;
+  std::vector<char> bytes;
+};
+inline FixedWidthStrings fixed_width_strings(const std::vector<std::string>& values) {
+  FixedWidthStrings out;
+  for (const std::string& v : values) out.width = std::max(out.width, v.size());
+  out.bytes.assign(out.width * values.size(), '\0');
+  for (size_t i = 0; i < values.size(); ++i) std::memcpy(out.bytes.data() + i * out.width, values[i].data(), values[i].size());
+  return out;
 }
 
 // Fixed-length UTF-8 strings of `width` bytes, padded with NULs (h5py: .asstr()). Not

@@ -304,14 +304,13 @@ void Hdf5Writer::write(const std::string& dataset, const at::Tensor& tensor, boo
 
 void Hdf5Writer::write_string_attribute(const std::string& name, const std::string& value) {
   const std::string what = path_ + ": writing attribute '" + name + "'";
+  const hdf5::FixedWidthStrings data = hdf5::fixed_width_strings({value});
   Handle type = checked(H5Tcopy(H5T_C_S1), H5Tclose, what);
-  check(H5Tset_size(type.get(), value.empty() ? 1 : value.size()), what);
+  check(H5Tset_size(type.get(), data.width), what);
   Handle space = checked(H5Screate(H5S_SCALAR), H5Sclose, what);
   Handle attr = checked(H5Acreate2(impl_->file.get(), name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
                         H5Aclose, what);
-  std::vector<char> buffer(value.empty() ? 1 : value.size(), 0);
-  std::memcpy(buffer.data(), value.data(), value.size());
-  check(H5Awrite(attr.get(), type.get(), buffer.data()), what);
+  check(H5Awrite(attr.get(), type.get(), data.bytes.data()), what);
 }
 
 void Hdf5Writer::write_int_attribute(const std::string& name, int64_t value) {
@@ -324,10 +323,8 @@ void Hdf5Writer::write_int_attribute(const std::string& name, int64_t value) {
 }
 
 void Hdf5Writer::write_strings(const std::string& dataset, const std::vector<std::string>& values) {
-  size_t width = 1;
-  for (const auto& v : values) width = std::max(width, v.size());
-  std::vector<char> buffer(width * values.size(), 0);
-  for (size_t i = 0; i < values.size(); ++i) std::memcpy(buffer.data() + i * width, values[i].data(), values[i].size());
+  const hdf5::FixedWidthStrings packed = hdf5::fixed_width_strings(values);
+  const size_t width = packed.width;
   const std::string what = path_ + ": writing strings '" + dataset + "'";
   Handle type = checked(H5Tcopy(H5T_C_S1), H5Tclose, what);
   check(H5Tset_size(type.get(), width), what);
@@ -340,7 +337,7 @@ void Hdf5Writer::write_strings(const std::string& dataset, const std::vector<std
   Handle ds = checked(
       H5Dcreate2(impl_->file.get(), dataset.c_str(), type.get(), space.get(), H5P_DEFAULT, props.get(), H5P_DEFAULT),
       H5Dclose, what);
-  if (!values.empty()) check(H5Dwrite(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer.data()), what);
+  if (!values.empty()) check(H5Dwrite(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, packed.bytes.data()), what);
 }
 
 void Hdf5Writer::create_appendable(const std::string& dataset, at::ScalarType dtype,

@@ -40,15 +40,11 @@ inline std::string utf8_or_replaced(const std::string& text) {
   if (valid_utf8(text)) return text;
   std::string out;
   for (size_t i = 0; i < text.size();) {
-    size_t length = 1;
-    for (size_t n = 1; n <= 4 && i + n <= text.size(); ++n)
-      if (valid_utf8(text.substr(i, n))) {
-        length = n;
-        break;
-      }
-    if (valid_utf8(text.substr(i, length))) out += text.substr(i, length);
-    else out += "\xEF\xBF\xBD";
-    i += length;
+    size_t length = 0;  // of the well-formed sequence starting at i; 0: none does
+    for (size_t n = 1; n <= 4 && i + n <= text.size() && length == 0; ++n)
+      if (valid_utf8(text.substr(i, n))) length = n;
+    out += length ? text.substr(i, length) : "\xEF\xBF\xBD";
+    i += length ? length : 1;
   }
   return out;
 }

@@ -7,9 +7,9 @@
 #include <cmath>
 #include <cstring>
 #include <ctime>
-#include <set>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <type_traits>
 #include <utility>
 #include <nlohmann/json.hpp>

@@ -36,19 +36,16 @@ void check_column_names(const std::string& path, const std::vector<std::string>&
 
 // Writes one column; returns false on an HDF5 failure (the message is on the error stack).
 bool write_text_column(hid_t group, const std::string& name, const std::vector<ResultRow>& rows) {
-  size_t width = 1;
-  for (const ResultRow& row : rows) width = std::max(width, text_value(row, name).size());
-  std::vector<char> values(width * rows.size(), '\0');
-  for (size_t i = 0; i < rows.size(); ++i) {
-    const std::string v = text_value(rows[i], name);
-    std::memcpy(values.data() + i * width, v.data(), v.size());
-  }
+  std::vector<std::string> texts;
+  texts.reserve(rows.size());
+  for (const ResultRow& row : rows) texts.push_back(text_value(row, name));
+  const hdf5::FixedWidthStrings values = hdf5::fixed_width_strings(texts);
   const hsize_t n = rows.size();
-  Handle type(hdf5::utf8_string_type(width), H5Tclose);
+  Handle type(hdf5::utf8_string_type(values.width), H5Tclose);
   Handle space(H5Screate_simple(1, &n, nullptr), H5Sclose);
   Handle ds(H5Dcreate2(group, name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
   if (!ds.valid()) return false;
-  return n == 0 || H5Dwrite(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) >= 0;
+  return n == 0 || H5Dwrite(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, values.bytes.data()) >= 0;
 }
 
 bool write_numeric_column(hid_t group, const std::string& name, const std::vector<ResultRow>& rows) {
@@ -64,12 +61,11 @@ bool write_numeric_column(hid_t group, const std::string& name, const std::vecto
 }
 
 bool write_string_attribute(hid_t object, const std::string& name, const std::string& value) {
-  Handle type(hdf5::utf8_string_type(value.size()), H5Tclose);
+  const hdf5::FixedWidthStrings data = hdf5::fixed_width_strings({value});
+  Handle type(hdf5::utf8_string_type(data.width), H5Tclose);
   Handle space(H5Screate(H5S_SCALAR), H5Sclose);
   Handle attr(H5Acreate2(object, name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-  std::string data = value;
-  data.resize(std::max<size_t>(value.size(), 1), '\0');
-  return attr.valid() && H5Awrite(attr.get(), type.get(), data.data()) >= 0;
+  return attr.valid() && H5Awrite(attr.get(), type.get(), data.bytes.data()) >= 0;
 }
 
 // One table as a group of columns; false on an HDF5 failure.
