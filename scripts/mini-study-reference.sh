@@ -18,6 +18,7 @@ R="$SWEEP/results.h5"
 mkdir -p "$OUT/samples"
 "$B" results export "$R" --csv "$OUT/runs.csv"
 has_grid() { python3 -c 'import csv,sys; sys.exit(0 if any(r["grid"] == sys.argv[2] for r in csv.DictReader(open(sys.argv[1]))) else 1)' "$OUT/runs.csv" "$1"; }
+folders_here() { python3 -c 'import csv,os,sys; sys.exit(0 if all(os.path.exists(os.path.join(r["run_dir"], "loss.csv")) for r in csv.DictReader(open(sys.argv[1])) if r["grid"] == sys.argv[2]) else 1)' "$OUT/runs.csv" "$1"; }
 
 if has_grid table1; then
   for f in md csv; do
@@ -36,7 +37,17 @@ if has_grid table1; then
   "$B" results plot "$R" --grid table1 --value class_accuracy --higher-is-better -o "$OUT/table1-class-accuracy.svg"
   "$B" results plot "$R" --grid gamma-placement --rows blocks --cols metric -o "$OUT/gamma-placement.svg"
   "$B" results plot "$R" --grid lr-ratio --rows lr_ratio --cols metric -o "$OUT/lr-ratio.svg"
-  "$B" results plot --loss "$R" --grid lr-ratio --rows lr_ratio -o "$OUT/lr-ratio-loss.svg"
+  # The ablations' learning curves come from the results store; their training-loss chart reads
+  # each run folder's loss.csv, so it is drawn only where every folder is on this machine.
+  "$B" results plot --curve "$R" --grid gamma-placement --rows blocks --log-y \
+    --title "Learning curves by gamma placement (new-classes): FID of 100 samples" -o "$OUT/gamma-placement-curve.svg"
+  "$B" results plot --curve "$R" --grid lr-ratio --rows lr_ratio --log-y \
+    --title "Learning curves by learning-rate ratio (new-classes): FID of 100 samples" -o "$OUT/lr-ratio-curve.svg"
+  if folders_here lr-ratio; then
+    "$B" results plot --loss "$R" --grid lr-ratio --rows lr_ratio -o "$OUT/lr-ratio-loss.svg"
+  else
+    echo "mini-study-reference: lr-ratio-loss.svg not drawn (some lr-ratio runs' folders are on another machine)" >&2
+  fi
 fi
 if has_grid transfer; then
   for f in md csv; do
