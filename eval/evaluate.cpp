@@ -72,8 +72,9 @@ std::unique_ptr<FeatureNetwork> network_for(const FeatureNetChoice& choice, int6
       return nullptr;
     case FeatureNetKind::Inception:
       // Resolved before any images are read, so a missing file is reported at once.
-      return std::make_unique<InceptionFeatureNet>(resolve_inception_weights(choice.inception_weights), choice.resize,
-                                                   choice.device);
+      return std::make_unique<InceptionFeatureNet>(
+          resolve_inception_weights(choice.inception_weights, choice.inception_weights_from), choice.resize,
+          choice.device);
     case FeatureNetKind::MiniCnn:
       if (!choice.mini_cnn_weights.empty()) return load_mini_cnn_feature_net(choice.mini_cnn_weights);
       if (choice.mini_cnn_train.empty())

@@ -25,6 +25,7 @@ class FeatureNetwork;
 struct FeatureNetChoice {
   FeatureNetKind kind = FeatureNetKind::Auto;  // Auto: mini-CNN for 1-channel images, else Inception
   std::string inception_weights;               // "" = $DIFFFIT_INCEPTION_WEIGHTS
+  std::string inception_weights_from = "--inception-weights";  // what set it, named in errors
   ResizeMode resize = ResizeMode::PytorchFid;  // Inception input resize
   c10::Device device = c10::Device(c10::kCPU); // Inception only
   std::string mini_cnn_train;                  // labelled images the mini-CNN trains on (once; cached)

@@ -27,6 +27,7 @@
 #include "worker/model/delta.h"
 #include "worker/run/learning_curve.h"
 #include "worker/run/run_experiment.h"
+#include "worker/run/run_scoring.h"
 #include "worker/train/adamw.h"
 #include "worker/train/ema.h"
 #include "worker/train/trainer.h"
@@ -616,6 +617,13 @@ TEST_F(RunTest, ScoringSetUpsThatCannotWorkFailBeforeTraining) {
     EXPECT_NE(std::string(e.what()).find("(from eval.inception_weights)"), std::string::npos) << e.what();
   }
   EXPECT_FALSE(std::filesystem::exists(c.run_dir()));
+  // Weights gone between that check and the scoring are named by the same key.
+  try {
+    run_feature_network(c, /*channels=*/3, nullptr);
+    ADD_FAILURE() << "a feature network without its weights";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("(from eval.inception_weights)"), std::string::npos) << e.what();
+  }
   // A run already done needs no weights: it is skipped as before.
   std::filesystem::create_directories(c.run_dir());
   std::ofstream(c.run_dir() + "/DONE") << "";

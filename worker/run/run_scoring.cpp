@@ -23,6 +23,7 @@ std::unique_ptr<FeatureNetwork> run_feature_network(const ExperimentConfig& conf
   FeatureNetChoice choice;
   choice.kind = config.eval.feature_net;
   choice.inception_weights = config.eval.inception_weights;
+  choice.inception_weights_from = "eval.inception_weights";
   choice.resize = config.eval.resize;
   choice.device = torch_device(config.train.device);
   // One mini-CNN per task: trained on the task's own training images unless told otherwise.
