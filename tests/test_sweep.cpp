@@ -552,7 +552,7 @@ TEST(SweepInProcess, StopsOnASignalResumesAndMatchesAnUninterruptedSweep) {
   const std::string journal = tmp.file("runs/tiny/journal.jsonl");
   const std::string command = testing::difffit_binary() + " sweep run " + s.sweep + " > " + tmp.file("first.log") +
                               " 2>&1 & pid=$!; for i in $(seq 600); do"
-                              " n=$(grep -c '\"started\"' " + journal + " 2>/dev/null || true);"
+                              " n=$(grep -c event.:.started " + journal + " 2>/dev/null || true);"  // runs, not sweep-started
                               " [ \"${n:-0}\" -ge 3 ] && break; sleep 0.05; done; kill -TERM $pid; wait $pid";
   auto first = testing::run_command("bash -c '" + command + "'");
   EXPECT_EQ(first.exit_code, 143) << read_file(tmp.file("first.log"));
