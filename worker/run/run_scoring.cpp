@@ -16,6 +16,12 @@
 #include "worker/sample/samples_file.h"
 
 namespace difffit {
+namespace {
+
+// The setting that names the Inception weights, in the errors of a run that lacks them.
+constexpr const char* kInceptionWeightsKey = "eval.inception_weights";
+
+}  // namespace
 
 std::unique_ptr<FeatureNetwork> run_feature_network(const ExperimentConfig& config, int64_t channels,
                                                     Communicator* ranks) {
@@ -23,7 +29,7 @@ std::unique_ptr<FeatureNetwork> run_feature_network(const ExperimentConfig& conf
   FeatureNetChoice choice;
   choice.kind = config.eval.feature_net;
   choice.inception_weights = config.eval.inception_weights;
-  choice.inception_weights_from = "eval.inception_weights";
+  choice.inception_weights_from = kInceptionWeightsKey;
   choice.resize = config.eval.resize;
   choice.device = torch_device(config.train.device);
   // One mini-CNN per task: trained on the task's own training images unless told otherwise.
@@ -46,7 +52,7 @@ void check_run_scoring_setup(const ExperimentConfig& config) {
       return;
     }
   }
-  if (kind == FeatureNetKind::Inception) resolve_inception_weights(config.eval.inception_weights, "eval.inception_weights");
+  if (kind == FeatureNetKind::Inception) resolve_inception_weights(config.eval.inception_weights, kInceptionWeightsKey);
 }
 
 std::optional<Evaluation> score_run_images(const ExperimentConfig& config, const SamplesFile& file,
