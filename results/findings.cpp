@@ -190,6 +190,7 @@ std::string ablation_section(const std::vector<ResultRow>& rows, const std::stri
   }
   out << "\n- **Paper: " << claim << ".** Measured: ";
   if (!fid.count(best)) return out.str() + markdown_escape(best) + " was not run.\n";
+  if (values.size() == 1) return out.str() + "open: only " + markdown_escape(best) + " has runs yet.\n";
   std::string sep;
   for (const std::string& v : values) {
     if (v == best) continue;

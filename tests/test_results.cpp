@@ -127,6 +127,14 @@ TEST(Findings, SummariesAndVerdictsFollowTheSpread) {
   EXPECT_EQ(findings_line(rows), line) << "the ablation grids are not pooled into the reading";
 }
 
+TEST(Findings, AnAblationWithOnlyThePapersCellDoneIsOpen) {
+  // A sweep under way: the shared 10x runs are done, the 1x and 20x ones not yet.
+  std::vector<ResultRow> rows;
+  for (double d : {-1.0, 0.0, 1.0}) rows.push_back(finding_row("lr-ratio", "difffit", 10 + d, 4.0, "lr_ratio", "10x"));
+  const std::string page = findings_markdown(rows);
+  EXPECT_NE(page.find("beats 1x.** Measured: open: only 10x has runs yet.\n"), std::string::npos) << page;
+}
+
 TEST(ResultsStore, RoundTripKeepsValuesNaNUnicodeAndMissingColumns) {
   TempDir dir;
   const std::string path = dir.file("results.h5");
